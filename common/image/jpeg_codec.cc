@@ -1,8 +1,10 @@
 // JPEG decoding with libjpeg-turbo's libjpeg API (errors via setjmp/longjmp, confined to this
 // file; no C++ object with a destructor lives across a setjmp in the same frame).
-#include <jerror.h>
-#include <jpeglib.h>
+// clang-format off
 #include <stdio.h>  // jpeglib.h needs FILE and size_t declared first.
+#include <jpeglib.h>
+#include <jerror.h>
+// clang-format on
 
 #include <csetjmp>
 #include <cstring>

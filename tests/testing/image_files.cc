@@ -1,8 +1,10 @@
 #include "tests/testing/image_files.h"
 
+// clang-format off
+#include <stdio.h>  // jpeglib.h needs FILE and size_t declared first.
 #include <jpeglib.h>
+// clang-format on
 #include <png.h>
-#include <stdio.h>
 
 #include <cstdlib>
 #include <cstring>
