@@ -1,0 +1,19 @@
+#include "worker/train/torch_status.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace dreambooth::train {
+
+absl::Status StatusFromException(const std::exception& e, const std::string& context) {
+  const std::string what = e.what();
+  // c10::Error messages carry a C++ backtrace after the first line; keep the first line only.
+  const std::string first_line = what.substr(0, what.find('\n'));
+  if (absl::StrContains(what, "out of memory") || absl::StrContains(what, "OutOfMemory") ||
+      absl::StrContains(what, "DefaultCPUAllocator: can't allocate")) {
+    return absl::ResourceExhaustedError(absl::StrCat(context, ": ", first_line));
+  }
+  return absl::InternalError(absl::StrCat(context, ": ", first_line));
+}
+
+}  // namespace dreambooth::train

@@ -1,0 +1,128 @@
+// Options of a DreamBooth fine-tune: the job spec (proto/dreambooth/v1/job_spec.proto) as a
+// plain struct, with the spec's resolved defaults (NeMo's where it has the option, otherwise
+// diffusers' train_dreambooth.py), plus local paths and a few options the spec does not carry.
+#ifndef DREAMBOOTH_WORKER_TRAIN_TRAIN_OPTIONS_H_
+#define DREAMBOOTH_WORKER_TRAIN_TRAIN_OPTIONS_H_
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "worker/train/lr_schedule.h"
+
+namespace dreambooth::train {
+
+enum class MixedPrecision { kNo, kFp16, kBf16 };
+
+absl::StatusOr<MixedPrecision> ParseMixedPrecision(const std::string& name);  // no|fp16|bf16
+std::string MixedPrecisionName(MixedPrecision precision);
+
+// Sampler settings for class-image generation and validation images.
+struct SamplerOptions {
+  // A diffusion::CreateScheduler name. The job spec's class-image default is PNDM (NeMo's PLMS);
+  // this engine defaults to DDIM for both, the worker maps the spec's choice.
+  std::string scheduler = "ddim";
+  int num_inference_steps = 50;
+  double guidance_scale = 7.5;
+  std::string negative_prompt;
+  double eta = 0.0;
+};
+
+struct TrainOptions {
+  // ---- Model and data ----
+  std::string base_model;          // "tiny", a diffusers folder or a single .safetensors file
+  std::string base_model_variant;  // e.g. "fp16": weight-file variant to prefer
+  std::string instance_dir;        // folder of instance images (+ optional <name>.txt captions)
+  std::string instance_prompt;     // e.g. "a photo of sks dog"
+
+  // ---- Prior preservation ----
+  bool with_prior_preservation = false;
+  double prior_loss_weight = 0.5;  // NeMo (diffusers: 1.0)
+  std::string class_prompt;        // the spec's regularization_prompt
+  std::string class_dir;           // user-supplied class images; may be empty or absent
+  int num_class_images = 10;       // the spec's num_reg_images (NeMo default 10)
+  int num_images_per_prompt = 4;   // class-generation batch
+  SamplerOptions class_sampler;
+  // Content-keyed store of generated class images shared across runs; default
+  // <output_dir>/cache/class_images.
+  std::string class_cache_dir;
+
+  // ---- Data pipeline ----
+  int resolution = 512;  // multiple of 8 (and of the VAE's downscale factor)
+  bool center_crop = true;
+  bool random_flip = false;
+  // Encode every image once and sample from the cached posterior each step. Requires
+  // center_crop; with random_flip both orientations are cached.
+  bool use_cached_latents = true;
+  std::string latent_cache_dir;  // default <output_dir>/cache/latents
+
+  // ---- Optimisation ----
+  bool train_text_encoder = false;
+  double text_encoder_learning_rate = 0.0;  // <= 0: learning_rate
+  // With the text encoder frozen, prompt embeddings are computed once (not every step).
+  bool precompute_text_embeddings = true;
+  int max_train_steps = 400;
+  double learning_rate = 1e-6;
+  LrScheduleType lr_scheduler = LrScheduleType::kConstant;
+  int lr_warmup_steps = 0;
+  int lr_num_cycles = 1;
+  double lr_power = 1.0;
+  int train_batch_size = 1;  // instance images per micro-batch (class images: the same number)
+  int gradient_accumulation_steps = 1;
+  double max_grad_norm = 1.0;  // <= 0: no clipping
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  double adam_weight_decay = 0.0;  // NeMo (diffusers: 1e-2)
+  double adam_epsilon = 1e-8;
+  uint64_t seed = 0;
+  MixedPrecision mixed_precision = MixedPrecision::kNo;
+  bool gradient_checkpointing = false;
+  // Not in the job spec (diffusers options): min-SNR gamma (0 = off), offset noise (diffusers'
+  // --offset_noise uses 0.1; 0 = off), EMA of the UNet weights (exported when enabled).
+  double snr_gamma = 0.0;
+  double offset_noise = 0.0;
+  bool use_ema = false;
+  double ema_decay = 0.9999;
+
+  // ---- Checkpoints, resume, validation ----
+  std::string output_dir;
+  int checkpointing_steps = 200;    // 0: only the final export
+  int checkpoints_total_limit = 0;  // sampleable checkpoints kept (0 = all)
+  int resume_states_to_keep = 2;    // resume states kept (the last K)
+  // "" (start fresh), "latest" (newest resume state under output_dir, fresh if none) or the
+  // path of a resume-state folder.
+  std::string resume_from;
+  std::vector<std::string> validation_prompts;
+  int validation_steps = 100;
+  int num_validation_images = 1;
+  SamplerOptions validation_sampler;
+
+  // ---- Runtime ----
+  std::string device = "cpu";  // "cpu", "cuda", "cuda:1", ...
+  int num_threads = 0;         // intra-op threads on CPU; 0 leaves LibTorch's setting
+
+  // The paths actually used (defaults filled in from output_dir).
+  std::string ClassCacheDir() const;
+  std::string LatentCacheDir() const;
+  std::string ResumeRoot() const;      // <output_dir>/resume
+  std::string CheckpointRoot() const;  // <output_dir>/checkpoints
+  std::string FinalModelDir() const;   // <output_dir>/final
+  double TextEncoderLearningRate() const {
+    return text_encoder_learning_rate > 0 ? text_encoder_learning_rate : learning_rate;
+  }
+};
+
+// Checks every field; INVALID_ARGUMENT names the field and the bad value. Does not touch the
+// filesystem (see the trainer for missing folders).
+absl::Status ValidateTrainOptions(const TrainOptions& options);
+
+// The options that determine the numbers a run produces (everything but paths, device and
+// retention), used to refuse resuming with different settings.
+nlohmann::json TrainingFingerprint(const TrainOptions& options);
+
+}  // namespace dreambooth::train
+
+#endif  // DREAMBOOTH_WORKER_TRAIN_TRAIN_OPTIONS_H_

@@ -1,0 +1,144 @@
+#include "worker/train/training_data.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/train/torch_status.h"
+
+namespace dreambooth::train {
+namespace {
+
+// SplitMix64: decorrelates seeds derived from (seed, position, salt).
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t DeriveSeed(uint64_t seed, uint64_t a, uint64_t salt) {
+  return Mix(Mix(seed ^ Mix(salt)) ^ a);
+}
+
+}  // namespace
+
+SampleStream::SampleStream(int num_instances, int num_classes, bool random_flip, uint64_t seed)
+    : num_instances_(num_instances),
+      num_classes_(num_classes),
+      random_flip_(random_flip),
+      seed_(seed),
+      epoch_length_(std::max(num_instances, num_classes)) {}
+
+SampleStream::Draw SampleStream::At(int64_t position) const {
+  const int64_t epoch = position / epoch_length_;
+  const int64_t k = position % epoch_length_;
+  at::Generator perm_gen = at::detail::createCPUGenerator(DeriveSeed(seed_, epoch, 1));
+  // randperm of the epoch; regenerated per call (epochs are short: at most num_class_images).
+  const int64_t idx = at::randperm(epoch_length_, perm_gen, at::TensorOptions().dtype(at::kLong))[k]
+                          .item<int64_t>();
+  Draw d;
+  d.instance = static_cast<int>(idx % num_instances_);
+  if (num_classes_ > 0) d.klass = static_cast<int>(idx % num_classes_);
+  const uint64_t draw_seed = DeriveSeed(seed_, position, 2);
+  if (random_flip_) {
+    d.instance_flip = (Mix(draw_seed ^ 1) & 1) != 0;  // p = 0.5, like RandomHorizontalFlip
+    d.class_flip = (Mix(draw_seed ^ 2) & 1) != 0;
+  }
+  d.instance_crop_seed = Mix(draw_seed ^ 3);
+  d.class_crop_seed = Mix(draw_seed ^ 4);
+  return d;
+}
+
+PosteriorSource::PosteriorSource(diffusion::AutoencoderKL vae, std::string vae_digest,
+                                 Options options)
+    : vae_(std::move(vae)),
+      vae_digest_(std::move(vae_digest)),
+      options_(std::move(options)),
+      cache_(options_.cache_dir) {}
+
+LatentCacheKey PosteriorSource::KeyFor(const ImageRecord& image, bool flip) const {
+  LatentCacheKey key;
+  key.vae_digest = vae_digest_;
+  key.image_digest = image.digest;
+  key.resolution = options_.resolution;
+  key.crop = options_.center_crop ? "center" : "random";
+  key.flip = flip;
+  return key;
+}
+
+Posterior PosteriorSource::ToDevice(const CachedPosterior& p) const {
+  // std is derived from the stored log-variance in one place, so cached and online encoding
+  // give identical numbers.
+  return Posterior{p.mean.to(options_.device), at::exp(0.5 * p.logvar).to(options_.device)};
+}
+
+absl::StatusOr<CachedPosterior> PosteriorSource::Encode(const ImageRecord& image, bool flip,
+                                                        uint64_t crop_seed) {
+  at::Generator crop_gen = at::detail::createCPUGenerator(crop_seed);
+  CropSpec crop{options_.center_crop, &crop_gen};
+  ASSIGN_OR_RETURN(at::Tensor pixels,
+                   LoadTrainingImage(image.path, options_.resolution, crop, flip));
+  return GuardTorch(absl::StrCat("VAE encode of ", image.path),
+                    [&]() -> absl::StatusOr<CachedPosterior> {
+                      at::NoGradGuard no_grad;
+                      at::Tensor x = pixels.unsqueeze(0).to(options_.device, options_.dtype);
+                      diffusion::LatentDistribution dist = vae_->Encode(x);
+                      return CachedPosterior{dist.mean[0].to(at::kCPU, at::kFloat),
+                                             dist.logvar[0].to(at::kCPU, at::kFloat)};
+                    });
+}
+
+absl::StatusOr<LatentCacheStats> PosteriorSource::Prepare(
+    const std::vector<ImageRecord>& images, const std::function<bool(int, int)>& progress) {
+  LatentCacheStats stats;
+  if (!options_.use_cache) return stats;
+  std::vector<bool> flips = {false};
+  if (options_.random_flip) flips.push_back(true);
+  const int total = static_cast<int>(images.size() * flips.size());
+  int done = 0;
+  vae_->eval();
+  for (const ImageRecord& image : images) {
+    for (bool flip : flips) {
+      const auto mem_key = std::make_pair(image.digest, flip);
+      if (memory_.count(mem_key)) {
+        ++done;
+        continue;
+      }
+      const LatentCacheKey key = KeyFor(image, flip);
+      absl::StatusOr<CachedPosterior> hit = cache_.Lookup(key);
+      if (hit.ok()) {
+        ++stats.hits;
+        memory_[mem_key] = ToDevice(*hit);
+      } else {
+        ++stats.misses;
+        ASSIGN_OR_RETURN(CachedPosterior p, Encode(image, flip, 0));
+        RETURN_IF_ERROR(cache_.Store(key, p));
+        memory_[mem_key] = ToDevice(p);
+      }
+      ++done;
+      if (progress && !progress(done, total)) {
+        return absl::CancelledError(
+            absl::StrCat("latent caching cancelled after ", done, " of ", total, " images"));
+      }
+    }
+  }
+  return stats;
+}
+
+absl::StatusOr<Posterior> PosteriorSource::Get(const ImageRecord& image, bool flip,
+                                               uint64_t crop_seed) {
+  if (!options_.use_cache) {
+    ASSIGN_OR_RETURN(CachedPosterior p, Encode(image, flip, crop_seed));
+    return ToDevice(p);
+  }
+  auto it = memory_.find(std::make_pair(image.digest, flip));
+  if (it == memory_.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("latents of ", image.path, " were not prepared (run the caching stage)"));
+  }
+  return it->second;
+}
+
+}  // namespace dreambooth::train

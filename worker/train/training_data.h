@@ -1,0 +1,102 @@
+// What a training step consumes: the order in which instance and class images are drawn, their
+// per-draw augmentation (random crop, flip), and the VAE posterior of each draw, either from the
+// latent cache (encoded once, before training) or encoded online.
+#ifndef DREAMBOOTH_WORKER_TRAIN_TRAINING_DATA_H_
+#define DREAMBOOTH_WORKER_TRAIN_TRAINING_DATA_H_
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "worker/diffusion/autoencoder_kl.h"
+#include "worker/train/image_dataset.h"
+#include "worker/train/latent_cache.h"
+
+namespace dreambooth::train {
+
+// The sample stream, after diffusers' DreamBoothDataset + shuffling DataLoader: an epoch has
+// max(#instances, #classes) positions visited in a random permutation; position k of an epoch
+// holds instance perm[k] % #instances and class perm[k] % #classes. Everything drawn for flat
+// position p (epoch = p / epoch_length) is a pure function of (seed, p), so resuming needs no
+// data-loader state. Immutable after construction; thread-safe.
+class SampleStream {
+ public:
+  struct Draw {
+    int instance = 0;
+    int klass = -1;  // -1 without class images
+    bool instance_flip = false;
+    bool class_flip = false;
+    uint64_t instance_crop_seed = 0;  // seed of the random-crop generator
+    uint64_t class_crop_seed = 0;
+  };
+
+  SampleStream(int num_instances, int num_classes, bool random_flip, uint64_t seed);
+  Draw At(int64_t position) const;
+  int64_t epoch_length() const { return epoch_length_; }
+
+ private:
+  int num_instances_;
+  int num_classes_;
+  bool random_flip_;
+  uint64_t seed_;
+  int64_t epoch_length_;
+};
+
+// A posterior over latents of one image: mean and std [C, h, w] on the training device.
+struct Posterior {
+  at::Tensor mean;
+  at::Tensor std;
+};
+
+struct LatentCacheStats {
+  int hits = 0;
+  int misses = 0;  // encoded and stored (a mismatched entry counts as a miss)
+};
+
+// Provides the posterior of an (image, flip) draw. Not thread-safe.
+class PosteriorSource {
+ public:
+  struct Options {
+    int resolution = 512;
+    bool center_crop = true;
+    bool random_flip = false;
+    bool use_cache = true;
+    std::string cache_dir;
+    at::Device device = at::kCPU;
+    at::ScalarType dtype = at::kFloat;  // the VAE's dtype
+  };
+
+  PosteriorSource(diffusion::AutoencoderKL vae, std::string vae_digest, Options options);
+
+  // Caching stage: looks up / encodes every image (both orientations with random_flip) and keeps
+  // the posteriors in memory. `progress(done, total)` returning false cancels (CANCELLED).
+  absl::StatusOr<LatentCacheStats> Prepare(const std::vector<ImageRecord>& images,
+                                           const std::function<bool(int, int)>& progress);
+
+  // The posterior of `image` (flipped or not). With the cache, `image` must have been prepared;
+  // otherwise the image is loaded, cropped (randomly from crop_seed when !center_crop) and
+  // encoded now.
+  absl::StatusOr<Posterior> Get(const ImageRecord& image, bool flip, uint64_t crop_seed);
+
+ private:
+  // The VAE posterior as float32 CPU tensors [C, h, w].
+  absl::StatusOr<CachedPosterior> Encode(const ImageRecord& image, bool flip, uint64_t crop_seed);
+  Posterior ToDevice(const CachedPosterior& p) const;
+  LatentCacheKey KeyFor(const ImageRecord& image, bool flip) const;
+
+  diffusion::AutoencoderKL vae_;
+  std::string vae_digest_;
+  Options options_;
+  LatentCache cache_;
+  std::map<std::pair<std::string, bool>, Posterior> memory_;  // (image digest, flip)
+};
+
+}  // namespace dreambooth::train
+
+#endif  // DREAMBOOTH_WORKER_TRAIN_TRAINING_DATA_H_
