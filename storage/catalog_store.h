@@ -1,0 +1,63 @@
+// Image sets, advertised base models and the shared cache index, in SQLite. Blob bytes live in
+// the BlobStore; this store only records digests. Thread-safe.
+#ifndef DREAMBOOTH_STORAGE_CATALOG_STORE_H_
+#define DREAMBOOTH_STORAGE_CATALOG_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "storage/database.h"
+#include "storage/records.h"
+
+namespace dreambooth::storage {
+
+class CatalogStore {
+ public:
+  // `db` must outlive the store.
+  explicit CatalogStore(Database* db) : db_(db) {}
+
+  // ---- Image sets ----
+
+  // Creates an empty set (id "is_<hex>") when `set_id` is empty, else appends to that set
+  // (NOT_FOUND when absent), adding `images` in order; an image whose digest the set already holds
+  // is skipped. Fails with RESOURCE_EXHAUSTED, adding nothing, when the set would exceed
+  // max_images. Returns the set after the change.
+  absl::StatusOr<ImageSetRecord> AddImages(const std::string& set_id,
+                                           const std::string& display_name,
+                                           const std::vector<StoredImageRecord>& images,
+                                           int max_images, int64_t now_ms);
+  absl::StatusOr<ImageSetRecord> GetImageSet(const std::string& set_id);
+  struct ImageSetPage {
+    std::vector<ImageSetRecord> sets;
+    int64_t next_before_seq = 0;  // 0 => last page
+  };
+  // Newest first with seq < before_seq (0 => from the newest).
+  absl::StatusOr<ImageSetPage> ListImageSets(int page_size, int64_t before_seq);
+  // NOT_FOUND when absent. The caller checks that no active job uses it.
+  absl::Status DeleteImageSet(const std::string& set_id);
+
+  // ---- Base models advertised by workers ----
+
+  absl::Status RememberBaseModels(const std::vector<std::string>& names,
+                                  const std::string& worker_id, int64_t now_ms);
+  absl::StatusOr<bool> IsKnownBaseModel(const std::string& name);
+
+  // ---- Shared cache index ----
+
+  absl::StatusOr<std::optional<CacheEntryRecord>> GetCacheEntry(const std::string& key);
+  // Replaces the entry (append=false) or adds items to it (append=true; an existing name with a
+  // different digest is FAILED_PRECONDITION). Returns the item count after the put.
+  absl::StatusOr<int> PutCacheEntry(const std::string& key,
+                                    const std::vector<CacheItemRecord>& items, bool append,
+                                    const std::string& metadata_json, int64_t now_ms);
+
+ private:
+  Database* const db_;
+};
+
+}  // namespace dreambooth::storage
+
+#endif  // DREAMBOOTH_STORAGE_CATALOG_STORE_H_

@@ -1,0 +1,175 @@
+// JobStore: creation with request ids, reads, listing, cancellation and event logs.
+#include "storage/job_store.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "storage/crypto.h"
+#include "storage/job_rows.h"
+
+namespace dreambooth::storage {
+
+using internal::kJobColumns;
+
+absl::StatusOr<JobRecord> JobStore::Create(const NewJob& job, int64_t now_ms,
+                                           int64_t request_retention_ms) {
+  JobRecord created;
+  RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
+    if (!job.request_id.empty()) {
+      ASSIGN_OR_RETURN(Statement prune,
+                       c.Prepare("DELETE FROM request_ids WHERE create_time_ms < ?"));
+      prune.Bind(1, now_ms - request_retention_ms);
+      RETURN_IF_ERROR(prune.Run());
+      ASSIGN_OR_RETURN(Statement find, c.Prepare("SELECT fingerprint, job_id FROM request_ids "
+                                                 "WHERE request_id = ?"));
+      find.Bind(1, job.request_id);
+      ASSIGN_OR_RETURN(bool seen, find.Step());
+      if (seen) {
+        if (find.ColumnText(0) != job.request_fingerprint) {
+          return absl::AlreadyExistsError(absl::StrCat(
+              "request_id '", job.request_id, "' was already used for job ", find.ColumnText(1),
+              " with a different request; use a new request_id for a different job"));
+        }
+        ASSIGN_OR_RETURN(created, internal::LoadJob(c, find.ColumnText(1)));
+        return absl::OkStatus();
+      }
+    }
+    const std::string id = absl::StrCat("job_", RandomHex(8));
+    ASSIGN_OR_RETURN(Statement ins,
+                     c.Prepare("INSERT INTO jobs (id, spec, base_model, instance_set, "
+                               "regularization_set, request_id, state, create_time_ms, "
+                               "max_attempts, max_infra_attempts) VALUES (?,?,?,?,?,?,?,?,?,?)"));
+    ins.Bind(1, id)
+        .BindBlob(2, job.spec)
+        .Bind(3, job.base_model)
+        .Bind(4, job.instance_set)
+        .Bind(5, job.regularization_set)
+        .Bind(6, job.request_id)
+        .Bind(7, int64_t{static_cast<int>(JobState::kQueued)})
+        .Bind(8, now_ms)
+        .Bind(9, int64_t{job.max_attempts})
+        .Bind(10, int64_t{job.max_infra_attempts});
+    RETURN_IF_ERROR(ins.Run());
+    if (!job.request_id.empty()) {
+      ASSIGN_OR_RETURN(Statement remember,
+                       c.Prepare("INSERT INTO request_ids (request_id, fingerprint, job_id, "
+                                 "create_time_ms) VALUES (?,?,?,?)"));
+      remember.Bind(1, job.request_id).Bind(2, job.request_fingerprint).Bind(3, id).Bind(4, now_ms);
+      RETURN_IF_ERROR(remember.Run());
+    }
+    EventRecord event;
+    event.kind = EventKind::kStateChanged;
+    event.message = "job queued";
+    RETURN_IF_ERROR(internal::AppendEvent(c, id, std::move(event), now_ms).status());
+    ASSIGN_OR_RETURN(created, internal::LoadJob(c, id));
+    return absl::OkStatus();
+  }));
+  return created;
+}
+
+absl::StatusOr<JobRecord> JobStore::Get(const std::string& job_id) {
+  JobRecord job;
+  RETURN_IF_ERROR(db_->Read([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(job, internal::LoadJob(c, job_id));
+    return absl::OkStatus();
+  }));
+  return job;
+}
+
+absl::StatusOr<JobStore::Page> JobStore::List(JobState state, int page_size, int64_t before_seq) {
+  if (page_size < 1) return absl::InvalidArgumentError("page_size must be >= 1");
+  Page page;
+  RETURN_IF_ERROR(db_->Read([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(Statement s,
+                     c.Prepare(absl::StrCat("SELECT ", kJobColumns,
+                                            " FROM jobs WHERE (?1 = 0 OR seq < ?1) AND "
+                                            "(?2 = 0 OR state = ?2) ORDER BY seq DESC LIMIT ?3")));
+    s.Bind(1, before_seq).Bind(2, int64_t{static_cast<int>(state)}).Bind(3, int64_t{page_size} + 1);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      page.jobs.push_back(internal::ReadJobRow(s));
+    }
+    return absl::OkStatus();
+  }));
+  if (static_cast<int>(page.jobs.size()) > page_size) {
+    page.jobs.pop_back();
+    page.next_before_seq = page.jobs.back().seq;
+  }
+  return page;
+}
+
+absl::StatusOr<JobRecord> JobStore::Cancel(const std::string& job_id, int64_t now_ms) {
+  JobRecord job;
+  RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(job, internal::LoadJob(c, job_id));
+    if (IsTerminal(job.state) || job.cancel_requested) return absl::OkStatus();
+    ASSIGN_OR_RETURN(Statement s, c.Prepare("UPDATE jobs SET cancel_requested = 1 WHERE id = ?"));
+    s.Bind(1, job_id);
+    RETURN_IF_ERROR(s.Run());
+    if (job.state == JobState::kQueued) {
+      RETURN_IF_ERROR(
+          internal::SetState(c, job_id, JobState::kCancelled, "cancelled by user", now_ms));
+    } else {
+      EventRecord event;
+      event.kind = EventKind::kLog;
+      event.message = "cancellation requested; waiting for the worker to stop";
+      RETURN_IF_ERROR(internal::AppendEvent(c, job_id, std::move(event), now_ms).status());
+    }
+    ASSIGN_OR_RETURN(job, internal::LoadJob(c, job_id));
+    return absl::OkStatus();
+  }));
+  return job;
+}
+
+absl::StatusOr<std::vector<EventRecord>> JobStore::ReadEvents(const std::string& job_id,
+                                                              int64_t after_sequence, int limit) {
+  std::vector<EventRecord> events;
+  RETURN_IF_ERROR(db_->Read([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(Statement s,
+                     c.Prepare("SELECT sequence, time_ms, kind, state, stage, step, total, loss, "
+                               "learning_rate, images_per_second, eta_seconds, message, attempt "
+                               "FROM events WHERE job_id = ? AND sequence > ? ORDER BY sequence "
+                               "LIMIT ?"));
+    s.Bind(1, job_id).Bind(2, after_sequence).Bind(3, int64_t{limit});
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      EventRecord e;
+      e.sequence = s.ColumnInt(0);
+      e.time_ms = s.ColumnInt(1);
+      e.kind = static_cast<EventKind>(s.ColumnInt(2));
+      e.state = static_cast<JobState>(s.ColumnInt(3));
+      e.stage = static_cast<int>(s.ColumnInt(4));
+      e.step = s.ColumnInt(5);
+      e.total = s.ColumnInt(6);
+      e.loss = static_cast<float>(s.ColumnDouble(7));
+      e.learning_rate = s.ColumnDouble(8);
+      e.images_per_second = static_cast<float>(s.ColumnDouble(9));
+      e.eta_seconds = static_cast<float>(s.ColumnDouble(10));
+      e.message = s.ColumnText(11);
+      e.attempt = static_cast<int>(s.ColumnInt(12));
+      events.push_back(std::move(e));
+    }
+    if (events.empty()) {
+      // Distinguish "no new events" from "no such job".
+      RETURN_IF_ERROR(internal::LoadJob(c, job_id).status());
+    }
+    return absl::OkStatus();
+  }));
+  return events;
+}
+
+absl::StatusOr<int64_t> JobStore::CountActiveJobsUsingSet(const std::string& set_id) {
+  int64_t count = 0;
+  RETURN_IF_ERROR(db_->Read([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(Statement s, c.Prepare("SELECT COUNT(*) FROM jobs WHERE state IN (1, 2) AND "
+                                            "(instance_set = ?1 OR regularization_set = ?1)"));
+    s.Bind(1, set_id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) count = s.ColumnInt(0);
+    return absl::OkStatus();
+  }));
+  return count;
+}
+
+}  // namespace dreambooth::storage

@@ -1,0 +1,117 @@
+// The job queue: jobs, their numbered event logs, fenced leases and committed checkpoints, in
+// SQLite (see DESIGN.md "Job lifecycle" and "Storage rules").
+//
+// Every method takes the current time explicitly (Unix ms) so behaviour is deterministic under
+// test. Thread-safe (all state lives in the Database).
+//
+// Fencing: every worker-side method takes a lease token. A token is current while its job is
+// RUNNING under that token and the expiry has not passed; any other token gets
+// FAILED_PRECONDITION and nothing is changed.
+#ifndef DREAMBOOTH_STORAGE_JOB_STORE_H_
+#define DREAMBOOTH_STORAGE_JOB_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "storage/database.h"
+#include "storage/records.h"
+
+namespace dreambooth::storage {
+
+class JobStore {
+ public:
+  // `db` must outlive the store.
+  explicit JobStore(Database* db) : db_(db) {}
+
+  // ---- Public API side ----
+
+  // Inserts a QUEUED job (with a STATE_CHANGED event #1). With a request_id seen within
+  // `request_retention_ms`: the same fingerprint returns the job created first (unchanged);
+  // another fingerprint is ALREADY_EXISTS. Older request ids are forgotten.
+  absl::StatusOr<JobRecord> Create(const NewJob& job, int64_t now_ms, int64_t request_retention_ms);
+  // NOT_FOUND naming the id when absent.
+  absl::StatusOr<JobRecord> Get(const std::string& job_id);
+
+  struct Page {
+    std::vector<JobRecord> jobs;
+    // Pass as before_seq for the next page; 0 when this was the last page.
+    int64_t next_before_seq = 0;
+  };
+  // Jobs newest first with seq < before_seq (0 => from the newest), optionally only in `state`
+  // (kUnspecified => all). page_size must be >= 1.
+  absl::StatusOr<Page> List(JobState state, int page_size, int64_t before_seq);
+
+  // QUEUED => CANCELLED at once; RUNNING => cancel_requested (the worker sees it on heartbeat);
+  // terminal => unchanged. Returns the job after the call.
+  absl::StatusOr<JobRecord> Cancel(const std::string& job_id, int64_t now_ms);
+
+  // Events with sequence > after_sequence, oldest first, at most `limit`.
+  absl::StatusOr<std::vector<EventRecord>> ReadEvents(const std::string& job_id,
+                                                      int64_t after_sequence, int limit);
+
+  // Number of QUEUED or RUNNING jobs that use image set `set_id` (instance or regularization).
+  absl::StatusOr<int64_t> CountActiveJobsUsingSet(const std::string& set_id);
+
+  // ---- Worker side (leases) ----
+
+  // Claims the oldest QUEUED job whose base model is in `base_models`, in one BEGIN IMMEDIATE
+  // transaction: state RUNNING, attempt + 1, a fresh random token valid for ttl_ms. Returns
+  // nullopt when no job is eligible.
+  absl::StatusOr<std::optional<Lease>> Claim(const std::string& worker_id,
+                                             const std::vector<std::string>& base_models,
+                                             int64_t now_ms, int64_t ttl_ms);
+
+  struct HeartbeatResult {
+    bool cancel_requested = false;
+    int64_t expires_ms = 0;
+  };
+  // Extends the lease to now + ttl_ms and records coarse progress (stage, step, total).
+  absl::StatusOr<HeartbeatResult> Heartbeat(const std::string& token, int64_t now_ms,
+                                            int64_t ttl_ms, int stage, int64_t step, int64_t total);
+
+  // Returns the job a current token leases (FAILED_PRECONDITION otherwise). Read-only.
+  absl::StatusOr<JobRecord> CheckLease(const std::string& token, int64_t now_ms);
+
+  // Appends worker events in order; returns the last sequence. The store assigns sequence, time,
+  // state and attempt. PROGRESS events also update the job's stage/step/total.
+  absl::StatusOr<int64_t> AppendEvents(const std::string& token, int64_t now_ms,
+                                       std::vector<EventRecord> events);
+
+  // Ends the attempt successfully: SUCCEEDED, or CANCELLED when cancel was requested.
+  absl::StatusOr<JobState> Complete(const std::string& token, int64_t now_ms);
+  // Ends the attempt with an error. Retryable with budget left (error_attempts < max_attempts)
+  // => QUEUED; otherwise FAILED (CANCELLED when cancel was requested).
+  absl::StatusOr<JobState> Fail(const std::string& token, int64_t now_ms, const std::string& error,
+                                bool retryable);
+
+  // Requeues every RUNNING job whose lease expired before now_ms (infra budget permitting; else
+  // FAILED; CANCELLED when cancel was requested). Returns the ids of the jobs it changed.
+  absl::StatusOr<std::vector<std::string>> SweepExpired(int64_t now_ms);
+
+  // ---- Checkpoints ----
+
+  // Records a checkpoint of the leased job (files sorted by path; the caller has checked that
+  // every blob exists) and appends a CHECKPOINT event.
+  absl::StatusOr<CheckpointRecord> CommitCheckpoint(const std::string& token, int64_t now_ms,
+                                                    int64_t step, CheckpointKind kind,
+                                                    std::vector<CheckpointFileRecord> files);
+  // Oldest first. NOT_FOUND when the job does not exist.
+  absl::StatusOr<std::vector<CheckpointRecord>> ListCheckpoints(const std::string& job_id);
+  absl::StatusOr<CheckpointRecord> GetCheckpoint(const std::string& checkpoint_id);
+  // The newest checkpoint of the job whose kind is in `kinds`; nullopt when none.
+  absl::StatusOr<std::optional<CheckpointRecord>> LatestCheckpoint(
+      const std::string& job_id, const std::vector<CheckpointKind>& kinds);
+
+  // The manifest digest of a file list: SHA-256 over "<path>\t<digest>\n" lines, sorted by path.
+  static std::string ManifestDigest(const std::vector<CheckpointFileRecord>& sorted_files);
+
+ private:
+  Database* const db_;
+};
+
+}  // namespace dreambooth::storage
+
+#endif  // DREAMBOOTH_STORAGE_JOB_STORE_H_

@@ -1,0 +1,138 @@
+#include "storage/migrations.h"
+
+namespace dreambooth::storage {
+namespace {
+
+// Version 1: the initial schema. Times are Unix milliseconds; enums store the proto values.
+constexpr std::string_view kV1 = R"sql(
+CREATE TABLE meta (
+  key TEXT PRIMARY KEY,
+  value BLOB NOT NULL
+);
+
+CREATE TABLE image_sets (
+  id TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL UNIQUE,
+  display_name TEXT NOT NULL,
+  create_time_ms INTEGER NOT NULL
+);
+
+CREATE TABLE images (
+  set_id TEXT NOT NULL REFERENCES image_sets(id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  width INTEGER NOT NULL,
+  height INTEGER NOT NULL,
+  format TEXT NOT NULL,
+  PRIMARY KEY (set_id, digest)
+);
+CREATE INDEX images_by_position ON images(set_id, position);
+
+CREATE TABLE jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  spec BLOB NOT NULL,
+  base_model TEXT NOT NULL,
+  instance_set TEXT NOT NULL,
+  regularization_set TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  stage INTEGER NOT NULL DEFAULT 0,
+  step INTEGER NOT NULL DEFAULT 0,
+  total_steps INTEGER NOT NULL DEFAULT 0,
+  create_time_ms INTEGER NOT NULL,
+  start_time_ms INTEGER NOT NULL DEFAULT 0,
+  end_time_ms INTEGER NOT NULL DEFAULT 0,
+  attempt INTEGER NOT NULL DEFAULT 0,
+  error_attempts INTEGER NOT NULL DEFAULT 0,
+  infra_attempts INTEGER NOT NULL DEFAULT 0,
+  max_attempts INTEGER NOT NULL,
+  max_infra_attempts INTEGER NOT NULL,
+  error TEXT NOT NULL DEFAULT '',
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  lease_token TEXT,
+  lease_expires_ms INTEGER NOT NULL DEFAULT 0,
+  worker_id TEXT NOT NULL DEFAULT '',
+  last_sequence INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_queue ON jobs(state, seq);
+CREATE UNIQUE INDEX jobs_lease ON jobs(lease_token) WHERE lease_token IS NOT NULL;
+CREATE INDEX jobs_by_set ON jobs(instance_set);
+
+CREATE TABLE request_ids (
+  request_id TEXT PRIMARY KEY,
+  fingerprint TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  create_time_ms INTEGER NOT NULL
+);
+CREATE INDEX request_ids_by_time ON request_ids(create_time_ms);
+
+CREATE TABLE events (
+  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  sequence INTEGER NOT NULL,
+  time_ms INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  stage INTEGER NOT NULL,
+  step INTEGER NOT NULL,
+  total INTEGER NOT NULL,
+  loss REAL NOT NULL,
+  learning_rate REAL NOT NULL,
+  images_per_second REAL NOT NULL,
+  eta_seconds REAL NOT NULL,
+  message TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  PRIMARY KEY (job_id, sequence)
+) WITHOUT ROWID;
+
+CREATE TABLE checkpoints (
+  id TEXT PRIMARY KEY,
+  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL UNIQUE,
+  step INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  create_time_ms INTEGER NOT NULL,
+  manifest_digest TEXT NOT NULL
+);
+CREATE INDEX checkpoints_by_job ON checkpoints(job_id, seq);
+
+CREATE TABLE checkpoint_files (
+  checkpoint_id TEXT NOT NULL REFERENCES checkpoints(id) ON DELETE CASCADE,
+  path TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  PRIMARY KEY (checkpoint_id, path)
+) WITHOUT ROWID;
+
+CREATE TABLE base_models (
+  name TEXT PRIMARY KEY,
+  worker_id TEXT NOT NULL,
+  last_seen_ms INTEGER NOT NULL
+);
+
+CREATE TABLE cache_entries (
+  key TEXT PRIMARY KEY,
+  metadata_json TEXT NOT NULL,
+  update_time_ms INTEGER NOT NULL
+);
+
+CREATE TABLE cache_items (
+  key TEXT NOT NULL REFERENCES cache_entries(key) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  PRIMARY KEY (key, name)
+) WITHOUT ROWID;
+)sql";
+
+}  // namespace
+
+const std::vector<std::string_view>& Migrations() {
+  static const auto* migrations = new std::vector<std::string_view>{kV1};
+  return *migrations;
+}
+
+}  // namespace dreambooth::storage

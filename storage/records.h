@@ -1,0 +1,153 @@
+// Plain records stored by the storage layer. They mirror the dreambooth.v1 messages without
+// depending on protobuf: enum values equal the proto enum values, and the job spec is kept as
+// opaque serialized bytes that only the server interprets.
+#ifndef DREAMBOOTH_STORAGE_RECORDS_H_
+#define DREAMBOOTH_STORAGE_RECORDS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dreambooth::storage {
+
+// Values equal dreambooth.v1.JobState.
+enum class JobState : int {
+  kUnspecified = 0,
+  kQueued = 1,
+  kRunning = 2,
+  kSucceeded = 3,
+  kFailed = 4,
+  kCancelled = 5,
+};
+
+inline bool IsTerminal(JobState s) {
+  return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled;
+}
+
+// Values equal dreambooth.v1.EventKind.
+enum class EventKind : int {
+  kUnspecified = 0,
+  kStateChanged = 1,
+  kProgress = 2,
+  kLog = 3,
+  kCheckpoint = 4,
+  kLeaseLost = 5,
+  kValidationImage = 6,
+};
+
+// Values equal dreambooth.v1.CheckpointKind.
+enum class CheckpointKind : int { kUnspecified = 0, kSampleable = 1, kResume = 2, kFinal = 3 };
+
+struct StoredImageRecord {
+  std::string name;
+  std::string digest;
+  int64_t size_bytes = 0;
+  int width = 0;
+  int height = 0;
+  std::string format;
+};
+
+struct ImageSetRecord {
+  std::string id;
+  std::string display_name;
+  int64_t create_time_ms = 0;
+  std::vector<StoredImageRecord> images;  // in upload order
+};
+
+// What CreateJob stores.
+struct NewJob {
+  std::string spec;  // serialized dreambooth.v1.JobSpec, defaults resolved
+  std::string base_model;
+  std::string instance_set;
+  std::string regularization_set;  // "" when none
+  int max_attempts = 3;
+  int max_infra_attempts = 10;
+  // Idempotency: "" for none. The fingerprint identifies the request body (same id + other
+  // fingerprint => ALREADY_EXISTS).
+  std::string request_id;
+  std::string request_fingerprint;
+};
+
+struct JobRecord {
+  std::string id;
+  int64_t seq = 0;  // insertion order
+  std::string spec;
+  std::string base_model;
+  std::string instance_set;
+  std::string regularization_set;
+  std::string request_id;
+  JobState state = JobState::kUnspecified;
+  int stage = 0;  // dreambooth.v1.JobStage
+  int64_t step = 0;
+  int64_t total_steps = 0;
+  int64_t create_time_ms = 0;
+  int64_t start_time_ms = 0;
+  int64_t end_time_ms = 0;
+  int attempt = 0;
+  int error_attempts = 0;
+  int infra_attempts = 0;
+  int max_attempts = 0;
+  int max_infra_attempts = 0;
+  std::string error;
+  bool cancel_requested = false;
+  std::string worker_id;
+  int64_t lease_expires_ms = 0;
+  int64_t last_sequence = 0;
+};
+
+struct EventRecord {
+  int64_t sequence = 0;  // assigned by the store
+  int64_t time_ms = 0;   // assigned by the store
+  EventKind kind = EventKind::kUnspecified;
+  JobState state = JobState::kUnspecified;  // assigned by the store
+  int stage = 0;
+  int64_t step = 0;
+  int64_t total = 0;
+  float loss = 0;
+  double learning_rate = 0;
+  float images_per_second = 0;
+  float eta_seconds = -1;
+  std::string message;
+  int attempt = 0;  // assigned by the store
+};
+
+// A granted lease on a job.
+struct Lease {
+  JobRecord job;  // after the claim (state RUNNING, attempt incremented)
+  std::string token;
+  int64_t expires_ms = 0;
+};
+
+struct CheckpointFileRecord {
+  std::string path;
+  std::string digest;
+  int64_t size_bytes = 0;
+};
+
+struct CheckpointRecord {
+  std::string id;
+  std::string job_id;
+  int64_t step = 0;
+  CheckpointKind kind = CheckpointKind::kUnspecified;
+  int attempt = 0;
+  int64_t create_time_ms = 0;
+  std::string manifest_digest;
+  std::vector<CheckpointFileRecord> files;  // sorted by path
+};
+
+struct CacheItemRecord {
+  std::string name;
+  std::string digest;
+  int64_t size_bytes = 0;
+};
+
+struct CacheEntryRecord {
+  std::string key;
+  std::string metadata_json;
+  int64_t update_time_ms = 0;
+  std::vector<CacheItemRecord> items;  // sorted by name
+};
+
+}  // namespace dreambooth::storage
+
+#endif  // DREAMBOOTH_STORAGE_RECORDS_H_

@@ -1,0 +1,313 @@
+// The job queue: creation and request ids, listing, cancellation, leases and fencing.
+#include "storage/job_store.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "tests/testing/temp_dir.h"
+
+namespace dreambooth::storage {
+namespace {
+
+constexpr int64_t kDay = 24LL * 3600 * 1000;
+constexpr int64_t kTtl = 30'000;
+const std::vector<std::string> kModels = {"tiny"};
+
+class JobStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto db = Database::Open({dir_.Join("db.sqlite")});
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = std::move(*db);
+    store_ = std::make_unique<JobStore>(db_.get());
+  }
+
+  NewJob Spec(const std::string& body, const std::string& request_id = "") {
+    NewJob job;
+    job.spec = body;
+    job.base_model = "tiny";
+    job.instance_set = "is_1";
+    job.request_id = request_id;
+    job.request_fingerprint = "fp:" + body;
+    return job;
+  }
+
+  JobRecord MustCreate(const std::string& body, int64_t now = 1000) {
+    auto job = store_->Create(Spec(body), now, kDay);
+    EXPECT_TRUE(job.ok()) << job.status();
+    return *job;
+  }
+
+  Lease MustClaim(int64_t now, const std::string& worker = "w1") {
+    auto lease = store_->Claim(worker, kModels, now, kTtl);
+    EXPECT_TRUE(lease.ok()) << lease.status();
+    EXPECT_TRUE(lease->has_value());
+    return **lease;
+  }
+
+  std::vector<EventRecord> Events(const std::string& job_id) {
+    auto events = store_->ReadEvents(job_id, 0, 10000);
+    EXPECT_TRUE(events.ok()) << events.status();
+    return *events;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<JobStore> store_;
+};
+
+TEST_F(JobStoreTest, CreateQueuesWithAFirstEvent) {
+  const JobRecord job = MustCreate("spec-a");
+  EXPECT_EQ(job.state, JobState::kQueued);
+  EXPECT_EQ(job.spec, "spec-a");
+  EXPECT_EQ(job.last_sequence, 1);
+  const auto events = Events(job.id);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].sequence, 1);
+  EXPECT_EQ(events[0].kind, EventKind::kStateChanged);
+  EXPECT_EQ(events[0].state, JobState::kQueued);
+  EXPECT_EQ(store_->Get("job_missing").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(JobStoreTest, RequestIdReplayReturnsTheSameJob) {
+  auto first = store_->Create(Spec("body", "req-1"), 1000, kDay);
+  ASSERT_TRUE(first.ok());
+  auto again = store_->Create(Spec("body", "req-1"), 2000, kDay);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->id, first->id);
+  auto other = store_->Create(Spec("another body", "req-1"), 3000, kDay);
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(other.status().message().find("req-1"), std::string::npos);
+  auto page = store_->List(JobState::kUnspecified, 100, 0);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->jobs.size(), 1u);
+  // Still remembered just under 24 h later; forgotten after the retention window.
+  auto late = store_->Create(Spec("body", "req-1"), 1000 + kDay - 1, kDay);
+  EXPECT_EQ(late->id, first->id);
+  auto after = store_->Create(Spec("another body", "req-1"), 1000 + kDay + 1, kDay);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_NE(after->id, first->id);
+}
+
+TEST_F(JobStoreTest, ListPaginatesNewestFirstWithoutGapsWhileInserting) {
+  for (int i = 0; i < 25; ++i) MustCreate("j" + std::to_string(i));
+  std::set<std::string> seen;
+  std::vector<std::string> existing;
+  const auto all = store_->List(JobState::kUnspecified, 1000, 0);
+  ASSERT_TRUE(all.ok());
+  for (const auto& j : all->jobs) existing.push_back(j.id);
+  int64_t cursor = 0;
+  int pages = 0;
+  do {
+    auto page = store_->List(JobState::kUnspecified, 7, cursor);
+    ASSERT_TRUE(page.ok());
+    for (const auto& j : page->jobs) EXPECT_TRUE(seen.insert(j.id).second) << "duplicate";
+    cursor = page->next_before_seq;
+    MustCreate("inserted during pagination " + std::to_string(pages));  // never appears
+    ++pages;
+  } while (cursor != 0);
+  EXPECT_EQ(pages, 4);  // 7 + 7 + 7 + 4
+  EXPECT_EQ(seen, std::set<std::string>(existing.begin(), existing.end()));
+}
+
+TEST_F(JobStoreTest, ListFiltersByState) {
+  const JobRecord a = MustCreate("a");
+  MustCreate("b");
+  ASSERT_TRUE(store_->Cancel(a.id, 2000).ok());
+  auto cancelled = store_->List(JobState::kCancelled, 10, 0);
+  ASSERT_EQ(cancelled->jobs.size(), 1u);
+  EXPECT_EQ(cancelled->jobs[0].id, a.id);
+  EXPECT_EQ(store_->List(JobState::kQueued, 10, 0)->jobs.size(), 1u);
+}
+
+TEST_F(JobStoreTest, ClaimHeartbeatComplete) {
+  const JobRecord job = MustCreate("x");
+  const Lease lease = MustClaim(5000);
+  EXPECT_EQ(lease.job.id, job.id);
+  EXPECT_EQ(lease.job.state, JobState::kRunning);
+  EXPECT_EQ(lease.job.attempt, 1);
+  EXPECT_EQ(lease.expires_ms, 5000 + kTtl);
+  EXPECT_FALSE(store_->Claim("w2", kModels, 5001, kTtl)->has_value());  // nothing else queued
+
+  auto hb = store_->Heartbeat(lease.token, 20000, kTtl, 4, 10, 400);
+  ASSERT_TRUE(hb.ok()) << hb.status();
+  EXPECT_FALSE(hb->cancel_requested);
+  EXPECT_EQ(hb->expires_ms, 20000 + kTtl);
+  // The renewed lease survives past the original expiry.
+  EXPECT_TRUE(store_->SweepExpired(5000 + kTtl + 1)->empty());
+  EventRecord progress;
+  progress.kind = EventKind::kProgress;
+  progress.stage = 4;
+  progress.step = 11;
+  progress.total = 400;
+  progress.loss = 0.25f;
+  auto last = store_->AppendEvents(lease.token, 21000, {progress});
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(store_->Get(job.id)->step, 11);
+
+  auto done = store_->Complete(lease.token, 22000);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(*done, JobState::kSucceeded);
+  const auto events = Events(job.id);
+  ASSERT_EQ(events.size(), 4u);  // queued, running, progress, succeeded
+  for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].sequence, int64_t(i) + 1);
+  EXPECT_EQ(events[2].loss, 0.25f);
+  EXPECT_EQ(events[2].attempt, 1);
+  EXPECT_EQ(events.back().state, JobState::kSucceeded);
+  EXPECT_EQ(store_->Get(job.id)->end_time_ms, 22000);
+}
+
+TEST_F(JobStoreTest, ClaimOnlyTakesJobsForAdvertisedModels) {
+  NewJob other = Spec("needs sd15");
+  other.base_model = "sd15";
+  ASSERT_TRUE(store_->Create(other, 1000, kDay).ok());
+  EXPECT_FALSE(store_->Claim("w", {"tiny"}, 2000, kTtl)->has_value());
+  auto lease = store_->Claim("w", {"tiny", "sd15"}, 2000, kTtl);
+  ASSERT_TRUE(lease->has_value());
+  EXPECT_EQ((*lease)->job.base_model, "sd15");
+}
+
+TEST_F(JobStoreTest, ExpiredLeaseRequeuesAndResumesWithANewAttempt) {
+  const JobRecord job = MustCreate("x");
+  const Lease first = MustClaim(1000, "w1");
+  auto swept = store_->SweepExpired(1000 + kTtl + 1);
+  ASSERT_TRUE(swept.ok());
+  ASSERT_EQ(*swept, std::vector<std::string>{job.id});
+  auto requeued = store_->Get(job.id);
+  EXPECT_EQ(requeued->state, JobState::kQueued);
+  EXPECT_EQ(requeued->infra_attempts, 1);
+  EXPECT_EQ(requeued->error_attempts, 0);  // separate budgets
+  const Lease second = MustClaim(40000, "w2");
+  EXPECT_EQ(second.job.id, job.id);
+  EXPECT_EQ(second.job.attempt, 2);
+  EXPECT_NE(second.token, first.token);
+  const auto events = Events(job.id);
+  bool saw_lost = false;
+  for (const auto& e : events) saw_lost |= e.kind == EventKind::kLeaseLost;
+  EXPECT_TRUE(saw_lost);
+}
+
+TEST_F(JobStoreTest, StaleTokenIsRejectedAndChangesNothing) {
+  const JobRecord job = MustCreate("x");
+  const Lease stale = MustClaim(1000, "w1");
+  ASSERT_TRUE(store_->SweepExpired(1000 + kTtl + 1).ok());
+  const Lease current = MustClaim(40000, "w2");
+  const JobRecord before = *store_->Get(job.id);
+  const size_t events_before = Events(job.id).size();
+
+  const int64_t now = 41000;
+  EventRecord e;
+  e.kind = EventKind::kLog;
+  EXPECT_EQ(store_->Heartbeat(stale.token, now, kTtl, 1, 1, 1).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->AppendEvents(stale.token, now, {e}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Complete(stale.token, now).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Fail(stale.token, now, "boom", false).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(
+      store_->CommitCheckpoint(stale.token, now, 10, CheckpointKind::kResume, {}).status().code(),
+      absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->CheckLease(stale.token, now).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  const JobRecord after = *store_->Get(job.id);
+  EXPECT_EQ(after.state, before.state);
+  EXPECT_EQ(after.last_sequence, before.last_sequence);
+  EXPECT_EQ(after.lease_expires_ms, before.lease_expires_ms);
+  EXPECT_EQ(after.attempt, before.attempt);
+  EXPECT_EQ(after.error_attempts, before.error_attempts);
+  EXPECT_EQ(Events(job.id).size(), events_before);
+  EXPECT_TRUE(store_->ListCheckpoints(job.id)->empty());
+  // The current holder is unaffected.
+  EXPECT_TRUE(store_->Heartbeat(current.token, now, kTtl, 1, 1, 1).ok());
+}
+
+TEST_F(JobStoreTest, HeartbeatAfterExpiryIsRejected) {
+  MustCreate("x");
+  const Lease lease = MustClaim(1000);
+  EXPECT_EQ(store_->Heartbeat(lease.token, 1000 + kTtl + 1, kTtl, 0, 0, 0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(JobStoreTest, RetryableFailuresUseTheErrorBudget) {
+  NewJob spec = Spec("x");
+  spec.max_attempts = 2;
+  const JobRecord job = *store_->Create(spec, 1000, kDay);
+  Lease lease = MustClaim(2000);
+  EXPECT_EQ(*store_->Fail(lease.token, 3000, "CUDA error", true), JobState::kQueued);
+  lease = MustClaim(4000);
+  EXPECT_EQ(lease.job.attempt, 2);
+  EXPECT_EQ(*store_->Fail(lease.token, 5000, "CUDA error", true), JobState::kFailed);
+  const JobRecord failed = *store_->Get(job.id);
+  EXPECT_EQ(failed.error_attempts, 2);
+  EXPECT_NE(failed.error.find("CUDA error"), std::string::npos);
+}
+
+TEST_F(JobStoreTest, NonRetryableFailureFailsAtOnce) {
+  const JobRecord job = MustCreate("x");
+  const Lease lease = MustClaim(2000);
+  EXPECT_EQ(*store_->Fail(lease.token, 3000, "model unreadable", false), JobState::kFailed);
+  EXPECT_EQ(store_->Get(job.id)->error, "model unreadable");
+}
+
+TEST_F(JobStoreTest, InfraBudgetExhaustionFailsTheJob) {
+  NewJob spec = Spec("x");
+  spec.max_infra_attempts = 2;
+  const JobRecord job = *store_->Create(spec, 0, kDay);
+  int64_t now = 1000;
+  for (int i = 0; i < 2; ++i) {
+    MustClaim(now);
+    now += kTtl + 1;
+    ASSERT_TRUE(store_->SweepExpired(now).ok());
+  }
+  const JobRecord failed = *store_->Get(job.id);
+  EXPECT_EQ(failed.state, JobState::kFailed);
+  EXPECT_EQ(failed.infra_attempts, 2);
+  EXPECT_EQ(failed.error_attempts, 0);
+}
+
+TEST_F(JobStoreTest, CancelQueuedAndRunning) {
+  const JobRecord queued = MustCreate("q");
+  auto cancelled = store_->Cancel(queued.id, 2000);
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->state, JobState::kCancelled);
+  EXPECT_EQ(store_->Cancel(queued.id, 2500)->state, JobState::kCancelled);  // idempotent
+
+  const JobRecord running = MustCreate("r");
+  const Lease lease = MustClaim(3000);
+  ASSERT_EQ(lease.job.id, running.id);
+  auto requested = store_->Cancel(running.id, 3100);
+  EXPECT_EQ(requested->state, JobState::kRunning);
+  EXPECT_TRUE(requested->cancel_requested);
+  EXPECT_TRUE(store_->Heartbeat(lease.token, 3200, kTtl, 0, 0, 0)->cancel_requested);
+  EXPECT_EQ(*store_->Complete(lease.token, 3300), JobState::kCancelled);
+  EXPECT_EQ(store_->Cancel("job_nope", 1).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(JobStoreTest, CheckpointsAreCommittedUnderTheLease) {
+  const JobRecord job = MustCreate("x");
+  const Lease lease = MustClaim(1000);
+  std::vector<CheckpointFileRecord> files = {{"unet/w.safetensors", std::string(64, 'b'), 10},
+                                             {"trainer_state.json", std::string(64, 'a'), 2}};
+  auto ckpt = store_->CommitCheckpoint(lease.token, 2000, 200, CheckpointKind::kResume, files);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  EXPECT_EQ(ckpt->files[0].path, "trainer_state.json");  // sorted
+  EXPECT_EQ(ckpt->manifest_digest, JobStore::ManifestDigest(ckpt->files));
+  auto listed = store_->ListCheckpoints(job.id);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].id, ckpt->id);
+  EXPECT_EQ((*listed)[0].files.size(), 2u);
+  auto latest = store_->LatestCheckpoint(job.id, {CheckpointKind::kResume});
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->step, 200);
+  EXPECT_FALSE(store_->LatestCheckpoint(job.id, {CheckpointKind::kFinal})->has_value());
+  EXPECT_EQ(store_->GetCheckpoint(ckpt->id)->files.size(), 2u);
+  EXPECT_EQ(store_->GetCheckpoint("ckpt_x").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Events(job.id).back().kind, EventKind::kCheckpoint);
+}
+
+}  // namespace
+}  // namespace dreambooth::storage
