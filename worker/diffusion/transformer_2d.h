@@ -4,7 +4,6 @@
 #define WORKER_DIFFUSION_TRANSFORMER_2D_H_
 
 #include <torch/nn/module.h>
-#include <torch/nn/modules/container/any.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
@@ -80,7 +79,9 @@ class Transformer2DModelImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context);
 
   torch::nn::GroupNorm norm{nullptr};
-  torch::nn::AnyModule proj_in, proj_out;  // Conv2d 1x1 or Linear
+  // Registered as `proj_in` / `proj_out`: 1x1 convs, or Linears with use_linear_projection.
+  torch::nn::Conv2d proj_in_conv{nullptr}, proj_out_conv{nullptr};
+  torch::nn::Linear proj_in_linear{nullptr}, proj_out_linear{nullptr};
   torch::nn::ModuleList transformer_blocks{nullptr};
 
  private:
