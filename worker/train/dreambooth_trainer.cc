@@ -1,0 +1,230 @@
+#include "worker/train/dreambooth_trainer.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/train/file_util.h"
+#include "worker/train/latent_cache.h"
+#include "worker/train/torch_status.h"
+#include "worker/train/training_loop.h"
+
+namespace dreambooth::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+absl::StatusOr<at::Device> ParseDevice(const std::string& name) {
+  try {
+    return at::Device(name);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("device: cannot parse '", name, "'"));
+  }
+}
+
+}  // namespace
+
+DreamBoothTrainer::DreamBoothTrainer(TrainOptions options, diffusion::StableDiffusion model,
+                                     TrainCallbacks callbacks)
+    : options_(std::move(options)), model_(std::move(model)), callbacks_(std::move(callbacks)) {}
+
+DreamBoothTrainer::~DreamBoothTrainer() = default;
+
+absl::StatusOr<std::unique_ptr<DreamBoothTrainer>> DreamBoothTrainer::Create(
+    const TrainOptions& options, TrainCallbacks callbacks) {
+  RETURN_IF_ERROR(ValidateTrainOptions(options));
+  ASSIGN_OR_RETURN(at::Device device, ParseDevice(options.device));
+  diffusion::LoadOptions load;
+  load.device = device;
+  load.dtype = at::kFloat;  // master weights stay float32; autocast handles mixed precision
+  load.variant = options.base_model_variant;
+  if (callbacks.on_progress) {
+    TrainProgress p;
+    p.message = absl::StrCat("loading base model ", options.base_model);
+    callbacks.on_progress(p);
+  }
+  ASSIGN_OR_RETURN(diffusion::StableDiffusion model,
+                   diffusion::LoadStableDiffusion(options.base_model, load));
+  return Create(options, std::move(model), std::move(callbacks));
+}
+
+absl::StatusOr<std::unique_ptr<DreamBoothTrainer>> DreamBoothTrainer::Create(
+    const TrainOptions& options, diffusion::StableDiffusion model, TrainCallbacks callbacks) {
+  RETURN_IF_ERROR(ValidateTrainOptions(options));
+  std::unique_ptr<DreamBoothTrainer> trainer(
+      new DreamBoothTrainer(options, std::move(model), std::move(callbacks)));
+  RETURN_IF_ERROR(trainer->Init());
+  return trainer;
+}
+
+absl::Status DreamBoothTrainer::Init() {
+  ASSIGN_OR_RETURN(device_, ParseDevice(options_.device));
+  if (options_.num_threads > 0) at::set_num_threads(options_.num_threads);
+  const int64_t factor = model_.vae->downscale_factor();
+  if (options_.resolution % factor != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("resolution must be a multiple of the VAE's downscale factor ", factor,
+                     ", got ", options_.resolution));
+  }
+  absl::StatusOr<std::vector<ImageRecord>> instances =
+      ScanImageFolder(options_.instance_dir, options_.instance_prompt, &warnings_);
+  if (!instances.ok()) {
+    return absl::Status(instances.status().code(),
+                        absl::StrCat("instance_dir: ", instances.status().message()));
+  }
+  instances_ = std::move(*instances);
+  for (const std::string& w : warnings_) {
+    if (callbacks_.on_warning) callbacks_.on_warning(w);
+  }
+  // Prompts over 77 tokens are truncated, as diffusers does; say so once per prompt.
+  std::vector<std::string> prompts;
+  for (const ImageRecord& r : instances_) prompts.push_back(r.prompt);
+  if (options_.with_prior_preservation) prompts.push_back(options_.class_prompt);
+  for (const std::string& p : options_.validation_prompts) prompts.push_back(p);
+  std::map<std::string, bool> seen;
+  for (const std::string& p : prompts) {
+    if (seen[p]) continue;
+    seen[p] = true;
+    bool truncated = false;
+    model_.tokenizer.Encode(p, &truncated);
+    if (truncated) {
+      Warn(absl::StrCat("prompt longer than 77 CLIP tokens was truncated: \"", p.substr(0, 80),
+                        p.size() > 80 ? "...\"" : "\""));
+    }
+  }
+  vae_digest_ = ModuleDigest(*model_.vae);
+  PosteriorSource::Options po;
+  po.resolution = options_.resolution;
+  po.center_crop = options_.center_crop;
+  po.random_flip = options_.random_flip;
+  po.use_cache = options_.use_cached_latents;
+  po.cache_dir = options_.LatentCacheDir();
+  po.device = device_;
+  po.dtype = at::kFloat;
+  posteriors_ = std::make_unique<PosteriorSource>(model_.vae, vae_digest_, po);
+  return absl::OkStatus();
+}
+
+void DreamBoothTrainer::Warn(const std::string& message) {
+  warnings_.push_back(message);
+  if (callbacks_.on_warning) callbacks_.on_warning(message);
+}
+
+void DreamBoothTrainer::Report(const TrainProgress& progress) {
+  if (callbacks_.on_progress) callbacks_.on_progress(progress);
+}
+
+bool DreamBoothTrainer::Cancelled() const {
+  return callbacks_.cancel != nullptr && callbacks_.cancel->load();
+}
+
+absl::StatusOr<ClassImageSet> DreamBoothTrainer::GenerateClassImages() {
+  if (class_stage_done_ || !options_.with_prior_preservation) {
+    class_stage_done_ = true;
+    return class_set_;
+  }
+  ClassImageOptions co;
+  co.class_dir = options_.class_dir;
+  co.store_root = options_.ClassCacheDir();
+  co.prompt = options_.class_prompt;
+  co.num_images = options_.num_class_images;
+  co.batch_size = options_.num_images_per_prompt;
+  co.resolution = options_.resolution;
+  co.sampler = options_.class_sampler;
+  co.seed = options_.seed;
+  TrainProgress p;
+  p.stage = TrainStage::kGeneratingClassImages;
+  p.total = options_.num_class_images;
+  Report(p);
+  ASSIGN_OR_RETURN(class_set_, PrepareClassImages(model_, co, [&](int done, int total) {
+                     TrainProgress q;
+                     q.stage = TrainStage::kGeneratingClassImages;
+                     q.step = done;
+                     q.total = total;
+                     q.peak_rss_bytes = PeakRssBytes();
+                     Report(q);
+                     return !Cancelled();
+                   }));
+  classes_.clear();
+  for (const std::string& path : class_set_.paths) {
+    ImageRecord r;
+    r.path = path;
+    ASSIGN_OR_RETURN(r.digest, Sha256File(path));
+    r.prompt = options_.class_prompt;
+    classes_.push_back(std::move(r));
+  }
+  class_stage_done_ = true;
+  return class_set_;
+}
+
+absl::StatusOr<LatentCacheStats> DreamBoothTrainer::PrepareLatents() {
+  if (latent_stage_done_) return cache_stats_;
+  RETURN_IF_ERROR(GenerateClassImages().status());
+  std::vector<ImageRecord> all = instances_;
+  all.insert(all.end(), classes_.begin(), classes_.end());
+  if (options_.use_cached_latents) {
+    TrainProgress p;
+    p.stage = TrainStage::kCachingLatents;
+    p.total = static_cast<int64_t>(all.size()) * (options_.random_flip ? 2 : 1);
+    Report(p);
+  }
+  ASSIGN_OR_RETURN(cache_stats_, posteriors_->Prepare(all, [&](int done, int total) {
+    TrainProgress q;
+    q.stage = TrainStage::kCachingLatents;
+    q.step = done;
+    q.total = total;
+    q.peak_rss_bytes = PeakRssBytes();
+    Report(q);
+    return !Cancelled();
+  }));
+  latent_stage_done_ = true;
+  return cache_stats_;
+}
+
+absl::StatusOr<at::Tensor> DreamBoothTrainer::PromptEmbeddings(const std::string& prompt) {
+  // With precompute_text_embeddings the frozen encoder runs once per distinct prompt; without
+  // it, every step (NeMo's behaviour). Either way no graph is kept.
+  static constexpr size_t kMaxCached = 4096;
+  auto& cache = prompt_cache_;
+  if (options_.precompute_text_embeddings) {
+    auto it = cache.find(prompt);
+    if (it != cache.end()) return it->second;
+  }
+  return GuardTorch("text encoder", [&]() -> absl::StatusOr<at::Tensor> {
+    at::NoGradGuard no_grad;
+    at::Tensor ids = model_.tokenizer.EncodeBatch({prompt}).to(device_);
+    at::Tensor e = model_.text_encoder->forward(ids).last_hidden_state[0];
+    if (options_.precompute_text_embeddings && cache.size() < kMaxCached) cache[prompt] = e;
+    return e;
+  });
+}
+
+absl::StatusOr<TrainResult> DreamBoothTrainer::Train() {
+  RETURN_IF_ERROR(PrepareLatents().status());
+  std::error_code ec;
+  fs::create_directories(options_.output_dir, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot create output_dir ", options_.output_dir, ": ", ec.message()));
+  }
+  if (!options_.train_text_encoder) model_.text_encoder->eval();
+  internal::LoopContext ctx{options_,
+                            model_,
+                            callbacks_,
+                            device_,
+                            instances_,
+                            classes_,
+                            *posteriors_,
+                            [this](const std::string& p) { return PromptEmbeddings(p); },
+                            [this](const TrainProgress& p) { Report(p); }};
+  ASSIGN_OR_RETURN(TrainResult result, internal::RunTrainingLoop(ctx));
+  result.class_images = class_set_;
+  result.latent_cache = cache_stats_;
+  return result;
+}
+
+}  // namespace dreambooth::train
