@@ -1,0 +1,122 @@
+// Latent cache hits, misses and invalidation, and the regularization-set top-up, through the
+// trainer's stages on the built-in tiny model.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "tests/train/test_util.h"
+#include "worker/train/dreambooth_trainer.h"
+#include "worker/train/file_util.h"
+
+namespace dreambooth::train {
+namespace {
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+LatentCacheStats Prepare(const TrainOptions& o, diffusion::StableDiffusion model) {
+  auto t = DreamBoothTrainer::Create(o, std::move(model));
+  EXPECT_TRUE(t.ok()) << t.status();
+  if (!t.ok()) return {};
+  absl::StatusOr<LatentCacheStats> stats = (*t)->PrepareLatents();
+  EXPECT_TRUE(stats.ok()) << stats.status();
+  return stats.ok() ? *stats : LatentCacheStats{};
+}
+
+TEST(LatentCacheStageTest, HitsMissesAndInvalidation) {
+  TempDir tmp;
+  testing::WriteImageSet(tmp.Sub("instances"), 3, 40, 32, 21);
+  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Sub("instances"));
+  o.latent_cache_dir = tmp.Sub("latents");
+
+  LatentCacheStats first = Prepare(o, testing::LoadTiny());
+  EXPECT_EQ(first.misses, 3);
+  EXPECT_EQ(first.hits, 0);
+  LatentCacheStats again = Prepare(o, testing::LoadTiny());
+  EXPECT_EQ(again.hits, 3);
+  EXPECT_EQ(again.misses, 0);
+
+  // Another resolution: different entries.
+  TrainOptions other_res = o;
+  other_res.resolution = 24;
+  LatentCacheStats res = Prepare(other_res, testing::LoadTiny());
+  EXPECT_EQ(res.misses, 3);
+  EXPECT_EQ(res.hits, 0);
+
+  // Another VAE (one weight changed): different digest, different entries.
+  diffusion::StableDiffusion changed = testing::LoadTiny();
+  {
+    at::NoGradGuard no_grad;
+    changed.vae->named_parameters()[0].value().add_(0.01);
+  }
+  LatentCacheStats vae = Prepare(o, std::move(changed));
+  EXPECT_EQ(vae.misses, 3);
+  EXPECT_EQ(vae.hits, 0);
+
+  // Random flip adds the mirrored entries; the unflipped ones are reused.
+  TrainOptions flip = o;
+  flip.random_flip = true;
+  LatentCacheStats flipped = Prepare(flip, testing::LoadTiny());
+  EXPECT_EQ(flipped.hits, 3);
+  EXPECT_EQ(flipped.misses, 3);
+
+  // A corrupted entry is recomputed.
+  std::vector<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(o.latent_cache_dir)) {
+    if (e.is_regular_file()) files.push_back(e.path().string());
+  }
+  ASSERT_FALSE(files.empty());
+  for (const std::string& f : files) ASSERT_TRUE(WriteFileAtomic(f, "garbage").ok());
+  LatentCacheStats repaired = Prepare(o, testing::LoadTiny());
+  EXPECT_EQ(repaired.misses, 3);
+  EXPECT_EQ(Prepare(o, testing::LoadTiny()).hits, 3);
+}
+
+TEST(ClassImageStageTest, TopsUpToTheRequestedCountAndReusesGeneratedImages) {
+  TempDir tmp;
+  testing::WriteImageSet(tmp.Sub("instances"), 1, 32, 32, 31);
+  testing::WriteImageSet(tmp.Sub("classes"), 3, 32, 32, 32);
+  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Sub("instances"));
+  o.with_prior_preservation = true;
+  o.class_prompt = "a photo of a dog";
+  o.class_dir = tmp.Sub("classes");
+  o.num_class_images = 8;
+  o.num_images_per_prompt = 4;
+  o.class_cache_dir = tmp.Sub("store");
+
+  auto t = DreamBoothTrainer::Create(o, testing::LoadTiny());
+  ASSERT_TRUE(t.ok()) << t.status();
+  absl::StatusOr<ClassImageSet> set = (*t)->GenerateClassImages();
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->user_images, 3);
+  EXPECT_EQ(set->generated, 5);
+  EXPECT_EQ(set->reused, 0);
+  ASSERT_EQ(set->paths.size(), 8u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(fs::path(set->paths[i]).parent_path(), o.class_dir);
+  std::vector<std::string> digests;
+  for (const std::string& p : set->paths) digests.push_back(*Sha256File(p));
+
+  // A second run with the same key reuses the generated images and generates nothing.
+  auto t2 = DreamBoothTrainer::Create(o, testing::LoadTiny());
+  ASSERT_TRUE(t2.ok());
+  absl::StatusOr<ClassImageSet> again = (*t2)->GenerateClassImages();
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->generated, 0);
+  EXPECT_EQ(again->reused, 5);
+  EXPECT_EQ(again->paths, set->paths);
+
+  // Another prompt is another key: its own folder.
+  TrainOptions other = o;
+  other.class_prompt = "a photo of a cat";
+  other.num_class_images = 4;
+  auto t3 = DreamBoothTrainer::Create(other, testing::LoadTiny());
+  ASSERT_TRUE(t3.ok());
+  absl::StatusOr<ClassImageSet> cats = (*t3)->GenerateClassImages();
+  ASSERT_TRUE(cats.ok()) << cats.status();
+  EXPECT_EQ(cats->generated, 1);
+  EXPECT_NE(cats->store_dir, set->store_dir);
+  // The user's images were not touched.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(*Sha256File(set->paths[i]), digests[i]);
+}
+
+}  // namespace
+}  // namespace dreambooth::train
