@@ -158,6 +158,24 @@ absl::StatusOr<bool> CatalogStore::IsKnownBaseModel(const std::string& name) {
   return known;
 }
 
+absl::StatusOr<std::string> CatalogStore::GetOrCreateMeta(const std::string& key,
+                                                          const std::string& value_if_absent) {
+  std::string value;
+  RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(Statement ins,
+                     c.Prepare("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)"));
+    ins.Bind(1, key).BindBlob(2, value_if_absent);
+    RETURN_IF_ERROR(ins.Run());
+    ASSIGN_OR_RETURN(Statement get, c.Prepare("SELECT value FROM meta WHERE key = ?"));
+    get.Bind(1, key);
+    ASSIGN_OR_RETURN(bool row, get.Step());
+    if (!row) return absl::InternalError("meta row vanished");
+    value = get.ColumnText(0);
+    return absl::OkStatus();
+  }));
+  return value;
+}
+
 namespace {
 
 absl::StatusOr<std::optional<CacheEntryRecord>> LoadCacheEntry(Connection& c,

@@ -45,6 +45,13 @@ class CatalogStore {
                                   const std::string& worker_id, int64_t now_ms);
   absl::StatusOr<bool> IsKnownBaseModel(const std::string& name);
 
+  // ---- Server metadata ----
+
+  // Returns the value stored under `key` in the meta table, storing `value_if_absent` first
+  // when there is none (e.g. a secret generated once per data directory).
+  absl::StatusOr<std::string> GetOrCreateMeta(const std::string& key,
+                                              const std::string& value_if_absent);
+
   // ---- Shared cache index ----
 
   absl::StatusOr<std::optional<CacheEntryRecord>> GetCacheEntry(const std::string& key);

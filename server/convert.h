@@ -1,0 +1,25 @@
+// Conversions between storage records and dreambooth.v1 messages, and absl::Status to
+// grpc::Status. Pure functions; thread-safe.
+#ifndef DREAMBOOTH_SERVER_CONVERT_H_
+#define DREAMBOOTH_SERVER_CONVERT_H_
+
+#include <grpcpp/support/status.h>
+
+#include "absl/status/status.h"
+#include "dreambooth/v1/resources.pb.h"
+#include "storage/records.h"
+
+namespace dreambooth::server {
+
+v1::Job ToProto(const storage::JobRecord& job);
+v1::JobEvent ToProto(const storage::EventRecord& event);
+v1::ImageSet ToProto(const storage::ImageSetRecord& set);
+v1::StoredImage ToProto(const storage::StoredImageRecord& image);
+v1::Checkpoint ToProto(const storage::CheckpointRecord& checkpoint);
+
+// Canonical codes map 1:1 (absl and gRPC share the numbering).
+grpc::Status ToGrpc(const absl::Status& status);
+
+}  // namespace dreambooth::server
+
+#endif  // DREAMBOOTH_SERVER_CONVERT_H_

@@ -1,0 +1,179 @@
+#include "server/dreambooth_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "server/convert.h"
+#include "server/reactors.h"
+
+namespace dreambooth::server {
+namespace {
+
+constexpr int kDefaultPageSize = 50;
+constexpr int kMaxPageSize = 1000;
+
+grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,
+                                  const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpc(status));
+  return reactor;
+}
+
+// AIP-158: 0 => default, above max => max, negative => INVALID_ARGUMENT.
+absl::StatusOr<int> PageSize(int requested) {
+  if (requested < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size must be >= 0, got ", requested));
+  }
+  if (requested == 0) return kDefaultPageSize;
+  return std::min(requested, kMaxPageSize);
+}
+
+}  // namespace
+
+absl::Status CheckId(const char* field, const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " is required"));
+  if (id.size() > 128) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " must be at most 128 bytes, got ", id.size()));
+  }
+  return absl::OkStatus();
+}
+
+grpc::ServerReadReactor<v1::UploadImagesRequest>* DreamBoothService::UploadImages(
+    grpc::CallbackServerContext*, v1::UploadImagesResponse* response) {
+  return NewUploadReactor(backend_, response);
+}
+
+grpc::ServerUnaryReactor* DreamBoothService::GetImageSet(grpc::CallbackServerContext* context,
+                                                         const v1::GetImageSetRequest* request,
+                                                         v1::ImageSet* response) {
+  return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(CheckId("image_set_id", request->image_set_id()));
+    ASSIGN_OR_RETURN(storage::ImageSetRecord set,
+                     backend_->catalog().GetImageSet(request->image_set_id()));
+    *response = ToProto(set);
+    return absl::OkStatus();
+  }());
+}
+
+grpc::ServerUnaryReactor* DreamBoothService::ListImageSets(grpc::CallbackServerContext* context,
+                                                           const v1::ListImageSetsRequest* request,
+                                                           v1::ListImageSetsResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(int page_size, PageSize(request->page_size()));
+    int64_t cursor = 0;
+    if (!request->page_token().empty()) {
+      ASSIGN_OR_RETURN(cursor, backend_->DecodePageToken("image_sets", request->page_token()));
+    }
+    ASSIGN_OR_RETURN(storage::CatalogStore::ImageSetPage page,
+                     backend_->catalog().ListImageSets(page_size, cursor));
+    for (const auto& set : page.sets) *response->add_image_sets() = ToProto(set);
+    if (page.next_before_seq != 0) {
+      response->set_next_page_token(backend_->EncodePageToken("image_sets", page.next_before_seq));
+    }
+    return absl::OkStatus();
+  }());
+}
+
+grpc::ServerUnaryReactor* DreamBoothService::DeleteImageSet(
+    grpc::CallbackServerContext* context, const v1::DeleteImageSetRequest* request,
+    v1::DeleteImageSetResponse*) {
+  return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(CheckId("image_set_id", request->image_set_id()));
+    ASSIGN_OR_RETURN(int64_t active,
+                     backend_->jobs().CountActiveJobsUsingSet(request->image_set_id()));
+    if (active > 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("image set ", request->image_set_id(), " is used by ", active,
+                       " queued or running job(s); cancel them first"));
+    }
+    return backend_->catalog().DeleteImageSet(request->image_set_id());
+  }());
+}
+
+grpc::ServerUnaryReactor* DreamBoothService::CreateJob(grpc::CallbackServerContext* context,
+                                                       const v1::CreateJobRequest* request,
+                                                       v1::Job* response) {
+  return Respond(context, [&]() -> absl::Status {
+    if (!request->has_spec()) return absl::InvalidArgumentError("spec is required");
+    ASSIGN_OR_RETURN(storage::JobRecord job,
+                     backend_->CreateJob(request->spec(), request->request_id()));
+    *response = ToProto(job);
+    return absl::OkStatus();
+  }());
+}
+
+grpc::ServerUnaryReactor* DreamBoothService::GetJob(grpc::CallbackServerContext* context,
+                                                    const v1::GetJobRequest* request,
+                                                    v1::Job* response) {
+  return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
+    ASSIGN_OR_RETURN(storage::JobRecord job, backend_->jobs().Get(request->job_id()));
+    *response = ToProto(job);
+    return absl::OkStatus();
+  }());
+}
+
+grpc::ServerUnaryReactor* DreamBoothService::ListJobs(grpc::CallbackServerContext* context,
+                                                      const v1::ListJobsRequest* request,
+                                                      v1::ListJobsResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(int page_size, PageSize(request->page_size()));
+    if (!v1::JobState_IsValid(request->state())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("state must be a known JobState, got ", request->state()));
+    }
+    const std::string kind = absl::StrCat("jobs/state=", request->state());
+    int64_t cursor = 0;
+    if (!request->page_token().empty()) {
+      ASSIGN_OR_RETURN(cursor, backend_->DecodePageToken(kind, request->page_token()));
+    }
+    ASSIGN_OR_RETURN(
+        storage::JobStore::Page page,
+        backend_->jobs().List(static_cast<storage::JobState>(request->state()), page_size, cursor));
+    for (const auto& job : page.jobs) *response->add_jobs() = ToProto(job);
+    if (page.next_before_seq != 0) {
+      response->set_next_page_token(backend_->EncodePageToken(kind, page.next_before_seq));
+    }
+    return absl::OkStatus();
+  }());
+}
+
+grpc::ServerUnaryReactor* DreamBoothService::CancelJob(grpc::CallbackServerContext* context,
+                                                       const v1::CancelJobRequest* request,
+                                                       v1::Job* response) {
+  return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
+    ASSIGN_OR_RETURN(storage::JobRecord job, backend_->CancelJob(request->job_id()));
+    *response = ToProto(job);
+    return absl::OkStatus();
+  }());
+}
+
+grpc::ServerWriteReactor<v1::JobEvent>* DreamBoothService::WatchJob(
+    grpc::CallbackServerContext*, const v1::WatchJobRequest* request) {
+  return NewWatchReactor(backend_, *request);
+}
+
+grpc::ServerUnaryReactor* DreamBoothService::ListCheckpoints(
+    grpc::CallbackServerContext* context, const v1::ListCheckpointsRequest* request,
+    v1::ListCheckpointsResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
+    ASSIGN_OR_RETURN(std::vector<storage::CheckpointRecord> ckpts,
+                     backend_->jobs().ListCheckpoints(request->job_id()));
+    for (const auto& c : ckpts) *response->add_checkpoints() = ToProto(c);
+    return absl::OkStatus();
+  }());
+}
+
+grpc::ServerWriteReactor<v1::DownloadCheckpointResponse>* DreamBoothService::DownloadCheckpoint(
+    grpc::CallbackServerContext*, const v1::DownloadCheckpointRequest* request) {
+  return NewDownloadReactor(backend_, *request);
+}
+
+grpc::ServerWriteReactor<v1::SampleResponse>* DreamBoothService::Sample(
+    grpc::CallbackServerContext*, const v1::SampleRequest* request) {
+  return NewSampleReactor(backend_, *request);
+}
+
+}  // namespace dreambooth::server

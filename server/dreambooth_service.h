@@ -1,0 +1,54 @@
+// The public dreambooth.v1.DreamBooth service: a thin adapter (parse, call the Backend, map the
+// status) on gRPC's callback API. Thread-safe.
+#ifndef DREAMBOOTH_SERVER_DREAMBOOTH_SERVICE_H_
+#define DREAMBOOTH_SERVER_DREAMBOOTH_SERVICE_H_
+
+#include "dreambooth/v1/service.grpc.pb.h"
+#include "server/backend.h"
+
+namespace dreambooth::server {
+
+class DreamBoothService final : public v1::DreamBooth::CallbackService {
+ public:
+  // `backend` must outlive the service.
+  explicit DreamBoothService(Backend* backend) : backend_(backend) {}
+
+  grpc::ServerReadReactor<v1::UploadImagesRequest>* UploadImages(
+      grpc::CallbackServerContext* context, v1::UploadImagesResponse* response) override;
+  grpc::ServerUnaryReactor* GetImageSet(grpc::CallbackServerContext* context,
+                                        const v1::GetImageSetRequest* request,
+                                        v1::ImageSet* response) override;
+  grpc::ServerUnaryReactor* ListImageSets(grpc::CallbackServerContext* context,
+                                          const v1::ListImageSetsRequest* request,
+                                          v1::ListImageSetsResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteImageSet(grpc::CallbackServerContext* context,
+                                           const v1::DeleteImageSetRequest* request,
+                                           v1::DeleteImageSetResponse* response) override;
+  grpc::ServerUnaryReactor* CreateJob(grpc::CallbackServerContext* context,
+                                      const v1::CreateJobRequest* request,
+                                      v1::Job* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
+                                   const v1::GetJobRequest* request, v1::Job* response) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
+                                     const v1::ListJobsRequest* request,
+                                     v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context,
+                                      const v1::CancelJobRequest* request,
+                                      v1::Job* response) override;
+  grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(grpc::CallbackServerContext* context,
+                                                   const v1::WatchJobRequest* request) override;
+  grpc::ServerUnaryReactor* ListCheckpoints(grpc::CallbackServerContext* context,
+                                            const v1::ListCheckpointsRequest* request,
+                                            v1::ListCheckpointsResponse* response) override;
+  grpc::ServerWriteReactor<v1::DownloadCheckpointResponse>* DownloadCheckpoint(
+      grpc::CallbackServerContext* context, const v1::DownloadCheckpointRequest* request) override;
+  grpc::ServerWriteReactor<v1::SampleResponse>* Sample(grpc::CallbackServerContext* context,
+                                                       const v1::SampleRequest* request) override;
+
+ private:
+  Backend* const backend_;
+};
+
+}  // namespace dreambooth::server
+
+#endif  // DREAMBOOTH_SERVER_DREAMBOOTH_SERVICE_H_

@@ -1,0 +1,33 @@
+// dreamboothd's configuration (flags map 1:1 onto these fields).
+#ifndef DREAMBOOTH_SERVER_OPTIONS_H_
+#define DREAMBOOTH_SERVER_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+namespace dreambooth::server {
+
+struct ServerOptions {
+  // host:port to listen on; port 0 picks a free port (see Server::port()).
+  std::string listen = "127.0.0.1:50051";
+  // Holds db.sqlite and blobs/. Created when missing.
+  std::string data_dir = "./dreambooth-data";
+  // Lease time-to-live; workers heartbeat every ttl/3.
+  int64_t lease_ttl_ms = 30'000;
+  // How often expired leases are swept.
+  int64_t sweep_interval_ms = 1'000;
+  // Per uploaded file.
+  int64_t max_upload_bytes = 50LL << 20;
+  int64_t max_image_pixels = 40'000'000;
+  int max_images_per_set = 1000;
+  // CreateJob request ids are remembered at least this long.
+  int64_t request_retention_ms = 7LL * 24 * 3600 * 1000;
+  // Optional folder of diffusers model folders; each subfolder name is a known base model.
+  std::string model_root;
+  // Largest accepted gRPC message (upload chunks are at most 1 MiB).
+  int max_message_bytes = 4 << 20;
+};
+
+}  // namespace dreambooth::server
+
+#endif  // DREAMBOOTH_SERVER_OPTIONS_H_

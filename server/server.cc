@@ -1,0 +1,79 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+
+namespace dreambooth::server {
+namespace {
+const char* const kServiceNames[] = {"dreambooth.v1.DreamBooth", "dreambooth.v1.WorkerGateway"};
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  std::unique_ptr<Server> server(new Server());
+  absl::StatusOr<std::unique_ptr<Backend>> backend = Backend::Open(options);
+  if (!backend.ok()) return backend.status();
+  server->backend_ = std::move(*backend);
+  server->public_service_ = std::make_unique<DreamBoothService>(server->backend_.get());
+  server->gateway_service_ = std::make_unique<WorkerGatewayService>(server->backend_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  // Allow idle watchers' keepalive pings once a minute without GOAWAY(too_many_pings).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 30'000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder.RegisterService(server->public_service_.get());
+  builder.RegisterService(server->gateway_service_.get());
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen, " (address in use or invalid?)"));
+  }
+  grpc::HealthCheckServiceInterface* health = server->grpc_server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  for (const char* name : kServiceNames) health->SetServingStatus(name, true);
+  server->sweeper_ = std::thread([s = server.get()] { s->SweepLoop(); });
+  spdlog::info("dreamboothd serving on port {} (data dir {})", server->port_, options.data_dir);
+  return server;
+}
+
+Server::~Server() { Shutdown(); }
+
+void Server::SweepLoop() {
+  const auto interval = std::chrono::milliseconds(backend_->options().sweep_interval_ms);
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!cv_.wait_for(lock, interval, [this] { return stopping_; })) {
+    lock.unlock();
+    backend_->SweepExpiredLeases();
+    lock.lock();
+  }
+}
+
+void Server::Shutdown(int64_t grace_ms) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (grpc_server_ != nullptr) {
+    grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
+    if (health != nullptr) health->SetServingStatus(false);
+    spdlog::info("shutting down: health NOT_SERVING, draining in-flight calls");
+    grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
+    grpc_server_->Wait();
+  }
+  if (sweeper_.joinable()) sweeper_.join();
+  backend_.reset();  // closes the database
+  spdlog::info("shutdown complete; database closed");
+}
+
+}  // namespace dreambooth::server

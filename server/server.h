@@ -1,0 +1,57 @@
+// dreamboothd's gRPC server: the public DreamBooth service, the WorkerGateway, the standard
+// health service (grpc.health.v1, "" and each service name) and server reflection, plus the
+// background lease sweeper. Thread-safe.
+#ifndef DREAMBOOTH_SERVER_SERVER_H_
+#define DREAMBOOTH_SERVER_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "server/backend.h"
+#include "server/dreambooth_service.h"
+#include "server/options.h"
+#include "server/worker_gateway_service.h"
+
+namespace dreambooth::server {
+
+class Server {
+ public:
+  // Opens the data dir and starts serving. UNAVAILABLE when the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
+  // Calls Shutdown().
+  ~Server();
+
+  // The bound port (useful with a ":0" listen address).
+  int port() const { return port_; }
+
+  // Graceful stop: health goes NOT_SERVING, new calls are refused, in-flight calls get up to
+  // `grace_ms` to finish (then they are cancelled), the sweeper stops and the database closes.
+  // Idempotent.
+  void Shutdown(int64_t grace_ms = 5000);
+
+  Backend& backend() { return *backend_; }
+
+ private:
+  Server() = default;
+  void SweepLoop();
+
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<DreamBoothService> public_service_;
+  std::unique_ptr<WorkerGatewayService> gateway_service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // Guarded by mu_.
+  std::thread sweeper_;
+};
+
+}  // namespace dreambooth::server
+
+#endif  // DREAMBOOTH_SERVER_SERVER_H_

@@ -1,0 +1,60 @@
+// The internal dreambooth.v1.WorkerGateway service used by dreambooth-worker processes: leases,
+// heartbeats, events, blobs, checkpoints, sample outputs and the shared cache index. Every write
+// is fenced by the caller's lease token (see worker_gateway.proto). Thread-safe.
+#ifndef DREAMBOOTH_SERVER_WORKER_GATEWAY_SERVICE_H_
+#define DREAMBOOTH_SERVER_WORKER_GATEWAY_SERVICE_H_
+
+#include "dreambooth/v1/worker_gateway.grpc.pb.h"
+#include "server/backend.h"
+
+namespace dreambooth::server {
+
+class WorkerGatewayService final : public v1::WorkerGateway::CallbackService {
+ public:
+  // `backend` must outlive the service.
+  explicit WorkerGatewayService(Backend* backend) : backend_(backend) {}
+
+  grpc::ServerUnaryReactor* LeaseTask(grpc::CallbackServerContext* context,
+                                      const v1::LeaseTaskRequest* request,
+                                      v1::LeaseTaskResponse* response) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
+                                      const v1::HeartbeatRequest* request,
+                                      v1::HeartbeatResponse* response) override;
+  grpc::ServerUnaryReactor* ReportEvents(grpc::CallbackServerContext* context,
+                                         const v1::ReportEventsRequest* request,
+                                         v1::ReportEventsResponse* response) override;
+  grpc::ServerWriteReactor<v1::ReadBlobResponse>* ReadBlob(
+      grpc::CallbackServerContext* context, const v1::ReadBlobRequest* request) override;
+  grpc::ServerReadReactor<v1::WriteBlobRequest>* WriteBlob(
+      grpc::CallbackServerContext* context, v1::WriteBlobResponse* response) override;
+  grpc::ServerUnaryReactor* CommitCheckpoint(grpc::CallbackServerContext* context,
+                                             const v1::CommitCheckpointRequest* request,
+                                             v1::CommitCheckpointResponse* response) override;
+  grpc::ServerUnaryReactor* CompleteTask(grpc::CallbackServerContext* context,
+                                         const v1::CompleteTaskRequest* request,
+                                         v1::CompleteTaskResponse* response) override;
+  grpc::ServerUnaryReactor* FailTask(grpc::CallbackServerContext* context,
+                                     const v1::FailTaskRequest* request,
+                                     v1::FailTaskResponse* response) override;
+  grpc::ServerUnaryReactor* ReportSampleOutput(grpc::CallbackServerContext* context,
+                                               const v1::ReportSampleOutputRequest* request,
+                                               v1::ReportSampleOutputResponse* response) override;
+  grpc::ServerUnaryReactor* GetCacheEntry(grpc::CallbackServerContext* context,
+                                          const v1::GetCacheEntryRequest* request,
+                                          v1::GetCacheEntryResponse* response) override;
+  grpc::ServerUnaryReactor* PutCacheEntry(grpc::CallbackServerContext* context,
+                                          const v1::PutCacheEntryRequest* request,
+                                          v1::PutCacheEntryResponse* response) override;
+
+ private:
+  // Fills `task` for a granted job lease (images, resume checkpoint).
+  absl::Status BuildTrainTask(const storage::Lease& lease, v1::Task* task);
+  // OK when `token` is a current job or sample lease.
+  absl::Status CheckAnyLease(const std::string& token);
+
+  Backend* const backend_;
+};
+
+}  // namespace dreambooth::server
+
+#endif  // DREAMBOOTH_SERVER_WORKER_GATEWAY_SERVICE_H_
