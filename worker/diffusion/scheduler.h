@@ -52,7 +52,7 @@ struct SchedulerConfig {
   std::string solver_type = "midpoint";
   bool lower_order_final = true;
   bool euler_at_final = false;
-  std::string final_sigmas_type = "zero";
+  // (diffusers 0.25.1 ends the DPM schedule at the smallest training sigma, not at zero.)
 
   // Parses a scheduler_config.json object; unknown keys are ignored, wrong types are an error
   // naming the key.
