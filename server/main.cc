@@ -2,7 +2,8 @@
 //
 //   dreamboothd [--listen=127.0.0.1:50051] [--data-dir=./dreambooth-data] [--lease-ttl=30s]
 //               [--max-upload-bytes=52428800] [--model-root=DIR] [--log-level=info]
-//               [--log-format=text|json]
+//               [--log-format=text|json] [--local-workers=N|auto] [--worker-cache-dir=DIR]
+//               [--worker-binary=PATH] [--worker-threads=N]
 //
 // Stops gracefully on SIGTERM or SIGINT: health goes NOT_SERVING, in-flight calls finish (up to
 // --shutdown-grace), the database is closed.
@@ -17,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/logging.h"
 #include "server/server.h"
+#include "server/worker_supervisor.h"
 
 namespace {
 
@@ -24,6 +26,8 @@ constexpr char kUsage[] =
     "usage: dreamboothd [--listen=HOST:PORT] [--data-dir=DIR] [--lease-ttl=DURATION]\n"
     "                   [--max-upload-bytes=N] [--max-images-per-set=N] [--model-root=DIR]\n"
     "                   [--shutdown-grace=DURATION] [--log-level=LEVEL] [--log-format=text|json]\n"
+    "                   [--local-workers=N|auto] [--worker-cache-dir=DIR] [--worker-binary=PATH]\n"
+    "                   [--worker-threads=N]\n"
     "DURATION: an integer with a unit, e.g. 500ms, 30s, 2m.\n";
 
 bool ParseDurationMs(const std::string& text, int64_t* out) {
@@ -62,6 +66,10 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   std::string log_format = "text";
   int64_t grace_ms = 10'000;
+  std::string local_workers;  // "" => none
+  std::string worker_cache_dir;
+  std::string worker_binary;
+  std::string worker_threads;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -100,6 +108,14 @@ int main(int argc, char** argv) {
       }
     } else if (key == "--model-root") {
       options.model_root = value;
+    } else if (key == "--local-workers") {
+      local_workers = value;
+    } else if (key == "--worker-cache-dir") {
+      worker_cache_dir = value;
+    } else if (key == "--worker-binary") {
+      worker_binary = value;
+    } else if (key == "--worker-threads") {
+      worker_threads = value;
     } else if (key == "--log-level") {
       log_level = value;
     } else if (key == "--log-format") {
@@ -124,9 +140,32 @@ int main(int argc, char** argv) {
     spdlog::error("cannot start: {}", server.status().ToString());
     return 1;
   }
+  // Local workers (see docs/worker.md): children of this process, pointed at its port.
+  std::unique_ptr<dreambooth::server::WorkerSupervisor> workers;
+  if (!local_workers.empty()) {
+    auto slots = dreambooth::server::PlanLocalWorkers(local_workers,
+                                                      std::getenv("CUDA_VISIBLE_DEVICES"));
+    if (!slots.ok()) Die(std::string(slots.status().message()));
+    dreambooth::server::WorkerSupervisorOptions wo;
+    wo.worker_binary = dreambooth::server::FindWorkerBinary(worker_binary, "/proc/self/exe");
+    wo.server_address = absl::StrCat("127.0.0.1:", (*server)->port());
+    wo.model_root = options.model_root;
+    wo.cache_dir = worker_cache_dir.empty() ? options.data_dir + "/worker-cache" : worker_cache_dir;
+    if (!worker_threads.empty()) wo.extra_args = {"--threads", worker_threads};
+    wo.grace_ms = 60'000;
+    auto started = dreambooth::server::WorkerSupervisor::Start(wo, *std::move(slots));
+    if (!started.ok()) {
+      spdlog::error("cannot start local workers: {}", started.status().ToString());
+      (*server)->Shutdown(grace_ms);
+      return 1;
+    }
+    workers = *std::move(started);
+  }
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   spdlog::info("received signal {}; stopping", signal_number);
+  // Workers first: they commit a checkpoint and give their leases back through this server.
+  if (workers) workers->Stop();
   (*server)->Shutdown(grace_ms);
   return 0;
 }
