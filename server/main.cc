@@ -143,8 +143,8 @@ int main(int argc, char** argv) {
   // Local workers (see docs/worker.md): children of this process, pointed at its port.
   std::unique_ptr<dreambooth::server::WorkerSupervisor> workers;
   if (!local_workers.empty()) {
-    auto slots = dreambooth::server::PlanLocalWorkers(local_workers,
-                                                      std::getenv("CUDA_VISIBLE_DEVICES"));
+    auto slots =
+        dreambooth::server::PlanLocalWorkers(local_workers, std::getenv("CUDA_VISIBLE_DEVICES"));
     if (!slots.ok()) Die(std::string(slots.status().message()));
     dreambooth::server::WorkerSupervisorOptions wo;
     wo.worker_binary = dreambooth::server::FindWorkerBinary(worker_binary, "/proc/self/exe");
