@@ -1,0 +1,275 @@
+// Malformed and invalid requests against a real dreamboothd: each gets its precise status code
+// and a message naming the problem, and the server stays up.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "tests/server/e2e_util.h"
+#include "tests/testing/image_files.h"
+
+namespace dreambooth::testing {
+namespace {
+
+struct BadCase {
+  std::string name;
+  std::function<grpc::Status()> call;
+  grpc::StatusCode code;
+  std::string message_part;
+};
+
+class BadRequestsTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    E2eTest::SetUp();
+    set_ = UploadImages(1);
+  }
+
+  grpc::Status Create(const v1::JobSpec& spec, const std::string& request_id = "") {
+    grpc::ClientContext c;
+    v1::CreateJobRequest request;
+    *request.mutable_spec() = spec;
+    request.set_request_id(request_id);
+    v1::Job job;
+    return client_->stub().CreateJob(&c, request, &job);
+  }
+
+  grpc::Status CreateWith(const std::function<void(v1::JobSpec*)>& edit) {
+    v1::JobSpec spec = MinimalSpec(set_);
+    edit(&spec);
+    return Create(spec);
+  }
+
+  // Uploads raw messages as given.
+  grpc::Status UploadMessages(const std::vector<v1::UploadImagesRequest>& messages) {
+    grpc::ClientContext c;
+    v1::UploadImagesResponse response;
+    auto writer = client_->stub().UploadImages(&c, &response);
+    for (const auto& m : messages) {
+      if (!writer->Write(m)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  static std::vector<v1::UploadImagesRequest> OneFile(const std::string& name,
+                                                      const std::string& bytes) {
+    std::vector<v1::UploadImagesRequest> messages(3);
+    messages[0].mutable_target()->set_display_name("x");
+    messages[1].mutable_file()->set_name(name);
+    messages[2].set_chunk(bytes);
+    return messages;
+  }
+
+  std::string set_;
+};
+
+TEST_F(BadRequestsTest, EachGetsAPreciseCodeAndMessageAndTheServerStaysUp) {
+  using grpc::StatusCode;
+  const std::string zip = std::string("PK\x03\x04\x14\x00\x00\x00", 8) + std::string(100, 'z');
+  std::string bomb_png = MakePng(Quadrants(16, 16), PngVariant::kRgb8);
+  // Patch IHDR (bytes 16..23) to 100000 x 100000; libpng checks the CRC, so recompute it.
+  {
+    const uint32_t dim = 100000;
+    for (int i = 0; i < 2; ++i) {
+      for (int b = 0; b < 4; ++b) bomb_png[16 + 4 * i + b] = static_cast<char>(dim >> (24 - 8 * b));
+    }
+    // CRC over "IHDR" + 13 data bytes at offset 12..28, stored at 29..32.
+    uint32_t crc = 0xFFFFFFFFu;
+    for (int i = 12; i < 29; ++i) {
+      crc ^= static_cast<uint8_t>(bomb_png[i]);
+      for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    crc ^= 0xFFFFFFFFu;
+    for (int b = 0; b < 4; ++b) bomb_png[29 + b] = static_cast<char>(crc >> (24 - 8 * b));
+  }
+  const std::string good_jpeg = MakeJpeg(Quadrants(32, 32), JpegColor::kRgb);
+
+  std::vector<BadCase> cases = {
+      {"missing spec",
+       [&] {
+         grpc::ClientContext c;
+         v1::CreateJobRequest r;
+         v1::Job j;
+         return client_->stub().CreateJob(&c, r, &j);
+       },
+       StatusCode::INVALID_ARGUMENT, "spec is required"},
+      {"missing base model", [&] { return CreateWith([](auto* s) { s->clear_base_model(); }); },
+       StatusCode::INVALID_ARGUMENT, "spec.base_model is required"},
+      {"unknown base model",
+       [&] { return CreateWith([](auto* s) { s->set_base_model("sd-nope"); }); },
+       StatusCode::INVALID_ARGUMENT, "spec.base_model 'sd-nope' is not a known model"},
+      {"base model with a path",
+       [&] { return CreateWith([](auto* s) { s->set_base_model("../etc"); }); },
+       StatusCode::INVALID_ARGUMENT, "spec.base_model"},
+      {"missing instance prompt",
+       [&] { return CreateWith([](auto* s) { s->clear_instance_prompt(); }); },
+       StatusCode::INVALID_ARGUMENT, "spec.instance_prompt is required"},
+      {"negative steps", [&] { return CreateWith([](auto* s) { s->set_max_train_steps(-5); }); },
+       StatusCode::INVALID_ARGUMENT, "spec.max_train_steps must be in [1, 1000000], got -5"},
+      {"zero learning rate", [&] { return CreateWith([](auto* s) { s->set_learning_rate(0); }); },
+       StatusCode::INVALID_ARGUMENT, "spec.learning_rate"},
+      {"resolution not a multiple of 8",
+       [&] { return CreateWith([](auto* s) { s->set_resolution(500); }); },
+       StatusCode::INVALID_ARGUMENT, "spec.resolution must be a multiple of 8"},
+      {"prior preservation without a class prompt",
+       [&] { return CreateWith([](auto* s) { s->set_with_prior_preservation(true); }); },
+       StatusCode::INVALID_ARGUMENT, "spec.regularization_prompt is required"},
+      {"unknown lr scheduler",
+       [&] {
+         return CreateWith([](auto* s) { s->set_lr_scheduler(static_cast<v1::LrScheduler>(99)); });
+       },
+       StatusCode::INVALID_ARGUMENT, "spec.lr_scheduler"},
+      {"guidance below 1",
+       [&] {
+         return CreateWith([](auto* s) { s->mutable_class_sampler()->set_guidance_scale(0.5f); });
+       },
+       StatusCode::INVALID_ARGUMENT, "spec.class_sampler.guidance_scale"},
+      {"warmup longer than training",
+       [&] { return CreateWith([](auto* s) { s->set_lr_warmup_steps(11); }); },
+       StatusCode::INVALID_ARGUMENT, "spec.lr_warmup_steps"},
+      {"instance image set that does not exist",
+       [&] { return CreateWith([](auto* s) { s->set_instance_image_set("is_00000000"); }); },
+       StatusCode::INVALID_ARGUMENT, "spec.instance_image_set 'is_00000000' does not exist"},
+      {"regularization set that does not exist",
+       [&] { return CreateWith([](auto* s) { s->set_regularization_image_set("is_ffff"); }); },
+       StatusCode::INVALID_ARGUMENT, "spec.regularization_image_set 'is_ffff' does not exist"},
+      {"request id too long", [&] { return Create(MinimalSpec(set_), std::string(300, 'r')); },
+       StatusCode::INVALID_ARGUMENT, "request_id must be at most 255 bytes"},
+      {"foreign job id",
+       [&] {
+         grpc::ClientContext c;
+         v1::GetJobRequest r;
+         r.set_job_id("job_0123456789abcdef");
+         v1::Job j;
+         return client_->stub().GetJob(&c, r, &j);
+       },
+       StatusCode::NOT_FOUND, "job 'job_0123456789abcdef' not found"},
+      {"empty job id",
+       [&] {
+         grpc::ClientContext c;
+         v1::CancelJobRequest r;
+         v1::Job j;
+         return client_->stub().CancelJob(&c, r, &j);
+       },
+       StatusCode::INVALID_ARGUMENT, "job_id is required"},
+      {"page_size -1",
+       [&] {
+         grpc::ClientContext c;
+         v1::ListJobsRequest r;
+         r.set_page_size(-1);
+         v1::ListJobsResponse resp;
+         return client_->stub().ListJobs(&c, r, &resp);
+       },
+       StatusCode::INVALID_ARGUMENT, "page_size must be >= 0, got -1"},
+      {"tampered page token",
+       [&] {
+         grpc::ClientContext c;
+         v1::ListJobsRequest r;
+         r.set_page_token("AAAAAAAAAAUAAAAAAAAAAAAAAAAAAAAA");
+         v1::ListJobsResponse resp;
+         return client_->stub().ListJobs(&c, r, &resp);
+       },
+       StatusCode::INVALID_ARGUMENT, "page_token is invalid"},
+      {"unknown image set",
+       [&] {
+         grpc::ClientContext c;
+         v1::GetImageSetRequest r;
+         r.set_image_set_id("is_missing");
+         v1::ImageSet resp;
+         return client_->stub().GetImageSet(&c, r, &resp);
+       },
+       StatusCode::NOT_FOUND, "image set 'is_missing' not found"},
+      {"oversized message (5 MiB)",
+       [&] {
+         grpc::ClientContext c;
+         v1::CreateJobRequest r;
+         *r.mutable_spec() = MinimalSpec(set_);
+         r.mutable_spec()->set_instance_prompt(std::string(5 << 20, 'a'));
+         v1::Job j;
+         return client_->stub().CreateJob(&c, r, &j);
+       },
+       StatusCode::RESOURCE_EXHAUSTED, ""},
+      {"upload without a target", [&] { return UploadMessages({OneFile("a.jpg", good_jpeg)[1]}); },
+       StatusCode::INVALID_ARGUMENT, "the first message must be an UploadTarget"},
+      {"upload of a zip renamed .png", [&] { return UploadMessages(OneFile("photo.png", zip)); },
+       StatusCode::INVALID_ARGUMENT, "file 'photo.png': not a PNG or JPEG"},
+      {"upload of a truncated jpeg",
+       [&] {
+         return UploadMessages(OneFile("cut.jpg", good_jpeg.substr(0, good_jpeg.size() / 2)));
+       },
+       StatusCode::INVALID_ARGUMENT, "file 'cut.jpg'"},
+      {"upload of an empty file", [&] { return UploadMessages(OneFile("empty.jpg", "")); },
+       StatusCode::INVALID_ARGUMENT, "file 'empty.jpg': empty file"},
+      {"upload of a 100000x100000 png",
+       [&] { return UploadMessages(OneFile("bomb.png", bomb_png)); }, StatusCode::INVALID_ARGUMENT,
+       "file 'bomb.png': PNG declares 100000x100000"},
+      {"upload with a path in the file name",
+       [&] { return UploadMessages(OneFile("../../etc/passwd", good_jpeg)); },
+       StatusCode::INVALID_ARGUMENT, "must be a plain file name"},
+      {"upload chunk over 1 MiB",
+       [&] { return UploadMessages(OneFile("big.jpg", std::string((1 << 20) + 1, 'x'))); },
+       StatusCode::INVALID_ARGUMENT, "exceeds the 1 MiB chunk limit"},
+      {"upload into an unknown set",
+       [&] {
+         auto m = OneFile("a.jpg", good_jpeg);
+         m[0].mutable_target()->set_image_set_id("is_nothere");
+         return UploadMessages(m);
+       },
+       StatusCode::NOT_FOUND, "image set 'is_nothere' not found"},
+      {"watch with a negative after_sequence",
+       [&] {
+         grpc::ClientContext c;
+         v1::WatchJobRequest r;
+         r.set_job_id("job_x");
+         r.set_after_sequence(-1);
+         auto reader = client_->stub().WatchJob(&c, r);
+         v1::JobEvent e;
+         while (reader->Read(&e)) {
+         }
+         return reader->Finish();
+       },
+       StatusCode::INVALID_ARGUMENT, "after_sequence must be >= 0"},
+      {"heartbeat with an unknown lease token",
+       [&] {
+         TestWorker w(client_.get(), "w");
+         return w.Heartbeat("lt_forged");
+       },
+       StatusCode::FAILED_PRECONDITION, "lease token is not current"},
+      {"lease without a worker id",
+       [&] {
+         grpc::ClientContext c;
+         v1::LeaseTaskRequest r;
+         v1::LeaseTaskResponse resp;
+         return client_->gateway().LeaseTask(&c, r, &resp);
+       },
+       StatusCode::INVALID_ARGUMENT, "worker_id is required"},
+      {"download of an unknown checkpoint",
+       [&] {
+         grpc::ClientContext c;
+         v1::DownloadCheckpointRequest r;
+         r.set_checkpoint_id("ckpt_nope");
+         auto reader = client_->stub().DownloadCheckpoint(&c, r);
+         v1::DownloadCheckpointResponse m;
+         while (reader->Read(&m)) {
+         }
+         return reader->Finish();
+       },
+       StatusCode::NOT_FOUND, "checkpoint 'ckpt_nope' not found"},
+  };
+  ASSERT_GE(cases.size(), 20u);
+  for (const BadCase& bad : cases) {
+    SCOPED_TRACE(bad.name);
+    const grpc::Status status = bad.call();
+    EXPECT_EQ(status.error_code(), bad.code) << status.error_message();
+    EXPECT_NE(status.error_message().find(bad.message_part), std::string::npos)
+        << "message: " << status.error_message();
+  }
+  // Still up and serving, and nothing was created by the bad requests.
+  EXPECT_TRUE(daemon_->Running());
+  EXPECT_EQ(*client_->CheckHealth(""), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(client_->ListJobs(100, "")->jobs_size(), 0);
+  EXPECT_EQ(client_->ListImageSets(100, "")->image_sets_size(), 1);
+}
+
+}  // namespace
+}  // namespace dreambooth::testing

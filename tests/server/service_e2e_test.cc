@@ -1,0 +1,364 @@
+// A real dreamboothd process on loopback, driven through the C++ client and a scripted worker.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "tests/server/e2e_util.h"
+#include "tests/testing/image_files.h"
+
+namespace dreambooth::testing {
+namespace {
+
+using HealthStatus = grpc::health::v1::HealthCheckResponse;
+
+TEST_F(E2eTest, UploadDeduplicatesAndReportsDimensions) {
+  std::vector<client::UploadFile> files = {
+      {"a.jpg", MakeJpeg(Quadrants(64, 48), JpegColor::kRgb)},
+      {"b.png", MakePng(Quadrants(40, 30), PngVariant::kRgba8)},
+      {"rotated.jpg", MakeJpeg(Quadrants(64, 32), JpegColor::kRgb, 90, 6)},
+  };
+  auto uploaded = client_->Upload(files, "", "dog");
+  ASSERT_TRUE(uploaded.ok()) << uploaded.status();
+  const v1::ImageSet& set = uploaded->image_set();
+  ASSERT_EQ(set.images_size(), 3);
+  EXPECT_EQ(set.display_name(), "dog");
+  EXPECT_EQ(set.images(0).width(), 64);
+  EXPECT_EQ(set.images(1).format(), "png");
+  EXPECT_EQ(set.images(2).width(), 32);  // EXIF orientation 6 swaps the axes
+  EXPECT_EQ(set.images(2).height(), 64);
+  // The same bytes again (under another name) add nothing.
+  auto again = client_->Upload({{"copy.jpg", files[0].bytes}}, set.id(), "");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->image_set().images_size(), 3);
+  EXPECT_EQ(again->uploaded(0).digest(), set.images(0).digest());
+  auto fetched = client_->GetImageSet(set.id());
+  ASSERT_TRUE(fetched.ok());
+  EXPECT_EQ(fetched->images_size(), 3);
+  EXPECT_EQ(*client_->CheckHealth(""), HealthStatus::SERVING);
+  EXPECT_EQ(*client_->CheckHealth("dreambooth.v1.DreamBooth"), HealthStatus::SERVING);
+  EXPECT_EQ(*client_->CheckHealth("dreambooth.v1.WorkerGateway"), HealthStatus::SERVING);
+}
+
+TEST_F(E2eTest, CreateResolvesDefaultsAndRetriedCreateReturnsTheSameJob) {
+  const std::string set = UploadImages(2);
+  const v1::JobSpec spec = MinimalSpec(set);
+  auto job = client_->CreateJob(spec, "req-42");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(job->spec().prior_loss_weight(), 0.5f);
+  EXPECT_EQ(job->spec().resolution(), 512);
+  EXPECT_TRUE(job->spec().center_crop());
+  EXPECT_EQ(job->spec().checkpointing_steps(), 200);
+  EXPECT_EQ(job->spec().learning_rate(), 1e-6);
+  EXPECT_EQ(job->spec().max_train_steps(), 10);
+  EXPECT_TRUE(job->spec().has_seed());
+  auto retried = client_->CreateJob(spec, "req-42");
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->id(), job->id());
+  EXPECT_EQ(retried->spec().seed(), job->spec().seed());
+  v1::JobSpec other = spec;
+  other.set_max_train_steps(11);
+  auto conflict = client_->CreateJob(other, "req-42");
+  EXPECT_EQ(conflict.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(conflict.status().message().find("req-42"), std::string::npos);
+  EXPECT_EQ(client_->ListJobs(100, "")->jobs_size(), 1);
+}
+
+TEST_F(E2eTest, ListPaginationWhileInsertingHasNoDuplicateAndNoMiss) {
+  const std::string set = UploadImages(1);
+  std::set<std::string> before;
+  for (int i = 0; i < 23; ++i) before.insert(client_->CreateJob(MinimalSpec(set))->id());
+  std::set<std::string> seen;
+  std::string token;
+  int pages = 0;
+  do {
+    auto page = client_->ListJobs(5, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const auto& job : page->jobs()) {
+      EXPECT_TRUE(seen.insert(job.id()).second) << "duplicate " << job.id();
+    }
+    token = page->next_page_token();
+    ASSERT_TRUE(client_->CreateJob(MinimalSpec(set)).ok());  // inserted while paginating
+    ++pages;
+  } while (!token.empty());
+  EXPECT_EQ(pages, 5);
+  EXPECT_EQ(seen, before);
+  // Filtered listing: only QUEUED, and a token from another filter is refused.
+  auto queued = client_->ListJobs(2, "", v1::JOB_STATE_QUEUED);
+  ASSERT_TRUE(queued.ok());
+  EXPECT_EQ(
+      client_->ListJobs(2, queued->next_page_token(), v1::JOB_STATE_CANCELLED).status().code(),
+      absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(E2eTest, CancelQueuedJobEndsItsWatch) {
+  const std::string set = UploadImages(1);
+  auto job = client_->CreateJob(MinimalSpec(set));
+  ASSERT_TRUE(job.ok());
+  auto cancelled = client_->CancelJob(job->id());
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->state(), v1::JOB_STATE_CANCELLED);
+  std::vector<v1::JobEvent> events;
+  absl::Status s = client_->WatchJob(job->id(), 0, [&](const v1::JobEvent& e) {
+    events.push_back(e);
+    return true;
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events.back().state(), v1::JOB_STATE_CANCELLED);
+  // A cancelled job is not leased.
+  TestWorker worker(client_.get(), "w1");
+  EXPECT_FALSE(worker.Lease().has_value());
+}
+
+TEST_F(E2eTest, WorkerLifecycleWithWatchSurvivingADaemonRestart) {
+  const std::string set = UploadImages(2);
+  auto job = client_->CreateJob(MinimalSpec(set));
+  ASSERT_TRUE(job.ok());
+
+  std::vector<v1::JobEvent> events;
+  absl::Status watch_status;
+  std::thread watcher([&] {
+    client::ClientOptions options;
+    options.target = daemon_->address();
+    options.max_attempts = 100;  // keep reconnecting through the restart
+    client::Client watch_client(options);
+    watch_status = watch_client.WatchJob(job->id(), 0, [&](const v1::JobEvent& e) {
+      events.push_back(e);
+      return true;
+    });
+  });
+
+  TestWorker worker(client_.get(), "w1");
+  std::optional<v1::Task> task = worker.Lease(2000);
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(task->kind(), v1::TASK_KIND_TRAIN);
+  EXPECT_EQ(task->job_id(), job->id());
+  EXPECT_EQ(task->attempt(), 1);
+  EXPECT_EQ(task->instance_images_size(), 2);
+  EXPECT_EQ(task->spec().instance_prompt(), "a photo of sks dog");
+  EXPECT_FALSE(task->has_resume_from());
+  const std::string token = task->lease_token();
+  v1::HeartbeatResponse hb;
+  ASSERT_TRUE(worker.Heartbeat(token, &hb).ok());
+  EXPECT_FALSE(hb.cancel_requested());
+  for (int step = 1; step <= 5; ++step) ASSERT_TRUE(worker.Progress(token, step, 10, 1.0f).ok());
+
+  RestartDaemon();  // the watcher's stream breaks and resumes; the lease survives
+
+  for (int step = 6; step <= 10; ++step) ASSERT_TRUE(worker.Progress(token, step, 10, 0.5f).ok());
+  grpc::Status blob_status;
+  const std::string weights = "fake weights for the checkpoint test";
+  const std::string digest = worker.WriteBlob(token, weights, &blob_status);
+  ASSERT_TRUE(blob_status.ok()) << blob_status.error_message();
+  {
+    grpc::ClientContext c;
+    v1::CommitCheckpointRequest request;
+    request.set_lease_token(token);
+    request.set_step(10);
+    request.set_kind(v1::CHECKPOINT_KIND_FINAL);
+    auto* f = request.add_files();
+    f->set_path("unet/diffusion_pytorch_model.safetensors");
+    f->set_digest(digest);
+    f->set_size_bytes(static_cast<int64_t>(weights.size()));
+    v1::CommitCheckpointResponse response;
+    ASSERT_TRUE(client_->gateway().CommitCheckpoint(&c, request, &response).ok());
+  }
+  v1::JobState final_state;
+  ASSERT_TRUE(worker.Complete(token, &final_state).ok());
+  EXPECT_EQ(final_state, v1::JOB_STATE_SUCCEEDED);
+  watcher.join();
+
+  ASSERT_TRUE(watch_status.ok()) << watch_status;
+  ASSERT_FALSE(events.empty());
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].sequence(), static_cast<int64_t>(i) + 1) << "gap or duplicate";
+  }
+  EXPECT_EQ(events.back().state(), v1::JOB_STATE_SUCCEEDED);
+  int progress = 0;
+  for (const auto& e : events) progress += e.kind() == v1::EVENT_KIND_PROGRESS;
+  EXPECT_EQ(progress, 10);
+
+  // A watch stopped by the caller and resumed from its last sequence: no gap, no duplicate.
+  std::vector<int64_t> first, second;
+  ASSERT_TRUE(client_
+                  ->WatchJob(job->id(), 0,
+                             [&](const v1::JobEvent& e) {
+                               first.push_back(e.sequence());
+                               return first.size() < 3;
+                             })
+                  .ok());
+  ASSERT_TRUE(client_
+                  ->WatchJob(job->id(), first.back(),
+                             [&](const v1::JobEvent& e) {
+                               second.push_back(e.sequence());
+                               return true;
+                             })
+                  .ok());
+  EXPECT_EQ(first, (std::vector<int64_t>{1, 2, 3}));
+  ASSERT_FALSE(second.empty());
+  EXPECT_EQ(second.front(), 4);
+  EXPECT_EQ(second.back(), events.back().sequence());
+  EXPECT_EQ(second.size(), events.size() - 3);
+
+  // The committed checkpoint is listed and downloads intact.
+  auto ckpts = client_->ListCheckpoints(job->id());
+  ASSERT_TRUE(ckpts.ok());
+  ASSERT_EQ(ckpts->checkpoints_size(), 1);
+  const std::string out = dir_.Join("download");
+  auto manifest = client_->DownloadCheckpoint(ckpts->checkpoints(0).id(), out);
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  EXPECT_EQ(ReadFile(out + "/unet/diffusion_pytorch_model.safetensors"), weights);
+
+  // Resuming a download from an offset returns exactly the remaining bytes.
+  grpc::ClientContext c;
+  v1::DownloadCheckpointRequest request;
+  request.set_checkpoint_id(ckpts->checkpoints(0).id());
+  request.set_read_offset(5);
+  auto reader = client_->stub().DownloadCheckpoint(&c, request);
+  v1::DownloadCheckpointResponse message;
+  std::string tail;
+  while (reader->Read(&message)) {
+    if (!message.has_checkpoint()) {
+      EXPECT_EQ(message.offset(), 5 + static_cast<int64_t>(tail.size()));
+      tail += message.data();
+    }
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(tail, weights.substr(5));
+}
+
+TEST_F(E2eTest, ExpiredLeaseRequeuesAndTheStaleWorkerIsFenced) {
+  StartDaemon({"--lease-ttl=1s", "--sweep-interval=100ms"});
+  const std::string set = UploadImages(1);
+  auto job = client_->CreateJob(MinimalSpec(set));
+  ASSERT_TRUE(job.ok());
+  TestWorker stale(client_.get(), "stale");
+  std::optional<v1::Task> first = stale.Lease();
+  ASSERT_TRUE(first.has_value());
+  // No heartbeat: after the TTL and a sweep the job is back in the queue.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  auto requeued = client_->GetJob(job->id());
+  EXPECT_EQ(requeued->state(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(requeued->infra_attempts(), 1);
+  TestWorker fresh(client_.get(), "fresh");
+  std::optional<v1::Task> second = fresh.Lease();
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->job_id(), job->id());
+  EXPECT_EQ(second->attempt(), 2);
+  const v1::Job before = *client_->GetJob(job->id());
+
+  EXPECT_EQ(stale.Heartbeat(first->lease_token()).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(stale.Progress(first->lease_token(), 3, 10, 1).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(stale.Complete(first->lease_token()).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(stale.Fail(first->lease_token(), "x", false).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  grpc::Status blob;
+  stale.WriteBlob(first->lease_token(), "data", &blob);
+  EXPECT_EQ(blob.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  const v1::Job after = *client_->GetJob(job->id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(after.last_sequence(), before.last_sequence());
+  EXPECT_EQ(after.attempt(), 2);
+  ASSERT_TRUE(fresh.Heartbeat(second->lease_token()).ok());
+  ASSERT_TRUE(fresh.Complete(second->lease_token()).ok());
+  EXPECT_EQ(client_->GetJob(job->id())->state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+TEST_F(E2eTest, CancelRunningJobReachesTheWorkerThroughHeartbeat) {
+  const std::string set = UploadImages(1);
+  auto job = client_->CreateJob(MinimalSpec(set));
+  TestWorker worker(client_.get(), "w");
+  std::optional<v1::Task> task = worker.Lease();
+  ASSERT_TRUE(task.has_value());
+  auto cancelling = client_->CancelJob(job->id());
+  EXPECT_EQ(cancelling->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_TRUE(cancelling->cancel_requested());
+  v1::HeartbeatResponse hb;
+  ASSERT_TRUE(worker.Heartbeat(task->lease_token(), &hb).ok());
+  EXPECT_TRUE(hb.cancel_requested());
+  v1::JobState state;
+  ASSERT_TRUE(worker.Complete(task->lease_token(), &state).ok());
+  EXPECT_EQ(state, v1::JOB_STATE_CANCELLED);
+}
+
+TEST_F(E2eTest, SampleIsQueuedForAWorkerAndRelayed) {
+  const std::string set = UploadImages(1);
+  auto job = client_->CreateJob(MinimalSpec(set));
+  TestWorker trainer(client_.get(), "trainer");
+  std::optional<v1::Task> train = trainer.Lease();
+  ASSERT_TRUE(train.has_value());
+  const std::string digest = trainer.WriteBlob(train->lease_token(), "weights");
+  {
+    grpc::ClientContext c;
+    v1::CommitCheckpointRequest request;
+    request.set_lease_token(train->lease_token());
+    request.set_step(5);
+    request.set_kind(v1::CHECKPOINT_KIND_SAMPLEABLE);
+    auto* f = request.add_files();
+    f->set_path("unet/w.safetensors");
+    f->set_digest(digest);
+    f->set_size_bytes(7);
+    v1::CommitCheckpointResponse response;
+    ASSERT_TRUE(client_->gateway().CommitCheckpoint(&c, request, &response).ok());
+  }
+  std::vector<v1::SampleResponse> received;
+  absl::Status sample_status;
+  std::thread caller([&] {
+    v1::SampleRequest request;
+    request.set_job_id(job->id());
+    request.set_prompt("a photo of sks dog on the beach");
+    sample_status =
+        client_->Sample(request, [&](const v1::SampleResponse& r) { received.push_back(r); });
+  });
+  TestWorker sampler(client_.get(), "sampler");
+  std::optional<v1::Task> task = sampler.Lease(5000, {}, {v1::TASK_KIND_SAMPLE});
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(task->kind(), v1::TASK_KIND_SAMPLE);
+  EXPECT_EQ(task->sample().prompt(), "a photo of sks dog on the beach");
+  EXPECT_EQ(task->sample().num_images(), 1);
+  EXPECT_EQ(task->sample().width(), 512);
+  EXPECT_EQ(task->sample_checkpoint().step(), 5);
+  const std::string png = *image::EncodePng(Quadrants(8, 8));
+  {
+    grpc::ClientContext c;
+    v1::ReportSampleOutputRequest request;
+    request.set_lease_token(task->lease_token());
+    request.mutable_output()->mutable_image()->set_png(png);
+    request.mutable_output()->mutable_image()->set_width(8);
+    v1::ReportSampleOutputResponse response;
+    ASSERT_TRUE(client_->gateway().ReportSampleOutput(&c, request, &response).ok());
+    EXPECT_TRUE(response.caller_connected());
+  }
+  ASSERT_TRUE(sampler.Complete(task->lease_token()).ok());
+  caller.join();
+  ASSERT_TRUE(sample_status.ok()) << sample_status;
+  ASSERT_FALSE(received.empty());
+  EXPECT_TRUE(received.back().has_image());
+  EXPECT_EQ(received.back().image().png(), png);
+}
+
+TEST_F(E2eTest, SigtermShutsDownCleanlyAndDataSurvives) {
+  const std::string set = UploadImages(1);
+  auto job = client_->CreateJob(MinimalSpec(set));
+  ASSERT_TRUE(job.ok());
+  const int status = daemon_->Stop(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << daemon_->Log();
+  auto restarted = Daemon::Start(daemon_->options());
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  daemon_ = std::move(*restarted);
+  auto again = client_->GetJob(job->id());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->state(), v1::JOB_STATE_QUEUED);
+}
+
+}  // namespace
+}  // namespace dreambooth::testing

@@ -1,0 +1,127 @@
+#include "tests/testing/daemon.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+#ifndef DB_DREAMBOOTHD_PATH
+#define DB_DREAMBOOTHD_PATH "dreamboothd"
+#endif
+
+namespace dreambooth::testing {
+
+int PickFreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
+  if (options.binary.empty()) options.binary = DB_DREAMBOOTHD_PATH;
+  if (options.data_dir.empty()) return absl::InvalidArgumentError("data_dir is required");
+  if (options.port == 0) options.port = PickFreePort();
+  std::unique_ptr<Daemon> d(new Daemon(options));
+  std::vector<std::string> args = {options.binary,
+                                   absl::StrCat("--listen=127.0.0.1:", options.port),
+                                   "--data-dir=" + options.data_dir};
+  args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+  const std::string log = options.data_dir + "/dreamboothd.log";
+  mkdir(options.data_dir.c_str(), 0755);
+  d->pid_ = fork();
+  if (d->pid_ < 0) return absl::UnavailableError("fork failed");
+  if (d->pid_ == 0) {
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  auto channel = grpc::CreateChannel(d->address(), grpc::InsecureChannelCredentials());
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options.startup_timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!d->Running()) {
+      return absl::UnavailableError(absl::StrCat("dreamboothd exited during startup (status ",
+                                                 d->wait_status_, "):\n", d->Log()));
+    }
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    if (health->Check(&context, request, &response).ok() &&
+        response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+      return d;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::UnavailableError(absl::StrCat("dreamboothd did not become SERVING within ",
+                                             options.startup_timeout_ms, " ms:\n", d->Log()));
+}
+
+Daemon::~Daemon() {
+  if (Running()) Stop(SIGTERM);
+}
+
+std::string Daemon::address() const { return absl::StrCat("127.0.0.1:", options_.port); }
+
+bool Daemon::Running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  const pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    wait_status_ = status;
+    pid_ = -1;
+    return false;
+  }
+  return r == 0;
+}
+
+int Daemon::Stop(int signal) {
+  if (pid_ <= 0) return wait_status_;
+  kill(pid_, signal);
+  for (int i = 0; i < 1500; ++i) {
+    if (!Running()) return wait_status_;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid_, SIGKILL);
+  waitpid(pid_, &wait_status_, 0);
+  pid_ = -1;
+  return wait_status_;
+}
+
+std::string Daemon::Log() const {
+  std::ifstream in(options_.data_dir + "/dreamboothd.log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  return s.size() > 4000 ? s.substr(s.size() - 4000) : s;
+}
+
+}  // namespace dreambooth::testing
