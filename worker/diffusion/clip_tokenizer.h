@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace dreambooth::diffusion {
@@ -44,6 +45,10 @@ class ClipTokenizer {
   int64_t vocab_size() const;
   // The id of a vocabulary string, or -1.
   int64_t TokenId(const std::string& token) const;
+
+  // Writes vocab.json, merges.txt, special_tokens_map.json and tokenizer_config.json into `dir`
+  // (created if needed): a diffusers `tokenizer/` folder that FromFolder reads back identically.
+  absl::Status SaveToFolder(const std::string& dir) const;
 
   ClipTokenizer(const ClipTokenizer&) = default;
   ClipTokenizer& operator=(const ClipTokenizer&) = default;

@@ -87,6 +87,9 @@ class Scheduler {
   virtual absl::Status SetTimesteps(int64_t num_inference_steps) = 0;
   // Timesteps in sampling order, CPU: int64 for DDPM/DDIM/DPM, float32 for Euler (fractional).
   virtual const at::Tensor& timesteps() const = 0;
+  // Noise levels of the schedule for sigma-based schedulers (Euler, DPM: N + 1 values, float32
+  // CPU, the last one the final level); undefined for DDPM/DDIM.
+  virtual at::Tensor sigmas() const { return at::Tensor(); }
   // Standard deviation of the initial noise (multiply N(0, I) latents by it).
   virtual double init_noise_sigma() const = 0;
   // The UNet input for `sample` at `timestep` (an element of timesteps()).

@@ -80,7 +80,7 @@ class EulerScheduler : public Scheduler {
 
   const at::Tensor& timesteps() const override { return timesteps_; }
   // The sigma table of the current schedule (N + 1 values, the last 0), float32 CPU.
-  const at::Tensor& sigmas() const { return sigmas_; }
+  at::Tensor sigmas() const override { return sigmas_; }
 
   double init_noise_sigma() const override {
     at::Tensor max_sigma = sigmas_.max();
