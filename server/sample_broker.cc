@@ -120,6 +120,19 @@ absl::Status SampleBroker::Fail(const std::string& token, int64_t now_ms, const 
   return absl::OkStatus();
 }
 
+absl::Status SampleBroker::Release(const std::string& token, int64_t now_ms,
+                                   const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = FindLeased(token, now_ms);
+  if (!it.ok()) return it.status();
+  if ((*it)->second.sink != nullptr) {
+    (*it)->second.sink->OnFinished(absl::UnavailableError(
+        absl::StrCat("worker released the sample task (", reason, "); retry")));
+  }
+  tasks_.erase(*it);
+  return absl::OkStatus();
+}
+
 void SampleBroker::SweepExpired(int64_t now_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = tasks_.begin(); it != tasks_.end();) {

@@ -68,6 +68,8 @@ class SampleBroker {
   absl::Status Complete(const std::string& token, int64_t now_ms);
   absl::Status Fail(const std::string& token, int64_t now_ms, const std::string& error,
                     bool retryable);
+  // The worker gives the task back (shutting down): the caller gets UNAVAILABLE.
+  absl::Status Release(const std::string& token, int64_t now_ms, const std::string& reason);
   // Fails every leased task whose lease expired (UNAVAILABLE to its caller).
   void SweepExpired(int64_t now_ms);
 

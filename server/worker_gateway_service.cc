@@ -329,6 +329,31 @@ grpc::ServerUnaryReactor* WorkerGatewayService::FailTask(grpc::CallbackServerCon
   }());
 }
 
+grpc::ServerUnaryReactor* WorkerGatewayService::ReleaseTask(grpc::CallbackServerContext* context,
+                                                            const v1::ReleaseTaskRequest* request,
+                                                            v1::ReleaseTaskResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(CheckToken(request->lease_token()));
+    if (request->reason().size() > kMaxMessageBytes) {
+      return absl::InvalidArgumentError("reason must be at most 64 KiB");
+    }
+    const std::string reason = request->reason().empty() ? "no reason given" : request->reason();
+    if (SampleBroker::IsSampleToken(request->lease_token())) {
+      RETURN_IF_ERROR(
+          backend_->samples().Release(request->lease_token(), backend_->NowMs(), reason));
+      response->set_state(v1::JOB_STATE_QUEUED);
+      return absl::OkStatus();
+    }
+    ASSIGN_OR_RETURN(storage::JobRecord job,
+                     backend_->jobs().CheckLease(request->lease_token(), backend_->NowMs()));
+    ASSIGN_OR_RETURN(storage::JobState state,
+                     backend_->jobs().Release(request->lease_token(), backend_->NowMs(), reason));
+    response->set_state(static_cast<v1::JobState>(state));
+    backend_->hub().Notify(job.id);
+    return absl::OkStatus();
+  }());
+}
+
 grpc::ServerUnaryReactor* WorkerGatewayService::ReportSampleOutput(
     grpc::CallbackServerContext* context, const v1::ReportSampleOutputRequest* request,
     v1::ReportSampleOutputResponse* response) {

@@ -36,6 +36,9 @@ class WorkerGatewayService final : public v1::WorkerGateway::CallbackService {
   grpc::ServerUnaryReactor* FailTask(grpc::CallbackServerContext* context,
                                      const v1::FailTaskRequest* request,
                                      v1::FailTaskResponse* response) override;
+  grpc::ServerUnaryReactor* ReleaseTask(grpc::CallbackServerContext* context,
+                                        const v1::ReleaseTaskRequest* request,
+                                        v1::ReleaseTaskResponse* response) override;
   grpc::ServerUnaryReactor* ReportSampleOutput(grpc::CallbackServerContext* context,
                                                const v1::ReportSampleOutputRequest* request,
                                                v1::ReportSampleOutputResponse* response) override;

@@ -153,6 +153,35 @@ absl::StatusOr<JobState> JobStore::Fail(const std::string& token, int64_t now_ms
   return state;
 }
 
+absl::StatusOr<JobState> JobStore::Release(const std::string& token, int64_t now_ms,
+                                           const std::string& reason) {
+  JobState state = JobState::kUnspecified;
+  RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(JobRecord job, internal::LoadLeasedJob(c, token, now_ms));
+    ASSIGN_OR_RETURN(Statement s, c.Prepare("UPDATE jobs SET infra_attempts = infra_attempts + 1 "
+                                            "WHERE id = ?"));
+    s.Bind(1, job.id);
+    RETURN_IF_ERROR(s.Run());
+    const int used = job.infra_attempts + 1;
+    std::string message;
+    if (job.cancel_requested) {
+      state = JobState::kCancelled;
+      message = "cancelled by user";
+    } else if (used < job.max_infra_attempts) {
+      state = JobState::kQueued;
+      message = absl::StrCat("worker ", job.worker_id, " released attempt ", job.attempt, " (",
+                             reason, "); requeued (", used, " of ", job.max_infra_attempts,
+                             " infrastructure attempts used)");
+    } else {
+      state = JobState::kFailed;
+      message = absl::StrCat("released by worker ", job.worker_id, " (", reason, "); ", used,
+                             " infrastructure attempts used, budget exhausted");
+    }
+    return internal::SetState(c, job.id, state, message, now_ms);
+  }));
+  return state;
+}
+
 absl::StatusOr<std::vector<std::string>> JobStore::SweepExpired(int64_t now_ms) {
   std::vector<std::string> changed;
   RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {

@@ -87,6 +87,12 @@ class JobStore {
   absl::StatusOr<JobState> Fail(const std::string& token, int64_t now_ms, const std::string& error,
                                 bool retryable);
 
+  // Gives the lease back (worker shutting down): like a lease expiry, the attempt counts against
+  // the infrastructure budget; QUEUED while it lasts, else FAILED (CANCELLED when cancel was
+  // requested). `reason` goes to the event log.
+  absl::StatusOr<JobState> Release(const std::string& token, int64_t now_ms,
+                                   const std::string& reason);
+
   // Requeues every RUNNING job whose lease expired before now_ms (infra budget permitting; else
   // FAILED; CANCELLED when cancel was requested). Returns the ids of the jobs it changed.
   absl::StatusOr<std::vector<std::string>> SweepExpired(int64_t now_ms);

@@ -269,6 +269,22 @@ TEST_F(JobStoreTest, InfraBudgetExhaustionFailsTheJob) {
   EXPECT_EQ(failed.error_attempts, 0);
 }
 
+TEST_F(JobStoreTest, ReleaseRequeuesAtOnceOnTheInfraBudget) {
+  const JobRecord job = MustCreate("x");
+  const Lease lease = MustClaim(1000);
+  auto state = store_->Release(lease.token, 2000, "worker shutting down");
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(*state, JobState::kQueued);
+  const JobRecord after = *store_->Get(job.id);
+  EXPECT_EQ(after.infra_attempts, 1);
+  EXPECT_EQ(after.error_attempts, 0);
+  EXPECT_NE(Events(job.id).back().message.find("worker shutting down"), std::string::npos);
+  // The released token is dead; the next claim is attempt 2.
+  EXPECT_EQ(store_->Heartbeat(lease.token, 2100, kTtl, 0, 0, 0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(MustClaim(2200).job.attempt, 2);
+}
+
 TEST_F(JobStoreTest, CancelQueuedAndRunning) {
   const JobRecord queued = MustCreate("q");
   auto cancelled = store_->Cancel(queued.id, 2000);
