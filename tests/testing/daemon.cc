@@ -62,10 +62,34 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
     execv(argv[0], argv.data());
     _exit(127);
   }
-  auto channel = grpc::CreateChannel(d->address(), grpc::InsecureChannelCredentials());
-  auto health = grpc::health::v1::Health::NewStub(channel);
+  // Wait until the port accepts TCP connections, so that the channel's first connection attempt
+  // succeeds (a refused attempt would put the channel into reconnect backoff for seconds).
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(options.startup_timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!d->Running()) {
+      return absl::UnavailableError(absl::StrCat("dreamboothd exited during startup (status ",
+                                                 d->wait_status_, "):\n", d->Log()));
+    }
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(options.port));
+    const bool listening = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (listening) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // Probe with a short reconnect backoff: the first attempts race the daemon's startup.
+  grpc::ChannelArguments args_for_probe;
+  // (MIN_RECONNECT_BACKOFF is also the connect-attempt timeout, so it stays generous.)
+  args_for_probe.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+  args_for_probe.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 2000);
+  args_for_probe.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
+  auto channel =
+      grpc::CreateCustomChannel(d->address(), grpc::InsecureChannelCredentials(), args_for_probe);
+  auto health = grpc::health::v1::Health::NewStub(channel);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!d->Running()) {
       return absl::UnavailableError(absl::StrCat("dreamboothd exited during startup (status ",
