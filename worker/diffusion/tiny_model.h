@@ -31,7 +31,8 @@ nlohmann::json TinySchedulerConfigJson();
 
 // Overwrites every parameter of `module` (in named_parameters() order) from a CPU generator
 // seeded with `seed`: weights of rank >= 2 ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), embeddings
-// ~ N(0, 0.02), norm weights 1 + U(-0.1, 0.1), biases U(-0.1, 0.1) scaled like the weights.
+// ~ N(0, 0.02), norm weights 1 + U(-0.1, 0.1) and norm biases U(-0.1, 0.1), other biases
+// ~ U(-b, b) with b the bound of the weight registered before them.
 // Deterministic for a given module structure and seed on any LibTorch version. Parameters may
 // be on any device/dtype (values are drawn on CPU in float32, then copied).
 void InitializeRandomWeights(torch::nn::Module& module, uint64_t seed);
