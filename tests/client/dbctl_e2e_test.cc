@@ -1,0 +1,116 @@
+// dbctl against a real dreamboothd: the README flow (upload a folder, submit, list, get, watch,
+// cancel), JSON output, and non-zero exits with readable messages on failures.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+
+#include "tests/server/e2e_util.h"
+#include "tests/testing/image_files.h"
+
+#ifndef DB_DBCTL_PATH
+#define DB_DBCTL_PATH "dbctl"
+#endif
+
+namespace dreambooth::testing {
+namespace {
+
+struct CliRun {
+  int exit_code = -1;
+  std::string out;  // stdout and stderr
+};
+
+class DbctlTest : public E2eTest {
+ protected:
+  CliRun Dbctl(const std::string& args) {
+    const std::string command =
+        std::string(DB_DBCTL_PATH) + " --server=" + daemon_->address() + " " + args + " 2>&1";
+    CliRun run;
+    FILE* pipe = popen(command.c_str(), "r");
+    std::array<char, 4096> buf;
+    size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) run.out.append(buf.data(), n);
+    const int status = pclose(pipe);
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return run;
+  }
+
+  // The value of "field":"value" in a JSON line (enough for ids).
+  static std::string JsonField(const std::string& json, const std::string& field) {
+    const std::string key = "\"" + field + "\":\"";
+    const size_t at = json.find(key);
+    if (at == std::string::npos) return "";
+    const size_t start = at + key.size();
+    return json.substr(start, json.find('"', start) - start);
+  }
+};
+
+TEST_F(DbctlTest, UploadSubmitListWatchCancel) {
+  const std::string photos = dir_.Join("photos");
+  std::filesystem::create_directories(photos);
+  for (int i = 0; i < 3; ++i) {
+    WriteFile(photos + "/p" + std::to_string(i) + ".jpg",
+              MakeJpeg(Noise(48, 40, static_cast<uint32_t>(i + 7)), JpegColor::kRgb));
+  }
+  WriteFile(photos + "/notes.txt", "not an image");  // skipped by the folder scan
+
+  CliRun health = Dbctl("health");
+  EXPECT_EQ(health.exit_code, 0) << health.out;
+  EXPECT_NE(health.out.find("SERVING"), std::string::npos);
+
+  CliRun upload = Dbctl("--json upload --name=dog " + photos);
+  ASSERT_EQ(upload.exit_code, 0) << upload.out;
+  const std::string set = JsonField(upload.out, "id");
+  ASSERT_EQ(set.rfind("is_", 0), 0u) << upload.out;
+  EXPECT_EQ(client_->GetImageSet(set)->images_size(), 3);
+
+  CliRun submit =
+      Dbctl("jobs submit --image-set=" + set + " --prompt='a photo of sks dog' --steps=20");
+  ASSERT_EQ(submit.exit_code, 0) << submit.out;
+  EXPECT_NE(submit.out.find("QUEUED"), std::string::npos) << submit.out;
+  const std::string job = submit.out.substr(0, submit.out.find(' '));
+  ASSERT_EQ(job.rfind("job_", 0), 0u) << submit.out;
+  EXPECT_EQ(client_->GetJob(job)->spec().max_train_steps(), 20);
+
+  CliRun list = Dbctl("jobs list --state=queued");
+  EXPECT_EQ(list.exit_code, 0);
+  EXPECT_NE(list.out.find(job), std::string::npos) << list.out;
+  CliRun get = Dbctl("--json jobs get " + job);
+  EXPECT_EQ(get.exit_code, 0);
+  EXPECT_EQ(JsonField(get.out, "state"), "JOB_STATE_QUEUED") << get.out;
+
+  CliRun cancel = Dbctl("jobs cancel " + job);
+  EXPECT_EQ(cancel.exit_code, 0);
+  EXPECT_NE(cancel.out.find("CANCELLED"), std::string::npos) << cancel.out;
+  // Not a terminal, so plain lines: one per event, ending with the terminal state.
+  CliRun watch = Dbctl("jobs watch " + job);
+  EXPECT_EQ(watch.exit_code, 0) << watch.out;
+  EXPECT_NE(watch.out.find("#1 QUEUED STATE_CHANGED"), std::string::npos) << watch.out;
+  EXPECT_NE(watch.out.find("#2 CANCELLED STATE_CHANGED"), std::string::npos) << watch.out;
+}
+
+TEST_F(DbctlTest, FailuresExitNonZeroWithAReadableMessage) {
+  CliRun missing = Dbctl("jobs get job_0000000000000000");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.out.find("NOT_FOUND: job 'job_0000000000000000' not found"), std::string::npos)
+      << missing.out;
+  CliRun bad = Dbctl("jobs submit --image-set=is_x --prompt=p --steps=-3");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("INVALID_ARGUMENT: spec.max_train_steps"), std::string::npos) << bad.out;
+  CliRun usage = Dbctl("jobs frobnicate");
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_NE(usage.out.find("unknown jobs command 'frobnicate'"), std::string::npos);
+  const std::string bogus = dir_.Join("bogus.png");
+  WriteFile(bogus, "PK\x03\x04 this is a zip");
+  CliRun upload = Dbctl("upload " + bogus);
+  EXPECT_EQ(upload.exit_code, 1);
+  EXPECT_NE(upload.out.find("file 'bogus.png'"), std::string::npos) << upload.out;
+  CliRun down = Dbctl("--server=127.0.0.1:1 --timeout=2 health");
+  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_NE(down.out.find("UNAVAILABLE"), std::string::npos) << down.out;
+}
+
+}  // namespace
+}  // namespace dreambooth::testing

@@ -1,0 +1,114 @@
+// JobSpec validation and default resolution: the one place where spec rules live.
+#include "server/spec_validation.h"
+
+#include <gtest/gtest.h>
+
+namespace dreambooth::server {
+namespace {
+
+v1::JobSpec Minimal() {
+  v1::JobSpec spec;
+  spec.set_base_model("tiny");
+  spec.set_instance_image_set("is_0123");
+  spec.set_instance_prompt("a photo of sks dog");
+  return spec;
+}
+
+TEST(SpecValidation, ResolvesTheDocumentedDefaults) {
+  auto spec = ValidateAndResolveSpec(Minimal());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  // NeMo's DreamBooth config.
+  EXPECT_FALSE(spec->with_prior_preservation());
+  EXPECT_FLOAT_EQ(spec->prior_loss_weight(), 0.5f);
+  EXPECT_DOUBLE_EQ(spec->learning_rate(), 1e-6);
+  EXPECT_EQ(spec->lr_scheduler(), v1::LR_SCHEDULER_CONSTANT);
+  EXPECT_EQ(spec->max_train_steps(), 400);
+  EXPECT_EQ(spec->checkpointing_steps(), 200);
+  EXPECT_EQ(spec->num_images_per_prompt(), 4);
+  EXPECT_EQ(spec->num_reg_images(), 10);
+  EXPECT_EQ(spec->resolution(), 512);
+  EXPECT_TRUE(spec->center_crop());
+  EXPECT_TRUE(spec->use_cached_latents());
+  EXPECT_EQ(spec->class_sampler().scheduler(), v1::SCHEDULER_KIND_PNDM);
+  EXPECT_EQ(spec->class_sampler().num_inference_steps(), 50);
+  EXPECT_FLOAT_EQ(spec->class_sampler().guidance_scale(), 7.5f);
+  // diffusers defaults where NeMo has none.
+  EXPECT_EQ(spec->train_batch_size(), 1);
+  EXPECT_EQ(spec->gradient_accumulation_steps(), 1);
+  EXPECT_FLOAT_EQ(spec->max_grad_norm(), 1.0f);
+  EXPECT_FLOAT_EQ(spec->adam_beta1(), 0.9f);
+  EXPECT_FLOAT_EQ(spec->adam_beta2(), 0.999f);
+  EXPECT_FLOAT_EQ(spec->adam_weight_decay(), 0.0f);
+  EXPECT_FLOAT_EQ(spec->adam_epsilon(), 1e-8f);
+  EXPECT_EQ(spec->lr_warmup_steps(), 0);
+  EXPECT_EQ(spec->validation_steps(), 100);
+  EXPECT_EQ(spec->validation_sampler().scheduler(), v1::SCHEDULER_KIND_DDIM);
+  EXPECT_EQ(spec->mixed_precision(), v1::MIXED_PRECISION_NO);
+  EXPECT_DOUBLE_EQ(spec->text_encoder_learning_rate(), spec->learning_rate());
+  EXPECT_EQ(spec->max_attempts(), 3);
+  EXPECT_EQ(spec->max_infra_attempts(), 10);
+  EXPECT_TRUE(spec->has_seed());
+}
+
+TEST(SpecValidation, KeepsExplicitValues) {
+  v1::JobSpec in = Minimal();
+  in.set_center_crop(false);
+  in.set_prior_loss_weight(1.0f);
+  in.set_seed(1234);
+  in.set_max_train_steps(50);
+  in.set_checkpointing_steps(0);
+  auto spec = ValidateAndResolveSpec(in);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->center_crop());
+  EXPECT_FLOAT_EQ(spec->prior_loss_weight(), 1.0f);
+  EXPECT_EQ(spec->seed(), 1234u);
+  EXPECT_EQ(spec->max_train_steps(), 50);
+  EXPECT_EQ(spec->checkpointing_steps(), 0);
+}
+
+TEST(SpecValidation, NamesTheOffendingField) {
+  struct Case {
+    std::function<void(v1::JobSpec*)> edit;
+    std::string message;
+  };
+  const Case cases[] = {
+      {[](auto* s) { s->clear_instance_image_set(); }, "spec.instance_image_set is required"},
+      {[](auto* s) { s->set_instance_image_set("job_1"); }, "spec.instance_image_set 'job_1'"},
+      {[](auto* s) { s->set_instance_prompt(std::string(1001, 'a')); },
+       "spec.instance_prompt must be at most 1000 bytes"},
+      {[](auto* s) { s->set_instance_prompt("bad \xff utf8"); }, "spec.instance_prompt"},
+      {[](auto* s) { s->set_prior_loss_weight(-1); }, "spec.prior_loss_weight"},
+      {[](auto* s) { s->set_num_reg_images(0); }, "spec.num_reg_images"},
+      {[](auto* s) { s->set_resolution(4096); }, "spec.resolution must be in [64, 2048]"},
+      {[](auto* s) { s->set_train_batch_size(0); }, "spec.train_batch_size"},
+      {[](auto* s) { s->set_adam_beta1(1.0f); }, "spec.adam_beta1"},
+      {[](auto* s) { s->set_max_grad_norm(0); }, "spec.max_grad_norm"},
+      {[](auto* s) { s->set_learning_rate(std::nan("")); }, "spec.learning_rate"},
+      {[](auto* s) { s->add_validation_prompts(""); }, "spec.validation_prompts[0] is required"},
+      {[](auto* s) { s->mutable_validation_sampler()->set_num_inference_steps(0); },
+       "spec.validation_sampler.num_inference_steps"},
+      {[](auto* s) { s->set_mixed_precision(static_cast<v1::MixedPrecision>(9)); },
+       "spec.mixed_precision"},
+      {[](auto* s) { s->set_max_attempts(0); }, "spec.max_attempts"},
+  };
+  for (const Case& c : cases) {
+    v1::JobSpec spec = Minimal();
+    c.edit(&spec);
+    auto result = ValidateAndResolveSpec(spec);
+    ASSERT_FALSE(result.ok()) << c.message;
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(result.status().message().find(c.message), std::string::npos)
+        << result.status().message();
+  }
+}
+
+TEST(SpecValidation, FingerprintIsStableAndBodySensitive) {
+  const v1::JobSpec a = Minimal();
+  v1::JobSpec b = Minimal();
+  EXPECT_EQ(SpecFingerprint(a), SpecFingerprint(b));
+  b.set_max_train_steps(401);
+  EXPECT_NE(SpecFingerprint(a), SpecFingerprint(b));
+}
+
+}  // namespace
+}  // namespace dreambooth::server
