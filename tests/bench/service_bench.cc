@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   client_options.target = (*daemon)->address();
   client::Client client(client_options);
 
-  // 1. Upload: 1024x1024 noise JPEGs (about 2 MB each) until upload_mb is reached.
+  // 1. Upload: 1024x1024 noise JPEGs (about 1.2 MB each) until upload_mb is reached.
   std::vector<client::UploadFile> files;
   int64_t total_bytes = 0;
   for (uint32_t i = 0; total_bytes < int64_t{upload_mb} << 20; ++i) {
