@@ -27,7 +27,13 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
       return;
     }
     // Subscribe before the first read so that no event slips between read and subscription.
+    // Wake-ups are ignored until started_, so the call cannot finish (and delete this) before
+    // subscription_ is set.
     subscription_ = backend_->hub().Subscribe(job_id_, [this] { Pump(); });
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      started_ = true;
+    }
     Pump();
   }
 
@@ -70,7 +76,7 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
   // Starts the next write when none is in flight, reading more events when the buffer is empty.
   void Pump() {
     std::lock_guard<std::mutex> lock(mu_);
-    if (finished_ || writing_) return;
+    if (!started_ || finished_ || writing_) return;
     if (buffer_.empty()) {
       absl::StatusOr<std::vector<storage::EventRecord>> events =
           backend_->jobs().ReadEvents(job_id_, last_sent_, kBatch);
@@ -109,6 +115,7 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
   std::deque<v1::JobEvent> buffer_;  // Guarded by mu_; front is in flight while writing_.
   bool writing_ = false;             // Guarded by mu_.
   bool finished_ = false;            // Guarded by mu_.
+  bool started_ = false;             // Guarded by mu_; wake-ups are ignored until set.
 };
 
 }  // namespace
