@@ -1,5 +1,6 @@
 #include "server/backend.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -102,6 +103,7 @@ absl::StatusOr<storage::JobRecord> Backend::CreateJob(const v1::JobSpec& spec,
   ASSIGN_OR_RETURN(storage::JobRecord created,
                    jobs_->Create(job, NowMs(), options_.request_retention_ms));
   hub_.Notify(created.id);
+  NotifyTaskAvailable();
   return created;
 }
 
@@ -148,6 +150,9 @@ void Backend::SweepExpiredLeases() {
   absl::StatusOr<std::vector<std::string>> changed = jobs_->SweepExpired(now);
   if (changed.ok()) {
     for (const std::string& id : *changed) hub_.Notify(id);
+    if (!changed->empty()) NotifyTaskAvailable();
+  } else {
+    spdlog::warn("lease sweep failed: {}", changed.status().ToString());
   }
   samples_->SweepExpired(now);
 }

@@ -4,6 +4,7 @@
 #ifndef DREAMBOOTH_SERVER_BACKEND_H_
 #define DREAMBOOTH_SERVER_BACKEND_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -42,6 +43,14 @@ class Backend {
   // INVALID_ARGUMENT when the token is malformed, tampered with or from another kind.
   absl::StatusOr<int64_t> DecodePageToken(const std::string& kind, const std::string& token) const;
 
+  // Called whenever a task may have become available (job queued or requeued, sample queued).
+  void SetTaskAvailableCallback(std::function<void()> callback) {
+    task_available_ = std::move(callback);
+  }
+  void NotifyTaskAvailable() const {
+    if (task_available_) task_available_();
+  }
+
   // Sweeps expired leases (jobs and sample tasks) and wakes watchers of changed jobs.
   void SweepExpiredLeases();
 
@@ -64,7 +73,8 @@ class Backend {
   std::unique_ptr<storage::BlobStore> blobs_;
   std::unique_ptr<SampleBroker> samples_;
   EventHub hub_;
-  std::string page_token_key_;  // constant after Open
+  std::string page_token_key_;            // constant after Open
+  std::function<void()> task_available_;  // set once before serving
 };
 
 }  // namespace dreambooth::server

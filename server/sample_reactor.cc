@@ -23,6 +23,7 @@ class SampleReactor : public grpc::ServerWriteReactor<v1::SampleResponse>,
       return;
     }
     task_id_ = backend_->samples().Enqueue(*std::move(task), this);
+    backend_->NotifyTaskAvailable();
     v1::SampleResponse queued;
     queued.mutable_progress()->set_message("queued; waiting for a worker");
     OnOutput(queued);

@@ -20,6 +20,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   server->backend_ = std::move(*backend);
   server->public_service_ = std::make_unique<DreamBoothService>(server->backend_.get());
   server->gateway_service_ = std::make_unique<WorkerGatewayService>(server->backend_.get());
+  server->backend_->SetTaskAvailableCallback(
+      [gateway = server->gateway_service_.get()] { gateway->WakeLongPolls(); });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -68,6 +70,7 @@ void Server::Shutdown(int64_t grace_ms) {
     grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
     if (health != nullptr) health->SetServingStatus(false);
     spdlog::info("shutting down: health NOT_SERVING, draining in-flight calls");
+    gateway_service_->StopLongPolls();
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
     grpc_server_->Wait();
   }

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <set>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -108,10 +107,60 @@ absl::Status WorkerGatewayService::BuildTrainTask(const storage::Lease& lease, v
   return absl::OkStatus();
 }
 
+WorkerGatewayService::WorkerGatewayService(Backend* backend)
+    : backend_(backend),
+      waiters_(std::make_unique<LeaseWaiters>(
+          [this](const v1::LeaseTaskRequest& request, v1::LeaseTaskResponse* response) {
+            return TryLease(request, response);
+          })) {}
+
+absl::StatusOr<bool> WorkerGatewayService::TryLease(const v1::LeaseTaskRequest& request,
+                                                    v1::LeaseTaskResponse* response) {
+  bool train = request.kinds().empty();
+  bool sample = request.kinds().empty();
+  for (int kind : request.kinds()) {
+    train |= kind == v1::TASK_KIND_TRAIN;
+    sample |= kind == v1::TASK_KIND_SAMPLE;
+  }
+  std::vector<std::string> models = {"tiny"};
+  for (const std::string& m : request.base_models()) {
+    if (m != "tiny") models.push_back(m);
+  }
+  const int64_t ttl = backend_->options().lease_ttl_ms;
+  if (sample) {
+    std::optional<SampleBroker::Task> t =
+        backend_->samples().Lease(request.worker_id(), models, backend_->NowMs(), ttl);
+    if (t.has_value()) {
+      v1::Task* task = response->mutable_task();
+      task->set_task_id(t->id);
+      task->set_kind(v1::TASK_KIND_SAMPLE);
+      task->set_job_id(t->job_id);
+      task->set_attempt(1);
+      task->set_lease_token(t->token);
+      task->set_lease_expire_time_ms(t->expires_ms);
+      task->set_lease_ttl_ms(ttl);
+      task->mutable_spec()->ParseFromString(t->spec);
+      *task->mutable_sample() = t->request;
+      *task->mutable_sample_checkpoint() = t->checkpoint;
+      return true;
+    }
+  }
+  if (train) {
+    ASSIGN_OR_RETURN(std::optional<storage::Lease> lease,
+                     backend_->jobs().Claim(request.worker_id(), models, backend_->NowMs(), ttl));
+    if (lease.has_value()) {
+      backend_->hub().Notify(lease->job.id);
+      RETURN_IF_ERROR(BuildTrainTask(*lease, response->mutable_task()));
+      return true;
+    }
+  }
+  return false;
+}
+
 grpc::ServerUnaryReactor* WorkerGatewayService::LeaseTask(grpc::CallbackServerContext* context,
                                                           const v1::LeaseTaskRequest* request,
                                                           v1::LeaseTaskResponse* response) {
-  return Respond(context, [&]() -> absl::Status {
+  absl::Status status = [&]() -> absl::Status {
     RETURN_IF_ERROR(CheckName("worker_id", request->worker_id(), 255));
     if (request->wait_ms() < 0 || request->wait_ms() > kMaxWaitMs) {
       return absl::InvalidArgumentError(
@@ -120,62 +169,28 @@ grpc::ServerUnaryReactor* WorkerGatewayService::LeaseTask(grpc::CallbackServerCo
     if (request->base_models_size() > 100) {
       return absl::InvalidArgumentError("base_models must list at most 100 names");
     }
-    bool train = request->kinds().empty();
-    bool sample = request->kinds().empty();
     for (int kind : request->kinds()) {
-      if (kind == v1::TASK_KIND_TRAIN) {
-        train = true;
-      } else if (kind == v1::TASK_KIND_SAMPLE) {
-        sample = true;
-      } else {
+      if (kind != v1::TASK_KIND_TRAIN && kind != v1::TASK_KIND_SAMPLE) {
         return absl::InvalidArgumentError(absl::StrCat("kinds has an unknown TaskKind ", kind));
       }
     }
-    std::vector<std::string> models = {"tiny"};
     for (const std::string& m : request->base_models()) {
       RETURN_IF_ERROR(CheckName("base_models", m, 128));
-      if (m != "tiny") models.push_back(m);
     }
-    RETURN_IF_ERROR(backend_->catalog().RememberBaseModels(
+    return backend_->catalog().RememberBaseModels(
         std::vector<std::string>(request->base_models().begin(), request->base_models().end()),
-        request->worker_id(), backend_->NowMs()));
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(request->wait_ms());
-    const int64_t ttl = backend_->options().lease_ttl_ms;
-    while (true) {
-      if (sample) {
-        std::optional<SampleBroker::Task> t =
-            backend_->samples().Lease(request->worker_id(), models, backend_->NowMs(), ttl);
-        if (t.has_value()) {
-          v1::Task* task = response->mutable_task();
-          task->set_task_id(t->id);
-          task->set_kind(v1::TASK_KIND_SAMPLE);
-          task->set_job_id(t->job_id);
-          task->set_attempt(1);
-          task->set_lease_token(t->token);
-          task->set_lease_expire_time_ms(t->expires_ms);
-          task->set_lease_ttl_ms(ttl);
-          task->mutable_spec()->ParseFromString(t->spec);
-          *task->mutable_sample() = t->request;
-          *task->mutable_sample_checkpoint() = t->checkpoint;
-          return absl::OkStatus();
-        }
-      }
-      if (train) {
-        ASSIGN_OR_RETURN(
-            std::optional<storage::Lease> lease,
-            backend_->jobs().Claim(request->worker_id(), models, backend_->NowMs(), ttl));
-        if (lease.has_value()) {
-          backend_->hub().Notify(lease->job.id);
-          return BuildTrainTask(*lease, response->mutable_task());
-        }
-      }
-      if (std::chrono::steady_clock::now() >= deadline || context->IsCancelled()) {
-        return absl::OkStatus();
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  }());
+        request->worker_id(), backend_->NowMs());
+  }();
+  if (!status.ok()) return Respond(context, status);
+  absl::StatusOr<bool> granted = TryLease(*request, response);
+  if (!granted.ok() || *granted || request->wait_ms() == 0) {
+    return Respond(context, granted.status());
+  }
+  // Nothing now: park the call instead of blocking a callback thread.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  waiters_->Park(context, reactor, request, response,
+                 std::chrono::steady_clock::now() + std::chrono::milliseconds(request->wait_ms()));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* WorkerGatewayService::Heartbeat(grpc::CallbackServerContext* context,
@@ -325,6 +340,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::FailTask(grpc::CallbackServerCon
                                            request->error(), request->retryable()));
     response->set_state(static_cast<v1::JobState>(state));
     backend_->hub().Notify(job.id);
+    if (state == storage::JobState::kQueued) backend_->NotifyTaskAvailable();
     return absl::OkStatus();
   }());
 }
@@ -350,6 +366,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::ReleaseTask(grpc::CallbackServer
                      backend_->jobs().Release(request->lease_token(), backend_->NowMs(), reason));
     response->set_state(static_cast<v1::JobState>(state));
     backend_->hub().Notify(job.id);
+    if (state == storage::JobState::kQueued) backend_->NotifyTaskAvailable();
     return absl::OkStatus();
   }());
 }

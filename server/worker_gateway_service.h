@@ -4,15 +4,24 @@
 #ifndef DREAMBOOTH_SERVER_WORKER_GATEWAY_SERVICE_H_
 #define DREAMBOOTH_SERVER_WORKER_GATEWAY_SERVICE_H_
 
+#include <memory>
+
 #include "dreambooth/v1/worker_gateway.grpc.pb.h"
 #include "server/backend.h"
+#include "server/lease_waiters.h"
 
 namespace dreambooth::server {
 
 class WorkerGatewayService final : public v1::WorkerGateway::CallbackService {
  public:
   // `backend` must outlive the service.
-  explicit WorkerGatewayService(Backend* backend) : backend_(backend) {}
+  explicit WorkerGatewayService(Backend* backend);
+
+  // Finishes parked long-poll LeaseTask calls (empty) and parks no more; call before shutting
+  // the gRPC server down.
+  void StopLongPolls() { waiters_->Close(); }
+  // Retries parked long-poll LeaseTask calls now (a task may have become available).
+  void WakeLongPolls() { waiters_->Wake(); }
 
   grpc::ServerUnaryReactor* LeaseTask(grpc::CallbackServerContext* context,
                                       const v1::LeaseTaskRequest* request,
@@ -50,12 +59,16 @@ class WorkerGatewayService final : public v1::WorkerGateway::CallbackService {
                                           v1::PutCacheEntryResponse* response) override;
 
  private:
+  // One non-blocking lease attempt (sample tasks first); true when a task was granted.
+  absl::StatusOr<bool> TryLease(const v1::LeaseTaskRequest& request,
+                                v1::LeaseTaskResponse* response);
   // Fills `task` for a granted job lease (images, resume checkpoint).
   absl::Status BuildTrainTask(const storage::Lease& lease, v1::Task* task);
   // OK when `token` is a current job or sample lease.
   absl::Status CheckAnyLease(const std::string& token);
 
   Backend* const backend_;
+  std::unique_ptr<LeaseWaiters> waiters_;
 };
 
 }  // namespace dreambooth::server

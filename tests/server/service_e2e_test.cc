@@ -351,6 +351,34 @@ TEST_F(E2eTest, SampleIsQueuedForAWorkerAndRelayed) {
   EXPECT_EQ(received.back().image().png(), png);
 }
 
+TEST_F(E2eTest, LongPollLeaseWakesWhenAJobArrivesAndTimesOutOtherwise) {
+  const std::string set = UploadImages(1);
+  TestWorker worker(client_.get(), "poller");
+  // Nothing queued: the call is parked for wait_ms, then answers with no task.
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(worker.Lease(300).has_value());
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(250));
+  // A job created while a worker waits is handed to it without waiting out wait_ms.
+  std::optional<v1::Task> task;
+  std::thread waiting([&] { task = worker.Lease(20000); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  start = std::chrono::steady_clock::now();
+  auto job = client_->CreateJob(MinimalSpec(set));
+  ASSERT_TRUE(job.ok());
+  waiting.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(task->job_id(), job->id());
+  // A parked call does not hold up a graceful shutdown.
+  std::thread parked([&] { EXPECT_FALSE(TestWorker(client_.get(), "late").Lease(60000)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  start = std::chrono::steady_clock::now();
+  const int status = daemon_->Stop(SIGTERM);
+  parked.join();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
 TEST_F(E2eTest, SigtermShutsDownCleanlyAndDataSurvives) {
   const std::string set = UploadImages(1);
   auto job = client_->CreateJob(MinimalSpec(set));

@@ -1,0 +1,63 @@
+// Long-polling LeaseTask calls (wait_ms > 0) parked without blocking gRPC's callback threads.
+// One background thread retries every parked call when woken (a job was queued or requeued, a
+// sample was enqueued) and at least every 50 ms, and finishes it when a task is found, its wait
+// expires, the caller cancels, or Close() is called. Thread-safe.
+#ifndef DREAMBOOTH_SERVER_LEASE_WAITERS_H_
+#define DREAMBOOTH_SERVER_LEASE_WAITERS_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "dreambooth/v1/worker_gateway.pb.h"
+
+namespace dreambooth::server {
+
+class LeaseWaiters {
+ public:
+  // Tries to lease a task for `request` into `response`: true when one was granted.
+  using TryLease = std::function<absl::StatusOr<bool>(const v1::LeaseTaskRequest& request,
+                                                      v1::LeaseTaskResponse* response)>;
+
+  explicit LeaseWaiters(TryLease try_lease);
+  // Close()s and joins the thread.
+  ~LeaseWaiters();
+
+  // Parks a call until `deadline`. The pointers must stay valid until the reactor is finished
+  // (gRPC guarantees this for an unfinished call). After Close(), finishes it at once (empty).
+  void Park(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+            const v1::LeaseTaskRequest* request, v1::LeaseTaskResponse* response,
+            std::chrono::steady_clock::time_point deadline);
+  // Retries the parked calls now.
+  void Wake();
+  // Finishes every parked call with an empty response and parks no more (server shutdown).
+  void Close();
+
+ private:
+  struct Waiter {
+    grpc::CallbackServerContext* context;
+    grpc::ServerUnaryReactor* reactor;
+    const v1::LeaseTaskRequest* request;
+    v1::LeaseTaskResponse* response;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  void Loop();
+
+  const TryLease try_lease_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::list<Waiter> waiters_;  // Guarded by mu_.
+  bool woken_ = false;         // Guarded by mu_.
+  bool closed_ = false;        // Guarded by mu_.
+  std::thread thread_;
+};
+
+}  // namespace dreambooth::server
+
+#endif  // DREAMBOOTH_SERVER_LEASE_WAITERS_H_
