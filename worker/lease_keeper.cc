@@ -1,0 +1,76 @@
+#include "worker/lease_keeper.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace dreambooth::worker {
+
+LeaseKeeper::LeaseKeeper(GatewayClient* client, std::string lease_token,
+                         std::chrono::milliseconds ttl, std::function<TaskPosition()> position,
+                         std::atomic<bool>* stop, const std::atomic<bool>* shutdown)
+    : client_(client),
+      lease_token_(std::move(lease_token)),
+      interval_(std::max<std::chrono::milliseconds>(ttl / 3, std::chrono::milliseconds(100))),
+      position_(std::move(position)),
+      stop_flag_(stop),
+      shutdown_(shutdown) {}
+
+LeaseKeeper::~LeaseKeeper() { Stop(); }
+
+void LeaseKeeper::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void LeaseKeeper::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void LeaseKeeper::BeatNow() {
+  std::lock_guard<std::mutex> beat_lock(beat_mu_);
+  if (lease_lost_.load()) return;
+  v1::HeartbeatRequest request;
+  request.set_lease_token(lease_token_);
+  if (position_) {
+    const TaskPosition p = position_();
+    request.set_stage(p.stage);
+    request.set_step(p.step);
+    request.set_total(p.total);
+  }
+  absl::StatusOr<v1::HeartbeatResponse> response = client_->Heartbeat(request);
+  if (response.ok()) {
+    if (response->cancel_requested()) {
+      cancel_requested_.store(true);
+      if (stop_flag_ != nullptr) stop_flag_->store(true);
+    }
+    return;
+  }
+  // A rejected token means another attempt owns the job (or it ended); transport errors
+  // (server restarting) are retried on the next tick while the lease may still be valid.
+  const absl::StatusCode code = response.status().code();
+  if (code == absl::StatusCode::kFailedPrecondition || code == absl::StatusCode::kNotFound) {
+    lease_lost_.store(true);
+    if (stop_flag_ != nullptr) stop_flag_->store(true);
+  }
+}
+
+void LeaseKeeper::Run() {
+  const auto tick = std::min(interval_, std::chrono::milliseconds(100));
+  auto next_beat = std::chrono::steady_clock::now() + interval_;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    if (cv_.wait_for(lock, tick, [this] { return stop_; })) break;
+    if (shutdown_ != nullptr && shutdown_->load() && stop_flag_ != nullptr) stop_flag_->store(true);
+    if (std::chrono::steady_clock::now() < next_beat) continue;
+    lock.unlock();
+    BeatNow();
+    next_beat = std::chrono::steady_clock::now() + interval_;
+    lock.lock();
+  }
+}
+
+}  // namespace dreambooth::worker

@@ -1,0 +1,65 @@
+// Keeps one task's lease alive: a background thread that sends Heartbeat every TTL/3 with the
+// task's coarse position, and records what the replies say (cancel requested, lease lost).
+#ifndef DREAMBOOTH_WORKER_LEASE_KEEPER_H_
+#define DREAMBOOTH_WORKER_LEASE_KEEPER_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "worker/event_reporter.h"
+#include "worker/gateway_client.h"
+
+namespace dreambooth::worker {
+
+// Thread-safe. Start() launches the heartbeat thread; the destructor (or Stop()) joins it.
+class LeaseKeeper {
+ public:
+  // `client` must outlive this object. `position` (may be empty) is called from the heartbeat
+  // thread. When `stop` is set, the keeper raises it as soon as the job is cancelled, the lease
+  // is lost, or `shutdown` (may be null) reads true (checked every 100 ms), so a runner polls a
+  // single flag.
+  LeaseKeeper(GatewayClient* client, std::string lease_token, std::chrono::milliseconds ttl,
+              std::function<TaskPosition()> position, std::atomic<bool>* stop = nullptr,
+              const std::atomic<bool>* shutdown = nullptr);
+  ~LeaseKeeper();
+  LeaseKeeper(const LeaseKeeper&) = delete;
+  LeaseKeeper& operator=(const LeaseKeeper&) = delete;
+
+  void Start();
+  void Stop();
+  // Sends one heartbeat now (also used before long operations).
+  void BeatNow();
+
+  // The user cancelled the job (from a heartbeat reply).
+  bool cancel_requested() const { return cancel_requested_.load(); }
+  // The server no longer recognises the token (FAILED_PRECONDITION / NOT_FOUND): every further
+  // write would be rejected, so the task must stop without completing.
+  bool lease_lost() const { return lease_lost_.load(); }
+
+ private:
+  void Run();
+
+  GatewayClient* const client_;
+  const std::string lease_token_;
+  const std::chrono::milliseconds interval_;
+  const std::function<TaskPosition()> position_;
+  std::atomic<bool>* const stop_flag_;
+  const std::atomic<bool>* const shutdown_;
+
+  std::atomic<bool> cancel_requested_{false};
+  std::atomic<bool> lease_lost_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;   // guarded by mu_
+  std::mutex beat_mu_;  // serializes heartbeats
+  std::thread thread_;
+};
+
+}  // namespace dreambooth::worker
+
+#endif  // DREAMBOOTH_WORKER_LEASE_KEEPER_H_

@@ -1,0 +1,47 @@
+// The one place where a job spec (proto dreambooth.v1.JobSpec, defaults already resolved by the
+// server) becomes the training engine's TrainOptions, and where sampler settings become the
+// diffusion pipeline's scheduler names.
+#ifndef DREAMBOOTH_WORKER_SPEC_OPTIONS_H_
+#define DREAMBOOTH_WORKER_SPEC_OPTIONS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "dreambooth/v1/job_spec.pb.h"
+#include "worker/train/train_options.h"
+
+namespace dreambooth::worker {
+
+namespace v1 = ::dreambooth::v1;
+
+// Local paths and runtime settings the spec does not carry.
+struct TaskPaths {
+  std::string base_model;    // resolved base model: "tiny" or a folder under --model-root
+  std::string instance_dir;  // downloaded instance images
+  std::string class_dir;     // downloaded user class images ("" when none)
+  std::string output_dir;    // per-task work folder (resume states, checkpoints, export)
+  std::string class_cache_dir;
+  std::string latent_cache_dir;
+  std::string device = "cpu";
+  int num_threads = 0;
+};
+
+// The diffusion scheduler name for `kind`. Schedulers the diffusion library does not implement
+// (PNDM) fall back to DDIM; the substitution is appended to `warnings` (may be null).
+std::string SchedulerName(v1::SchedulerKind kind, v1::SchedulerKind default_kind,
+                          std::vector<std::string>* warnings);
+
+// Maps sampler settings; unset fields take the given defaults.
+train::SamplerOptions ToSamplerOptions(const v1::SamplerSettings& settings,
+                                       v1::SchedulerKind default_kind,
+                                       std::vector<std::string>* warnings);
+
+// Maps every field of `spec`. INVALID_ARGUMENT (naming the spec field) for values the engine
+// cannot express; the result is also checked with train::ValidateTrainOptions.
+absl::StatusOr<train::TrainOptions> ToTrainOptions(const v1::JobSpec& spec, const TaskPaths& paths,
+                                                   std::vector<std::string>* warnings);
+
+}  // namespace dreambooth::worker
+
+#endif  // DREAMBOOTH_WORKER_SPEC_OPTIONS_H_

@@ -1,0 +1,421 @@
+#include "worker/train_runner.h"
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/image/image.h"
+#include "common/status_macros.h"
+#include "worker/checkpoint_transfer.h"
+#include "worker/event_reporter.h"
+#include "worker/lease_keeper.h"
+#include "worker/shared_cache.h"
+#include "worker/spec_options.h"
+#include "worker/train/class_images.h"
+#include "worker/train/dreambooth_trainer.h"
+#include "worker/train/file_util.h"
+#include "worker/train/latent_cache.h"
+
+namespace dreambooth::worker {
+namespace fs = std::filesystem;
+namespace {
+
+v1::JobStage ToJobStage(train::TrainStage stage) {
+  switch (stage) {
+    case train::TrainStage::kPreparing:
+      return v1::JOB_STAGE_PREPARING;
+    case train::TrainStage::kGeneratingClassImages:
+      return v1::JOB_STAGE_GENERATING_CLASS_IMAGES;
+    case train::TrainStage::kCachingLatents:
+      return v1::JOB_STAGE_CACHING_LATENTS;
+    case train::TrainStage::kTraining:
+      return v1::JOB_STAGE_TRAINING;
+    case train::TrainStage::kExporting:
+      return v1::JOB_STAGE_EXPORTING;
+  }
+  return v1::JOB_STAGE_UNSPECIFIED;
+}
+
+// Prefixes a status message, keeping the code.
+absl::Status Annotate(const absl::Status& status, const std::string& prefix) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(), absl::StrCat(prefix, status.message()));
+}
+
+class TrainTask {
+ public:
+  TrainTask(const WorkerContext& context, const v1::Task& task)
+      : context_(context),
+        task_(task),
+        client_(*context.client),
+        reporter_(context.client, task.lease_token()),
+        keeper_(
+            context.client, task.lease_token(),
+            std::chrono::milliseconds(std::max<int64_t>(task.lease_ttl_ms(), 300)),
+            [this] { return reporter_.Position(); }, &stop_, context.shutting_down),
+        shared_(context.client, task.lease_token()) {
+    job_dir_ = (fs::path(context.options.cache_dir) / "jobs" / task.job_id()).string();
+  }
+
+  TrainOutcome Run();
+
+ private:
+  absl::Status Stages();
+  absl::Status Prepare();
+  absl::Status FetchImages(const google::protobuf::RepeatedPtrField<v1::StoredImage>& images,
+                           const std::string& dir, const std::string& label, int* done, int total);
+  absl::Status ClassImages();
+  absl::Status Latents();
+  absl::Status Train();
+  void OnProgress(const train::TrainProgress& p);
+  void OnCheckpoint(const train::CheckpointEvent& e);
+  absl::Status CommitCheckpoint(const train::CheckpointEvent& e);
+  void Log(v1::JobStage stage, const std::string& message);
+  void Progress(v1::JobStage stage, int64_t step, int64_t total, const std::string& message,
+                bool force);
+  absl::Status CheckStop(const std::string& where) const;
+
+  const WorkerContext& context_;
+  const v1::Task& task_;
+  GatewayClient& client_;
+  std::atomic<bool> stop_{false};  // raised by cancel, lease loss, shutdown, commit failure
+  EventReporter reporter_;
+  LeaseKeeper keeper_;
+  SharedCache shared_;
+  std::string job_dir_;
+  train::TrainOptions options_;
+  std::unique_ptr<train::DreamBoothTrainer> trainer_;
+  absl::Status checkpoint_error_;  // first failed commit (training thread only)
+  int64_t last_committed_step_ = -1;
+};
+
+void TrainTask::Log(v1::JobStage stage, const std::string& message) {
+  absl::Status status = reporter_.Log(stage, message);
+  if (!status.ok() && !IsRetryable(status)) stop_.store(true);
+}
+
+void TrainTask::Progress(v1::JobStage stage, int64_t step, int64_t total,
+                         const std::string& message, bool force) {
+  v1::JobEvent e;
+  e.set_stage(stage);
+  e.set_step(step);
+  e.set_total(total);
+  e.set_eta_seconds(-1);
+  e.set_message(message);
+  absl::Status status = reporter_.Progress(e, force);
+  if (!status.ok() && !IsRetryable(status)) stop_.store(true);
+}
+
+absl::Status TrainTask::CheckStop(const std::string& where) const {
+  if (!stop_.load()) return absl::OkStatus();
+  return absl::CancelledError(absl::StrCat("stopped during ", where));
+}
+
+void TrainTask::OnProgress(const train::TrainProgress& p) {
+  v1::JobEvent e;
+  e.set_stage(ToJobStage(p.stage));
+  e.set_step(p.step);
+  e.set_total(p.total);
+  e.set_loss(static_cast<float>(p.loss));
+  e.set_learning_rate(p.lr);
+  e.set_images_per_second(static_cast<float>(p.images_per_second));
+  e.set_eta_seconds(p.eta_seconds > 0 ? static_cast<float>(p.eta_seconds) : -1.0f);
+  e.set_message(p.message);
+  // The last step of a stage always goes out, so every stage ends at its final position.
+  absl::Status status = reporter_.Progress(e, p.total > 0 && p.step == p.total);
+  if (!status.ok() && !IsRetryable(status)) stop_.store(true);
+}
+
+absl::Status TrainTask::CommitCheckpoint(const train::CheckpointEvent& e) {
+  RETURN_IF_ERROR(reporter_.Flush());
+  std::error_code ec;
+  switch (e.kind) {
+    case train::CheckpointEvent::Kind::kResumeState:
+      RETURN_IF_ERROR(
+          UploadCheckpoint(client_, task_.lease_token(), e.path, e.step, v1::CHECKPOINT_KIND_RESUME)
+              .status());
+      last_committed_step_ = e.step;
+      break;
+    case train::CheckpointEvent::Kind::kSampleable:
+      if (fs::is_regular_file(fs::path(e.path) / "model_index.json", ec)) {
+        RETURN_IF_ERROR(UploadCheckpoint(client_, task_.lease_token(), e.path, e.step,
+                                         v1::CHECKPOINT_KIND_SAMPLEABLE)
+                            .status());
+      }
+      break;
+    case train::CheckpointEvent::Kind::kFinal:
+      RETURN_IF_ERROR(
+          UploadCheckpoint(client_, task_.lease_token(), e.path, e.step, v1::CHECKPOINT_KIND_FINAL)
+              .status());
+      break;
+  }
+  for (const std::string& png : e.validation_images) {
+    ASSIGN_OR_RETURN(BlobRef blob, client_.WriteBlobFromFile(task_.lease_token(), png));
+    RETURN_IF_ERROR(reporter_.ValidationImage(v1::JOB_STAGE_TRAINING, e.step, blob.digest));
+  }
+  return absl::OkStatus();
+}
+
+void TrainTask::OnCheckpoint(const train::CheckpointEvent& e) {
+  // Runs on the training thread: training does not go on until the checkpoint is committed, so
+  // a crash right after loses at most the steps since this commit.
+  absl::Status status = CommitCheckpoint(e);
+  if (!status.ok() && checkpoint_error_.ok()) {
+    checkpoint_error_ =
+        Annotate(status, absl::StrCat("committing the checkpoint of step ", e.step, ": "));
+    stop_.store(true);
+  }
+}
+
+absl::Status TrainTask::FetchImages(
+    const google::protobuf::RepeatedPtrField<v1::StoredImage>& images, const std::string& dir,
+    const std::string& label, int* done, int total) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  int index = 0;
+  for (const v1::StoredImage& image : images) {
+    RETURN_IF_ERROR(CheckStop("PREPARING"));
+    const std::string ext = image.format() == "jpeg" ? "jpg" : "png";
+    const std::string path =
+        (fs::path(dir) / absl::StrFormat("%03d-%s.%s", index++, image.digest().substr(0, 16), ext))
+            .string();
+    const std::string what =
+        absl::StrCat(label, " image '", image.name(), "' (sha256 ", image.digest(), ")");
+    if (!fs::is_regular_file(path, ec)) {
+      // Decode first, then check the digest, so a damaged file is reported as what it is.
+      absl::StatusOr<std::string> bytes = client_.ReadBlob(image.digest(), /*verify=*/false);
+      if (!bytes.ok()) return Annotate(bytes.status(), absl::StrCat("reading ", what, ": "));
+      absl::Status decoded = image::DecodeRgb(*bytes, image::DecodeLimits()).status();
+      if (!decoded.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, " cannot be decoded: ", decoded.message()));
+      }
+      if (train::Sha256Hex(*bytes) != image.digest()) {
+        return absl::DataLossError(absl::StrCat(what, " is corrupt in the server's blob store"));
+      }
+      RETURN_IF_ERROR(train::WriteFileAtomic(path, *bytes));
+    }
+    ++*done;
+    Progress(v1::JOB_STAGE_PREPARING, *done, total, absl::StrCat("fetched ", what), false);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TrainTask::Prepare() {
+  const v1::JobSpec& spec = task_.spec();
+  const bool use_class_set = spec.with_prior_preservation() && task_.regularization_images_size();
+  const int total =
+      task_.instance_images_size() + (use_class_set ? task_.regularization_images_size() : 0);
+  Progress(v1::JOB_STAGE_PREPARING, 0, total,
+           absl::StrCat("attempt ", task_.attempt(), " on ", context_.options.worker_id, " (",
+                        context_.options.device, ")"),
+           true);
+  // Only committed checkpoints are resumed from: local state of earlier attempts is dropped.
+  std::error_code ec;
+  fs::remove_all(job_dir_, ec);
+  int done = 0;
+  TaskPaths paths;
+  paths.instance_dir = (fs::path(job_dir_) / "instance").string();
+  RETURN_IF_ERROR(
+      FetchImages(task_.instance_images(), paths.instance_dir, "instance", &done, total));
+  if (use_class_set) {
+    paths.class_dir = (fs::path(job_dir_) / "class").string();
+    RETURN_IF_ERROR(FetchImages(task_.regularization_images(), paths.class_dir, "regularization",
+                                &done, total));
+  }
+  ASSIGN_OR_RETURN(paths.base_model,
+                   ResolveBaseModel(context_.options.model_root, spec.base_model()));
+  paths.output_dir = (fs::path(job_dir_) / absl::StrCat("attempt-", task_.attempt())).string();
+  paths.class_cache_dir = (fs::path(context_.options.cache_dir) / "class_images").string();
+  paths.latent_cache_dir = (fs::path(context_.options.cache_dir) / "latents").string();
+  paths.device = context_.options.device;
+  std::vector<std::string> warnings;
+  absl::StatusOr<train::TrainOptions> options = ToTrainOptions(spec, paths, &warnings);
+  if (!options.ok()) return Annotate(options.status(), "job spec: ");
+  options_ = *std::move(options);
+  for (const std::string& w : warnings) Log(v1::JOB_STAGE_PREPARING, w);
+
+  if (task_.has_resume_from() && !task_.resume_from().id().empty()) {
+    const v1::Checkpoint& from = task_.resume_from();
+    const std::string dir = (fs::path(job_dir_) / "resume-from" / from.id()).string();
+    RETURN_IF_ERROR(Annotate(DownloadCheckpoint(client_, from, dir),
+                             absl::StrCat("fetching resume checkpoint ", from.id(), ": ")));
+    options_.resume_from = dir;
+    Log(v1::JOB_STAGE_PREPARING, absl::StrCat("resuming from checkpoint ", from.id(), " (step ",
+                                              from.step(), ", attempt ", from.attempt(), ")"));
+  }
+  RETURN_IF_ERROR(CheckStop("PREPARING"));
+
+  Progress(v1::JOB_STAGE_PREPARING, done, total,
+           absl::StrCat("loading base model '", spec.base_model(), "'"), false);
+  diffusion::LoadOptions load;
+  try {
+    load.device = at::Device(options_.device);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("bad device '", options_.device, "'"));
+  }
+  absl::StatusOr<diffusion::StableDiffusion> model =
+      diffusion::LoadStableDiffusion(paths.base_model, load);
+  if (!model.ok()) {
+    return Annotate(model.status(), absl::StrCat("base model '", spec.base_model(), "': "));
+  }
+  train::TrainCallbacks callbacks;
+  callbacks.on_progress = [this](const train::TrainProgress& p) { OnProgress(p); };
+  callbacks.on_checkpoint = [this](const train::CheckpointEvent& e) { OnCheckpoint(e); };
+  callbacks.on_warning = [this](const std::string& w) { Log(reporter_.Position().stage, w); };
+  callbacks.cancel = &stop_;
+  ASSIGN_OR_RETURN(trainer_,
+                   train::DreamBoothTrainer::Create(options_, *std::move(model), callbacks));
+  Progress(
+      v1::JOB_STAGE_PREPARING, total, total,
+      absl::StrCat("base model '", spec.base_model(), "' loaded (", trainer_->model().digest, ")"),
+      true);
+  return absl::OkStatus();
+}
+
+absl::Status TrainTask::ClassImages() {
+  if (!options_.with_prior_preservation) return absl::OkStatus();
+  const v1::JobStage stage = v1::JOB_STAGE_GENERATING_CLASS_IMAGES;
+  Progress(stage, 0, options_.num_class_images, "checking the shared class-image cache", true);
+  // The same settings DreamBoothTrainer::GenerateClassImages uses, to find the store folder.
+  train::ClassImageOptions co;
+  co.prompt = options_.class_prompt;
+  co.num_images = options_.num_class_images;
+  co.batch_size = options_.num_images_per_prompt;
+  co.resolution = options_.resolution;
+  co.sampler = options_.class_sampler;
+  co.seed = options_.seed;
+  const std::string store_key = train::ClassImageStoreKey(trainer_->model().digest, co);
+  const std::string store_dir = (fs::path(options_.ClassCacheDir()) / store_key).string();
+  ASSIGN_OR_RETURN(SyncCounts pulled, shared_.PullClassImages(store_key, store_dir));
+  ASSIGN_OR_RETURN(train::ClassImageSet set, trainer_->GenerateClassImages());
+  ASSIGN_OR_RETURN(SyncCounts pushed, shared_.PushClassImages(store_key, store_dir));
+  Log(stage, absl::StrCat("class images: ", set.user_images, " from the job's regularization set, ",
+                          set.reused, " reused from the shared cache (", pulled.downloaded,
+                          " fetched from the server), ", set.generated, " generated; ",
+                          pushed.uploaded, " added to the shared cache"));
+  Progress(stage, options_.num_class_images, options_.num_class_images, "class images ready", true);
+  return absl::OkStatus();
+}
+
+absl::Status TrainTask::Latents() {
+  if (!options_.use_cached_latents) return absl::OkStatus();
+  const v1::JobStage stage = v1::JOB_STAGE_CACHING_LATENTS;
+  std::vector<train::LatentCacheKey> keys;
+  std::vector<std::string> digests;
+  for (const train::ImageRecord& r : trainer_->instance_images()) digests.push_back(r.digest);
+  if (options_.with_prior_preservation) {
+    ASSIGN_OR_RETURN(train::ClassImageSet set, trainer_->GenerateClassImages());
+    for (const std::string& path : set.paths) {
+      ASSIGN_OR_RETURN(std::string digest, train::Sha256File(path));
+      digests.push_back(digest);
+    }
+  }
+  const std::string vae_digest = train::ModuleDigest(*trainer_->model().vae);
+  for (const std::string& digest : digests) {
+    for (bool flip : {false, true}) {
+      if (flip && !options_.random_flip) continue;
+      train::LatentCacheKey key;
+      key.vae_digest = vae_digest;
+      key.image_digest = digest;
+      key.resolution = options_.resolution;
+      key.crop = options_.center_crop ? "center" : "random";
+      key.flip = flip;
+      keys.push_back(key);
+    }
+  }
+  Progress(stage, 0, static_cast<int64_t>(keys.size()), "checking the shared latent cache", true);
+  const train::LatentCache cache(options_.LatentCacheDir());
+  ASSIGN_OR_RETURN(SyncCounts pulled, shared_.PullLatents(cache, keys));
+  ASSIGN_OR_RETURN(train::LatentCacheStats stats, trainer_->PrepareLatents());
+  ASSIGN_OR_RETURN(SyncCounts pushed, shared_.PushLatents(cache, keys));
+  Log(stage, absl::StrCat("latents: ", stats.hits, " reused from the shared cache (",
+                          pulled.downloaded, " fetched from the server), ", stats.misses,
+                          " encoded; ", pushed.uploaded, " added to the shared cache"));
+  return absl::OkStatus();
+}
+
+absl::Status TrainTask::Train() {
+  absl::StatusOr<train::TrainResult> result = trainer_->Train();
+  if (!checkpoint_error_.ok()) return checkpoint_error_;
+  if (!result.ok()) return result.status();
+  Log(v1::JOB_STAGE_EXPORTING,
+      absl::StrFormat("trained steps %d..%d in %.1f s (%.2f steps/s), peak RSS %d MiB",
+                      result->start_step, result->end_step, result->seconds,
+                      result->steps_per_second, result->peak_rss_bytes >> 20));
+  return absl::OkStatus();
+}
+
+absl::Status TrainTask::Stages() {
+  RETURN_IF_ERROR(Prepare());
+  RETURN_IF_ERROR(CheckStop("PREPARING"));
+  RETURN_IF_ERROR(ClassImages());
+  RETURN_IF_ERROR(CheckStop("GENERATING_CLASS_IMAGES"));
+  RETURN_IF_ERROR(Latents());
+  RETURN_IF_ERROR(CheckStop("CACHING_LATENTS"));
+  return Train();
+}
+
+TrainOutcome TrainTask::Run() {
+  keeper_.Start();
+  absl::Status status;
+  try {
+    status = Stages();
+  } catch (const std::exception& e) {
+    status = absl::InternalError(absl::StrCat("unexpected exception: ", e.what()));
+  }
+  trainer_.reset();
+  std::error_code ec;
+  TrainOutcome outcome;
+  const v1::JobStage stage = reporter_.Position().stage;
+  if (keeper_.lease_lost()) {
+    // Another attempt owns the job now; any write would be rejected.
+    outcome = TrainOutcome::kLeaseLost;
+  } else if (status.ok()) {
+    (void)reporter_.Flush();
+    outcome = TrainOutcome::kCompleted;
+    if (absl::Status s = client_.CompleteTask(task_.lease_token()).status(); !s.ok()) {
+      outcome = TrainOutcome::kLeaseLost;
+    }
+  } else if (keeper_.cancel_requested() && absl::IsCancelled(status)) {
+    Log(stage, "cancelled by the user; stopping");
+    (void)reporter_.Flush();
+    (void)client_.CompleteTask(task_.lease_token());
+    outcome = TrainOutcome::kCompleted;
+  } else if (context_.ShuttingDown() && checkpoint_error_.ok() &&
+             (absl::IsCancelled(status) || status.ok())) {
+    Log(stage, last_committed_step_ >= 0
+                   ? absl::StrCat("worker shutting down; resume checkpoint of step ",
+                                  last_committed_step_, " committed; giving the lease back")
+                   : "worker shutting down; giving the lease back");
+    (void)reporter_.Flush();
+    absl::StatusOr<v1::JobState> released =
+        client_.ReleaseTask(task_.lease_token(), "worker shutting down");
+    // An older server lacks ReleaseTask: the lease then expires and the job is requeued.
+    (void)released;
+    outcome = TrainOutcome::kReleased;
+  } else {
+    const bool retryable = IsRetryable(status);
+    Log(stage, absl::StrCat(retryable ? "attempt failed (retryable): " : "job failed: ",
+                            status.message()));
+    (void)reporter_.Flush();
+    (void)client_.FailTask(task_.lease_token(), std::string(status.message()), retryable);
+    outcome = TrainOutcome::kFailed;
+  }
+  keeper_.Stop();
+  fs::remove_all(job_dir_, ec);
+  return outcome;
+}
+
+}  // namespace
+
+TrainOutcome RunTrainTask(const WorkerContext& context, const v1::Task& task) {
+  TrainTask runner(context, task);
+  return runner.Run();
+}
+
+}  // namespace dreambooth::worker

@@ -1,0 +1,63 @@
+#include "worker/worker_context.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+
+namespace dreambooth::worker {
+namespace fs = std::filesystem;
+
+std::vector<std::string> ListBaseModels(const std::string& model_root) {
+  std::vector<std::string> names = {"tiny"};
+  std::error_code ec;
+  if (!model_root.empty()) {
+    for (const auto& entry : fs::directory_iterator(model_root, ec)) {
+      if (entry.is_directory(ec) && fs::is_regular_file(entry.path() / "model_index.json", ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name != "tiny") names.push_back(name);
+      }
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+absl::StatusOr<std::string> ResolveBaseModel(const std::string& model_root,
+                                             const std::string& name) {
+  if (name == "tiny") return name;
+  if (name.empty() || name == "." || name == ".." ||
+      name.find_first_of("/\\") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("base model name '", name, "' is not a folder name under --model-root"));
+  }
+  if (model_root.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("base model '", name, "' not found: this worker has no --model-root"));
+  }
+  const fs::path dir = fs::path(model_root) / name;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("base model '", name, "' not found under --model-root ", model_root));
+  }
+  return dir.string();
+}
+
+bool IsRetryable(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kUnimplemented:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kAlreadyExists:
+      return false;
+    default:
+      return true;
+  }
+}
+
+}  // namespace dreambooth::worker

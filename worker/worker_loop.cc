@@ -1,0 +1,76 @@
+#include "worker/worker_loop.h"
+
+#include <chrono>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "worker/sample_runner.h"
+#include "worker/train_runner.h"
+
+namespace dreambooth::worker {
+
+WorkerLoops::WorkerLoops(WorkerContext context) : context_(std::move(context)) {
+  context_.shutting_down = &shutdown_;
+}
+
+WorkerLoops::~WorkerLoops() {
+  Shutdown();
+  Wait();
+}
+
+void WorkerLoops::Start() {
+  if (context_.options.train) threads_.emplace_back([this] { Loop(v1::TASK_KIND_TRAIN); });
+  if (context_.options.sample) threads_.emplace_back([this] { Loop(v1::TASK_KIND_SAMPLE); });
+}
+
+void WorkerLoops::Shutdown() { shutdown_.store(true); }
+
+int64_t WorkerLoops::Wait() {
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+  return tasks_run_.load();
+}
+
+void WorkerLoops::Loop(v1::TaskKind kind) {
+  const char* name = kind == v1::TASK_KIND_TRAIN ? "train" : "sample";
+  std::chrono::milliseconds backoff(200);
+  while (!shutdown_.load()) {
+    if (context_.options.max_tasks > 0 && tasks_run_.load() >= context_.options.max_tasks) break;
+    v1::LeaseTaskRequest request;
+    request.set_worker_id(absl::StrCat(context_.options.worker_id, "/", name));
+    request.add_kinds(kind);
+    for (const std::string& model : ListBaseModels(context_.options.model_root)) {
+      request.add_base_models(model);
+    }
+    request.set_device(context_.options.device);
+    request.set_wait_ms(context_.options.lease_wait_ms);
+    absl::StatusOr<std::optional<v1::Task>> task = context_.client->LeaseTask(request);
+    if (!task.ok()) {
+      std::cerr << "[" << name << "] LeaseTask failed: " << task.status() << "; retrying in "
+                << backoff.count() << " ms" << std::endl;
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      continue;
+    }
+    backoff = std::chrono::milliseconds(200);
+    if (!task->has_value()) continue;
+    const v1::Task& t = **task;
+    ++tasks_run_;
+    if (kind == v1::TASK_KIND_TRAIN) {
+      std::cerr << "[train] job " << t.job_id() << " attempt " << t.attempt() << " started"
+                << std::endl;
+      const TrainOutcome outcome = RunTrainTask(context_, t);
+      static const char* kNames[] = {"completed", "failed", "released", "lease lost"};
+      std::cerr << "[train] job " << t.job_id() << " attempt " << t.attempt() << ": "
+                << kNames[static_cast<int>(outcome)] << std::endl;
+    } else {
+      const absl::Status status = RunSampleTask(context_, t);
+      std::cerr << "[sample] task " << t.task_id() << " for job " << t.job_id() << ": "
+                << (status.ok() ? "done" : status.ToString()) << std::endl;
+    }
+  }
+}
+
+}  // namespace dreambooth::worker
