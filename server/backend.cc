@@ -37,6 +37,7 @@ absl::StatusOr<std::unique_ptr<Backend>> Backend::Open(const ServerOptions& opti
   b->catalog_ = std::make_unique<storage::CatalogStore>(b->db_.get());
   ASSIGN_OR_RETURN(b->blobs_, storage::BlobStore::Open(options.data_dir));
   b->samples_ = std::make_unique<SampleBroker>();
+  b->progress_ = std::make_unique<ProgressCoalescer>(b->jobs_.get(), options.progress_interval_ms);
   ASSIGN_OR_RETURN(b->page_token_key_,
                    b->catalog_->GetOrCreateMeta("page_token_key", storage::RandomHex(32)));
   return b;
@@ -147,6 +148,7 @@ absl::StatusOr<int64_t> Backend::DecodePageToken(const std::string& kind,
 
 void Backend::SweepExpiredLeases() {
   const int64_t now = NowMs();
+  for (const std::string& id : progress_->FlushDue(now)) hub_.Notify(id);
   absl::StatusOr<std::vector<std::string>> changed = jobs_->SweepExpired(now);
   if (changed.ok()) {
     for (const std::string& id : *changed) hub_.Notify(id);

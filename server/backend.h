@@ -12,6 +12,7 @@
 #include "dreambooth/v1/job_spec.pb.h"
 #include "server/event_hub.h"
 #include "server/options.h"
+#include "server/progress_coalescer.h"
 #include "storage/blob_store.h"
 #include "storage/catalog_store.h"
 #include "storage/database.h"
@@ -62,6 +63,7 @@ class Backend {
   storage::BlobStore& blobs() { return *blobs_; }
   EventHub& hub() { return hub_; }
   SampleBroker& samples() { return *samples_; }
+  ProgressCoalescer& progress() { return *progress_; }
 
  private:
   explicit Backend(ServerOptions options);
@@ -72,6 +74,7 @@ class Backend {
   std::unique_ptr<storage::CatalogStore> catalog_;
   std::unique_ptr<storage::BlobStore> blobs_;
   std::unique_ptr<SampleBroker> samples_;
+  std::unique_ptr<ProgressCoalescer> progress_;
   EventHub hub_;
   std::string page_token_key_;            // constant after Open
   std::function<void()> task_available_;  // set once before serving

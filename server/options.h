@@ -16,6 +16,8 @@ struct ServerOptions {
   int64_t lease_ttl_ms = 30'000;
   // How often expired leases are swept.
   int64_t sweep_interval_ms = 1'000;
+  // Workers' progress events are written at most once per this interval per job.
+  int64_t progress_interval_ms = 1'000;
   // Per uploaded file.
   int64_t max_upload_bytes = 50LL << 20;
   int64_t max_image_pixels = 40'000'000;

@@ -75,6 +75,7 @@ void Server::Shutdown(int64_t grace_ms) {
     grpc_server_->Wait();
   }
   if (sweeper_.joinable()) sweeper_.join();
+  if (backend_ != nullptr) backend_->progress().FlushDue(backend_->NowMs(), /*all=*/true);
   backend_.reset();  // closes the database
   spdlog::info("shutdown complete; database closed");
 }

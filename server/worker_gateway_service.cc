@@ -257,8 +257,9 @@ grpc::ServerUnaryReactor* WorkerGatewayService::ReportEvents(grpc::CallbackServe
     }
     ASSIGN_OR_RETURN(storage::JobRecord job,
                      backend_->jobs().CheckLease(request->lease_token(), backend_->NowMs()));
-    ASSIGN_OR_RETURN(int64_t last, backend_->jobs().AppendEvents(request->lease_token(),
-                                                                 backend_->NowMs(), events));
+    ASSIGN_OR_RETURN(int64_t last,
+                     backend_->progress().Report(job.id, request->lease_token(), job.last_sequence,
+                                                 backend_->NowMs(), events));
     response->set_last_sequence(last);
     backend_->hub().Notify(job.id);
     return absl::OkStatus();
@@ -291,6 +292,9 @@ grpc::ServerUnaryReactor* WorkerGatewayService::CommitCheckpoint(
                                 f.digest(), f.size_bytes()));
       files.push_back({f.path(), f.digest(), f.size_bytes()});
     }
+    ASSIGN_OR_RETURN(storage::JobRecord leased,
+                     backend_->jobs().CheckLease(request->lease_token(), backend_->NowMs()));
+    backend_->progress().Flush(leased.id, backend_->NowMs());
     ASSIGN_OR_RETURN(storage::CheckpointRecord ckpt,
                      backend_->jobs().CommitCheckpoint(
                          request->lease_token(), backend_->NowMs(), request->step(),
@@ -313,6 +317,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::CompleteTask(grpc::CallbackServe
     }
     ASSIGN_OR_RETURN(storage::JobRecord job,
                      backend_->jobs().CheckLease(request->lease_token(), backend_->NowMs()));
+    backend_->progress().Flush(job.id, backend_->NowMs());
     ASSIGN_OR_RETURN(storage::JobState state,
                      backend_->jobs().Complete(request->lease_token(), backend_->NowMs()));
     response->set_state(static_cast<v1::JobState>(state));
@@ -335,6 +340,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::FailTask(grpc::CallbackServerCon
     }
     ASSIGN_OR_RETURN(storage::JobRecord job,
                      backend_->jobs().CheckLease(request->lease_token(), backend_->NowMs()));
+    backend_->progress().Flush(job.id, backend_->NowMs());
     ASSIGN_OR_RETURN(storage::JobState state,
                      backend_->jobs().Fail(request->lease_token(), backend_->NowMs(),
                                            request->error(), request->retryable()));
@@ -362,6 +368,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::ReleaseTask(grpc::CallbackServer
     }
     ASSIGN_OR_RETURN(storage::JobRecord job,
                      backend_->jobs().CheckLease(request->lease_token(), backend_->NowMs()));
+    backend_->progress().Flush(job.id, backend_->NowMs());
     ASSIGN_OR_RETURN(storage::JobState state,
                      backend_->jobs().Release(request->lease_token(), backend_->NowMs(), reason));
     response->set_state(static_cast<v1::JobState>(state));
