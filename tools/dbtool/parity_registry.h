@@ -24,10 +24,17 @@ struct StableDiffusion;
 
 namespace dreambooth::dbtool {
 
-// Tolerance for one golden tensor: |actual - expected| <= max_abs elementwise (exact = 0).
+// Tolerance for one golden tensor. A check passes when max |actual - expected| <= max_abs (when
+// max_abs >= 0) and ||actual - expected||_2 / ||expected||_2 <= rel_l2 (when rel_l2 >= 0);
+// `exact` requires equal values. Integer tensors are always compared exactly.
 struct Tolerance {
-  double max_abs = 0.0;
+  double max_abs = -1;
   bool exact = false;
+  double rel_l2 = -1;
+
+  static Tolerance Exact() { return {-1, true, -1}; }
+  static Tolerance MaxAbs(double max_abs, double rel_l2 = -1) { return {max_abs, false, rel_l2}; }
+  std::string ToString() const;
 };
 
 // Prints one line per result ("name  max_abs_err  tolerance  PASS|FAIL|SKIP reason") to stdout
@@ -38,8 +45,12 @@ class ParityReporter {
   // PASS when the largest absolute difference is within `tolerance`. Returns whether it passed.
   bool Compare(const std::string& name, const at::Tensor& actual, const at::Tensor& expected,
                const Tolerance& tolerance);
-  // Reports a scalar error already computed.
-  bool Report(const std::string& name, double max_abs_err, const Tolerance& tolerance);
+  // Reports errors already computed (rel_l2_err < 0: not measured).
+  bool Report(const std::string& name, double max_abs_err, double rel_l2_err,
+              const Tolerance& tolerance);
+  bool Report(const std::string& name, double max_abs_err, const Tolerance& tolerance) {
+    return Report(name, max_abs_err, -1, tolerance);
+  }
   void Fail(const std::string& name, const std::string& reason);
   void Skip(const std::string& name, const std::string& reason);
 
@@ -67,7 +78,8 @@ struct ParityContext {
 
   // Tolerance of golden tensor `tensor` of this golden file: from the manifest's "tolerances"
   // when it has them, else the table of the fixture README (built in), else `fallback`.
-  Tolerance ToleranceFor(const std::string& tensor, Tolerance fallback = {1e-4, false}) const;
+  Tolerance ToleranceFor(const std::string& tensor,
+                         Tolerance fallback = Tolerance::MaxAbs(1e-4)) const;
   // The golden tensor `name`, or nullptr (the reporter gets a FAIL line) when absent.
   const at::Tensor* Get(const std::string& name, ParityReporter& reporter) const;
 };

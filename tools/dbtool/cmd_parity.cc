@@ -1,0 +1,149 @@
+// `dbtool parity FIXTURE_DIR`: runs every registered golden check that the fixture folder has
+// goldens for (golden/*.safetensors, golden/schedules.json, golden/manifest.json, or a tokenizer
+// cases.json), one line per compared tensor; exit status 1 when any check fails.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "tools/dbtool/command_registry.h"
+#include "tools/dbtool/parity_registry.h"
+#include "worker/diffusion/file_util.h"
+#include "worker/diffusion/model_loader.h"
+#include "worker/diffusion/safetensors.h"
+
+namespace dreambooth::dbtool {
+namespace {
+
+namespace fs = std::filesystem;
+using diffusion::StableDiffusion;
+
+// Runs one check, turning exceptions into a FAIL line.
+void RunCheck(const ParityCheck& check, const ParityContext& context, ParityReporter& reporter) {
+  try {
+    check.run(context, reporter);
+  } catch (const c10::Error& e) {
+    reporter.Fail(context.golden_name,
+                  absl::StrCat("LibTorch error: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    reporter.Fail(context.golden_name, absl::StrCat("error: ", e.what()));
+  }
+}
+
+int RunParity(const std::vector<std::string>& args) {
+  std::string dir;
+  for (size_t i = 0; i < args.size(); ++i) {
+    int threads = 0;
+    if (args[i] == "--threads" && i + 1 < args.size() && absl::SimpleAtoi(args[i + 1], &threads) &&
+        threads > 0) {
+      at::set_num_threads(threads);
+      ++i;
+    } else if (dir.empty() && args[i].rfind("--", 0) != 0) {
+      dir = args[i];
+    } else {
+      std::fprintf(stderr, "usage: dbtool parity FIXTURE_DIR [--threads N]\n");
+      return 2;
+    }
+  }
+  if (dir.empty() || !diffusion::IsDirectory(dir)) {
+    std::fprintf(stderr, "dbtool parity: '%s' is not a folder\n", dir.c_str());
+    return 2;
+  }
+  ParityReporter reporter;
+  const auto& checks = ParityChecks();
+  const nlohmann::json empty_manifest = nlohmann::json::object();
+  nlohmann::json manifest = empty_manifest;
+  const fs::path golden_dir = fs::path(dir) / "golden";
+  if (diffusion::FileExists((golden_dir / "manifest.json").string())) {
+    absl::StatusOr<nlohmann::json> parsed =
+        diffusion::ReadJsonFile((golden_dir / "manifest.json").string());
+    if (parsed.ok()) {
+      manifest = *parsed;
+    } else {
+      reporter.Fail("manifest", std::string(parsed.status().message()));
+    }
+  }
+
+  // The fixture's model, loaded on first use.
+  std::optional<absl::StatusOr<StableDiffusion>> model;
+  auto get_model = [&]() -> absl::StatusOr<StableDiffusion*> {
+    if (!model.has_value()) model.emplace(diffusion::LoadStableDiffusion(dir));
+    if (!model->ok()) return model->status();
+    return &model->value();
+  };
+
+  bool found = false;
+  const diffusion::TensorMap no_tensors;
+  auto make_context = [&](const std::string& name, const std::string& path,
+                          const diffusion::TensorMap* tensors) {
+    ParityContext context;
+    context.fixture_dir = dir;
+    context.golden_name = name;
+    context.golden_path = path;
+    context.golden = tensors;
+    context.manifest = &manifest;
+    context.model = get_model;
+    return context;
+  };
+
+  if (diffusion::FileExists((fs::path(dir) / "cases.json").string())) {
+    found = true;
+    auto it = checks.find("cases");
+    const std::string path = (fs::path(dir) / "cases.json").string();
+    if (it == checks.end()) {
+      reporter.Skip("cases", "no tokenizer check is registered");
+    } else {
+      RunCheck(it->second, make_context("cases", path, &no_tensors), reporter);
+    }
+  }
+
+  if (diffusion::IsDirectory(golden_dir.string())) {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(golden_dir)) {
+      if (entry.is_regular_file()) files.push_back(entry.path());
+    }
+    std::sort(files.begin(), files.end());
+    for (const fs::path& file : files) {
+      const std::string name = file.stem().string();
+      const std::string ext = file.extension().string();
+      if (ext != ".safetensors" && ext != ".json") continue;
+      found = true;
+      auto it = checks.find(name);
+      if (it == checks.end()) {
+        reporter.Skip(name, "no check is registered for this golden file yet");
+        continue;
+      }
+      if (ext == ".json") {
+        RunCheck(it->second, make_context(name, file.string(), &no_tensors), reporter);
+        continue;
+      }
+      absl::StatusOr<diffusion::TensorMap> tensors = diffusion::ReadSafetensors(file.string());
+      if (!tensors.ok()) {
+        reporter.Fail(name, std::string(tensors.status().message()));
+        continue;
+      }
+      RunCheck(it->second, make_context(name, file.string(), &*tensors), reporter);
+    }
+  }
+  if (!found) {
+    std::fprintf(stderr, "dbtool parity: %s holds neither golden/*.safetensors nor cases.json\n",
+                 dir.c_str());
+    return 2;
+  }
+  std::printf("parity %s: %d passed, %d failed, %d skipped\n", dir.c_str(), reporter.passes(),
+              reporter.failures(), reporter.skips());
+  return reporter.failures() == 0 ? 0 : 1;
+}
+
+DB_REGISTER_COMMAND({"parity", "parity FIXTURE_DIR [--threads N]",
+                     "compare every component against the fixture's golden outputs", RunParity});
+
+}  // namespace
+}  // namespace dreambooth::dbtool
