@@ -1,5 +1,7 @@
 #include "worker/train/class_images.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -101,6 +103,7 @@ absl::StatusOr<ClassImageSet> PrepareClassImages(diffusion::StableDiffusion& mod
     t2i.width = o.resolution;
     t2i.height = o.resolution;
     t2i.num_images_per_prompt = count;
+    at::NoGradGuard no_grad;
     absl::StatusOr<diffusion::Text2ImageResult> result = diffusion::Text2Image(model, t2i);
     if (!result.ok()) {
       return absl::Status(result.status().code(),

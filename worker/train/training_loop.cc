@@ -34,10 +34,11 @@ std::vector<std::pair<std::string, at::Tensor>> NamedParams(const torch::nn::Mod
   return out;
 }
 
-diffusion::TensorMap ParamsToCpu(const torch::nn::Module& module) {
+// Parameters and buffers by name, as CPU copies (what LoadStateDictStrict takes back).
+diffusion::TensorMap StateToCpu(const torch::nn::Module& module) {
   diffusion::TensorMap out;
-  for (const auto& item : module.named_parameters()) {
-    out[item.key()] = item.value().detach().to(at::kCPU).clone();
+  for (const auto& [name, t] : diffusion::ModuleStateDict(module)) {
+    out[name] = t.detach().to(at::kCPU).clone();
   }
   return out;
 }
@@ -206,7 +207,9 @@ absl::Status Loop::MicroBatch(int64_t micro_index, double loss_divisor, StepLog*
     in.latents = r.latents * c_.model.vae->scaling_factor();
     in.noise = r.noise;
     in.timesteps = r.timesteps;
+    DreamBoothLossOutput out;
     {
+      // Forward passes under autocast; backward outside it, as PyTorch recommends.
       AutocastScope autocast(autocast_, c_.device.type(), autocast_dtype_);
       if (o_.train_text_encoder) {
         at::Tensor ids = c_.model.tokenizer.EncodeBatch(prompts).to(c_.device);
@@ -223,15 +226,14 @@ absl::Status Loop::MicroBatch(int64_t micro_index, double loss_divisor, StepLog*
       lo.with_prior_preservation = prior;
       lo.prior_loss_weight = o_.prior_loss_weight;
       lo.snr_gamma = o_.snr_gamma;
-      ASSIGN_OR_RETURN(DreamBoothLossOutput out,
-                       ComputeDreamBoothLoss(c_.model.unet, *schedule_, in, lo));
-      at::Tensor scaled = out.loss / loss_divisor;
-      if (scaler_) scaled = scaled * scaler_->scale();
-      scaled.backward();
-      log->loss += out.loss.item<double>() / loss_divisor;
-      log->instance_loss += out.instance_loss.item<double>() / loss_divisor;
-      if (out.prior_loss.defined()) log->prior_loss += out.prior_loss.item<double>() / loss_divisor;
+      ASSIGN_OR_RETURN(out, ComputeDreamBoothLoss(c_.model.unet, *schedule_, in, lo));
     }
+    at::Tensor scaled = out.loss / loss_divisor;
+    if (scaler_) scaled = scaled * scaler_->scale();
+    scaled.backward();
+    log->loss += out.loss.item<double>() / loss_divisor;
+    log->instance_loss += out.instance_loss.item<double>() / loss_divisor;
+    if (out.prior_loss.defined()) log->prior_loss += out.prior_loss.item<double>() / loss_divisor;
     return absl::OkStatus();
   });
 }
@@ -268,8 +270,8 @@ absl::Status Loop::SaveResume(int64_t step) {
   s.fingerprint = TrainingFingerprint(o_);
   s.generator_state = generator_.get_state();
   s.optimizer = optimizer_->StateDict();
-  s.unet = ParamsToCpu(*c_.model.unet);
-  if (o_.train_text_encoder) s.text_encoder = ParamsToCpu(*c_.model.text_encoder);
+  s.unet = StateToCpu(*c_.model.unet);
+  if (o_.train_text_encoder) s.text_encoder = StateToCpu(*c_.model.text_encoder);
   if (ema_) {
     s.ema_unet = ema_->StateDict();
     s.ema_updates = ema_->num_updates();
@@ -326,7 +328,7 @@ absl::Status Loop::Export() {
   // example does); the live weights are restored afterwards.
   diffusion::TensorMap live;
   if (ema_) {
-    live = ParamsToCpu(*c_.model.unet);
+    live = StateToCpu(*c_.model.unet);
     ema_->CopyToParams();
   }
   absl::Status st = ExportDiffusersFolder(c_.model, o_.FinalModelDir());

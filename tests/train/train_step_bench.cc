@@ -1,0 +1,150 @@
+// Training throughput on CPU: steps/s and peak RSS of one configuration per process (so the
+// peak RSS is that configuration's), printed as one JSON line. Configurations:
+//   tiny_cached   DreamBoothTrainer on the built-in tiny model, 64x64, prior preservation,
+//                 cached latents + precomputed text embeddings;
+//   tiny_online   the same, encoding images with the VAE and running the text encoder every step;
+//   mid_step      the bench/mid UNet (random weights): one DreamBooth step with prior
+//                 preservation (1 instance + 1 class latent [4, 32, 32], text [77, 768]), AdamW,
+//                 as tests/data/bench/README.md's measurement 4 defines it.
+// Usage: train_step_bench CONFIG [--steps N] [--threads T] [--gradient-checkpointing]
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "tests/train/test_util.h"
+#include "worker/diffusion/scheduler.h"
+#include "worker/diffusion/tiny_model.h"
+#include "worker/diffusion/unet_2d_condition.h"
+#include "worker/diffusion/unet_2d_condition_config.h"
+#include "worker/train/adamw.h"
+#include "worker/train/dreambooth_loss.h"
+#include "worker/train/dreambooth_trainer.h"
+#include "worker/train/progress.h"
+
+namespace dreambooth::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int Fail(const std::string& what) {
+  std::fprintf(stderr, "train_step_bench: %s\n", what.c_str());
+  return 1;
+}
+
+int RunTiny(bool cached, int steps, bool checkpointing) {
+  testing::TempDir tmp;
+  testing::WriteImageSet(tmp.Sub("instances"), 4, 80, 64, 1);
+  testing::WriteImageSet(tmp.Sub("classes"), 4, 64, 64, 2);
+  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Sub("instances"));
+  o.resolution = 64;
+  o.max_train_steps = steps + 2;  // two warm-up steps, excluded below
+  o.with_prior_preservation = true;
+  o.class_prompt = "a photo of a dog";
+  o.class_dir = tmp.Sub("classes");
+  o.num_class_images = 4;
+  o.use_cached_latents = cached;
+  o.precompute_text_embeddings = cached;
+  o.gradient_checkpointing = checkpointing;
+  o.num_threads = 0;
+  Clock::time_point warm;
+  TrainCallbacks cb;
+  cb.on_progress = [&](const TrainProgress& p) {
+    if (p.stage == TrainStage::kTraining && p.step == 2) warm = Clock::now();
+  };
+  auto t = DreamBoothTrainer::Create(o, cb);
+  if (!t.ok()) return Fail(t.status().ToString());
+  absl::StatusOr<TrainResult> r = (*t)->Train();
+  if (!r.ok()) return Fail(r.status().ToString());
+  const double seconds = std::chrono::duration<double>(Clock::now() - warm).count();
+  std::printf(
+      "{\"config\": \"tiny_%s\", \"model\": \"tiny\", \"resolution\": 64, \"batch\": \"1+1\", "
+      "\"cached_latents\": %s, \"precomputed_text\": %s, \"gradient_checkpointing\": %s, "
+      "\"threads\": %d, \"steps\": %d, \"steps_per_second\": %.3f, \"peak_rss_mib\": %.1f}\n",
+      cached ? "cached" : "online", cached ? "true" : "false", cached ? "true" : "false",
+      checkpointing ? "true" : "false", at::get_num_threads(), steps, steps / seconds,
+      PeakRssBytes() / 1048576.0);
+  return 0;
+}
+
+int RunMid(int steps, bool checkpointing) {
+  const std::string path = std::string(DB_TEST_DATA_DIR) + "/bench/mid/unet/config.json";
+  absl::StatusOr<diffusion::UNet2DConditionConfig> config =
+      diffusion::UNet2DConditionConfig::FromFile(path);
+  if (!config.ok()) return Fail(config.status().ToString());
+  diffusion::UNet2DConditionModel unet(*config);
+  diffusion::InitializeRandomWeights(*unet, 1);
+  unet->train();
+  unet->set_gradient_checkpointing(checkpointing);
+  auto schedule = diffusion::DdpmTrainingSchedule::Create(diffusion::SchedulerConfig{});
+  if (!schedule.ok()) return Fail(schedule.status().ToString());
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  for (const auto& item : unet->named_parameters()) params.emplace_back(item.key(), item.value());
+  AdamW opt({AdamWParamGroup{params, AdamWOptions{}}});
+  at::Generator gen = at::detail::createCPUGenerator(0);
+  DreamBoothLossOptions lo;
+  lo.with_prior_preservation = true;
+  Clock::time_point start;
+  for (int i = 0; i < steps + 2; ++i) {
+    if (i == 2) start = Clock::now();
+    DreamBoothStepInputs in;
+    in.latents = at::randn({2, 4, 32, 32}, gen);
+    in.noise = at::randn({2, 4, 32, 32}, gen);
+    in.timesteps = at::randint(0, 1000, {2}, gen, at::TensorOptions().dtype(at::kLong));
+    in.encoder_hidden_states = at::randn({2, 77, 768}, gen);
+    auto out = ComputeDreamBoothLoss(unet, *schedule, in, lo);
+    if (!out.ok()) return Fail(out.status().ToString());
+    out->loss.backward();
+    opt.Step();
+    opt.ZeroGrad();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf(
+      "{\"config\": \"mid_step\", \"model\": \"bench/mid unet\", \"resolution\": 256, "
+      "\"batch\": \"1+1\", \"cached_latents\": true, \"precomputed_text\": true, "
+      "\"gradient_checkpointing\": %s, \"threads\": %d, \"steps\": %d, "
+      "\"steps_per_second\": %.3f, \"peak_rss_mib\": %.1f}\n",
+      checkpointing ? "true" : "false", at::get_num_threads(), steps, steps / seconds,
+      PeakRssBytes() / 1048576.0);
+  return 0;
+}
+
+}  // namespace
+}  // namespace dreambooth::train
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr,
+                 "usage: train_step_bench tiny_cached|tiny_online|mid_step [--steps N] "
+                 "[--threads T] [--gradient-checkpointing]\n");
+    return 2;
+  }
+  const std::string config = argv[1];
+  int steps = 20;
+  int threads = 0;
+  bool checkpointing = false;
+  for (int i = 2; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--steps" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &steps)) {
+      ++i;
+    } else if (arg == "--threads" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &threads)) {
+      ++i;
+    } else if (arg == "--gradient-checkpointing") {
+      checkpointing = true;
+    } else {
+      std::fprintf(stderr, "train_step_bench: bad argument '%s'\n", arg.c_str());
+      return 2;
+    }
+  }
+  if (threads > 0) at::set_num_threads(threads);
+  if (config == "tiny_cached") return dreambooth::train::RunTiny(true, steps, checkpointing);
+  if (config == "tiny_online") return dreambooth::train::RunTiny(false, steps, checkpointing);
+  if (config == "mid_step") return dreambooth::train::RunMid(steps, checkpointing);
+  std::fprintf(stderr, "train_step_bench: unknown configuration '%s'\n", config.c_str());
+  return 2;
+}
