@@ -387,6 +387,30 @@ TEST_F(E2eTest, LongPollLeaseWakesWhenAJobArrivesAndTimesOutOtherwise) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
+TEST_F(E2eTest, BaseModelsComeFromWorkersAndTheModelRoot) {
+  std::filesystem::create_directories(dir_.Join("models/sd15-local"));
+  StartDaemon({"--model-root=" + dir_.Join("models")});
+  const std::string set = UploadImages(1);
+  v1::JobSpec spec = MinimalSpec(set);
+  spec.set_base_model("sd21-worker");
+  EXPECT_EQ(client_->CreateJob(spec).status().code(), absl::StatusCode::kInvalidArgument);
+  // A worker advertising the model makes it known (persisted across restarts).
+  TestWorker gpu(client_.get(), "gpu-0");
+  EXPECT_FALSE(gpu.Lease(0, {"sd21-worker"}).has_value());
+  RestartDaemon();
+  auto job = client_->CreateJob(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  // Only a worker with that model gets the job.
+  TestWorker cpu(client_.get(), "cpu-0");
+  EXPECT_FALSE(cpu.Lease().has_value());
+  std::optional<v1::Task> task = gpu.Lease(0, {"sd21-worker"});
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(task->job_id(), job->id());
+  // A folder under --model-root is a known model too.
+  spec.set_base_model("sd15-local");
+  EXPECT_TRUE(client_->CreateJob(spec).ok());
+}
+
 TEST_F(E2eTest, SigtermShutsDownCleanlyAndDataSurvives) {
   const std::string set = UploadImages(1);
   auto job = client_->CreateJob(MinimalSpec(set));
