@@ -60,8 +60,16 @@ std::string NewRequestId() {
                       hex.substr(16, 4), "-", hex.substr(20));
 }
 
-Client::Client(ClientOptions options)
-    : Client(options, grpc::CreateChannel(options.target, grpc::InsecureChannelCredentials())) {}
+namespace {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);  // sample PNGs can exceed gRPC's 4 MiB default
+  args.SetMaxSendMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+}  // namespace
+
+Client::Client(ClientOptions options) : Client(options, MakeChannel(options.target)) {}
 
 Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
     : options_(std::move(options)),

@@ -26,8 +26,10 @@ struct ServerOptions {
   int64_t request_retention_ms = 7LL * 24 * 3600 * 1000;
   // Optional folder of diffusers model folders; each subfolder name is a known base model.
   std::string model_root;
-  // Largest accepted gRPC message (upload chunks are at most 1 MiB).
-  int max_message_bytes = 4 << 20;
+  // Largest accepted gRPC message. Upload and blob chunks are at most 1 MiB; the cap is above
+  // gRPC's 4 MiB default so that a worker can relay a large sample PNG (a 2048x2048 image) in
+  // one ReportSampleOutput call.
+  int max_message_bytes = 16 << 20;
 };
 
 }  // namespace dreambooth::server

@@ -179,12 +179,12 @@ TEST_F(BadRequestsTest, EachGetsAPreciseCodeAndMessageAndTheServerStaysUp) {
          return client_->stub().GetImageSet(&c, r, &resp);
        },
        StatusCode::NOT_FOUND, "image set 'is_missing' not found"},
-      {"oversized message (5 MiB)",
+      {"oversized message (17 MiB)",
        [&] {
          grpc::ClientContext c;
          v1::CreateJobRequest r;
          *r.mutable_spec() = MinimalSpec(set_);
-         r.mutable_spec()->set_instance_prompt(std::string(5 << 20, 'a'));
+         r.mutable_spec()->set_instance_prompt(std::string(17 << 20, 'a'));
          v1::Job j;
          return client_->stub().CreateJob(&c, r, &j);
        },
