@@ -84,7 +84,7 @@ TEST(LearningTest, InstanceLossHalvesAndPriorPreservationLimitsClassDrift) {
   TempDir tmp;
   testing::WriteImageSet(tmp.Sub("instances"), 3, 32, 32, 41);
   testing::WriteImageSet(tmp.Sub("classes"), 4, 32, 32, 42);
-  constexpr int kSteps = 150;
+  constexpr int kSteps = 40;
   const RunNumbers plain = TrainAndEvaluate(tmp, /*prior=*/false, kSteps);
   const RunNumbers prior = TrainAndEvaluate(tmp, /*prior=*/true, kSteps);
   std::printf(
