@@ -38,6 +38,9 @@ int JobsWatch(client::Client& client, const Args& args, const Output& out);
 int CheckpointsList(client::Client& client, const Args& args, const Output& out);
 int CheckpointsDownload(client::Client& client, const Args& args, const Output& out);
 int Health(client::Client& client, const Args& args, const Output& out);
+// dbctl sample JOB_ID --prompt=TEXT [--checkpoint=ID] [--num-images=N] [--width=N] [--height=N]
+//   [--steps=N] [--guidance=X] [--seed=N] [--negative-prompt=TEXT] [--out=DIR]
+int Sample(client::Client& client, const Args& args, const Output& out);
 
 // Prints "dbctl: <message>" to stderr and returns 2.
 int UsageError(const std::string& message);

@@ -24,6 +24,8 @@ constexpr char kUsage[] =
   jobs watch JOB_ID [--after=SEQUENCE]
   checkpoints list JOB_ID
   checkpoints download CHECKPOINT_ID --out=DIR
+  sample JOB_ID --prompt=TEXT [--checkpoint=ID] [--num-images=N] [--width=N] [--height=N]
+         [--steps=N] [--guidance=X] [--seed=N] [--negative-prompt=TEXT] [--out=DIR]
   health
 
 The server defaults to $DREAMBOOTH_SERVER, else 127.0.0.1:50051. --json prints JSON (one object
@@ -93,6 +95,10 @@ int main(int argc, char** argv) {
   if (group == "health") {
     rest(1);
     return dbctl::Health(client, args, out);
+  }
+  if (group == "sample") {
+    rest(1);
+    return dbctl::Sample(client, args, out);
   }
   rest(2);
   if (group == "jobs") {

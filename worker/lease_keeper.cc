@@ -1,6 +1,7 @@
 #include "worker/lease_keeper.h"
 
 #include <algorithm>
+#include <iostream>
 #include <utility>
 
 namespace dreambooth::worker {
@@ -41,7 +42,15 @@ void LeaseKeeper::BeatNow() {
     request.set_step(p.step);
     request.set_total(p.total);
   }
+  const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<v1::HeartbeatResponse> response = client_->Heartbeat(request);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+  if (!response.ok() || took > interval_.count()) {
+    std::cerr << "heartbeat: " << (response.ok() ? "ok" : response.status().ToString()) << " after "
+              << took << " ms" << std::endl;
+  }
   if (response.ok()) {
     if (response->cancel_requested()) {
       cancel_requested_.store(true);

@@ -1,0 +1,258 @@
+// End-to-end: a real dreamboothd and real dreambooth-worker processes on loopback, training the
+// built-in tiny model at resolution 64 for a few steps.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/image/image.h"
+#include "tests/integration/e2e_support.h"
+#include "tests/testing/daemon.h"
+#include "tests/testing/temp_dir.h"
+
+namespace dreambooth::testing {
+namespace {
+namespace fs = std::filesystem;
+
+bool Terminal(const v1::Job& job) {
+  return job.state() == v1::JOB_STATE_SUCCEEDED || job.state() == v1::JOB_STATE_FAILED ||
+         job.state() == v1::JOB_STATE_CANCELLED;
+}
+
+class WorkerE2eTest : public ::testing::Test {
+ protected:
+  void StartDaemon(const std::vector<std::string>& extra = {"--lease-ttl=30s",
+                                                            "--sweep-interval=100ms"}) {
+    DaemonOptions options;
+    options.data_dir = dir_.Join("data");
+    options.port = port_;
+    options.extra_args = extra;
+    options.extra_args.push_back("--model-root=" + dir_.Join("models"));
+    fs::create_directories(dir_.Join("models"));
+    absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(options);
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemon_ = std::move(*d);
+    port_ = daemon_->port();
+    api_ = std::make_unique<ApiClient>(daemon_->address());
+  }
+
+  std::unique_ptr<WorkerProcess> StartWorker(const std::string& name,
+                                             std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--server",     daemon_->address(),
+                                     "--cache-dir",  dir_.Join("cache-" + name),
+                                     "--model-root", dir_.Join("models"),
+                                     "--worker-id",  name,
+                                     "--threads",    "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    absl::StatusOr<std::unique_ptr<WorkerProcess>> w =
+        WorkerProcess::Start(args, dir_.Join(name + ".log"));
+    EXPECT_TRUE(w.ok()) << w.status();
+    return w.ok() ? std::move(*w) : nullptr;
+  }
+
+  std::string UploadInstances(int n = 2) {
+    std::vector<std::pair<std::string, std::string>> files;
+    for (int i = 0; i < n; ++i) files.emplace_back(absl::StrCat("toy", i, ".png"), InstancePng(i));
+    absl::StatusOr<std::string> set = api_->UploadImages(files);
+    EXPECT_TRUE(set.ok()) << set.status();
+    return set.ok() ? *set : "";
+  }
+
+  std::vector<v1::JobEvent> AllEvents(const std::string& job_id) {
+    std::vector<v1::JobEvent> events;
+    absl::Status s = api_->Watch(
+        job_id, 0,
+        [&](const v1::JobEvent& e) {
+          events.push_back(e);
+          return true;
+        },
+        60'000);
+    EXPECT_TRUE(s.ok()) << s;
+    return events;
+  }
+
+  std::string Diagnostics(const WorkerProcess* worker) {
+    return absl::StrCat("\n--- worker log ---\n", worker ? worker->Log() : "",
+                        "\n--- daemon log ---\n", daemon_ ? daemon_->Log() : "");
+  }
+
+  TempDir dir_;
+  int port_ = 0;
+  std::unique_ptr<Daemon> daemon_;
+  std::unique_ptr<ApiClient> api_;
+};
+
+v1::JobSpec PriorSpec(const std::string& set) {
+  v1::JobSpec spec = TinySpec(set, 4, 2);
+  spec.set_with_prior_preservation(true);
+  spec.set_regularization_prompt("a photo of a toy");
+  spec.set_num_reg_images(2);
+  spec.set_num_images_per_prompt(2);
+  spec.mutable_class_sampler()->set_scheduler(v1::SCHEDULER_KIND_DDIM);
+  spec.mutable_class_sampler()->set_num_inference_steps(2);
+  return spec;
+}
+
+TEST_F(WorkerE2eTest, FullJobRunsEveryStageCommitsCheckpointsAndSamples) {
+  StartDaemon();
+  auto worker = StartWorker("w1");
+  ASSERT_NE(worker, nullptr);
+  absl::StatusOr<v1::Job> job = api_->CreateJob(PriorSpec(UploadInstances()));
+  ASSERT_TRUE(job.ok()) << job.status();
+  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), Terminal, 120'000);
+  ASSERT_TRUE(done.ok()) << done.status() << Diagnostics(worker.get());
+  ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << Diagnostics(worker.get());
+
+  // Every stage's events, in order, and sequence numbers without gaps.
+  std::vector<v1::JobEvent> events = AllEvents(job->id());
+  std::vector<v1::JobStage> stages;
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].sequence(), static_cast<int64_t>(i + 1));
+    if (events[i].kind() != v1::EVENT_KIND_PROGRESS) continue;
+    if (stages.empty() || stages.back() != events[i].stage()) stages.push_back(events[i].stage());
+  }
+  EXPECT_EQ(stages,
+            (std::vector<v1::JobStage>{
+                v1::JOB_STAGE_PREPARING, v1::JOB_STAGE_GENERATING_CLASS_IMAGES,
+                v1::JOB_STAGE_CACHING_LATENTS, v1::JOB_STAGE_TRAINING, v1::JOB_STAGE_EXPORTING}))
+      << Diagnostics(worker.get());
+  int64_t last_training_step = 0;
+  for (const v1::JobEvent& e : events) {
+    if (e.kind() == v1::EVENT_KIND_PROGRESS && e.stage() == v1::JOB_STAGE_TRAINING) {
+      EXPECT_GE(e.step(), last_training_step);
+      last_training_step = e.step();
+      EXPECT_EQ(e.total(), 4);
+    }
+  }
+  EXPECT_EQ(last_training_step, 4);
+  EXPECT_EQ(events.back().state(), v1::JOB_STATE_SUCCEEDED);
+
+  // Checkpoints: resume states and sampleable weights at step 2, the final export at step 4.
+  absl::StatusOr<std::vector<v1::Checkpoint>> checkpoints = api_->ListCheckpoints(job->id());
+  ASSERT_TRUE(checkpoints.ok()) << checkpoints.status();
+  std::set<std::pair<int64_t, v1::CheckpointKind>> kinds;
+  std::string final_id;
+  for (const v1::Checkpoint& c : *checkpoints) {
+    kinds.insert({c.step(), c.kind()});
+    if (c.kind() == v1::CHECKPOINT_KIND_FINAL) final_id = c.id();
+  }
+  EXPECT_TRUE(kinds.count({2, v1::CHECKPOINT_KIND_RESUME}));
+  EXPECT_TRUE(kinds.count({2, v1::CHECKPOINT_KIND_SAMPLEABLE}));
+  EXPECT_TRUE(kinds.count({4, v1::CHECKPOINT_KIND_FINAL}));
+  ASSERT_FALSE(final_id.empty());
+
+  // The final checkpoint downloads, and every file matches its digest.
+  v1::Checkpoint manifest;
+  absl::StatusOr<std::map<std::string, std::string>> files =
+      api_->DownloadCheckpoint(final_id, &manifest);
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_GT(manifest.files_size(), 0);
+  EXPECT_TRUE(files->count("model_index.json"));
+  EXPECT_TRUE(files->count("unet/diffusion_pytorch_model.safetensors"));
+  for (const v1::CheckpointFile& f : manifest.files()) {
+    EXPECT_EQ(Sha256Hex(files->at(f.path())), f.digest()) << f.path();
+    EXPECT_EQ(static_cast<int64_t>(files->at(f.path()).size()), f.size_bytes()) << f.path();
+  }
+
+  // Sample from the final checkpoint: valid PNGs of the requested size.
+  v1::SampleRequest sample;
+  sample.set_job_id(job->id());
+  sample.set_checkpoint_id(final_id);
+  sample.set_prompt("a photo of sks toy");
+  sample.set_num_images(2);
+  sample.set_width(64);
+  sample.set_height(64);
+  sample.mutable_sampler()->set_num_inference_steps(3);
+  sample.set_seed(7);
+  int progress = 0;
+  absl::StatusOr<std::vector<v1::SampleImage>> images = api_->Sample(sample, 60'000, &progress);
+  ASSERT_TRUE(images.ok()) << images.status() << Diagnostics(worker.get());
+  ASSERT_EQ(images->size(), 2u);
+  EXPECT_GT(progress, 0);
+  for (int i = 0; i < 2; ++i) {
+    const v1::SampleImage& img = (*images)[i];
+    EXPECT_EQ(img.index(), i);
+    EXPECT_EQ(img.seed(), 7u + i);
+    absl::StatusOr<image::ImageInfo> info = image::Probe(img.png(), image::DecodeLimits());
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->format, "png");
+    EXPECT_EQ(info->width, 64);
+    EXPECT_EQ(info->height, 64);
+    EXPECT_TRUE(image::DecodeRgb(img.png(), image::DecodeLimits()).ok());
+  }
+}
+
+TEST_F(WorkerE2eTest, SecondJobReusesClassImagesAndLatents) {
+  StartDaemon();
+  auto worker = StartWorker("w1");
+  const std::string set = UploadInstances();
+  absl::StatusOr<v1::Job> first = api_->CreateJob(PriorSpec(set));
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(api_->WaitForJob(first->id(), Terminal, 120'000)->state(), v1::JOB_STATE_SUCCEEDED)
+      << Diagnostics(worker.get());
+  // A different worker with an empty local cache: reuse must come from the server's entries.
+  worker->Stop(SIGKILL);
+  auto other = StartWorker("w2");
+  v1::JobSpec spec = PriorSpec(set);
+  spec.set_max_train_steps(2);  // a different job on the same model and class prompt
+  absl::StatusOr<v1::Job> second = api_->CreateJob(spec);
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_EQ(api_->WaitForJob(second->id(), Terminal, 120'000)->state(), v1::JOB_STATE_SUCCEEDED)
+      << Diagnostics(other.get());
+  auto log_of = [&](const std::string& job_id, const std::string& prefix) {
+    for (const v1::JobEvent& e : AllEvents(job_id)) {
+      if (e.kind() == v1::EVENT_KIND_LOG && absl::StartsWith(e.message(), prefix)) {
+        return e.message();
+      }
+    }
+    return std::string();
+  };
+  const std::string first_class = log_of(first->id(), "class images:");
+  const std::string second_class = log_of(second->id(), "class images:");
+  EXPECT_NE(first_class.find("0 reused from the shared cache"), std::string::npos) << first_class;
+  EXPECT_NE(first_class.find("2 generated"), std::string::npos) << first_class;
+  EXPECT_NE(second_class.find("2 reused from the shared cache (2 fetched from the server), 0 "
+                              "generated"),
+            std::string::npos)
+      << second_class;
+  const std::string second_latents = log_of(second->id(), "latents:");
+  EXPECT_NE(second_latents.find("4 reused from the shared cache (4 fetched from the server), 0 "
+                                "encoded"),
+            std::string::npos)
+      << second_latents;
+}
+
+TEST_F(WorkerE2eTest, CancelStopsTrainingAndTheWorkerTakesTheNextJob) {
+  StartDaemon();
+  auto worker = StartWorker("w1");
+  const std::string set = UploadInstances();
+  absl::StatusOr<v1::Job> long_job = api_->CreateJob(TinySpec(set, 100000, 0));
+  ASSERT_TRUE(long_job.ok()) << long_job.status();
+  ASSERT_TRUE(
+      api_->WaitForJob(
+              long_job->id(),
+              [](const v1::Job& j) { return j.stage() == v1::JOB_STAGE_TRAINING && j.step() > 0; },
+              60'000)
+          .ok())
+      << Diagnostics(worker.get());
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(api_->CancelJob(long_job->id()).ok());
+  absl::StatusOr<v1::Job> cancelled = api_->WaitForJob(long_job->id(), Terminal, 10'000);
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status() << Diagnostics(worker.get());
+  EXPECT_EQ(cancelled->state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_LT(cancelled->step(), 100000);
+
+  absl::StatusOr<v1::Job> next = api_->CreateJob(TinySpec(set, 2, 0));
+  ASSERT_TRUE(next.ok());
+  absl::StatusOr<v1::Job> next_done = api_->WaitForJob(next->id(), Terminal, 60'000);
+  ASSERT_TRUE(next_done.ok()) << next_done.status();
+  EXPECT_EQ(next_done->state(), v1::JOB_STATE_SUCCEEDED) << Diagnostics(worker.get());
+}
+
+}  // namespace
+}  // namespace dreambooth::testing
