@@ -4,11 +4,11 @@
 # built-in `tiny` model with prior preservation while showing the progress of every stage,
 # samples 4 images from the final checkpoint into ./demo-output and shuts everything down.
 #
-# usage: scripts/demo.sh [--no-build]      (DEMO_PORT, DEMO_STEPS override the defaults)
+# usage: scripts/demo.sh [--no-build]   (DEMO_PORT, DEMO_STEPS, DEMO_BUILD_DIR override defaults)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
-BUILD="$ROOT/build"
+BUILD="${DEMO_BUILD_DIR:-$ROOT/build}"  # DEMO_BUILD_DIR: use another build tree
 
 if [[ "${1:-}" != "--no-build" ]]; then
   echo "==> building (scripts/build.sh; first run installs packages and compiles for a while)"

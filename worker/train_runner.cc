@@ -135,6 +135,8 @@ absl::Status TrainTask::CommitCheckpoint(const train::CheckpointEvent& e) {
   std::error_code ec;
   switch (e.kind) {
     case train::CheckpointEvent::Kind::kResumeState:
+      // A cancelled job is never resumed: skip the upload so it stops at once.
+      if (keeper_.cancel_requested()) return absl::OkStatus();
       RETURN_IF_ERROR(
           UploadCheckpoint(client_, task_.lease_token(), e.path, e.step, v1::CHECKPOINT_KIND_RESUME)
               .status());

@@ -25,7 +25,7 @@ bool Terminal(const v1::Job& job) {
 
 class WorkerE2eTest : public ::testing::Test {
  protected:
-  void StartDaemon(const std::vector<std::string>& extra = {"--lease-ttl=30s",
+  void StartDaemon(const std::vector<std::string>& extra = {"--lease-ttl=9s",
                                                             "--sweep-interval=100ms"}) {
     DaemonOptions options;
     options.data_dir = dir_.Join("data");
@@ -241,10 +241,11 @@ TEST_F(WorkerE2eTest, CancelStopsTrainingAndTheWorkerTakesTheNextJob) {
       << Diagnostics(worker.get());
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(api_->CancelJob(long_job->id()).ok());
-  absl::StatusOr<v1::Job> cancelled = api_->WaitForJob(long_job->id(), Terminal, 10'000);
+  absl::StatusOr<v1::Job> cancelled = api_->WaitForJob(long_job->id(), Terminal, 60'000);
   ASSERT_TRUE(cancelled.ok()) << cancelled.status() << Diagnostics(worker.get());
   EXPECT_EQ(cancelled->state(), v1::JOB_STATE_CANCELLED);
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  // A heartbeat (TTL/3 = 3 s) and one step; generous for loaded CI machines.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
   EXPECT_LT(cancelled->step(), 100000);
 
   absl::StatusOr<v1::Job> next = api_->CreateJob(TinySpec(set, 2, 0));
