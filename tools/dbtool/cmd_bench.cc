@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,15 @@ void Measure(const BenchFlags& f, const std::string& name, const std::function<v
   std::fflush(stdout);
 }
 
+// Whether --only selects any of `names`.
+bool Wanted(const BenchFlags& f, std::initializer_list<const char*> names) {
+  if (f.only.empty()) return true;
+  for (const char* name : names) {
+    if (std::string(name).find(f.only) != std::string::npos) return true;
+  }
+  return false;
+}
+
 absl::Status ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -87,6 +97,9 @@ absl::Status ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
 }
 
 absl::Status BenchMidUNet(const BenchFlags& f) {
+  if (!Wanted(f, {"unet_mid_fwd_b1", "unet_mid_fwd_b4", "unet_mid_fwd_bwd_b2"})) {
+    return absl::OkStatus();
+  }
   absl::StatusOr<diffusion::UNet2DConditionConfig> config =
       diffusion::UNet2DConditionConfig::FromFile(f.mid_config);
   if (!config.ok()) return config.status();
@@ -118,6 +131,9 @@ absl::Status BenchMidUNet(const BenchFlags& f) {
 }
 
 absl::Status BenchTinyA(const BenchFlags& f) {
+  if (!Wanted(f, {"sample_tiny_ddim25_cfg_64px", "vae_tiny_encode_64px", "vae_tiny_decode_64px"})) {
+    return absl::OkStatus();
+  }
   absl::StatusOr<diffusion::StableDiffusion> model = diffusion::LoadStableDiffusion(f.tiny_a);
   if (!model.ok()) return model.status();
   model->unet->set_attention_options(f.attention);
