@@ -103,7 +103,7 @@ TEST_F(WorkerE2eTest, FullJobRunsEveryStageCommitsCheckpointsAndSamples) {
   ASSERT_NE(worker, nullptr);
   absl::StatusOr<v1::Job> job = api_->CreateJob(PriorSpec(UploadInstances()));
   ASSERT_TRUE(job.ok()) << job.status();
-  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), Terminal, 120'000);
+  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), Terminal, 300'000);
   ASSERT_TRUE(done.ok()) << done.status() << Diagnostics(worker.get());
   ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << Diagnostics(worker.get());
 
@@ -192,7 +192,7 @@ TEST_F(WorkerE2eTest, SecondJobReusesClassImagesAndLatents) {
   const std::string set = UploadInstances();
   absl::StatusOr<v1::Job> first = api_->CreateJob(PriorSpec(set));
   ASSERT_TRUE(first.ok()) << first.status();
-  ASSERT_EQ(api_->WaitForJob(first->id(), Terminal, 120'000)->state(), v1::JOB_STATE_SUCCEEDED)
+  ASSERT_EQ(api_->WaitForJob(first->id(), Terminal, 300'000)->state(), v1::JOB_STATE_SUCCEEDED)
       << Diagnostics(worker.get());
   // A different worker with an empty local cache: reuse must come from the server's entries.
   worker->Stop(SIGKILL);
@@ -201,7 +201,7 @@ TEST_F(WorkerE2eTest, SecondJobReusesClassImagesAndLatents) {
   spec.set_max_train_steps(2);  // a different job on the same model and class prompt
   absl::StatusOr<v1::Job> second = api_->CreateJob(spec);
   ASSERT_TRUE(second.ok()) << second.status();
-  ASSERT_EQ(api_->WaitForJob(second->id(), Terminal, 120'000)->state(), v1::JOB_STATE_SUCCEEDED)
+  ASSERT_EQ(api_->WaitForJob(second->id(), Terminal, 300'000)->state(), v1::JOB_STATE_SUCCEEDED)
       << Diagnostics(other.get());
   auto log_of = [&](const std::string& job_id, const std::string& prefix) {
     for (const v1::JobEvent& e : AllEvents(job_id)) {
@@ -239,18 +239,21 @@ TEST_F(WorkerE2eTest, CancelStopsTrainingAndTheWorkerTakesTheNextJob) {
               60'000)
           .ok())
       << Diagnostics(worker.get());
-  const auto t0 = std::chrono::steady_clock::now();
+  absl::StatusOr<v1::Job> before = api_->GetJob(long_job->id());
+  ASSERT_TRUE(before.ok());
   ASSERT_TRUE(api_->CancelJob(long_job->id()).ok());
-  absl::StatusOr<v1::Job> cancelled = api_->WaitForJob(long_job->id(), Terminal, 60'000);
+  absl::StatusOr<v1::Job> cancelled = api_->WaitForJob(long_job->id(), Terminal, 120'000);
   ASSERT_TRUE(cancelled.ok()) << cancelled.status() << Diagnostics(worker.get());
   EXPECT_EQ(cancelled->state(), v1::JOB_STATE_CANCELLED);
-  // A heartbeat (TTL/3 = 3 s) and one step; generous for loaded CI machines.
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+  // The worker learns of the cancel on its next heartbeat (TTL/3 = 3 s) and stops before the
+  // next step: at most the step in flight and one more (on a loaded machine a step can take
+  // longer than the heartbeat interval) run after the cancel. Wall time depends on the machine.
+  EXPECT_LE(cancelled->step(), before->step() + 2);
   EXPECT_LT(cancelled->step(), 100000);
 
   absl::StatusOr<v1::Job> next = api_->CreateJob(TinySpec(set, 2, 0));
   ASSERT_TRUE(next.ok());
-  absl::StatusOr<v1::Job> next_done = api_->WaitForJob(next->id(), Terminal, 60'000);
+  absl::StatusOr<v1::Job> next_done = api_->WaitForJob(next->id(), Terminal, 300'000);
   ASSERT_TRUE(next_done.ok()) << next_done.status();
   EXPECT_EQ(next_done->state(), v1::JOB_STATE_SUCCEEDED) << Diagnostics(worker.get());
 }

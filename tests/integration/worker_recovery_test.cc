@@ -219,7 +219,7 @@ TEST_F(WorkerRecoveryTest, UndecodableImageFailsTheJobWithoutRetries) {
   auto worker = StartWorker("w1");
   absl::StatusOr<v1::Job> job = api_->CreateJob(TinySpec(set, 2, 0));
   ASSERT_TRUE(job.ok()) << job.status();
-  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), Terminal, 60'000);
+  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), Terminal, 300'000);
   ASSERT_TRUE(done.ok()) << done.status() << Logs(worker.get());
   EXPECT_EQ(done->state(), v1::JOB_STATE_FAILED);
   EXPECT_EQ(done->attempt(), 1);
@@ -250,7 +250,7 @@ TEST_F(WorkerRecoveryTest, BaseModelWithMissingWeightsFailsNamingTheKeys) {
   spec.set_base_model("broken");
   absl::StatusOr<v1::Job> job = api_->CreateJob(spec);
   ASSERT_TRUE(job.ok()) << job.status();
-  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), Terminal, 60'000);
+  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), Terminal, 300'000);
   ASSERT_TRUE(done.ok()) << done.status() << Logs(worker.get());
   EXPECT_EQ(done->state(), v1::JOB_STATE_FAILED);
   EXPECT_EQ(done->attempt(), 1);
