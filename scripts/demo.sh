@@ -4,7 +4,7 @@
 # built-in `tiny` model with prior preservation while showing the progress of every stage,
 # samples 4 images from the final checkpoint into ./demo-output and shuts everything down.
 #
-# usage: scripts/demo.sh [--no-build]   (DEMO_PORT, DEMO_STEPS, DEMO_BUILD_DIR override defaults)
+# usage: scripts/demo.sh [--no-build]   (DEMO_PORT, DEMO_STEPS, DEMO_THREADS, DEMO_BUILD_DIR override defaults)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -35,7 +35,7 @@ trap cleanup EXIT INT TERM
 
 echo "==> starting dreamboothd on $DREAMBOOTH_SERVER with one local worker (data: $WORK/data)"
 "$BUILD/server/dreamboothd" --listen="$DREAMBOOTH_SERVER" --data-dir="$WORK/data" \
-  --local-workers=1 --worker-threads="$(nproc)" >"$WORK/dreamboothd.log" 2>&1 &
+  --local-workers=1 --worker-threads="${DEMO_THREADS:-1}" >"$WORK/dreamboothd.log" 2>&1 &
 DAEMON_PID=$!
 for _ in $(seq 1 100); do
   "$DBCTL" health >/dev/null 2>&1 && break
@@ -50,7 +50,7 @@ SET_ID="$("$DBCTL" --json upload --name=demo-toy "$WORK/instance" |
   python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["image_set"]["id"])')"
 echo "    uploaded 5 images into image set $SET_ID"
 
-STEPS="${DEMO_STEPS:-60}"
+STEPS="${DEMO_STEPS:-30}"
 cat >"$WORK/spec.json" <<JSON
 {
   "base_model": "tiny",
