@@ -9,10 +9,10 @@
 #define DB_STATUS_CONCAT_(x, y) DB_STATUS_CONCAT_INNER_(x, y)
 
 // Evaluates `expr` (an absl::Status); returns it from the calling function when not OK.
-#define RETURN_IF_ERROR(expr)                 \
-  do {                                        \
-    ::absl::Status db_status_ = (expr);       \
-    if (!db_status_.ok()) return db_status_;  \
+#define RETURN_IF_ERROR(expr)                \
+  do {                                       \
+    ::absl::Status db_status_ = (expr);      \
+    if (!db_status_.ok()) return db_status_; \
   } while (0)
 
 // `lhs` = value of `rexpr` (an absl::StatusOr<T>); returns its status when not OK.
