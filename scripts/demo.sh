@@ -35,7 +35,7 @@ trap cleanup EXIT INT TERM
 
 echo "==> starting dreamboothd on $DREAMBOOTH_SERVER with one local worker (data: $WORK/data)"
 "$BUILD/server/dreamboothd" --listen="$DREAMBOOTH_SERVER" --data-dir="$WORK/data" \
-  --local-workers=1 --worker-threads="${DEMO_THREADS:-1}" >"$WORK/dreamboothd.log" 2>&1 &
+  --local-workers=1 --worker-threads="${DEMO_THREADS:-$(nproc)}" >"$WORK/dreamboothd.log" 2>&1 &
 DAEMON_PID=$!
 for _ in $(seq 1 100); do
   "$DBCTL" health >/dev/null 2>&1 && break
