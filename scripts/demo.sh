@@ -50,7 +50,7 @@ SET_ID="$("$DBCTL" --json upload --name=demo-toy "$WORK/instance" |
   python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["image_set"]["id"])')"
 echo "    uploaded 5 images into image set $SET_ID"
 
-STEPS="${DEMO_STEPS:-30}"
+STEPS="${DEMO_STEPS:-100}"
 cat >"$WORK/spec.json" <<JSON
 {
   "base_model": "tiny",

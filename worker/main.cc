@@ -17,6 +17,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "worker/diffusion/caching_cpu_allocator.h"
 #include "worker/gateway_client.h"
 #include "worker/model_cache.h"
 #include "worker/worker_context.h"
@@ -125,6 +126,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (options.worker_id.empty()) options.worker_id = DefaultWorkerId(options.device);
+  dreambooth::diffusion::InstallCachingCpuAllocator();
   if (options.num_threads > 0) at::set_num_threads(options.num_threads);
 
   // Signals are taken by one thread with sigwait; every other thread has them blocked.
