@@ -27,8 +27,9 @@ struct TaskPaths {
   int num_threads = 0;
 };
 
-// The diffusion scheduler name for `kind`. Schedulers the diffusion library does not implement
-// (PNDM) fall back to DDIM; the substitution is appended to `warnings` (may be null).
+// The diffusion scheduler name for `kind`. A kind the diffusion library does not implement would
+// fall back to DDIM, with the substitution appended to `warnings` (may be null); every kind of
+// the v1 API is implemented today.
 std::string SchedulerName(v1::SchedulerKind kind, v1::SchedulerKind default_kind,
                           std::vector<std::string>* warnings);
 

@@ -290,7 +290,6 @@ absl::Status TrainTask::ClassImages() {
   co.batch_size = options_.num_images_per_prompt;
   co.resolution = options_.resolution;
   co.sampler = options_.class_sampler;
-  co.seed = options_.seed;
   const std::string store_key = train::ClassImageStoreKey(trainer_->model().digest, co);
   const std::string store_dir = (fs::path(options_.ClassCacheDir()) / store_key).string();
   ASSIGN_OR_RETURN(SyncCounts pulled, shared_.PullClassImages(store_key, store_dir));

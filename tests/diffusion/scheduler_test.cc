@@ -160,6 +160,75 @@ TEST(SchedulerFactoryTest, RefusesUnknownNamesAndBadStepCounts) {
   }
 }
 
+// PNDM (PLMS): the leading schedule with its second timestep repeated.
+TEST(PndmSchedulerTest, RepeatsTheSecondTimestep) {
+  auto s = Make("pndm", FixtureConfig(), 50);
+  ASSERT_EQ(s->timesteps().size(0), 51);
+  const std::vector<int64_t> head = {981, 961, 961, 941};
+  for (size_t i = 0; i < head.size(); ++i) {
+    EXPECT_EQ(s->timesteps()[i].item<int64_t>(), head[i]) << i;
+  }
+  EXPECT_EQ(s->timesteps()[50].item<int64_t>(), 1);
+  EXPECT_EQ(Make("pndm", FixtureConfig(), 1)->timesteps().size(0), 1);
+}
+
+// Each PLMS step is the DDIM (eta 0) step taken with the Adams-Bashforth combination of the last
+// model outputs: e, then (e1 + e0) / 2 from the first sample again, (3 e2 - e0) / 2,
+// (23 e3 - 16 e2 + 5 e0) / 12, (55 e4 - 59 e3 + 37 e2 - 9 e0) / 24 (the repeated call's output
+// is only used in the average).
+TEST(PndmSchedulerTest, StepsAreDdimStepsOfTheCombinedOutputs) {
+  SchedulerConfig config = FixtureConfig();
+  config.clip_sample = false;
+  auto pndm = Make("pndm", config, 20);
+  at::manual_seed(3);
+  std::vector<at::Tensor> e;
+  for (int i = 0; i < 6; ++i) e.push_back(at::randn({1, 4, 8, 8}));
+  const at::Tensor x0 = at::randn({1, 4, 8, 8});
+  const std::vector<at::Tensor> combined = {e[0], (e[1] + e[0]) / 2, (3 * e[2] - e[0]) / 2,
+                                            (23 * e[3] - 16 * e[2] + 5 * e[0]) / 12,
+                                            (55 * e[4] - 59 * e[3] + 37 * e[2] - 9 * e[0]) / 24};
+  at::Tensor x = x0;
+  at::Tensor expected_x = x0;
+  for (int i = 0; i < 5; ++i) {
+    auto out = pndm->Step(e[i], pndm->timesteps()[i], x);
+    ASSERT_TRUE(out.ok()) << out.status();
+    // DDIM from the same starting point: step 1 redoes step 0 (981 -> 961) from x0.
+    auto ddim = Make("ddim", config, 20);
+    const int ddim_index = i == 0 ? 0 : i - 1;
+    const at::Tensor start = i <= 1 ? x0 : expected_x;
+    auto ref = ddim->Step(combined[i], ddim->timesteps()[ddim_index], start);
+    ASSERT_TRUE(ref.ok());
+    EXPECT_LE(MaxAbs(out->prev_sample, ref->prev_sample), 2e-5) << i;
+    x = out->prev_sample;
+    expected_x = ref->prev_sample;
+  }
+}
+
+TEST(PndmSchedulerTest, VPredictionStepEqualsDdim) {
+  SchedulerConfig config = FixtureConfig();
+  config.clip_sample = false;
+  config.prediction_type = "v_prediction";
+  at::manual_seed(4);
+  at::Tensor v = at::randn({1, 4, 8, 8});
+  at::Tensor x = at::randn({1, 4, 8, 8});
+  auto pndm = Make("pndm", config, 10);
+  auto ddim = Make("ddim", config, 10);
+  auto a = pndm->Step(v, pndm->timesteps()[0], x);
+  auto b = ddim->Step(v, ddim->timesteps()[0], x);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_LE(MaxAbs(a->prev_sample, b->prev_sample), 2e-5);
+}
+
+TEST(PndmSchedulerTest, RefusesTheRungeKuttaWarmUp) {
+  SchedulerConfig config = FixtureConfig();
+  config.class_name = "PNDMScheduler";
+  config.skip_prk_steps = false;
+  absl::StatusOr<std::unique_ptr<Scheduler>> s = CreateScheduler("pndm", config);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("skip_prk_steps"), std::string::npos);
+}
+
 // DPM-Solver++ of order 1 is DDIM (eta 0): x_next = sqrt(a_next) x0 + sqrt(1 - a_next) eps.
 TEST(DpmSolverTest, FirstOrderEqualsDdimOnTheSameSchedule) {
   SchedulerConfig config = FixtureConfig();

@@ -95,8 +95,11 @@ TEST(ClassImageStageTest, TopsUpToTheRequestedCountAndReusesGeneratedImages) {
   std::vector<std::string> digests;
   for (const std::string& p : set->paths) digests.push_back(*Sha256File(p));
 
-  // A second run with the same key reuses the generated images and generates nothing.
-  auto t2 = DreamBoothTrainer::Create(o, testing::LoadTiny());
+  // A second run with the same key reuses the generated images and generates nothing, even with
+  // another training seed (the seed is not part of the key).
+  TrainOptions reseeded = o;
+  reseeded.seed = o.seed + 1000;
+  auto t2 = DreamBoothTrainer::Create(reseeded, testing::LoadTiny());
   ASSERT_TRUE(t2.ok());
   absl::StatusOr<ClassImageSet> again = (*t2)->GenerateClassImages();
   ASSERT_TRUE(again.ok()) << again.status();
@@ -114,6 +117,15 @@ TEST(ClassImageStageTest, TopsUpToTheRequestedCountAndReusesGeneratedImages) {
   ASSERT_TRUE(cats.ok()) << cats.status();
   EXPECT_EQ(cats->generated, 1);
   EXPECT_NE(cats->store_dir, set->store_dir);
+  // Generated images depend on the key alone: a fresh store gives the same pixels for any seed.
+  TrainOptions fresh = reseeded;
+  fresh.class_cache_dir = tmp.Sub("store2");
+  auto t4 = DreamBoothTrainer::Create(fresh, testing::LoadTiny());
+  ASSERT_TRUE(t4.ok());
+  absl::StatusOr<ClassImageSet> regenerated = (*t4)->GenerateClassImages();
+  ASSERT_TRUE(regenerated.ok()) << regenerated.status();
+  EXPECT_EQ(regenerated->generated, 5);
+  for (int i = 3; i < 8; ++i) EXPECT_EQ(*Sha256File(regenerated->paths[i]), digests[i]) << i;
   // The user's images were not touched.
   for (int i = 0; i < 3; ++i) EXPECT_EQ(*Sha256File(set->paths[i]), digests[i]);
 }

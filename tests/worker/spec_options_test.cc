@@ -112,15 +112,14 @@ TEST(SpecOptionsTest, MapsEveryField) {
   EXPECT_TRUE(warnings.empty());
 }
 
-TEST(SpecOptionsTest, PndmFallsBackToDdimWithAWarning) {
+TEST(SpecOptionsTest, ClassImagesDefaultToPndm) {
   v1::JobSpec spec = FullSpec();
   spec.mutable_class_sampler()->set_scheduler(v1::SCHEDULER_KIND_UNSPECIFIED);  // => PNDM
   std::vector<std::string> warnings;
   absl::StatusOr<train::TrainOptions> o = ToTrainOptions(spec, Paths(), &warnings);
   ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_EQ(o->class_sampler.scheduler, "ddim");
-  ASSERT_EQ(warnings.size(), 1u);
-  EXPECT_NE(warnings[0].find("SCHEDULER_KIND_PNDM"), std::string::npos) << warnings[0];
+  EXPECT_EQ(o->class_sampler.scheduler, "pndm");
+  EXPECT_TRUE(warnings.empty());
 }
 
 TEST(SpecOptionsTest, RandomCropDisablesCachedLatents) {

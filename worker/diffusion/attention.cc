@@ -16,6 +16,8 @@ namespace {
 // chunking (measured on the tiny and mid benchmark UNets, see docs/benchmarks-diffusion.md).
 constexpr int64_t kChunkingThreshold = 256 * 256;
 
+thread_local bool t_training_path = false;  // set by ScopedTrainingAttentionPath
+
 bool IsHalf(const at::Tensor& t) {
   return t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
 }
@@ -109,6 +111,12 @@ at::Tensor SlicedAttention(const at::Tensor& q, const at::Tensor& k, const at::T
 
 }  // namespace
 
+ScopedTrainingAttentionPath::ScopedTrainingAttentionPath() : previous_(t_training_path) {
+  t_training_path = true;
+}
+
+ScopedTrainingAttentionPath::~ScopedTrainingAttentionPath() { t_training_path = previous_; }
+
 std::optional<AttentionBackend> ParseAttentionBackend(const std::string& name) {
   if (name == "auto") return AttentionBackend::kAuto;
   if (name == "sdpa") return AttentionBackend::kSdpa;
@@ -140,11 +148,14 @@ torch::Tensor ScaledDotProductAttention(const torch::Tensor& q, const torch::Ten
                                         const torch::Tensor& mask) {
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "attention expects [B, H, N, D]");
   AttentionBackend backend = options.backend;
+  const bool training_path =
+      t_training_path ||
+      (at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad()));
   if (backend == AttentionBackend::kAuto) {
 #if TORCH_VERSION_MAJOR >= 2
     backend = AttentionBackend::kSdpa;
 #else
-    backend = q.size(2) * k.size(2) >= kChunkingThreshold && !at::GradMode::is_enabled()
+    backend = q.size(2) * k.size(2) >= kChunkingThreshold && !training_path
                   ? AttentionBackend::kChunked
                   : AttentionBackend::kMath;
 #endif
@@ -166,10 +177,7 @@ torch::Tensor ScaledDotProductAttention(const torch::Tensor& q, const torch::Ten
     }
     case AttentionBackend::kChunked: {
       const int64_t chunk = std::max<int64_t>(1, options.query_chunk_size);
-      if (at::GradMode::is_enabled() &&
-          (q.requires_grad() || k.requires_grad() || v.requires_grad())) {
-        return ChunkedAttentionGrad(q, k, v, scale, upcast, mask, chunk);
-      }
+      if (training_path) return ChunkedAttentionGrad(q, k, v, scale, upcast, mask, chunk);
       return ChunkedAttentionNoGrad(q, k, v, scale, upcast, mask, chunk);
     }
     case AttentionBackend::kSliced:

@@ -46,6 +46,21 @@ torch::Tensor ScaledDotProductAttention(const torch::Tensor& q, const torch::Ten
                                         const AttentionOptions& options, bool upcast = false,
                                         const torch::Tensor& mask = {});
 
+// While an instance is alive on this thread, the backends pick their kernels as if autograd were
+// recording, even with grad mode off. A gradient-checkpointed block's no-grad forward runs under
+// it, so that forward and its recomputation in backward take the same path and give the same
+// values (the no-grad chunked kernel rounds differently). Not copyable; nests.
+class ScopedTrainingAttentionPath {
+ public:
+  ScopedTrainingAttentionPath();
+  ~ScopedTrainingAttentionPath();
+  ScopedTrainingAttentionPath(const ScopedTrainingAttentionPath&) = delete;
+  ScopedTrainingAttentionPath& operator=(const ScopedTrainingAttentionPath&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // Constructor arguments of AttentionImpl (subset of diffusers' Attention.__init__).
 struct AttentionConfig {
   int64_t query_dim = 0;

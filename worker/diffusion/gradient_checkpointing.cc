@@ -6,6 +6,8 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/custom_class.h>
 
+#include "worker/diffusion/attention.h"
+
 namespace dreambooth::diffusion {
 namespace {
 
@@ -32,7 +34,10 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     } else {
       ctx->save_for_backward({a});
     }
-    return {holder->fn(a, b_value)};  // grad mode is off inside Function::forward
+    // Grad mode is off inside Function::forward; attention still takes its training kernels so
+    // that the recomputation in backward reproduces these values exactly.
+    ScopedTrainingAttentionPath same_path_as_backward;
+    return {holder->fn(a, b_value)};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,

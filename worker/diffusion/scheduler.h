@@ -1,5 +1,5 @@
-// Noise schedulers of diffusers 0.25.1: the sampling schedulers (DDIM, Euler, Euler ancestral,
-// DPM-Solver++ 2M, DDPM) behind one interface, their configuration (scheduler_config.json), and
+// Noise schedulers of diffusers 0.25.1: the sampling schedulers (DDIM, PNDM/PLMS, Euler, Euler
+// ancestral, DPM-Solver++ 2M, DDPM) behind one interface, their configuration (scheduler_config.json), and
 // the DDPM training helper (forward noising, targets, SNR).
 #ifndef DREAMBOOTH_WORKER_DIFFUSION_SCHEDULER_H_
 #define DREAMBOOTH_WORKER_DIFFUSION_SCHEDULER_H_
@@ -41,7 +41,7 @@ struct SchedulerConfig {
   double dynamic_thresholding_ratio = 0.995;
   double sample_max_value = 1.0;
   std::string variance_type = "fixed_small";  // DDPM
-  bool skip_prk_steps = false;                // PNDM (kept for round trips)
+  bool skip_prk_steps = false;                // PNDM: only true (PLMS) is supported
   // Euler.
   std::string interpolation_type = "linear";
   bool use_karras_sigmas = false;
@@ -85,7 +85,8 @@ class Scheduler {
   // Chooses the inference timesteps (diffusers' set_timesteps) and resets the state.
   // INVALID_ARGUMENT when num_inference_steps is < 1 or > num_train_timesteps.
   virtual absl::Status SetTimesteps(int64_t num_inference_steps) = 0;
-  // Timesteps in sampling order, CPU: int64 for DDPM/DDIM/DPM, float32 for Euler (fractional).
+  // Timesteps in sampling order, CPU: int64 for DDPM/DDIM/PNDM/DPM, float32 for Euler
+  // (fractional). PNDM repeats its second timestep (one UNet call per entry).
   virtual const at::Tensor& timesteps() const = 0;
   // Noise levels of the schedule for sigma-based schedulers (Euler, DPM: N + 1 values, float32
   // CPU, the last one the final level); undefined for DDPM/DDIM.

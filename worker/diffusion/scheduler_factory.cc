@@ -89,7 +89,7 @@ absl::Status CheckStepCount(int64_t num_inference_steps, int64_t num_train_times
 }  // namespace scheduler_internal
 
 std::vector<std::string> SchedulerNames() {
-  return {"ddim", "ddpm", "dpmpp_2m", "euler", "euler_ancestral"};
+  return {"ddim", "ddpm", "dpmpp_2m", "euler", "euler_ancestral", "pndm"};
 }
 
 absl::StatusOr<std::unique_ptr<Scheduler>> CreateScheduler(const std::string& name,
@@ -101,6 +101,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> CreateScheduler(const std::string& na
     if (name == "euler") return scheduler_internal::MakeEuler(config, /*ancestral=*/false);
     if (name == "euler_ancestral") return scheduler_internal::MakeEuler(config, true);
     if (name == "dpmpp_2m") return scheduler_internal::MakeDpmSolverMultistep(config);
+    if (name == "pndm") return scheduler_internal::MakePndm(config);
   } catch (const c10::Error& e) {
     return absl::InternalError(
         absl::StrCat("cannot create scheduler ", name, ": ", e.what_without_backtrace()));

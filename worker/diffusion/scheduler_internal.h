@@ -18,6 +18,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> MakeDdim(const SchedulerConfig& confi
 absl::StatusOr<std::unique_ptr<Scheduler>> MakeDdpm(const SchedulerConfig& config);
 absl::StatusOr<std::unique_ptr<Scheduler>> MakeEuler(const SchedulerConfig& config, bool ancestral);
 absl::StatusOr<std::unique_ptr<Scheduler>> MakeDpmSolverMultistep(const SchedulerConfig& config);
+absl::StatusOr<std::unique_ptr<Scheduler>> MakePndm(const SchedulerConfig& config);
 
 // Integer timesteps of DDPM/DDIM for `spacing` (leading / trailing / linspace), descending.
 absl::StatusOr<std::vector<int64_t>> DiscreteTimesteps(const std::string& spacing,

@@ -27,8 +27,13 @@ nlohmann::json KeyJson(const std::string& model_digest, const ClassImageOptions&
                         {"num_inference_steps", o.sampler.num_inference_steps},
                         {"guidance_scale", o.sampler.guidance_scale},
                         {"eta", o.sampler.eta},
-                        {"batch_size", o.batch_size},
-                        {"seed", o.seed}};
+                        {"batch_size", o.batch_size}};
+}
+
+// The sampling seed of batch 0: the first 60 bits of the store key, so that every job with the
+// same key (whatever its own training seed) generates the same images.
+uint64_t StoreSeed(const std::string& store_key) {
+  return std::stoull(store_key.substr(0, 15), nullptr, 16);
 }
 
 std::string ImagePath(const std::string& store_dir, int index) {
@@ -70,7 +75,9 @@ absl::StatusOr<ClassImageSet> PrepareClassImages(diffusion::StableDiffusion& mod
     return absl::InvalidArgumentError("class_prompt is required to generate class images");
   }
 
-  set.store_dir = (fs::path(o.store_root) / ClassImageStoreKey(model.digest, o)).string();
+  const std::string store_key = ClassImageStoreKey(model.digest, o);
+  const uint64_t seed = StoreSeed(store_key);
+  set.store_dir = (fs::path(o.store_root) / store_key).string();
   fs::create_directories(set.store_dir, ec);
   if (ec) {
     return absl::InternalError(absl::StrCat("cannot create ", set.store_dir, ": ", ec.message()));
@@ -99,7 +106,7 @@ absl::StatusOr<ClassImageSet> PrepareClassImages(diffusion::StableDiffusion& mod
     t2i.guidance = o.sampler.guidance_scale;
     t2i.scheduler = o.sampler.scheduler;
     t2i.eta = o.sampler.eta;
-    t2i.seed = o.seed + static_cast<uint64_t>(b);
+    t2i.seed = seed + static_cast<uint64_t>(b);
     t2i.width = o.resolution;
     t2i.height = o.resolution;
     t2i.num_images_per_prompt = count;

@@ -1,8 +1,9 @@
 // The regularization (class) image set, NeMo's rule: when the user's class folder holds fewer
 // than `num_images`, the shortfall is generated from the class prompt with the base model and
 // the user's images are kept. Generated images live in a content-addressed store keyed by
-// (base model digest, prompt, negative prompt, resolution, sampler settings, seed), so a later
-// run with the same key reuses them and only tops up what is missing.
+// (base model digest, prompt, negative prompt, resolution, sampler settings) and sampled with
+// seeds derived from that key, so a later run with the same key, whatever its training seed,
+// reuses them and only tops up what is missing.
 #ifndef DREAMBOOTH_WORKER_TRAIN_CLASS_IMAGES_H_
 #define DREAMBOOTH_WORKER_TRAIN_CLASS_IMAGES_H_
 
@@ -25,7 +26,6 @@ struct ClassImageOptions {
   int batch_size = 4;  // images per Text2Image call (NeMo's num_images_per_prompt)
   int resolution = 512;
   SamplerOptions sampler;
-  uint64_t seed = 0;
 };
 
 struct ClassImageSet {
@@ -46,8 +46,9 @@ std::string ClassImageStoreKey(const std::string& model_digest, const ClassImage
 using ClassImageProgress = std::function<bool(int done, int total)>;
 
 // Builds the set. Generated image i (0-based within the store) belongs to batch b = i /
-// batch_size, sampled with seed + b; each image is its own PNG written atomically, so an
-// interrupted run resumes where it stopped. Existing files are never rewritten.
+// batch_size, sampled with seed S + b, where S is the first 60 bits of the store key; each image is
+// its own PNG written atomically, so an interrupted run resumes where it stopped. Existing files
+// are never rewritten.
 absl::StatusOr<ClassImageSet> PrepareClassImages(diffusion::StableDiffusion& model,
                                                  const ClassImageOptions& options,
                                                  const ClassImageProgress& progress = nullptr);

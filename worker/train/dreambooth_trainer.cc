@@ -135,7 +135,6 @@ absl::StatusOr<ClassImageSet> DreamBoothTrainer::GenerateClassImages() {
   co.batch_size = options_.num_images_per_prompt;
   co.resolution = options_.resolution;
   co.sampler = options_.class_sampler;
-  co.seed = options_.seed;
   TrainProgress p;
   p.stage = TrainStage::kGeneratingClassImages;
   p.total = options_.num_class_images;

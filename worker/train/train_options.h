@@ -23,7 +23,8 @@ std::string MixedPrecisionName(MixedPrecision precision);
 // Sampler settings for class-image generation and validation images.
 struct SamplerOptions {
   // A diffusion::CreateScheduler name. The job spec's class-image default is PNDM (NeMo's PLMS);
-  // this engine defaults to DDIM for both, the worker maps the spec's choice.
+  // this engine defaults to DDIM when used alone (dbtool train), the worker maps the spec's
+  // choice.
   std::string scheduler = "ddim";
   int num_inference_steps = 50;
   double guidance_scale = 7.5;
