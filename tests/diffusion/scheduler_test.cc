@@ -111,7 +111,9 @@ TEST(EulerSchedulerTest, MatchesTheGolden) {
     const std::string p = "step" + std::to_string(k) + ".";
     at::Tensor t = s->timesteps()[k];
     EXPECT_EQ(t.item<float>(), g.at(p + "timestep").item<float>());
-    EXPECT_LE(MaxAbs(s->ScaleModelInput(g.at("in.sample"), t), g.at(p + "scaled_sample")), 1e-4);
+    absl::StatusOr<at::Tensor> scaled = s->ScaleModelInput(g.at("in.sample"), t);
+    ASSERT_TRUE(scaled.ok()) << scaled.status();
+    EXPECT_LE(MaxAbs(*scaled, g.at(p + "scaled_sample")), 1e-4);
     auto out = s->Step(g.at("in.model_output"), t, g.at("in.sample"));
     ASSERT_TRUE(out.ok());
     EXPECT_LE(MaxAbs(out->prev_sample, g.at(p + "prev_sample")), 2e-4) << k;
@@ -158,6 +160,14 @@ TEST(SchedulerFactoryTest, RefusesUnknownNamesAndBadStepCounts) {
     EXPECT_FALSE((*s)->SetTimesteps(0).ok()) << name;
     EXPECT_FALSE((*s)->SetTimesteps(1001).ok()) << name;
   }
+}
+
+TEST(EulerSchedulerTest, OffScheduleTimestepIsAnError) {
+  auto s = Make("euler", FixtureConfig(), 10);
+  absl::StatusOr<at::Tensor> scaled = s->ScaleModelInput(at::zeros({1, 4, 8, 8}), at::tensor(3.5));
+  ASSERT_FALSE(scaled.ok());
+  EXPECT_EQ(scaled.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(scaled.status().message().find("not in the schedule"), std::string::npos);
 }
 
 // PNDM (PLMS): the leading schedule with its second timestep repeated.

@@ -73,7 +73,12 @@ void RunScheduler(const std::string& scheduler_name, const ParityContext& ctx, P
     at::Tensor t = s->timesteps()[k];
     compare(p + "timestep", t.reshape({1}));
     if (ctx.golden->count(p + "scaled_sample")) {
-      compare(p + "scaled_sample", s->ScaleModelInput(*sample, t));
+      absl::StatusOr<at::Tensor> scaled = s->ScaleModelInput(*sample, t);
+      if (scaled.ok()) {
+        compare(p + "scaled_sample", *scaled);
+      } else {
+        r.Fail(g + "/" + p + "scaled_sample", std::string(scaled.status().message()));
+      }
     }
     absl::StatusOr<diffusion::SchedulerStepOutput> out = s->Step(*model_output, t, *sample);
     if (!out.ok()) {

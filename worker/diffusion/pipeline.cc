@@ -124,7 +124,7 @@ absl::StatusOr<Text2ImageResult> Run(StableDiffusion& model, const Text2ImageOpt
   for (int64_t i = 0; i < total; ++i) {
     const at::Tensor t = timesteps[i];
     at::Tensor input = guided ? at::cat({latents, latents}, 0) : latents;
-    input = scheduler->ScaleModelInput(input, t);
+    ASSIGN_OR_RETURN(input, scheduler->ScaleModelInput(input, t));
     at::Tensor pred = model.unet->forward(input.to(dtype), t, context).to(at::kFloat);
     if (guided) {
       std::vector<at::Tensor> parts = pred.chunk(2, 0);  // uncond, cond

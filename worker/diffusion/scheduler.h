@@ -1,6 +1,6 @@
 // Noise schedulers of diffusers 0.25.1: the sampling schedulers (DDIM, PNDM/PLMS, Euler, Euler
-// ancestral, DPM-Solver++ 2M, DDPM) behind one interface, their configuration (scheduler_config.json), and
-// the DDPM training helper (forward noising, targets, SNR).
+// ancestral, DPM-Solver++ 2M, DDPM) behind one interface, their configuration
+// (scheduler_config.json), and the DDPM training helper (forward noising, targets, SNR).
 #ifndef DREAMBOOTH_WORKER_DIFFUSION_SCHEDULER_H_
 #define DREAMBOOTH_WORKER_DIFFUSION_SCHEDULER_H_
 
@@ -93,8 +93,10 @@ class Scheduler {
   virtual at::Tensor sigmas() const { return at::Tensor(); }
   // Standard deviation of the initial noise (multiply N(0, I) latents by it).
   virtual double init_noise_sigma() const = 0;
-  // The UNet input for `sample` at `timestep` (an element of timesteps()).
-  virtual at::Tensor ScaleModelInput(const at::Tensor& sample, const at::Tensor& timestep) = 0;
+  // The UNet input for `sample` at `timestep` (an element of timesteps()); INVALID_ARGUMENT
+  // for a timestep a sigma-based scheduler cannot place in its schedule.
+  virtual absl::StatusOr<at::Tensor> ScaleModelInput(const at::Tensor& sample,
+                                                     const at::Tensor& timestep) = 0;
   // One denoising step from `timestep` (an element of timesteps()). `generator` (may be null:
   // the default CPU generator) draws the noise of stochastic schedulers; noise is drawn on CPU
   // in float32 and moved to the sample's device, like diffusers' randn_tensor.

@@ -31,7 +31,7 @@ class DdpmScheduler : public Scheduler {
 
   const at::Tensor& timesteps() const override { return timesteps_; }
   double init_noise_sigma() const override { return 1.0; }
-  at::Tensor ScaleModelInput(const at::Tensor& sample, const at::Tensor&) override {
+  absl::StatusOr<at::Tensor> ScaleModelInput(const at::Tensor& sample, const at::Tensor&) override {
     return sample;
   }
 

@@ -74,7 +74,7 @@ class DpmSolverMultistepScheduler : public Scheduler {
   const at::Tensor& timesteps() const override { return timesteps_; }
   at::Tensor sigmas() const override { return sigmas_; }
   double init_noise_sigma() const override { return 1.0; }
-  at::Tensor ScaleModelInput(const at::Tensor& sample, const at::Tensor&) override {
+  absl::StatusOr<at::Tensor> ScaleModelInput(const at::Tensor& sample, const at::Tensor&) override {
     return sample;
   }
 

@@ -88,9 +88,13 @@ class EulerScheduler : public Scheduler {
     return (max_sigma.pow(2) + 1).pow(0.5).item<float>();
   }
 
-  at::Tensor ScaleModelInput(const at::Tensor& sample, const at::Tensor& timestep) override {
+  absl::StatusOr<at::Tensor> ScaleModelInput(const at::Tensor& sample,
+                                             const at::Tensor& timestep) override {
     if (step_index_ < 0) step_index_ = InitStepIndex(timesteps_, timestep);
-    TORCH_CHECK(step_index_ >= 0, "Euler: timestep is not in the schedule");
+    if (step_index_ < 0 || step_index_ >= sigmas_.size(0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name(), ": timestep ", timestep.item<double>(), " is not in the schedule"));
+    }
     at::Tensor sigma = sigmas_[step_index_];
     return sample / (sigma.pow(2) + 1).pow(0.5);
   }
