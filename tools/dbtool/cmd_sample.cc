@@ -23,7 +23,7 @@ namespace {
 
 constexpr char kUsage[] =
     "sample MODEL --prompt TEXT [--prompt TEXT ...] [--negative-prompt TEXT] [--steps N=30] "
-    "[--guidance G=7.5] [--scheduler ddim|euler|euler_ancestral|dpmpp_2m|ddpm] [--seed S=0] "
+    "[--guidance G=7.5] [--scheduler ddim|pndm|euler|euler_ancestral|dpmpp_2m|ddpm] [--seed S=0] "
     "[--width W] [--height H] [--num-images N=1] [--out DIR=.] [--save-latents FILE] "
     "[--clip-skip K] [--threads T] [--device cpu|cuda] [--dtype fp32|fp16|bf16] "
     "[--attention auto|sdpa|math|chunked|sliced]";

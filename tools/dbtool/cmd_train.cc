@@ -65,7 +65,8 @@ std::map<std::string, Flag> Flags() {
                }};
   };
   auto sampler = [&](const std::string& prefix, train::SamplerOptions TrainOptions::*s) {
-    f["--" + prefix + "-scheduler"] = {true, "sampler: ddim|euler|euler_ancestral|dpmpp_2m|ddpm",
+    f["--" + prefix + "-scheduler"] = {true,
+                                       "sampler: ddim|pndm|euler|euler_ancestral|dpmpp_2m|ddpm",
                                        [s](TrainOptions& o, const std::string& v) {
                                          (o.*s).scheduler = v;
                                          return absl::OkStatus();
