@@ -8,33 +8,15 @@ namespace dreambooth::diffusion::scheduler_internal {
 namespace {
 
 // Not thread-safe (one sampling run).
-class DdimScheduler : public Scheduler {
+class DdimScheduler : public DiscreteTimestepScheduler {
  public:
   DdimScheduler(SchedulerConfig config, double eta, at::Tensor alphas_cumprod)
-      : config_(std::move(config)), eta_(eta), alphas_cumprod_(std::move(alphas_cumprod)) {
+      : DiscreteTimestepScheduler(std::move(config), std::move(alphas_cumprod)), eta_(eta) {
     final_alpha_cumprod_ =
         config_.set_alpha_to_one ? at::scalar_tensor(1.0, at::kFloat) : alphas_cumprod_[0];
-    timesteps_ = at::arange(config_.num_train_timesteps - 1, -1, -1, at::kLong);
   }
 
   std::string name() const override { return "ddim"; }
-
-  absl::Status SetTimesteps(int64_t num_inference_steps) override {
-    RETURN_IF_ERROR(CheckStepCount(num_inference_steps, config_.num_train_timesteps));
-    ASSIGN_OR_RETURN(std::vector<int64_t> timesteps,
-                     DiscreteTimesteps(config_.SpacingOr("leading"), config_.num_train_timesteps,
-                                       num_inference_steps, config_.steps_offset));
-    num_inference_steps_ = num_inference_steps;
-    timesteps_ = at::tensor(timesteps, at::kLong);
-    return absl::OkStatus();
-  }
-
-  const at::Tensor& timesteps() const override { return timesteps_; }
-  double init_noise_sigma() const override { return 1.0; }
-
-  absl::StatusOr<at::Tensor> ScaleModelInput(const at::Tensor& sample, const at::Tensor&) override {
-    return sample;
-  }
 
   absl::StatusOr<SchedulerStepOutput> Step(const at::Tensor& model_output,
                                            const at::Tensor& timestep, const at::Tensor& sample,
@@ -82,12 +64,8 @@ class DdimScheduler : public Scheduler {
   }
 
  private:
-  const SchedulerConfig config_;
   const double eta_;
-  const at::Tensor alphas_cumprod_;
   at::Tensor final_alpha_cumprod_;
-  int64_t num_inference_steps_ = 0;
-  at::Tensor timesteps_;
 };
 
 }  // namespace

@@ -10,30 +10,11 @@ namespace scheduler_internal {
 namespace {
 
 // Not thread-safe (one sampling run).
-class DdpmScheduler : public Scheduler {
+class DdpmScheduler : public DiscreteTimestepScheduler {
  public:
-  DdpmScheduler(SchedulerConfig config, at::Tensor alphas_cumprod)
-      : config_(std::move(config)), alphas_cumprod_(std::move(alphas_cumprod)) {
-    timesteps_ = at::arange(config_.num_train_timesteps - 1, -1, -1, at::kLong);
-  }
+  using DiscreteTimestepScheduler::DiscreteTimestepScheduler;
 
   std::string name() const override { return "ddpm"; }
-
-  absl::Status SetTimesteps(int64_t num_inference_steps) override {
-    RETURN_IF_ERROR(CheckStepCount(num_inference_steps, config_.num_train_timesteps));
-    ASSIGN_OR_RETURN(std::vector<int64_t> timesteps,
-                     DiscreteTimesteps(config_.SpacingOr("leading"), config_.num_train_timesteps,
-                                       num_inference_steps, config_.steps_offset));
-    num_inference_steps_ = num_inference_steps;
-    timesteps_ = at::tensor(timesteps, at::kLong);
-    return absl::OkStatus();
-  }
-
-  const at::Tensor& timesteps() const override { return timesteps_; }
-  double init_noise_sigma() const override { return 1.0; }
-  absl::StatusOr<at::Tensor> ScaleModelInput(const at::Tensor& sample, const at::Tensor&) override {
-    return sample;
-  }
 
   absl::StatusOr<SchedulerStepOutput> Step(const at::Tensor& model_output,
                                            const at::Tensor& timestep, const at::Tensor& sample,
@@ -86,12 +67,6 @@ class DdpmScheduler : public Scheduler {
     }
     return SchedulerStepOutput{prev_sample, pred_original_sample};
   }
-
- private:
-  const SchedulerConfig config_;
-  const at::Tensor alphas_cumprod_;
-  int64_t num_inference_steps_ = 0;
-  at::Tensor timesteps_;
 };
 
 }  // namespace

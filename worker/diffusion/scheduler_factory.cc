@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "worker/diffusion/scheduler.h"
 #include "worker/diffusion/scheduler_internal.h"
 #include "worker/diffusion/scheduler_numpy.h"
@@ -83,6 +84,23 @@ absl::Status CheckStepCount(int64_t num_inference_steps, int64_t num_train_times
                                                    num_train_timesteps, "], got ",
                                                    num_inference_steps));
   }
+  return absl::OkStatus();
+}
+
+DiscreteTimestepScheduler::DiscreteTimestepScheduler(SchedulerConfig config,
+                                                     at::Tensor alphas_cumprod)
+    : config_(std::move(config)), alphas_cumprod_(std::move(alphas_cumprod)) {
+  timesteps_ = at::arange(config_.num_train_timesteps - 1, -1, -1, at::kLong);
+}
+
+absl::Status DiscreteTimestepScheduler::SetTimesteps(int64_t num_inference_steps) {
+  RETURN_IF_ERROR(CheckStepCount(num_inference_steps, config_.num_train_timesteps));
+  ASSIGN_OR_RETURN(std::vector<int64_t> spaced,
+                   DiscreteTimesteps(config_.SpacingOr("leading"), config_.num_train_timesteps,
+                                     num_inference_steps, config_.steps_offset));
+  num_inference_steps_ = num_inference_steps;
+  timesteps_ = at::tensor(Arrange(std::move(spaced)), at::kLong);
+  Reset();
   return absl::OkStatus();
 }
 

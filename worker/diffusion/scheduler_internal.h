@@ -42,6 +42,33 @@ at::Tensor ClipOrThreshold(const at::Tensor& pred_original_sample, const Schedul
 
 absl::Status CheckStepCount(int64_t num_inference_steps, int64_t num_train_timesteps);
 
+// Base of the schedulers that sample integer timesteps of the training grid (DDPM, DDIM, PNDM):
+// their config and alphas_cumprod, diffusers' discrete set_timesteps (spacing from the config,
+// "leading" by default), unit initial noise and no input scaling. Not thread-safe.
+class DiscreteTimestepScheduler : public Scheduler {
+ public:
+  DiscreteTimestepScheduler(SchedulerConfig config, at::Tensor alphas_cumprod);
+
+  // Spaces the timesteps, lets Arrange reorder them and resets the sampling state.
+  absl::Status SetTimesteps(int64_t num_inference_steps) final;
+  const at::Tensor& timesteps() const final { return timesteps_; }
+  double init_noise_sigma() const final { return 1.0; }
+  absl::StatusOr<at::Tensor> ScaleModelInput(const at::Tensor& sample, const at::Tensor&) final {
+    return sample;
+  }
+
+ protected:
+  // The timesteps to sample from diffusers' spaced list (descending); default: that list.
+  virtual std::vector<int64_t> Arrange(std::vector<int64_t> spaced) { return spaced; }
+  // Clears per-run state (history of model outputs); called by SetTimesteps.
+  virtual void Reset() {}
+
+  const SchedulerConfig config_;
+  const at::Tensor alphas_cumprod_;  // float32 [num_train_timesteps]
+  int64_t num_inference_steps_ = 0;  // 0 until SetTimesteps
+  at::Tensor timesteps_;             // int64, sampling order
+};
+
 }  // namespace dreambooth::diffusion::scheduler_internal
 
 #endif  // DREAMBOOTH_WORKER_DIFFUSION_SCHEDULER_INTERNAL_H_

@@ -12,43 +12,15 @@ namespace dreambooth::diffusion::scheduler_internal {
 namespace {
 
 // Not thread-safe (one sampling run).
-class PndmScheduler : public Scheduler {
+class PndmScheduler : public DiscreteTimestepScheduler {
  public:
   PndmScheduler(SchedulerConfig config, at::Tensor alphas_cumprod)
-      : config_(std::move(config)), alphas_cumprod_(std::move(alphas_cumprod)) {
+      : DiscreteTimestepScheduler(std::move(config), std::move(alphas_cumprod)) {
     final_alpha_cumprod_ =
         config_.set_alpha_to_one ? at::scalar_tensor(1.0, at::kFloat) : alphas_cumprod_[0];
-    timesteps_ = at::arange(config_.num_train_timesteps - 1, -1, -1, at::kLong);
   }
 
   std::string name() const override { return "pndm"; }
-
-  // The spaced timesteps with the second one duplicated: N = 50 -> 981, 961, 961, 941, ..., 1
-  // (N + 1 UNet calls; the first two together make the method's first, second-order step).
-  absl::Status SetTimesteps(int64_t num_inference_steps) override {
-    RETURN_IF_ERROR(CheckStepCount(num_inference_steps, config_.num_train_timesteps));
-    ASSIGN_OR_RETURN(std::vector<int64_t> spaced,
-                     DiscreteTimesteps(config_.SpacingOr("leading"), config_.num_train_timesteps,
-                                       num_inference_steps, config_.steps_offset));
-    std::vector<int64_t> plms;
-    for (size_t i = 0; i < spaced.size(); ++i) {
-      plms.push_back(spaced[i]);
-      if (i == 1) plms.push_back(spaced[i]);
-    }
-    num_inference_steps_ = num_inference_steps;
-    timesteps_ = at::tensor(plms, at::kLong);
-    ets_.clear();
-    counter_ = 0;
-    cur_sample_ = at::Tensor();
-    return absl::OkStatus();
-  }
-
-  const at::Tensor& timesteps() const override { return timesteps_; }
-  double init_noise_sigma() const override { return 1.0; }
-
-  absl::StatusOr<at::Tensor> ScaleModelInput(const at::Tensor& sample, const at::Tensor&) override {
-    return sample;
-  }
 
   // diffusers' step_plms: combines the last (up to four) model outputs with the Adams-Bashforth
   // weights and moves the sample one spaced step.
@@ -96,6 +68,24 @@ class PndmScheduler : public Scheduler {
     return SchedulerStepOutput{prev_sample, at::Tensor()};
   }
 
+ protected:
+  // The spaced timesteps with the second one repeated: N = 50 -> 981, 961, 961, 941, ..., 1
+  // (N + 1 UNet calls; the first two together make the method's first, second-order step).
+  std::vector<int64_t> Arrange(std::vector<int64_t> spaced) override {
+    std::vector<int64_t> plms;
+    for (size_t i = 0; i < spaced.size(); ++i) {
+      plms.push_back(spaced[i]);
+      if (i == 1) plms.push_back(spaced[i]);
+    }
+    return plms;
+  }
+
+  void Reset() override {
+    ets_.clear();
+    counter_ = 0;
+    cur_sample_ = at::Tensor();
+  }
+
  private:
   // Formula (9) of the PNDM paper: x_{t-1} from x_t and the combined epsilon.
   absl::StatusOr<at::Tensor> PrevSample(const at::Tensor& sample, int64_t t, int64_t prev_t,
@@ -117,11 +107,7 @@ class PndmScheduler : public Scheduler {
     return sample_coeff * sample - (alpha_prod_t_prev - alpha_prod_t) * model_output / denom;
   }
 
-  const SchedulerConfig config_;
-  const at::Tensor alphas_cumprod_;
   at::Tensor final_alpha_cumprod_;
-  int64_t num_inference_steps_ = 0;
-  at::Tensor timesteps_;
   std::deque<at::Tensor> ets_;  // the last <= 4 model outputs
   int64_t counter_ = 0;         // Step calls since SetTimesteps
   at::Tensor cur_sample_;       // the sample the first step started from
