@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/diffusion/fixture_util.h"
+#include "worker/diffusion/scheduler.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -119,6 +120,23 @@ TEST_F(TinyPipelineTest, DefaultNoiseEqualsSeededRandn) {
   absl::StatusOr<Text2ImageResult> b = Text2Image(*model_, explicit_noise);
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_TRUE(at::equal(a->latents, b->latents));
+}
+
+// Every scheduler runs a whole guided sampling; PNDM makes one UNet call more than its steps.
+TEST_F(TinyPipelineTest, EverySchedulerSamples) {
+  for (const std::string& name : SchedulerNames()) {
+    Text2ImageOptions o = Options();
+    o.scheduler = name;
+    int64_t calls = 0;
+    o.on_step = [&](int64_t, int64_t, const at::Tensor&) {
+      ++calls;
+      return true;
+    };
+    absl::StatusOr<Text2ImageResult> r = Text2Image(*model_, o);
+    ASSERT_TRUE(r.ok()) << name << ": " << r.status();
+    EXPECT_EQ(calls, name == "pndm" ? o.steps + 1 : o.steps) << name;
+    EXPECT_TRUE(at::isfinite(r->latents).all().item<bool>()) << name;
+  }
 }
 
 TEST_F(TinyPipelineTest, RejectsBadOptions) {
