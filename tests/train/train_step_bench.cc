@@ -7,6 +7,7 @@
 //                 preservation (1 instance + 1 class latent [4, 32, 32], text [77, 768]), AdamW,
 //                 as tests/data/bench/README.md's measurement 4 defines it.
 // Usage: train_step_bench CONFIG [--steps N] [--threads T] [--gradient-checkpointing]
+//                          [--attention auto|math|chunked|sliced]
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
@@ -18,6 +19,7 @@
 
 #include "absl/strings/numbers.h"
 #include "tests/train/test_util.h"
+#include "worker/diffusion/attention.h"
 #include "worker/diffusion/caching_cpu_allocator.h"
 #include "worker/diffusion/scheduler.h"
 #include "worker/diffusion/tiny_model.h"
@@ -38,7 +40,8 @@ int Fail(const std::string& what) {
   return 1;
 }
 
-int RunTiny(bool cached, int steps, bool checkpointing) {
+int RunTiny(bool cached, int steps, bool checkpointing,
+            const diffusion::AttentionOptions& attention) {
   testing::TempDir tmp;
   testing::WriteImageSet(tmp.Sub("instances"), 4, 80, 64, 1);
   testing::WriteImageSet(tmp.Sub("classes"), 4, 64, 64, 2);
@@ -60,20 +63,22 @@ int RunTiny(bool cached, int steps, bool checkpointing) {
   };
   auto t = DreamBoothTrainer::Create(o, cb);
   if (!t.ok()) return Fail(t.status().ToString());
+  (*t)->model().unet->set_attention_options(attention);
   absl::StatusOr<TrainResult> r = (*t)->Train();
   if (!r.ok()) return Fail(r.status().ToString());
   const double seconds = std::chrono::duration<double>(Clock::now() - warm).count();
   std::printf(
       "{\"config\": \"tiny_%s\", \"model\": \"tiny\", \"resolution\": 64, \"batch\": \"1+1\", "
       "\"cached_latents\": %s, \"precomputed_text\": %s, \"gradient_checkpointing\": %s, "
+      "\"attention\": \"%s\", "
       "\"threads\": %d, \"steps\": %d, \"steps_per_second\": %.3f, \"peak_rss_mib\": %.1f}\n",
       cached ? "cached" : "online", cached ? "true" : "false", cached ? "true" : "false",
-      checkpointing ? "true" : "false", at::get_num_threads(), steps, steps / seconds,
-      PeakRssBytes() / 1048576.0);
+      checkpointing ? "true" : "false", diffusion::AttentionBackendName(attention.backend),
+      at::get_num_threads(), steps, steps / seconds, PeakRssBytes() / 1048576.0);
   return 0;
 }
 
-int RunMid(int steps, bool checkpointing) {
+int RunMid(int steps, bool checkpointing, const diffusion::AttentionOptions& attention) {
   const std::string path = std::string(DB_TEST_DATA_DIR) + "/bench/mid/unet/config.json";
   absl::StatusOr<diffusion::UNet2DConditionConfig> config =
       diffusion::UNet2DConditionConfig::FromFile(path);
@@ -82,6 +87,7 @@ int RunMid(int steps, bool checkpointing) {
   diffusion::InitializeRandomWeights(*unet, 1);
   unet->train();
   unet->set_gradient_checkpointing(checkpointing);
+  unet->set_attention_options(attention);
   auto schedule = diffusion::DdpmTrainingSchedule::Create(diffusion::SchedulerConfig{});
   if (!schedule.ok()) return Fail(schedule.status().ToString());
   std::vector<std::pair<std::string, at::Tensor>> params;
@@ -108,10 +114,10 @@ int RunMid(int steps, bool checkpointing) {
   std::printf(
       "{\"config\": \"mid_step\", \"model\": \"bench/mid unet\", \"resolution\": 256, "
       "\"batch\": \"1+1\", \"cached_latents\": true, \"precomputed_text\": true, "
-      "\"gradient_checkpointing\": %s, \"threads\": %d, \"steps\": %d, "
+      "\"gradient_checkpointing\": %s, \"attention\": \"%s\", \"threads\": %d, \"steps\": %d, "
       "\"steps_per_second\": %.3f, \"peak_rss_mib\": %.1f}\n",
-      checkpointing ? "true" : "false", at::get_num_threads(), steps, steps / seconds,
-      PeakRssBytes() / 1048576.0);
+      checkpointing ? "true" : "false", diffusion::AttentionBackendName(attention.backend),
+      at::get_num_threads(), steps, steps / seconds, PeakRssBytes() / 1048576.0);
   return 0;
 }
 
@@ -120,9 +126,10 @@ int RunMid(int steps, bool checkpointing) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr,
-                 "usage: train_step_bench tiny_cached|tiny_online|mid_step [--steps N] "
-                 "[--threads T] [--gradient-checkpointing]\n");
+    std::fprintf(
+        stderr,
+        "usage: train_step_bench tiny_cached|tiny_online|mid_step [--steps N] "
+        "[--threads T] [--gradient-checkpointing] [--attention auto|math|chunked|sliced]\n");
     return 2;
   }
   dreambooth::diffusion::InstallCachingCpuAllocator();
@@ -130,12 +137,16 @@ int main(int argc, char** argv) {
   int steps = 20;
   int threads = 0;
   bool checkpointing = false;
+  dreambooth::diffusion::AttentionOptions attention;
   for (int i = 2; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--steps" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &steps)) {
       ++i;
     } else if (arg == "--threads" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &threads)) {
       ++i;
+    } else if (arg == "--attention" && i + 1 < argc &&
+               dreambooth::diffusion::ParseAttentionBackend(argv[i + 1])) {
+      attention.backend = *dreambooth::diffusion::ParseAttentionBackend(argv[++i]);
     } else if (arg == "--gradient-checkpointing") {
       checkpointing = true;
     } else {
@@ -144,9 +155,11 @@ int main(int argc, char** argv) {
     }
   }
   if (threads > 0) at::set_num_threads(threads);
-  if (config == "tiny_cached") return dreambooth::train::RunTiny(true, steps, checkpointing);
-  if (config == "tiny_online") return dreambooth::train::RunTiny(false, steps, checkpointing);
-  if (config == "mid_step") return dreambooth::train::RunMid(steps, checkpointing);
+  if (config == "tiny_cached")
+    return dreambooth::train::RunTiny(true, steps, checkpointing, attention);
+  if (config == "tiny_online")
+    return dreambooth::train::RunTiny(false, steps, checkpointing, attention);
+  if (config == "mid_step") return dreambooth::train::RunMid(steps, checkpointing, attention);
   std::fprintf(stderr, "train_step_bench: unknown configuration '%s'\n", config.c_str());
   return 2;
 }

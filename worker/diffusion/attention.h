@@ -21,7 +21,9 @@ enum class AttentionBackend {
   kAuto,     // kSdpa on LibTorch >= 2; on 1.x kChunked for long sequences, else kMath
   kSdpa,     // at::scaled_dot_product_attention (flash / memory-efficient on CUDA); LibTorch >= 2
   kMath,     // one [B*H, Nq, Nk] score matrix (diffusers' classic AttnProcessor)
-  kChunked,  // query chunks of `query_chunk_size` rows, so each score block stays in cache
+  kChunked,  // query chunks of `query_chunk_size` rows, so each score block stays in cache; when
+             // training, the memory-efficient kernel (memory_efficient_attention.h) that keeps
+             // no probabilities for backward
   kSliced,   // diffusers' SlicedAttnProcessor: `slice_size` (batch*head) slices at a time
 };
 
