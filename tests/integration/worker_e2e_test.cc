@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -239,16 +240,17 @@ TEST_F(WorkerE2eTest, CancelStopsTrainingAndTheWorkerTakesTheNextJob) {
               60'000)
           .ok())
       << Diagnostics(worker.get());
-  absl::StatusOr<v1::Job> before = api_->GetJob(long_job->id());
-  ASSERT_TRUE(before.ok());
+  const auto cancel_time = std::chrono::steady_clock::now();
   ASSERT_TRUE(api_->CancelJob(long_job->id()).ok());
   absl::StatusOr<v1::Job> cancelled = api_->WaitForJob(long_job->id(), Terminal, 120'000);
   ASSERT_TRUE(cancelled.ok()) << cancelled.status() << Diagnostics(worker.get());
   EXPECT_EQ(cancelled->state(), v1::JOB_STATE_CANCELLED);
   // The worker learns of the cancel on its next heartbeat (TTL/3 = 3 s) and stops before the
-  // next step: at most the step in flight and one more (on a loaded machine a step can take
-  // longer than the heartbeat interval) run after the cancel. Wall time depends on the machine.
-  EXPECT_LE(cancelled->step(), before->step() + 2);
+  // next training step (a few tenths of a second here), then saves a resume state: CANCELLED
+  // within a few seconds. The step count is not a measure (steps are faster than heartbeats).
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - cancel_time).count();
+  EXPECT_LT(seconds, 15.0);
   EXPECT_LT(cancelled->step(), 100000);
 
   absl::StatusOr<v1::Job> next = api_->CreateJob(TinySpec(set, 2, 0));
