@@ -283,14 +283,9 @@ absl::Status TrainTask::ClassImages() {
   if (!options_.with_prior_preservation) return absl::OkStatus();
   const v1::JobStage stage = v1::JOB_STAGE_GENERATING_CLASS_IMAGES;
   Progress(stage, 0, options_.num_class_images, "checking the shared class-image cache", true);
-  // The same settings DreamBoothTrainer::GenerateClassImages uses, to find the store folder.
-  train::ClassImageOptions co;
-  co.prompt = options_.class_prompt;
-  co.num_images = options_.num_class_images;
-  co.batch_size = options_.num_images_per_prompt;
-  co.resolution = options_.resolution;
-  co.sampler = options_.class_sampler;
-  const std::string store_key = train::ClassImageStoreKey(trainer_->model().digest, co);
+  // The settings DreamBoothTrainer::GenerateClassImages uses, to find the store folder.
+  const std::string store_key =
+      train::ClassImageStoreKey(trainer_->model().digest, train::ClassImageOptionsFor(options_));
   const std::string store_dir = (fs::path(options_.ClassCacheDir()) / store_key).string();
   ASSIGN_OR_RETURN(SyncCounts pulled, shared_.PullClassImages(store_key, store_dir));
   ASSIGN_OR_RETURN(train::ClassImageSet set, trainer_->GenerateClassImages());

@@ -5,7 +5,10 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/version.h>
 
+#include <string>
 #include <vector>
 
 #include "worker/diffusion/attention.h"
@@ -57,15 +60,44 @@ TEST(MemoryEfficientAttentionTest, MatchesPlainAttentionAndItsGradients) {
   }
 }
 
-// The `chunked` backend takes it when autograd records.
-TEST(MemoryEfficientAttentionTest, ChunkedBackendUsesItForTraining) {
-  AttentionOptions options;
-  options.backend = AttentionBackend::kChunked;
-  options.query_chunk_size = 64;
+// True when the autograd graph behind `t` (a few levels deep) holds the memory-efficient node.
+bool GraphHasMemoryEfficientNode(const at::Tensor& t) {
+  std::vector<torch::autograd::Node*> frontier = {t.grad_fn().get()};
+  for (int depth = 0; depth < 4 && !frontier.empty(); ++depth) {
+    std::vector<torch::autograd::Node*> next;
+    for (torch::autograd::Node* node : frontier) {
+      if (node == nullptr) continue;
+      if (node->name().find("MemoryEfficientAttention") != std::string::npos) return true;
+      for (const auto& edge : node->next_edges()) next.push_back(edge.function.get());
+    }
+    frontier = next;
+  }
+  return false;
+}
+
+// The `chunked` backend, and `auto` on LibTorch 1.x from 512x512 scores, take it when autograd
+// records; `auto` keeps the single matrix below that, and inference never takes it.
+TEST(MemoryEfficientAttentionTest, BackendsTakeItForLongTrainingSequences) {
+  AttentionOptions chunked;
+  chunked.backend = AttentionBackend::kChunked;
+  chunked.query_chunk_size = 64;
+  auto attend = [](int64_t n, const AttentionOptions& options, bool grad) {
+    at::Tensor q = at::randn({1, 2, n, 8}, at::kDouble).requires_grad_(grad);
+    at::Tensor k = at::randn({1, 2, n, 8}, at::kDouble);
+    return ScaledDotProductAttention(q, k, k, 0.35, options);
+  };
+  EXPECT_TRUE(GraphHasMemoryEfficientNode(attend(300, chunked, true)));
+#if TORCH_VERSION_MAJOR < 2
+  EXPECT_TRUE(GraphHasMemoryEfficientNode(attend(512, AttentionOptions{}, true)));
+  EXPECT_FALSE(GraphHasMemoryEfficientNode(attend(300, AttentionOptions{}, true)));
+#endif
+  EXPECT_FALSE(attend(300, chunked, false).requires_grad());
+
+  // And its gradients through the backend are the plain ones.
   const Result ref = RunAttention(Plain, at::kDouble, 300, 300);
   const Result got = RunAttention(
       [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-        return ScaledDotProductAttention(q, k, v, 0.35, options);
+        return ScaledDotProductAttention(q, k, v, 0.35, chunked);
       },
       at::kDouble, 300, 300);
   EXPECT_LE(MaxRel(got.dq, ref.dq), 1e-12);

@@ -6,17 +6,12 @@
 
 #include "worker/diffusion/autoencoder_kl.h"
 #include "worker/diffusion/clip_text_model.h"
+#include "worker/diffusion/model_loader.h"
 #include "worker/diffusion/sd15_config.h"
 #include "worker/diffusion/unet_2d_condition.h"
 
 namespace dreambooth::diffusion {
 namespace {
-
-int64_t CountParameters(const torch::nn::Module& module) {
-  int64_t total = 0;
-  for (const auto& p : module.parameters()) total += p.numel();
-  return total;
-}
 
 TEST(Sd15ParamCountTest, UNetMatchesPublishedCount) {
   UNet2DConditionModel unet(Sd15UNetConfig());

@@ -11,12 +11,6 @@
 namespace dreambooth::diffusion {
 namespace {
 
-int64_t CountParameters(const torch::nn::Module& module) {
-  int64_t total = 0;
-  for (const auto& p : module.parameters()) total += p.numel();
-  return total;
-}
-
 // The weight files of a diffusers folder, by component.
 std::map<std::string, TensorMap> ReadFolderWeights(const std::string& dir) {
   std::map<std::string, TensorMap> out;

@@ -15,6 +15,12 @@
 #include "common/image/image.h"
 
 namespace dreambooth::testing {
+
+bool IsTerminal(const v1::Job& job) {
+  return job.state() == v1::JOB_STATE_SUCCEEDED || job.state() == v1::JOB_STATE_FAILED ||
+         job.state() == v1::JOB_STATE_CANCELLED;
+}
+
 namespace {
 
 std::unique_ptr<grpc::ClientContext> Context(int timeout_ms) {

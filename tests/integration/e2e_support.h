@@ -20,6 +20,9 @@ namespace dreambooth::testing {
 
 namespace v1 = ::dreambooth::v1;
 
+// True for SUCCEEDED, FAILED and CANCELLED (a WaitForJob predicate).
+bool IsTerminal(const v1::Job& job);
+
 // A dreambooth-worker child process; output goes to `log_path`. Killed (SIGKILL) on destruction
 // if still running.
 class WorkerProcess {

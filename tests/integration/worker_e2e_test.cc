@@ -19,11 +19,6 @@ namespace dreambooth::testing {
 namespace {
 namespace fs = std::filesystem;
 
-bool Terminal(const v1::Job& job) {
-  return job.state() == v1::JOB_STATE_SUCCEEDED || job.state() == v1::JOB_STATE_FAILED ||
-         job.state() == v1::JOB_STATE_CANCELLED;
-}
-
 class WorkerE2eTest : public ::testing::Test {
  protected:
   void StartDaemon(const std::vector<std::string>& extra = {"--lease-ttl=9s",
@@ -104,7 +99,7 @@ TEST_F(WorkerE2eTest, FullJobRunsEveryStageCommitsCheckpointsAndSamples) {
   ASSERT_NE(worker, nullptr);
   absl::StatusOr<v1::Job> job = api_->CreateJob(PriorSpec(UploadInstances()));
   ASSERT_TRUE(job.ok()) << job.status();
-  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), Terminal, 300'000);
+  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), IsTerminal, 300'000);
   ASSERT_TRUE(done.ok()) << done.status() << Diagnostics(worker.get());
   ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << Diagnostics(worker.get());
 
@@ -193,7 +188,7 @@ TEST_F(WorkerE2eTest, SecondJobReusesClassImagesAndLatents) {
   const std::string set = UploadInstances();
   absl::StatusOr<v1::Job> first = api_->CreateJob(PriorSpec(set));
   ASSERT_TRUE(first.ok()) << first.status();
-  ASSERT_EQ(api_->WaitForJob(first->id(), Terminal, 300'000)->state(), v1::JOB_STATE_SUCCEEDED)
+  ASSERT_EQ(api_->WaitForJob(first->id(), IsTerminal, 300'000)->state(), v1::JOB_STATE_SUCCEEDED)
       << Diagnostics(worker.get());
   // A different worker with an empty local cache: reuse must come from the server's entries.
   worker->Stop(SIGKILL);
@@ -202,7 +197,7 @@ TEST_F(WorkerE2eTest, SecondJobReusesClassImagesAndLatents) {
   spec.set_max_train_steps(2);  // a different job on the same model and class prompt
   absl::StatusOr<v1::Job> second = api_->CreateJob(spec);
   ASSERT_TRUE(second.ok()) << second.status();
-  ASSERT_EQ(api_->WaitForJob(second->id(), Terminal, 300'000)->state(), v1::JOB_STATE_SUCCEEDED)
+  ASSERT_EQ(api_->WaitForJob(second->id(), IsTerminal, 300'000)->state(), v1::JOB_STATE_SUCCEEDED)
       << Diagnostics(other.get());
   auto log_of = [&](const std::string& job_id, const std::string& prefix) {
     for (const v1::JobEvent& e : AllEvents(job_id)) {
@@ -242,7 +237,7 @@ TEST_F(WorkerE2eTest, CancelStopsTrainingAndTheWorkerTakesTheNextJob) {
       << Diagnostics(worker.get());
   const auto cancel_time = std::chrono::steady_clock::now();
   ASSERT_TRUE(api_->CancelJob(long_job->id()).ok());
-  absl::StatusOr<v1::Job> cancelled = api_->WaitForJob(long_job->id(), Terminal, 120'000);
+  absl::StatusOr<v1::Job> cancelled = api_->WaitForJob(long_job->id(), IsTerminal, 120'000);
   ASSERT_TRUE(cancelled.ok()) << cancelled.status() << Diagnostics(worker.get());
   EXPECT_EQ(cancelled->state(), v1::JOB_STATE_CANCELLED);
   // The worker learns of the cancel on its next heartbeat (TTL/3 = 3 s) and stops before the
@@ -255,7 +250,7 @@ TEST_F(WorkerE2eTest, CancelStopsTrainingAndTheWorkerTakesTheNextJob) {
 
   absl::StatusOr<v1::Job> next = api_->CreateJob(TinySpec(set, 2, 0));
   ASSERT_TRUE(next.ok());
-  absl::StatusOr<v1::Job> next_done = api_->WaitForJob(next->id(), Terminal, 300'000);
+  absl::StatusOr<v1::Job> next_done = api_->WaitForJob(next->id(), IsTerminal, 300'000);
   ASSERT_TRUE(next_done.ok()) << next_done.status();
   EXPECT_EQ(next_done->state(), v1::JOB_STATE_SUCCEEDED) << Diagnostics(worker.get());
 }

@@ -20,11 +20,6 @@ namespace dreambooth::testing {
 namespace {
 namespace fs = std::filesystem;
 
-bool Terminal(const v1::Job& job) {
-  return job.state() == v1::JOB_STATE_SUCCEEDED || job.state() == v1::JOB_STATE_FAILED ||
-         job.state() == v1::JOB_STATE_CANCELLED;
-}
-
 class WorkerRecoveryTest : public ::testing::Test {
  protected:
   void StartDaemon(const std::string& lease_ttl) {
@@ -90,7 +85,7 @@ TEST_F(WorkerRecoveryTest, KilledWorkerIsReplacedAndTheJobResumesToTheSameWeight
   auto w1 = StartWorker("w1");
   absl::StatusOr<v1::Job> reference = api_->CreateJob(spec);
   ASSERT_TRUE(reference.ok()) << reference.status();
-  absl::StatusOr<v1::Job> reference_done = api_->WaitForJob(reference->id(), Terminal, 300'000);
+  absl::StatusOr<v1::Job> reference_done = api_->WaitForJob(reference->id(), IsTerminal, 300'000);
   ASSERT_TRUE(reference_done.ok()) << reference_done.status() << Logs(w1.get());
   ASSERT_EQ(reference_done->state(), v1::JOB_STATE_SUCCEEDED) << Logs(w1.get());
 
@@ -114,7 +109,7 @@ TEST_F(WorkerRecoveryTest, KilledWorkerIsReplacedAndTheJobResumesToTheSameWeight
 
   // The lease expires, the job is requeued, and a new worker resumes it.
   auto w2 = StartWorker("w2");
-  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), Terminal, 300'000);
+  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), IsTerminal, 300'000);
   ASSERT_TRUE(done.ok()) << done.status() << Logs(w2.get());
   ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << Logs(w2.get());
   EXPECT_EQ(done->attempt(), 2);
@@ -219,7 +214,7 @@ TEST_F(WorkerRecoveryTest, UndecodableImageFailsTheJobWithoutRetries) {
   auto worker = StartWorker("w1");
   absl::StatusOr<v1::Job> job = api_->CreateJob(TinySpec(set, 2, 0));
   ASSERT_TRUE(job.ok()) << job.status();
-  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), Terminal, 300'000);
+  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), IsTerminal, 300'000);
   ASSERT_TRUE(done.ok()) << done.status() << Logs(worker.get());
   EXPECT_EQ(done->state(), v1::JOB_STATE_FAILED);
   EXPECT_EQ(done->attempt(), 1);
@@ -250,7 +245,7 @@ TEST_F(WorkerRecoveryTest, BaseModelWithMissingWeightsFailsNamingTheKeys) {
   spec.set_base_model("broken");
   absl::StatusOr<v1::Job> job = api_->CreateJob(spec);
   ASSERT_TRUE(job.ok()) << job.status();
-  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), Terminal, 300'000);
+  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), IsTerminal, 300'000);
   ASSERT_TRUE(done.ok()) << done.status() << Logs(worker.get());
   EXPECT_EQ(done->state(), v1::JOB_STATE_FAILED);
   EXPECT_EQ(done->attempt(), 1);

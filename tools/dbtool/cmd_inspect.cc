@@ -15,12 +15,6 @@
 namespace dreambooth::dbtool {
 namespace {
 
-int64_t CountParameters(const torch::nn::Module& module) {
-  int64_t total = 0;
-  for (const auto& p : module.parameters()) total += p.numel();
-  return total;
-}
-
 int ListTensors(const std::string& path) {
   std::map<std::string, std::string> metadata;
   absl::StatusOr<std::map<std::string, diffusion::SafetensorsEntry>> header =

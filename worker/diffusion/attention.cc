@@ -18,7 +18,8 @@ namespace {
 // chunking (measured on the tiny and mid benchmark UNets, see docs/benchmarks-diffusion.md).
 constexpr int64_t kChunkingThreshold = 256 * 256;
 // Training: the memory-efficient kernel is as fast as the single matrix on the tiny model's
-// 1024x1024 scores (and cuts its peak RSS 795 -> 300 MiB), 4% slower on the mid UNet's 256x256.
+// 1024x1024 scores (and cuts the tiny step's peak RSS 795 -> 349 MiB), 4% slower on the mid
+// UNet's 256x256.
 constexpr int64_t kTrainingChunkingThreshold = 512 * 512;
 
 thread_local bool t_training_path = false;  // set by ScopedTrainingAttentionPath

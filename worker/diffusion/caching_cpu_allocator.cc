@@ -5,6 +5,7 @@
 #include <c10/util/Exception.h>
 #include <torch/version.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -142,7 +143,7 @@ class CachingCpuAllocator final : public c10::Allocator {
   mutable CpuAllocatorStats stats_;                    // guarded by mu_
 };
 
-bool g_installed = false;
+std::atomic<bool> g_installed{false};
 std::once_flag g_install_once;
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -82,6 +83,9 @@ absl::Status LoadStateDictStrict(torch::nn::Module& module, const TensorMap& wei
 
 // The module's parameters and buffers by name, detached, on their device and dtype.
 TensorMap ModuleStateDict(const torch::nn::Module& module);
+
+// Number of parameter elements of `module` (buffers excluded), as diffusers' num_parameters().
+int64_t CountParameters(const torch::nn::Module& module);
 
 // Converts between a diffusers folder and a single-file LDM checkpoint, by the kind of `src`:
 // folder -> `dst` single .safetensors (original key names; configs stored in the metadata so the

@@ -37,6 +37,12 @@ TensorMap ModuleStateDict(const torch::nn::Module& module) {
   return out;
 }
 
+int64_t CountParameters(const torch::nn::Module& module) {
+  int64_t total = 0;
+  for (const auto& p : module.parameters(/*recurse=*/true)) total += p.numel();
+  return total;
+}
+
 absl::Status LoadStateDictStrict(torch::nn::Module& module, const TensorMap& weights,
                                  const std::string& component) {
   std::map<std::string, at::Tensor> targets;

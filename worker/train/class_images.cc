@@ -52,6 +52,18 @@ absl::Status WritePng(const at::Tensor& hwc_uint8, const std::string& path) {
 
 }  // namespace
 
+ClassImageOptions ClassImageOptionsFor(const TrainOptions& options) {
+  ClassImageOptions co;
+  co.class_dir = options.class_dir;
+  co.store_root = options.ClassCacheDir();
+  co.prompt = options.class_prompt;
+  co.num_images = options.num_class_images;
+  co.batch_size = options.num_images_per_prompt;
+  co.resolution = options.resolution;
+  co.sampler = options.class_sampler;
+  return co;
+}
+
 std::string ClassImageStoreKey(const std::string& model_digest, const ClassImageOptions& o) {
   return Sha256Hex(KeyJson(model_digest, o).dump());
 }

@@ -28,6 +28,10 @@ struct ClassImageOptions {
   SamplerOptions sampler;
 };
 
+// The class-image settings of a training run (class_dir, store root, prompt, count, batch size,
+// resolution, sampler), as DreamBoothTrainer uses them.
+ClassImageOptions ClassImageOptionsFor(const TrainOptions& options);
+
 struct ClassImageSet {
   // num_images paths: the user's images first (sorted by name), then generated ones by index.
   std::vector<std::string> paths;

@@ -127,14 +127,7 @@ absl::StatusOr<ClassImageSet> DreamBoothTrainer::GenerateClassImages() {
     class_stage_done_ = true;
     return class_set_;
   }
-  ClassImageOptions co;
-  co.class_dir = options_.class_dir;
-  co.store_root = options_.ClassCacheDir();
-  co.prompt = options_.class_prompt;
-  co.num_images = options_.num_class_images;
-  co.batch_size = options_.num_images_per_prompt;
-  co.resolution = options_.resolution;
-  co.sampler = options_.class_sampler;
+  const ClassImageOptions co = ClassImageOptionsFor(options_);
   TrainProgress p;
   p.stage = TrainStage::kGeneratingClassImages;
   p.total = options_.num_class_images;
