@@ -4,8 +4,25 @@
 # built-in `tiny` model with prior preservation while showing the progress of every stage,
 # samples 4 images from the final checkpoint into ./demo-output and shuts everything down.
 #
-# usage: scripts/demo.sh [--no-build]   (DEMO_PORT, DEMO_STEPS, DEMO_THREADS, DEMO_BUILD_DIR override defaults)
+# The tiny model has random weights, so the images are noise: the demo shows the service working,
+# not a model that has learnt anything.
+#
+# usage: scripts/demo.sh [--no-build]
+#   --no-build      use the binaries already in the build folder
+#   DEMO_STEPS      training steps (default 100; CI runs 20)
+#   DEMO_THREADS    OpenMP threads of the worker (default: all cores)
+#   DEMO_PORT       the daemon's loopback port (default: a free one)
+#   DEMO_BUILD_DIR  the build folder (default ./build)
+#   DEMO_OUT        where the 4 images go (default ./demo-output)
 set -euo pipefail
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
+if [[ $# -gt 0 && "$1" != "--no-build" ]]; then
+  echo "demo.sh: unknown argument '$1' (see --help)" >&2
+  exit 2
+fi
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 BUILD="${DEMO_BUILD_DIR:-$ROOT/build}"  # DEMO_BUILD_DIR: use another build tree
@@ -84,10 +101,16 @@ fi
 "$DBCTL" checkpoints list "$JOB_ID"
 
 echo "==> sampling 4 images from the final checkpoint"
-rm -rf "$ROOT/demo-output"
-mkdir -p "$ROOT/demo-output"
+OUT="${DEMO_OUT:-$ROOT/demo-output}"
+rm -rf "$OUT"
+mkdir -p "$OUT"
 "$DBCTL" sample "$JOB_ID" --prompt="a photo of sks toy" --num-images=4 --steps=20 --seed=1 \
-  --out="$ROOT/demo-output"
+  --out="$OUT"
+n_png="$(find "$OUT" -maxdepth 1 -name '*.png' -size +0 | wc -l)"
+if [[ "$n_png" -ne 4 ]]; then
+  echo "demo: expected 4 images in $OUT, found $n_png" >&2
+  exit 1
+fi
 echo
-echo "Done. The 4 sampled images are in $ROOT/demo-output:"
-ls -l "$ROOT/demo-output"
+echo "Done. The 4 sampled images are in $OUT (noise: the built-in tiny model has random weights):"
+ls -l "$OUT"

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Sets up (Debian packages), builds everything and runs every test with ctest.
+# Sets up (Debian packages and LibTorch), builds everything and runs every test with ctest.
+#
+# usage: scripts/test.sh [CTEST_ARGS ...]   e.g. -L unit, -R '^diffusion\.'
 set -euo pipefail
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+  sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
 # Two tests run at once on CI's two cores: one OpenMP thread each, and no spinning waits, or the
