@@ -2,8 +2,8 @@
 #   docker build -f docker/server.Dockerfile -t dreamboothd .
 FROM debian:12 AS build
 WORKDIR /src
-COPY scripts/setup.sh scripts/setup.sh
-RUN bash scripts/setup.sh
+COPY scripts/setup.sh scripts/torch-requirements.txt scripts/
+RUN DB_SETUP_TORCH=0 bash scripts/setup.sh
 COPY . .
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DDB_BUILD_TORCH=OFF \
       -DDB_BUILD_TESTS=OFF -DDB_BUILD_BENCH=OFF \

@@ -1,24 +1,25 @@
-# dreambooth-worker against a CUDA LibTorch 2.x. The build stage expects a LibTorch tree in
-# ./third_party/libtorch (the cxx11-ABI CUDA build, unpacked by the operator: nothing downloads
-# here). Build from the repository root:
+# dreambooth-worker and dbtool with LibTorch 2.x + CUDA from the PyPI torch wheel (what
+# scripts/setup.sh installs into .deps/venv). The same image runs on CPU-only hosts; on GPU hosts
+# run it with the NVIDIA container runtime (--gpus all) and --device cuda. Not built on the
+# project's machines (they have no Docker engine). Build from the repository root:
 #   docker build -f docker/worker.Dockerfile -t dreambooth-worker .
-FROM nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04 AS build
+FROM debian:12 AS build
 WORKDIR /src
-RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake ninja-build libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev \
-      libabsl-dev libsqlite3-dev libspdlog-dev libpng-dev libjpeg-turbo8-dev libre2-dev \
-      nlohmann-json3-dev libssl-dev pkg-config && rm -rf /var/lib/apt/lists/*
+COPY scripts/setup.sh scripts/torch-requirements.txt scripts/
+RUN bash scripts/setup.sh
 COPY . .
-RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
-      -DCMAKE_PREFIX_PATH=/src/third_party/libtorch -DDB_BUILD_TESTS=OFF -DDB_BUILD_BENCH=OFF \
+RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DDB_BUILD_TESTS=OFF \
+      -DDB_BUILD_BENCH=OFF \
  && cmake --build build --target dreambooth-worker dbtool
 
-FROM nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04
+FROM debian:12
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      libgrpc++1 libprotobuf23 libspdlog1 libpng16-16 libjpeg-turbo8 libre2-9 libgomp1 \
-      && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/third_party/libtorch/lib /opt/libtorch/lib
-COPY --from=build /src/build/worker/dreambooth-worker /src/build/tools/dbtool/dbtool /usr/local/bin/
-ENV LD_LIBRARY_PATH=/opt/libtorch/lib
+      libgrpc++1.51 libprotobuf32 libspdlog1.10 libpng16-16 libjpeg62-turbo libre2-9 libssl3 \
+      libicu72 && rm -rf /var/lib/apt/lists/*
+# The binaries' RUNPATH names the wheel's lib folder at its build path; keep the same path.
+ARG SITE=/src/.deps/venv/lib/python3.11/site-packages
+COPY --from=build ${SITE}/torch/lib ${SITE}/torch/lib
+COPY --from=build ${SITE}/nvidia ${SITE}/nvidia
+COPY --from=build /src/build/worker/dreambooth-worker /src/build/tools/dbtool /usr/local/bin/
 VOLUME ["/models", "/cache"]
 ENTRYPOINT ["dreambooth-worker", "--model-root", "/models", "--cache-dir", "/cache"]

@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/function.h>
-#include <torch/version.h>
 
 #include <string>
 #include <vector>
@@ -87,10 +86,8 @@ TEST(MemoryEfficientAttentionTest, BackendsTakeItForLongTrainingSequences) {
     return ScaledDotProductAttention(q, k, k, 0.35, options);
   };
   EXPECT_TRUE(GraphHasMemoryEfficientNode(attend(300, chunked, true)));
-#if TORCH_VERSION_MAJOR < 2
   EXPECT_TRUE(GraphHasMemoryEfficientNode(attend(512, AttentionOptions{}, true)));
   EXPECT_FALSE(GraphHasMemoryEfficientNode(attend(300, AttentionOptions{}, true)));
-#endif
   EXPECT_FALSE(attend(300, chunked, false).requires_grad());
 
   // And its gradients through the backend are the plain ones.

@@ -4,7 +4,6 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 #include <torch/nn/modules/dropout.h>
-#include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>
@@ -23,6 +22,16 @@ constexpr int64_t kChunkingThreshold = 256 * 256;
 constexpr int64_t kTrainingChunkingThreshold = 512 * 512;
 
 thread_local bool t_training_path = false;  // set by ScopedTrainingAttentionPath
+
+// What `auto` runs: LibTorch's fused kernels (flash / memory-efficient) on CUDA; on CPU the
+// project's kernels by score size (table in docs/benchmarks-diffusion.md).
+AttentionBackend AutoBackend(const at::Tensor& q, const at::Tensor& k, bool training_path) {
+  if (q.is_cuda()) return AttentionBackend::kSdpa;
+  const int64_t scores = q.size(2) * k.size(2);
+  return scores >= (training_path ? kTrainingChunkingThreshold : kChunkingThreshold)
+             ? AttentionBackend::kChunked
+             : AttentionBackend::kMath;
+}
 
 bool IsHalf(const at::Tensor& t) {
   return t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
@@ -158,29 +167,12 @@ torch::Tensor ScaledDotProductAttention(const torch::Tensor& q, const torch::Ten
       t_training_path ||
       (at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad()));
   if (backend == AttentionBackend::kAuto) {
-#if TORCH_VERSION_MAJOR >= 2
-    backend = AttentionBackend::kSdpa;
-#else
-    const int64_t scores = q.size(2) * k.size(2);
-    backend = scores >= (training_path ? kTrainingChunkingThreshold : kChunkingThreshold)
-                  ? AttentionBackend::kChunked
-                  : AttentionBackend::kMath;
-#endif
+    backend = AutoBackend(q, k, training_path);
   }
   switch (backend) {
     case AttentionBackend::kSdpa: {
-#if TORCH_VERSION_MAJOR >= 2
-      // SDPA scales by 1/sqrt(D); fold any other scale into q (portable to 2.0, which has no
-      // `scale` argument).
-      const double default_scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-      at::Tensor qs =
-          std::abs(scale - default_scale) > 1e-12 * default_scale ? q * (scale / default_scale) : q;
       at::Tensor m = mask.defined() ? mask.to(q.scalar_type()) : at::Tensor();
-      return at::scaled_dot_product_attention(qs, k, v, m, 0.0, false);
-#else
-      TORCH_CHECK(false, "attention backend 'sdpa' needs LibTorch >= 2 (this is ", TORCH_VERSION,
-                  "); use 'math', 'chunked' or 'sliced'");
-#endif
+      return at::scaled_dot_product_attention(q, k, v, m, 0.0, false, scale);
     }
     case AttentionBackend::kChunked: {
       const int64_t chunk = std::max<int64_t>(1, options.query_chunk_size);

@@ -3,7 +3,6 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/util/Exception.h>
-#include <torch/version.h>
 
 #include <atomic>
 #include <cstdint>
@@ -46,12 +45,8 @@ class CachingCpuAllocator final : public c10::Allocator {
  public:
   CachingCpuAllocator() : limit_(CacheLimitFromEnv()) {}
 
-  // LibTorch 1.x declares allocate() const, 2.3+ non-const: both overloads are given so the
-  // matching one overrides.
-  c10::DataPtr allocate(size_t n) const { return Allocate(n); }
-  c10::DataPtr allocate(size_t n) { return Allocate(n); }
-  // Pure virtual from LibTorch 2.3 on; a plain method before.
-  void copy_data(void* dest, const void* src, std::size_t count) const {
+  c10::DataPtr allocate(size_t n) override { return Allocate(n); }
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
     std::memcpy(dest, src, count);
   }
   // raw_allocate()/raw_deallocate() (used by oneDNN) need data == context and this deleter.

@@ -2,48 +2,20 @@
 
 #include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
-#include <torch/version.h>
 
-// LibTorch 2.4 replaced the per-device autocast setters with device-type-generic ones.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-#define DB_AUTOCAST_GENERIC_API 1
-#else
-#define DB_AUTOCAST_GENERIC_API 0
-#endif
+#include <map>
+#include <string>
 
 namespace dreambooth::train {
 namespace {
 
-bool IsEnabled(at::DeviceType type) {
-#if DB_AUTOCAST_GENERIC_API
-  return at::autocast::is_autocast_enabled(type);
-#else
-  return type == at::kCPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
-#endif
-}
+bool IsEnabled(at::DeviceType type) { return at::autocast::is_autocast_enabled(type); }
 
-at::ScalarType GetDtype(at::DeviceType type) {
-#if DB_AUTOCAST_GENERIC_API
-  return at::autocast::get_autocast_dtype(type);
-#else
-  return type == at::kCPU ? at::autocast::get_autocast_cpu_dtype()
-                          : at::autocast::get_autocast_gpu_dtype();
-#endif
-}
+at::ScalarType GetDtype(at::DeviceType type) { return at::autocast::get_autocast_dtype(type); }
 
 void Set(at::DeviceType type, bool enabled, at::ScalarType dtype) {
-#if DB_AUTOCAST_GENERIC_API
   at::autocast::set_autocast_enabled(type, enabled);
   at::autocast::set_autocast_dtype(type, dtype);
-#else
-  if (type == at::kCPU) {
-    at::autocast::set_cpu_enabled(enabled);
-    at::autocast::set_autocast_cpu_dtype(dtype);
-  } else {
-    at::autocast::set_enabled(enabled);
-    at::autocast::set_autocast_gpu_dtype(dtype);
-  }
-#endif
 }
 
 }  // namespace
@@ -65,15 +37,21 @@ AutocastScope::~AutocastScope() {
 
 bool DynamicLossScaler::Unscale(const std::vector<at::Tensor>& params) const {
   at::NoGradGuard no_grad;
-  const double inv = 1.0 / scale_;
-  bool finite = true;
+  // Gradients grouped by device: one fused unscale-and-check per device and one host sync in
+  // all (GradScaler's _amp_foreach_non_finite_check_and_unscale_).
+  std::map<std::string, std::vector<at::Tensor>> by_device;
   for (const at::Tensor& p : params) {
-    if (!p.grad().defined()) continue;
-    at::Tensor g = p.mutable_grad();
-    g.mul_(inv);
-    finite = finite && g.isfinite().all().item<bool>();
+    if (p.grad().defined()) by_device[p.grad().device().str()].push_back(p.mutable_grad());
   }
-  return finite;
+  at::Tensor any_inf = at::zeros({1}, at::kFloat);
+  for (auto& [device, grads] : by_device) {
+    const auto on = at::TensorOptions().dtype(at::kFloat).device(grads.front().device());
+    at::Tensor found_inf = at::zeros({1}, on);
+    at::Tensor inv_scale = at::full({1}, 1.0 / scale_, on);
+    at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf, inv_scale);
+    any_inf += found_inf.to(at::kCPU);
+  }
+  return any_inf.item<float>() == 0.0f;
 }
 
 void DynamicLossScaler::Update(bool found_inf) {
