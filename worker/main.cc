@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "worker/diffusion/caching_cpu_allocator.h"
+#include "worker/diffusion/device.h"
 #include "worker/gateway_client.h"
 #include "worker/model_cache.h"
 #include "worker/worker_context.h"
@@ -99,10 +100,6 @@ bool ParseFlags(int argc, char** argv, WorkerOptions* o, std::string* error) {
     *error = "--cache-dir is required";
     return false;
   }
-  if (o->device != "cpu" && o->device.rfind("cuda", 0) != 0) {
-    *error = absl::StrCat("--device must be cpu, cuda or cuda:N, got '", o->device, "'");
-    return false;
-  }
   if (!o->train && !o->sample) {
     *error = "--no-train and --no-sample leave nothing to do";
     return false;
@@ -125,6 +122,13 @@ int main(int argc, char** argv) {
     std::cerr << "dreambooth-worker: " << error << "\n" << kUsage;
     return 2;
   }
+  // A device this machine lacks fails here, at start, not on the first task.
+  absl::StatusOr<c10::Device> device = dreambooth::diffusion::ResolveDevice(options.device);
+  if (!device.ok()) {
+    std::cerr << "dreambooth-worker: --" << device.status().message() << "\n";
+    return 2;
+  }
+  options.device = device->str();
   if (options.worker_id.empty()) options.worker_id = DefaultWorkerId(options.device);
   dreambooth::diffusion::InstallCachingCpuAllocator();
   if (options.num_threads > 0) at::set_num_threads(options.num_threads);

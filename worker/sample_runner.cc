@@ -7,6 +7,7 @@
 #include "common/image/image.h"
 #include "common/status_macros.h"
 #include "worker/checkpoint_transfer.h"
+#include "worker/diffusion/device.h"
 #include "worker/diffusion/pipeline.h"
 #include "worker/event_reporter.h"
 #include "worker/lease_keeper.h"
@@ -16,18 +17,10 @@ namespace dreambooth::worker {
 namespace fs = std::filesystem;
 namespace {
 
-absl::StatusOr<at::Device> ParseDevice(const std::string& device) {
-  try {
-    return at::Device(device);
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("bad --device '", device, "': ", e.what()));
-  }
-}
-
 // Loads (or finds in the cache) the model the task samples from.
 absl::StatusOr<std::shared_ptr<diffusion::StableDiffusion>> SampleModel(
     const WorkerContext& context, const v1::Task& task, bool* hit) {
-  ASSIGN_OR_RETURN(at::Device device, ParseDevice(context.options.device));
+  ASSIGN_OR_RETURN(at::Device device, diffusion::ResolveDevice(context.options.device));
   diffusion::LoadOptions load;
   load.device = device;
   if (task.has_sample_checkpoint() && !task.sample_checkpoint().id().empty()) {

@@ -11,6 +11,7 @@
 #include "common/image/image.h"
 #include "common/status_macros.h"
 #include "worker/checkpoint_transfer.h"
+#include "worker/diffusion/device.h"
 #include "worker/event_reporter.h"
 #include "worker/lease_keeper.h"
 #include "worker/shared_cache.h"
@@ -214,7 +215,9 @@ absl::Status TrainTask::Prepare() {
       task_.instance_images_size() + (use_class_set ? task_.regularization_images_size() : 0);
   Progress(v1::JOB_STAGE_PREPARING, 0, total,
            absl::StrCat("attempt ", task_.attempt(), " on ", context_.options.worker_id, " (",
-                        context_.options.device, ")"),
+                        diffusion::FormatDeviceInfo(
+                            diffusion::DescribeDevice(c10::Device(context_.options.device))),
+                        ")"),
            true);
   // Only committed checkpoints are resumed from: local state of earlier attempts is dropped.
   std::error_code ec;
@@ -255,11 +258,7 @@ absl::Status TrainTask::Prepare() {
   Progress(v1::JOB_STAGE_PREPARING, done, total,
            absl::StrCat("loading base model '", spec.base_model(), "'"), false);
   diffusion::LoadOptions load;
-  try {
-    load.device = at::Device(options_.device);
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("bad device '", options_.device, "'"));
-  }
+  ASSIGN_OR_RETURN(load.device, diffusion::ResolveDevice(options_.device));
   absl::StatusOr<diffusion::StableDiffusion> model =
       diffusion::LoadStableDiffusion(paths.base_model, load);
   if (!model.ok()) {

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "worker/diffusion/caching_cpu_allocator.h"
+#include "worker/diffusion/device.h"
 #include "worker/sample_runner.h"
 #include "worker/train_runner.h"
 
@@ -45,7 +46,9 @@ void WorkerLoops::Loop(v1::TaskKind kind) {
     for (const std::string& model : ListBaseModels(context_.options.model_root)) {
       request.add_base_models(model);
     }
-    request.set_device(context_.options.device);
+    // The device and its free memory now, e.g. "cuda:0 NVIDIA H200 (139.8 GiB, 130.2 GiB free)".
+    request.set_device(diffusion::FormatDeviceInfo(
+        diffusion::DescribeDevice(c10::Device(context_.options.device))));
     request.set_wait_ms(context_.options.lease_wait_ms);
     absl::StatusOr<std::optional<v1::Task>> task = context_.client->LeaseTask(request);
     if (!task.ok()) {

@@ -3,6 +3,7 @@
 // encode/decode, one line per measurement with the median over repeated runs after warm-up.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/cuda.h>
 
 #include <algorithm>
 #include <chrono>
@@ -23,7 +24,8 @@ namespace dreambooth::dbtool {
 namespace {
 
 constexpr char kUsage[] =
-    "bench [--threads T] [--repeats R=5] [--warmup W=1] [--only NAME_SUBSTRING] "
+    "bench [--device cpu|cuda[:N]] [--dtype fp32|bf16|fp16] [--threads T] [--repeats R=5] "
+    "[--warmup W=1] [--only NAME_SUBSTRING] "
     "[--attention auto|math|chunked|sliced|sdpa] [--chunk ROWS] "
     "[--mid-config tests/data/bench/mid/unet/config.json] [--tiny-a tests/data/fixtures/tiny-a]";
 
@@ -35,16 +37,25 @@ struct BenchFlags {
   diffusion::AttentionOptions attention;
   std::string mid_config = "tests/data/bench/mid/unet/config.json";
   std::string tiny_a = "tests/data/fixtures/tiny-a";
+  at::Device device = at::kCPU;
+  at::ScalarType dtype = at::kFloat;  // of the models' weights and inputs
 };
+
+// Waits for the device's queued work, so that wall time measures it.
+void Sync(const BenchFlags& f) {
+  if (f.device.is_cuda()) torch::cuda::synchronize(f.device.index());
+}
 
 // Runs `fn` warmup + repeats times and prints the median / min / max wall time.
 void Measure(const BenchFlags& f, const std::string& name, const std::function<void()>& fn) {
   if (!f.only.empty() && name.find(f.only) == std::string::npos) return;
   for (int64_t i = 0; i < f.warmup; ++i) fn();
+  Sync(f);
   std::vector<double> ms;
   for (int64_t i = 0; i < f.repeats; ++i) {
     const auto start = std::chrono::steady_clock::now();
     fn();
+    Sync(f);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
                      .count());
   }
@@ -52,9 +63,11 @@ void Measure(const BenchFlags& f, const std::string& name, const std::function<v
   const double median =
       ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
   std::printf(
-      "%-28s median %10.2f ms  min %10.2f  max %10.2f  (n=%lld, threads=%d, attention=%s)\n",
+      "%-28s median %10.2f ms  min %10.2f  max %10.2f  (n=%lld, %s, %s, threads=%d, "
+      "attention=%s)\n",
       name.c_str(), median, ms.front(), ms.back(), static_cast<long long>(ms.size()),
-      at::get_num_threads(), diffusion::AttentionBackendName(f.attention.backend));
+      f.device.str().c_str(), c10::toString(f.dtype), at::get_num_threads(),
+      diffusion::AttentionBackendName(f.attention.backend));
   std::fflush(stdout);
 }
 
@@ -85,6 +98,14 @@ absl::Status ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       std::optional<diffusion::AttentionBackend> b = diffusion::ParseAttentionBackend(v);
       if (!b) return absl::InvalidArgumentError("unknown --attention " + v);
       f->attention.backend = *b;
+    } else if (a == "--device") {
+      absl::StatusOr<at::Device> d = ParseDeviceFlag(v);
+      if (!d.ok()) return d.status();
+      f->device = *d;
+    } else if (a == "--dtype") {
+      absl::StatusOr<at::ScalarType> d = ParseDtypeFlag(v);
+      if (!d.ok()) return d.status();
+      f->dtype = *d;
     } else if (a == "--mid-config") {
       f->mid_config = v;
     } else if (a == "--tiny-a") {
@@ -105,23 +126,25 @@ absl::Status BenchMidUNet(const BenchFlags& f) {
   if (!config.ok()) return config.status();
   diffusion::UNet2DConditionModel unet(*config);
   diffusion::InitializeRandomWeights(*unet, 1);
+  unet->to(f.device, f.dtype);
   unet->set_attention_options(f.attention);
   const int64_t latent = config->sample_size;
   const int64_t cross = config->CrossAttentionDim(0);
   at::manual_seed(0);
-  const at::Tensor t = at::tensor({500}, at::kLong);
+  const auto on = at::TensorOptions().device(f.device).dtype(f.dtype);
+  const at::Tensor t = at::tensor({500}, at::kLong).to(f.device);
   for (int64_t batch : {1, 4}) {
-    const at::Tensor x = at::randn({batch, config->in_channels, latent, latent});
-    const at::Tensor ctx = at::randn({batch, 77, cross});
+    const at::Tensor x = at::randn({batch, config->in_channels, latent, latent}, on);
+    const at::Tensor ctx = at::randn({batch, 77, cross}, on);
     unet->eval();
     Measure(f, "unet_mid_fwd_b" + std::to_string(batch), [&] {
       at::NoGradGuard no_grad;
       unet->forward(x, t, ctx);
     });
   }
-  const at::Tensor x = at::randn({2, config->in_channels, latent, latent});
-  const at::Tensor ctx = at::randn({2, 77, cross});
-  const at::Tensor target = at::randn({2, config->out_channels, latent, latent});
+  const at::Tensor x = at::randn({2, config->in_channels, latent, latent}, on);
+  const at::Tensor ctx = at::randn({2, 77, cross}, on);
+  const at::Tensor target = at::randn({2, config->out_channels, latent, latent}, on);
   unet->train();
   Measure(f, "unet_mid_fwd_bwd_b2", [&] {
     unet->zero_grad();
@@ -134,7 +157,10 @@ absl::Status BenchTinyA(const BenchFlags& f) {
   if (!Wanted(f, {"sample_tiny_ddim25_cfg_64px", "vae_tiny_encode_64px", "vae_tiny_decode_64px"})) {
     return absl::OkStatus();
   }
-  absl::StatusOr<diffusion::StableDiffusion> model = diffusion::LoadStableDiffusion(f.tiny_a);
+  diffusion::LoadOptions load;
+  load.device = f.device;
+  load.dtype = f.dtype;
+  absl::StatusOr<diffusion::StableDiffusion> model = diffusion::LoadStableDiffusion(f.tiny_a, load);
   if (!model.ok()) return model.status();
   model->unet->set_attention_options(f.attention);
   diffusion::SetAttentionOptions(*model->vae, f.attention);
@@ -161,8 +187,8 @@ absl::Status BenchTinyA(const BenchFlags& f) {
   });
   if (!failure.ok()) return failure;
   at::manual_seed(0);
-  const at::Tensor image = at::rand({1, 3, 64, 64}) * 2 - 1;
-  const at::Tensor latents = at::randn({1, 4, 32, 32});
+  const at::Tensor image = (at::rand({1, 3, 64, 64}) * 2 - 1).to(f.device, f.dtype);
+  const at::Tensor latents = at::randn({1, 4, 32, 32}).to(f.device, f.dtype);
   at::NoGradGuard no_grad;
   Measure(f, "vae_tiny_encode_64px", [&] { model->vae->Encode(image); });
   Measure(f, "vae_tiny_decode_64px", [&] { model->vae->Decode(latents); });

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "tools/dbtool/command_registry.h"
 #include "tools/dbtool/parity_registry.h"
+#include "tools/dbtool/sample_args.h"
 #include "worker/diffusion/file_util.h"
 #include "worker/diffusion/model_loader.h"
 #include "worker/diffusion/safetensors.h"
@@ -39,16 +40,24 @@ void RunCheck(const ParityCheck& check, const ParityContext& context, ParityRepo
 
 int RunParity(const std::vector<std::string>& args) {
   std::string dir;
+  at::Device device = at::kCPU;
   for (size_t i = 0; i < args.size(); ++i) {
     int threads = 0;
     if (args[i] == "--threads" && i + 1 < args.size() && absl::SimpleAtoi(args[i + 1], &threads) &&
         threads > 0) {
       at::set_num_threads(threads);
       ++i;
+    } else if (args[i] == "--device" && i + 1 < args.size()) {
+      absl::StatusOr<at::Device> parsed = ParseDeviceFlag(args[++i]);
+      if (!parsed.ok()) {
+        std::fprintf(stderr, "dbtool parity: %s\n", std::string(parsed.status().message()).c_str());
+        return 2;
+      }
+      device = *parsed;
     } else if (dir.empty() && args[i].rfind("--", 0) != 0) {
       dir = args[i];
     } else {
-      std::fprintf(stderr, "usage: dbtool parity FIXTURE_DIR [--threads N]\n");
+      std::fprintf(stderr, "usage: dbtool parity FIXTURE_DIR [--threads N] [--device D]\n");
       return 2;
     }
   }
@@ -74,7 +83,11 @@ int RunParity(const std::vector<std::string>& args) {
   // The fixture's model, loaded on first use.
   std::optional<absl::StatusOr<StableDiffusion>> model;
   auto get_model = [&]() -> absl::StatusOr<StableDiffusion*> {
-    if (!model.has_value()) model.emplace(diffusion::LoadStableDiffusion(dir));
+    if (!model.has_value()) {
+      diffusion::LoadOptions load;
+      load.device = device;
+      model.emplace(diffusion::LoadStableDiffusion(dir, load));
+    }
     if (!model->ok()) return model->status();
     return &model->value();
   };
@@ -90,6 +103,7 @@ int RunParity(const std::vector<std::string>& args) {
     context.golden = tensors;
     context.manifest = &manifest;
     context.model = get_model;
+    context.device = device;
     return context;
   };
 
@@ -137,12 +151,12 @@ int RunParity(const std::vector<std::string>& args) {
                  dir.c_str());
     return 2;
   }
-  std::printf("parity %s: %d passed, %d failed, %d skipped\n", dir.c_str(), reporter.passes(),
-              reporter.failures(), reporter.skips());
+  std::printf("parity %s on %s: %d passed, %d failed, %d skipped\n", dir.c_str(),
+              device.str().c_str(), reporter.passes(), reporter.failures(), reporter.skips());
   return reporter.failures() == 0 ? 0 : 1;
 }
 
-DB_REGISTER_COMMAND({"parity", "parity FIXTURE_DIR [--threads N]",
+DB_REGISTER_COMMAND({"parity", "parity FIXTURE_DIR [--threads N] [--device cpu|cuda[:N]]",
                      "compare every component against the fixture's golden outputs", RunParity});
 
 }  // namespace

@@ -105,7 +105,8 @@ void RunDreamBoothStep(const ParityContext& ctx, ParityReporter& r) {
     p.requires_grad_(true);
     p.mutable_grad() = at::Tensor();
   }
-  train::DreamBoothStepInputs in{*latents, *noise, *timesteps, *ehs};
+  train::DreamBoothStepInputs in{ctx.OnDevice(*latents), ctx.OnDevice(*noise),
+                                 ctx.OnDevice(*timesteps), ctx.OnDevice(*ehs)};
   train::DreamBoothLossOptions lo;
   lo.with_prior_preservation = true;
   lo.prior_loss_weight = plw->item<double>();

@@ -73,8 +73,13 @@ struct ParityContext {
   std::string golden_path;  // full path of the golden file
   const diffusion::TensorMap* golden = nullptr;  // its tensors (empty for .json goldens)
   const nlohmann::json* manifest = nullptr;      // golden/manifest.json, or an empty object
-  // The fixture's model loaded from fixture_dir on CPU in float32 (loaded once, on first call).
+  // The fixture's model loaded from fixture_dir on `device` in float32 (once, on first call).
   std::function<absl::StatusOr<diffusion::StableDiffusion*>()> model;
+  // Where model checks run (`dbtool parity --device`); goldens are read on the CPU.
+  at::Device device = at::kCPU;
+
+  // `t` (a golden input) moved to `device`.
+  at::Tensor OnDevice(const at::Tensor& t) const { return t.to(device); }
 
   // Tolerance of golden tensor `tensor` of this golden file: from the manifest's "tolerances"
   // when it has them, else the table of the fixture README (built in), else `fallback`.

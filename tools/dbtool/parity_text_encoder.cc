@@ -13,7 +13,7 @@ void RunTextEncoder(const ParityContext& ctx, ParityReporter& r) {
   if (ids == nullptr) return;
   at::NoGradGuard no_grad;
   try {
-    const diffusion::ClipTextOutput out = (*model)->text_encoder->forward(*ids);
+    const diffusion::ClipTextOutput out = (*model)->text_encoder->forward(ctx.OnDevice(*ids));
     const std::pair<const char*, at::Tensor> outputs[] = {
         {"out.last_hidden_state", out.last_hidden_state},
         {"out.pooler_output", out.pooler_output},

@@ -19,7 +19,8 @@ void RunUNet(const ParityContext& ctx, ParityReporter& r) {
     const at::Tensor* expected = ctx.Get(out, r);
     if (timestep == nullptr || expected == nullptr) continue;
     try {
-      const at::Tensor actual = (*model)->unet->forward(*sample, *timestep, *context);
+      const at::Tensor actual = (*model)->unet->forward(
+          ctx.OnDevice(*sample), ctx.OnDevice(*timestep), ctx.OnDevice(*context));
       r.Compare("unet/" + out, actual, *expected, ctx.ToleranceFor(out));
     } catch (const c10::Error& e) {
       r.Fail("unet/" + out, e.what_without_backtrace());

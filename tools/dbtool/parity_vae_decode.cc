@@ -13,7 +13,7 @@ void RunVaeDecode(const ParityContext& ctx, ParityReporter& r) {
   if (latents == nullptr || expected == nullptr) return;
   at::NoGradGuard no_grad;
   try {
-    r.Compare("vae_decode/out.sample", (*model)->vae->Decode(*latents), *expected,
+    r.Compare("vae_decode/out.sample", (*model)->vae->Decode(ctx.OnDevice(*latents)), *expected,
               ctx.ToleranceFor("out.sample"));
   } catch (const c10::Error& e) {
     r.Fail("vae_decode", e.what_without_backtrace());

@@ -2,6 +2,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "worker/diffusion/device.h"
 
 namespace dreambooth::dbtool {
 
@@ -22,15 +23,10 @@ absl::StatusOr<double> ParseDoubleFlag(const std::string& flag, const std::strin
 }
 
 absl::StatusOr<at::Device> ParseDeviceFlag(const std::string& value) {
-  if (value == "cpu") return at::Device(at::kCPU);
-  if (value.rfind("cuda", 0) == 0) {
-    try {
-      return at::Device(value);
-    } catch (const c10::Error&) {
-    }
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("--device expects cpu, cuda or cuda:N, got '", value, "'"));
+  absl::StatusOr<at::Device> device = diffusion::ResolveDevice(value);
+  if (!device.ok())
+    return absl::Status(device.status().code(), "--" + std::string(device.status().message()));
+  return device;
 }
 
 absl::StatusOr<at::ScalarType> ParseDtypeFlag(const std::string& value) {

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/diffusion/device.h"
 #include "worker/train/file_util.h"
 #include "worker/train/latent_cache.h"
 #include "worker/train/torch_status.h"
@@ -15,18 +16,6 @@
 
 namespace dreambooth::train {
 namespace fs = std::filesystem;
-
-namespace {
-
-absl::StatusOr<at::Device> ParseDevice(const std::string& name) {
-  try {
-    return at::Device(name);
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("device: cannot parse '", name, "'"));
-  }
-}
-
-}  // namespace
 
 DreamBoothTrainer::DreamBoothTrainer(TrainOptions options, diffusion::StableDiffusion model,
                                      TrainCallbacks callbacks)
@@ -37,7 +26,7 @@ DreamBoothTrainer::~DreamBoothTrainer() = default;
 absl::StatusOr<std::unique_ptr<DreamBoothTrainer>> DreamBoothTrainer::Create(
     const TrainOptions& options, TrainCallbacks callbacks) {
   RETURN_IF_ERROR(ValidateTrainOptions(options));
-  ASSIGN_OR_RETURN(at::Device device, ParseDevice(options.device));
+  ASSIGN_OR_RETURN(at::Device device, diffusion::ResolveDevice(options.device));
   diffusion::LoadOptions load;
   load.device = device;
   load.dtype = at::kFloat;  // master weights stay float32; autocast handles mixed precision
@@ -62,7 +51,7 @@ absl::StatusOr<std::unique_ptr<DreamBoothTrainer>> DreamBoothTrainer::Create(
 }
 
 absl::Status DreamBoothTrainer::Init() {
-  ASSIGN_OR_RETURN(device_, ParseDevice(options_.device));
+  ASSIGN_OR_RETURN(device_, diffusion::ResolveDevice(options_.device));
   if (options_.num_threads > 0) at::set_num_threads(options_.num_threads);
   const int64_t factor = model_.vae->downscale_factor();
   if (options_.resolution % factor != 0) {

@@ -68,10 +68,20 @@ LatentCacheKey PosteriorSource::KeyFor(const ImageRecord& image, bool flip) cons
   return key;
 }
 
-Posterior PosteriorSource::ToDevice(const CachedPosterior& p) const {
+Posterior PosteriorSource::ToHost(const CachedPosterior& p) const {
   // std is derived from the stored log-variance in one place, so cached and online encoding
   // give identical numbers.
-  return Posterior{p.mean.to(options_.device), at::exp(0.5 * p.logvar).to(options_.device)};
+  Posterior host{p.mean.to(at::kCPU, at::kFloat), at::exp(0.5 * p.logvar.to(at::kCPU, at::kFloat))};
+  if (options_.device.is_cuda()) {
+    host.mean = host.mean.pin_memory();
+    host.std = host.std.pin_memory();
+  }
+  return host;
+}
+
+Posterior PosteriorSource::ToDevice(const Posterior& host) const {
+  return Posterior{host.mean.to(options_.device, /*non_blocking=*/true),
+                   host.std.to(options_.device, /*non_blocking=*/true)};
 }
 
 absl::StatusOr<CachedPosterior> PosteriorSource::Encode(const ImageRecord& image, bool flip,
@@ -110,12 +120,12 @@ absl::StatusOr<LatentCacheStats> PosteriorSource::Prepare(
       absl::StatusOr<CachedPosterior> hit = cache_.Lookup(key);
       if (hit.ok()) {
         ++stats.hits;
-        memory_[mem_key] = ToDevice(*hit);
+        memory_[mem_key] = ToHost(*hit);
       } else {
         ++stats.misses;
         ASSIGN_OR_RETURN(CachedPosterior p, Encode(image, flip, 0));
         RETURN_IF_ERROR(cache_.Store(key, p));
-        memory_[mem_key] = ToDevice(p);
+        memory_[mem_key] = ToHost(p);
       }
       ++done;
       if (progress && !progress(done, total)) {
@@ -131,14 +141,14 @@ absl::StatusOr<Posterior> PosteriorSource::Get(const ImageRecord& image, bool fl
                                                uint64_t crop_seed) {
   if (!options_.use_cache) {
     ASSIGN_OR_RETURN(CachedPosterior p, Encode(image, flip, crop_seed));
-    return ToDevice(p);
+    return ToDevice(ToHost(p));
   }
   auto it = memory_.find(std::make_pair(image.digest, flip));
   if (it == memory_.end()) {
     return absl::FailedPreconditionError(
         absl::StrCat("latents of ", image.path, " were not prepared (run the caching stage)"));
   }
-  return it->second;
+  return ToDevice(it->second);
 }
 
 }  // namespace dreambooth::train

@@ -48,7 +48,7 @@ class SampleStream {
   int64_t epoch_length_;
 };
 
-// A posterior over latents of one image: mean and std [C, h, w] on the training device.
+// A posterior over latents of one image: mean and std [C, h, w], float32.
 struct Posterior {
   at::Tensor mean;
   at::Tensor std;
@@ -75,11 +75,13 @@ class PosteriorSource {
   PosteriorSource(diffusion::AutoencoderKL vae, std::string vae_digest, Options options);
 
   // Caching stage: looks up / encodes every image (both orientations with random_flip) and keeps
-  // the posteriors in memory. `progress(done, total)` returning false cancels (CANCELLED).
+  // the posteriors in host memory (pinned when training on CUDA). `progress(done, total)` returning
+  // false cancels (CANCELLED).
   absl::StatusOr<LatentCacheStats> Prepare(const std::vector<ImageRecord>& images,
                                            const std::function<bool(int, int)>& progress);
 
-  // The posterior of `image` (flipped or not). With the cache, `image` must have been prepared;
+  // The posterior of `image` (flipped or not) on the training device, copied there without
+  // blocking the host. With the cache, `image` must have been prepared;
   // otherwise the image is loaded, cropped (randomly from crop_seed when !center_crop) and
   // encoded now.
   absl::StatusOr<Posterior> Get(const ImageRecord& image, bool flip, uint64_t crop_seed);
@@ -87,14 +89,16 @@ class PosteriorSource {
  private:
   // The VAE posterior as float32 CPU tensors [C, h, w].
   absl::StatusOr<CachedPosterior> Encode(const ImageRecord& image, bool flip, uint64_t crop_seed);
-  Posterior ToDevice(const CachedPosterior& p) const;
+  // mean and std on the host, pinned when the training device is CUDA.
+  Posterior ToHost(const CachedPosterior& p) const;
+  Posterior ToDevice(const Posterior& host) const;
   LatentCacheKey KeyFor(const ImageRecord& image, bool flip) const;
 
   diffusion::AutoencoderKL vae_;
   std::string vae_digest_;
   Options options_;
   LatentCache cache_;
-  std::map<std::pair<std::string, bool>, Posterior> memory_;  // (image digest, flip)
+  std::map<std::pair<std::string, bool>, Posterior> memory_;  // host; key (image digest, flip)
 };
 
 }  // namespace dreambooth::train
