@@ -7,7 +7,7 @@
 //                 preservation (1 instance + 1 class latent [4, 32, 32], text [77, 768]), AdamW,
 //                 as tests/data/bench/README.md's measurement 4 defines it.
 // Usage: train_step_bench CONFIG [--steps N] [--threads T] [--gradient-checkpointing]
-//                          [--attention auto|math|chunked|sliced]
+//                          [--attention auto|math|chunked|sliced|sdpa] [--mixed-precision no|bf16]
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
@@ -28,6 +28,7 @@
 #include "worker/train/adamw.h"
 #include "worker/train/dreambooth_loss.h"
 #include "worker/train/dreambooth_trainer.h"
+#include "worker/train/precision.h"
 #include "worker/train/progress.h"
 
 namespace dreambooth::train {
@@ -41,7 +42,7 @@ int Fail(const std::string& what) {
 }
 
 int RunTiny(bool cached, int steps, bool checkpointing,
-            const diffusion::AttentionOptions& attention) {
+            const diffusion::AttentionOptions& attention, MixedPrecision precision) {
   testing::TempDir tmp;
   testing::WriteImageSet(tmp.Sub("instances"), 4, 80, 64, 1);
   testing::WriteImageSet(tmp.Sub("classes"), 4, 64, 64, 2);
@@ -55,6 +56,7 @@ int RunTiny(bool cached, int steps, bool checkpointing,
   o.use_cached_latents = cached;
   o.precompute_text_embeddings = cached;
   o.gradient_checkpointing = checkpointing;
+  o.mixed_precision = precision;
   o.num_threads = 0;
   Clock::time_point warm;
   TrainCallbacks cb;
@@ -70,15 +72,17 @@ int RunTiny(bool cached, int steps, bool checkpointing,
   std::printf(
       "{\"config\": \"tiny_%s\", \"model\": \"tiny\", \"resolution\": 64, \"batch\": \"1+1\", "
       "\"cached_latents\": %s, \"precomputed_text\": %s, \"gradient_checkpointing\": %s, "
-      "\"attention\": \"%s\", "
+      "\"attention\": \"%s\", \"mixed_precision\": \"%s\", "
       "\"threads\": %d, \"steps\": %d, \"steps_per_second\": %.3f, \"peak_rss_mib\": %.1f}\n",
       cached ? "cached" : "online", cached ? "true" : "false", cached ? "true" : "false",
       checkpointing ? "true" : "false", diffusion::AttentionBackendName(attention.backend),
-      at::get_num_threads(), steps, steps / seconds, PeakRssBytes() / 1048576.0);
+      MixedPrecisionName(precision).c_str(), at::get_num_threads(), steps, steps / seconds,
+      PeakRssBytes() / 1048576.0);
   return 0;
 }
 
-int RunMid(int steps, bool checkpointing, const diffusion::AttentionOptions& attention) {
+int RunMid(int steps, bool checkpointing, const diffusion::AttentionOptions& attention,
+           MixedPrecision precision) {
   const std::string path = std::string(DB_TEST_DATA_DIR) + "/bench/mid/unet/config.json";
   absl::StatusOr<diffusion::UNet2DConditionConfig> config =
       diffusion::UNet2DConditionConfig::FromFile(path);
@@ -104,7 +108,11 @@ int RunMid(int steps, bool checkpointing, const diffusion::AttentionOptions& att
     in.noise = at::randn({2, 4, 32, 32}, gen);
     in.timesteps = at::randint(0, 1000, {2}, gen, at::TensorOptions().dtype(at::kLong));
     in.encoder_hidden_states = at::randn({2, 77, 768}, gen);
-    auto out = ComputeDreamBoothLoss(unet, *schedule, in, lo);
+    absl::StatusOr<DreamBoothLossOutput> out;
+    {
+      AutocastScope autocast(precision == MixedPrecision::kBf16, at::kCPU, at::kBFloat16);
+      out = ComputeDreamBoothLoss(unet, *schedule, in, lo);
+    }
     if (!out.ok()) return Fail(out.status().ToString());
     out->loss.backward();
     opt.Step();
@@ -114,10 +122,11 @@ int RunMid(int steps, bool checkpointing, const diffusion::AttentionOptions& att
   std::printf(
       "{\"config\": \"mid_step\", \"model\": \"bench/mid unet\", \"resolution\": 256, "
       "\"batch\": \"1+1\", \"cached_latents\": true, \"precomputed_text\": true, "
-      "\"gradient_checkpointing\": %s, \"attention\": \"%s\", \"threads\": %d, \"steps\": %d, "
-      "\"steps_per_second\": %.3f, \"peak_rss_mib\": %.1f}\n",
+      "\"gradient_checkpointing\": %s, \"attention\": \"%s\", \"mixed_precision\": \"%s\", "
+      "\"threads\": %d, \"steps\": %d, \"steps_per_second\": %.3f, \"peak_rss_mib\": %.1f}\n",
       checkpointing ? "true" : "false", diffusion::AttentionBackendName(attention.backend),
-      at::get_num_threads(), steps, steps / seconds, PeakRssBytes() / 1048576.0);
+      MixedPrecisionName(precision).c_str(), at::get_num_threads(), steps, steps / seconds,
+      PeakRssBytes() / 1048576.0);
   return 0;
 }
 
@@ -129,7 +138,8 @@ int main(int argc, char** argv) {
     std::fprintf(
         stderr,
         "usage: train_step_bench tiny_cached|tiny_online|mid_step [--steps N] "
-        "[--threads T] [--gradient-checkpointing] [--attention auto|math|chunked|sliced]\n");
+        "[--threads T] [--gradient-checkpointing] [--attention auto|math|chunked|sliced|sdpa] "
+        "[--mixed-precision no|bf16]\n");
     return 2;
   }
   dreambooth::diffusion::InstallCachingCpuAllocator();
@@ -138,6 +148,7 @@ int main(int argc, char** argv) {
   int threads = 0;
   bool checkpointing = false;
   dreambooth::diffusion::AttentionOptions attention;
+  dreambooth::train::MixedPrecision precision = dreambooth::train::MixedPrecision::kNo;
   for (int i = 2; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--steps" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &steps)) {
@@ -147,6 +158,9 @@ int main(int argc, char** argv) {
     } else if (arg == "--attention" && i + 1 < argc &&
                dreambooth::diffusion::ParseAttentionBackend(argv[i + 1])) {
       attention.backend = *dreambooth::diffusion::ParseAttentionBackend(argv[++i]);
+    } else if (arg == "--mixed-precision" && i + 1 < argc &&
+               dreambooth::train::ParseMixedPrecision(argv[i + 1]).ok()) {
+      precision = *dreambooth::train::ParseMixedPrecision(argv[++i]);
     } else if (arg == "--gradient-checkpointing") {
       checkpointing = true;
     } else {
@@ -156,10 +170,12 @@ int main(int argc, char** argv) {
   }
   if (threads > 0) at::set_num_threads(threads);
   if (config == "tiny_cached")
-    return dreambooth::train::RunTiny(true, steps, checkpointing, attention);
+    return dreambooth::train::RunTiny(true, steps, checkpointing, attention, precision);
   if (config == "tiny_online")
-    return dreambooth::train::RunTiny(false, steps, checkpointing, attention);
-  if (config == "mid_step") return dreambooth::train::RunMid(steps, checkpointing, attention);
+    return dreambooth::train::RunTiny(false, steps, checkpointing, attention, precision);
+  if (config == "mid_step") {
+    return dreambooth::train::RunMid(steps, checkpointing, attention, precision);
+  }
   std::fprintf(stderr, "train_step_bench: unknown configuration '%s'\n", config.c_str());
   return 2;
 }
