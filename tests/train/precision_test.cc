@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -12,7 +11,6 @@
 #include "tests/train/test_util.h"
 #include "worker/diffusion/model_loader.h"
 #include "worker/train/dreambooth_trainer.h"
-#include "worker/train/resume_state.h"
 
 namespace dreambooth::train {
 namespace {
@@ -75,35 +73,16 @@ TEST(MixedPrecisionTest, Bf16ResumeIsBitExact) {
   TempDir tmp;
   TrainOptions o = Bf16Options(tmp, 8);
   o.checkpointing_steps = 4;
-  TrainOptions full_opts = o;
-  full_opts.output_dir = tmp.Sub("full");
-  auto full = DreamBoothTrainer::Create(full_opts);
-  ASSERT_TRUE(full.ok()) << full.status();
-  absl::StatusOr<TrainResult> full_result = (*full)->Train();
-  ASSERT_TRUE(full_result.ok()) << full_result.status();
-
-  std::atomic<bool> cancel{false};
-  TrainCallbacks cb;
-  cb.cancel = &cancel;
-  cb.on_progress = [&](const TrainProgress& p) {
-    if (p.stage == TrainStage::kTraining && p.step == 4) cancel = true;
-  };
-  auto first = DreamBoothTrainer::Create(o, cb);
-  ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_EQ((*first)->Train().status().code(), absl::StatusCode::kCancelled);
-  TrainOptions resume = o;
-  resume.resume_from = "latest";
-  auto second = DreamBoothTrainer::Create(resume);
-  ASSERT_TRUE(second.ok()) << second.status();
-  absl::StatusOr<TrainResult> resumed = (*second)->Train();
-  ASSERT_TRUE(resumed.ok()) << resumed.status();
-  ASSERT_EQ(resumed->start_step, 4);
-  ASSERT_EQ(resumed->steps.size(), 4u);
+  testing::ResumeRuns runs = testing::TrainInterruptedAndResumed(o, tmp.Sub("full"), 4);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs.resumed_result.start_step, 4);
+  ASSERT_EQ(runs.resumed_result.steps.size(), 4u);
   for (size_t i = 0; i < 4; ++i) {
-    EXPECT_EQ(resumed->steps[i].loss, full_result->steps[4 + i].loss) << "step " << 5 + i;
+    EXPECT_EQ(runs.resumed_result.steps[i].loss, runs.full_result.steps[4 + i].loss)
+        << "step " << 5 + i;
   }
-  const diffusion::TensorMap a = diffusion::ModuleStateDict(*(*full)->model().unet);
-  const diffusion::TensorMap b = diffusion::ModuleStateDict(*(*second)->model().unet);
+  const diffusion::TensorMap a = diffusion::ModuleStateDict(*runs.full->model().unet);
+  const diffusion::TensorMap b = diffusion::ModuleStateDict(*runs.resumed->model().unet);
   for (const auto& [name, t] : a) EXPECT_TRUE(at::equal(t, b.at(name))) << name;
 }
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "common/image/image.h"
 #include "worker/train/file_util.h"
+#include "worker/train/resume_state.h"
 
 namespace dreambooth::train::testing {
 namespace fs = std::filesystem;
@@ -106,6 +107,45 @@ TrainOptions SmallRunOptions(const std::string& root, const std::string& instanc
   o.class_sampler.num_inference_steps = 2;
   o.validation_sampler.num_inference_steps = 2;
   return o;
+}
+
+ResumeRuns TrainInterruptedAndResumed(const TrainOptions& o, const std::string& full_output_dir,
+                                      int64_t stop_step) {
+  ResumeRuns runs;
+  TrainOptions full_opts = o;
+  full_opts.output_dir = full_output_dir;
+  auto full = DreamBoothTrainer::Create(full_opts);
+  EXPECT_TRUE(full.ok()) << full.status();
+  if (!full.ok()) return runs;
+  absl::StatusOr<TrainResult> full_result = (*full)->Train();
+  EXPECT_TRUE(full_result.ok()) << full_result.status();
+  if (!full_result.ok()) return runs;
+
+  std::atomic<bool> cancel{false};
+  TrainCallbacks cb;
+  cb.cancel = &cancel;
+  cb.on_progress = [&](const TrainProgress& p) {
+    if (p.stage == TrainStage::kTraining && p.step == stop_step) cancel = true;
+  };
+  auto first = DreamBoothTrainer::Create(o, cb);
+  EXPECT_TRUE(first.ok()) << first.status();
+  if (!first.ok()) return runs;
+  EXPECT_EQ((*first)->Train().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(LatestResumeState(o.ResumeRoot()).ok());
+
+  TrainOptions resume_opts = o;
+  resume_opts.resume_from = "latest";
+  auto second = DreamBoothTrainer::Create(resume_opts);
+  EXPECT_TRUE(second.ok()) << second.status();
+  if (!second.ok()) return runs;
+  absl::StatusOr<TrainResult> resumed = (*second)->Train();
+  EXPECT_TRUE(resumed.ok()) << resumed.status();
+  if (!resumed.ok()) return runs;
+  runs.full = std::move(*full);
+  runs.resumed = std::move(*second);
+  runs.full_result = std::move(*full_result);
+  runs.resumed_result = std::move(*resumed);
+  return runs;
 }
 
 }  // namespace dreambooth::train::testing

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "worker/diffusion/model_loader.h"
+#include "worker/train/dreambooth_trainer.h"
 #include "worker/train/train_options.h"
 
 namespace dreambooth::train::testing {
@@ -46,6 +47,19 @@ diffusion::StableDiffusion LoadTiny();
 // Options for a short run on the built-in tiny model at resolution 32 (latents 16x16) with one
 // instance image per step, lr 1e-3, no checkpoints, no validation, everything under `root`.
 TrainOptions SmallRunOptions(const std::string& root, const std::string& instance_dir);
+
+// One run of `o` without interruption (into `full_output_dir`) and one cancelled after step
+// `stop_step` and resumed from its latest resume state by a fresh trainer (into o.output_dir).
+// `o` must checkpoint at `stop_step`. Failures are reported through gtest; check ok().
+struct ResumeRuns {
+  std::unique_ptr<DreamBoothTrainer> full;
+  std::unique_ptr<DreamBoothTrainer> resumed;
+  TrainResult full_result;
+  TrainResult resumed_result;
+  bool ok() const { return full != nullptr && resumed != nullptr; }
+};
+ResumeRuns TrainInterruptedAndResumed(const TrainOptions& o, const std::string& full_output_dir,
+                                      int64_t stop_step);
 
 }  // namespace dreambooth::train::testing
 

@@ -52,48 +52,23 @@ diffusion::TensorMap UnetWeights(DreamBoothTrainer& t) {
 TEST(DreamBoothTrainerTest, TwentyStepsEqualTenPlusResumePlusTen) {
   TempDir tmp;
   TrainOptions o = ResumeOptions(tmp);
-
-  // Uninterrupted run in its own output folder.
-  TrainOptions full_opts = o;
-  full_opts.output_dir = tmp.Sub("full");
-  auto full = DreamBoothTrainer::Create(full_opts);
-  ASSERT_TRUE(full.ok()) << full.status();
-  absl::StatusOr<TrainResult> full_result = (*full)->Train();
-  ASSERT_TRUE(full_result.ok()) << full_result.status();
-  ASSERT_EQ(full_result->steps.size(), 20u);
-
-  // Interrupted at step 10 by cancellation, then resumed in a fresh trainer (fresh model).
-  std::atomic<bool> cancel{false};
-  TrainCallbacks cb;
-  cb.cancel = &cancel;
-  cb.on_progress = [&](const TrainProgress& p) {
-    if (p.stage == TrainStage::kTraining && p.step == 10) cancel = true;
-  };
-  auto first = DreamBoothTrainer::Create(o, cb);
-  ASSERT_TRUE(first.ok()) << first.status();
-  absl::StatusOr<TrainResult> cancelled = (*first)->Train();
-  EXPECT_EQ(cancelled.status().code(), absl::StatusCode::kCancelled);
-  ASSERT_TRUE(LatestResumeState(o.ResumeRoot()).ok());
-
-  TrainOptions resume_opts = o;
-  resume_opts.resume_from = "latest";
-  auto second = DreamBoothTrainer::Create(resume_opts);
-  ASSERT_TRUE(second.ok()) << second.status();
-  absl::StatusOr<TrainResult> resumed = (*second)->Train();
-  ASSERT_TRUE(resumed.ok()) << resumed.status();
-  EXPECT_EQ(resumed->start_step, 10);
-  ASSERT_EQ(resumed->steps.size(), 10u);
+  testing::ResumeRuns runs = testing::TrainInterruptedAndResumed(o, tmp.Sub("full"), 10);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs.full_result.steps.size(), 20u);
+  EXPECT_EQ(runs.resumed_result.start_step, 10);
+  ASSERT_EQ(runs.resumed_result.steps.size(), 10u);
   for (size_t i = 0; i < 10; ++i) {
-    EXPECT_EQ(resumed->steps[i].loss, full_result->steps[10 + i].loss) << "step " << 11 + i;
-    EXPECT_EQ(resumed->steps[i].lr, full_result->steps[10 + i].lr);
+    EXPECT_EQ(runs.resumed_result.steps[i].loss, runs.full_result.steps[10 + i].loss)
+        << "step " << 11 + i;
+    EXPECT_EQ(runs.resumed_result.steps[i].lr, runs.full_result.steps[10 + i].lr);
   }
-  const diffusion::TensorMap a = UnetWeights(**full);
-  const diffusion::TensorMap b = UnetWeights(**second);
+  const diffusion::TensorMap a = UnetWeights(*runs.full);
+  const diffusion::TensorMap b = UnetWeights(*runs.resumed);
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, t] : a) EXPECT_TRUE(at::equal(t, b.at(name))) << name;
   // The exported models (EMA weights) are identical too.
-  auto fa = diffusion::ReadSafetensors(full_opts.FinalModelDir() +
-                                       "/unet/diffusion_pytorch_model.safetensors");
+  auto fa = diffusion::ReadSafetensors(tmp.Sub("full") +
+                                       "/final/unet/diffusion_pytorch_model.safetensors");
   auto fb =
       diffusion::ReadSafetensors(o.FinalModelDir() + "/unet/diffusion_pytorch_model.safetensors");
   ASSERT_TRUE(fa.ok() && fb.ok());

@@ -7,14 +7,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <initializer_list>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tools/dbtool/command_registry.h"
 #include "tools/dbtool/sample_args.h"
+#include "worker/diffusion/attention.h"
 #include "worker/diffusion/model_loader.h"
 #include "worker/diffusion/pipeline.h"
 #include "worker/diffusion/tiny_model.h"
@@ -195,6 +198,49 @@ absl::Status BenchTinyA(const BenchFlags& f) {
   return absl::OkStatus();
 }
 
+// Each attention backend alone on the shapes the UNets and VAEs attend over (batch 2 = CFG or
+// instance + class, 8 heads): forward without grad (sampling) and forward + backward (training).
+// Selected with --only attention; not part of the default run.
+absl::Status BenchAttention(const BenchFlags& f) {
+  if (f.only.empty() || std::string("attention").find(f.only) == std::string::npos) {
+    return absl::OkStatus();
+  }
+  struct Shape {
+    const char* what;
+    int64_t n, d;
+  };
+  const Shape shapes[] = {{"tiny 32x32", 1024, 4},  {"mid 32x32", 1024, 16},
+                          {"mid 16x16", 256, 32},   {"sd15 64x64", 4096, 40},
+                          {"sd15 32x32", 1024, 80}, {"sd15 16x16", 256, 160}};
+  const auto on = at::TensorOptions().device(f.device).dtype(f.dtype);
+  for (const Shape& s : shapes) {
+    at::manual_seed(0);
+    const at::Tensor q = at::randn({2, 8, s.n, s.d}, on);
+    const at::Tensor k = at::randn({2, 8, s.n, s.d}, on);
+    const at::Tensor v = at::randn({2, 8, s.n, s.d}, on);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(s.d));
+    for (diffusion::AttentionBackend b :
+         {diffusion::AttentionBackend::kMath, diffusion::AttentionBackend::kChunked,
+          diffusion::AttentionBackend::kSliced, diffusion::AttentionBackend::kSdpa,
+          diffusion::AttentionBackend::kAuto}) {
+      BenchFlags g = f;
+      g.attention.backend = b;
+      g.only.clear();
+      const std::string tag = absl::StrCat("attn ", s.what, " N=", s.n, " D=", s.d);
+      Measure(g, tag + " fwd", [&] {
+        at::NoGradGuard no_grad;
+        diffusion::ScaledDotProductAttention(q, k, v, scale, g.attention);
+      });
+      const at::Tensor qg = q.detach().requires_grad_(true);
+      Measure(g, tag + " fwd+bwd", [&] {
+        diffusion::ScaledDotProductAttention(qg, k, v, scale, g.attention).sum().backward();
+        qg.mutable_grad() = at::Tensor();
+      });
+    }
+  }
+  return absl::OkStatus();
+}
+
 int RunBench(const std::vector<std::string>& args) {
   BenchFlags flags;
   if (absl::Status st = ParseFlags(args, &flags); !st.ok()) {
@@ -203,7 +249,7 @@ int RunBench(const std::vector<std::string>& args) {
     return 2;
   }
   if (flags.threads > 0) at::set_num_threads(static_cast<int>(flags.threads));
-  for (const auto& bench : {BenchMidUNet, BenchTinyA}) {
+  for (const auto& bench : {BenchMidUNet, BenchTinyA, BenchAttention}) {
     try {
       if (absl::Status st = bench(flags); !st.ok()) {
         std::fprintf(stderr, "dbtool bench: %s\n", std::string(st.message()).c_str());

@@ -16,6 +16,7 @@
 #include "tools/dbtool/command_registry.h"
 #include "tools/dbtool/parity_registry.h"
 #include "tools/dbtool/sample_args.h"
+#include "worker/diffusion/attention.h"
 #include "worker/diffusion/file_util.h"
 #include "worker/diffusion/model_loader.h"
 #include "worker/diffusion/safetensors.h"
@@ -41,6 +42,7 @@ void RunCheck(const ParityCheck& check, const ParityContext& context, ParityRepo
 int RunParity(const std::vector<std::string>& args) {
   std::string dir;
   at::Device device = at::kCPU;
+  diffusion::AttentionOptions attention;
   for (size_t i = 0; i < args.size(); ++i) {
     int threads = 0;
     if (args[i] == "--threads" && i + 1 < args.size() && absl::SimpleAtoi(args[i + 1], &threads) &&
@@ -54,10 +56,20 @@ int RunParity(const std::vector<std::string>& args) {
         return 2;
       }
       device = *parsed;
+    } else if (args[i] == "--attention" && i + 1 < args.size()) {
+      std::optional<diffusion::AttentionBackend> backend =
+          diffusion::ParseAttentionBackend(args[++i]);
+      if (!backend) {
+        std::fprintf(stderr, "dbtool parity: unknown --attention '%s'\n", args[i].c_str());
+        return 2;
+      }
+      attention.backend = *backend;
     } else if (dir.empty() && args[i].rfind("--", 0) != 0) {
       dir = args[i];
     } else {
-      std::fprintf(stderr, "usage: dbtool parity FIXTURE_DIR [--threads N] [--device D]\n");
+      std::fprintf(stderr,
+                   "usage: dbtool parity FIXTURE_DIR [--threads N] [--device D] "
+                   "[--attention auto|math|chunked|sliced|sdpa]\n");
       return 2;
     }
   }
@@ -87,6 +99,10 @@ int RunParity(const std::vector<std::string>& args) {
       diffusion::LoadOptions load;
       load.device = device;
       model.emplace(diffusion::LoadStableDiffusion(dir, load));
+      if (model->ok()) {
+        (*model)->unet->set_attention_options(attention);
+        diffusion::SetAttentionOptions(*(*model)->vae, attention);
+      }
     }
     if (!model->ok()) return model->status();
     return &model->value();
@@ -151,12 +167,15 @@ int RunParity(const std::vector<std::string>& args) {
                  dir.c_str());
     return 2;
   }
-  std::printf("parity %s on %s: %d passed, %d failed, %d skipped\n", dir.c_str(),
-              device.str().c_str(), reporter.passes(), reporter.failures(), reporter.skips());
+  std::printf("parity %s on %s, attention %s: %d passed, %d failed, %d skipped\n", dir.c_str(),
+              device.str().c_str(), diffusion::AttentionBackendName(attention.backend),
+              reporter.passes(), reporter.failures(), reporter.skips());
   return reporter.failures() == 0 ? 0 : 1;
 }
 
-DB_REGISTER_COMMAND({"parity", "parity FIXTURE_DIR [--threads N] [--device cpu|cuda[:N]]",
+DB_REGISTER_COMMAND({"parity",
+                     "parity FIXTURE_DIR [--threads N] [--device cpu|cuda[:N]] "
+                     "[--attention auto|math|chunked|sliced|sdpa]",
                      "compare every component against the fixture's golden outputs", RunParity});
 
 }  // namespace

@@ -13,24 +13,20 @@
 namespace dreambooth::diffusion {
 namespace {
 
-// Below this many score elements per (batch*head) slice the single-matrix path is as fast as
-// chunking (measured on the tiny and mid benchmark UNets, see docs/benchmarks-diffusion.md).
-constexpr int64_t kChunkingThreshold = 256 * 256;
-// Training: the memory-efficient kernel is as fast as the single matrix on the tiny model's
-// 1024x1024 scores (and cuts the tiny step's peak RSS 795 -> 349 MiB), 4% slower on the mid
-// UNet's 256x256.
-constexpr int64_t kTrainingChunkingThreshold = 512 * 512;
+// Training on CPU: from this many score elements per (batch*head) slice LibTorch's fused kernel
+// (which keeps only the log-sum-exp for backward) beats both the single matrix and the project's
+// memory-efficient kernel; below it the single matrix is fastest (`dbtool bench --only
+// attention`, table in docs/benchmarks-diffusion.md).
+constexpr int64_t kTrainingSdpaThreshold = 512 * 512;
 
 thread_local bool t_training_path = false;  // set by ScopedTrainingAttentionPath
 
-// What `auto` runs: LibTorch's fused kernels (flash / memory-efficient) on CUDA; on CPU the
-// project's kernels by score size (table in docs/benchmarks-diffusion.md).
+// What `auto` runs: LibTorch's fused kernels (flash / memory-efficient on CUDA, flash on CPU),
+// except for short sequences in CPU training, where one score matrix is faster.
 AttentionBackend AutoBackend(const at::Tensor& q, const at::Tensor& k, bool training_path) {
-  if (q.is_cuda()) return AttentionBackend::kSdpa;
-  const int64_t scores = q.size(2) * k.size(2);
-  return scores >= (training_path ? kTrainingChunkingThreshold : kChunkingThreshold)
-             ? AttentionBackend::kChunked
-             : AttentionBackend::kMath;
+  if (q.is_cuda() || !training_path) return AttentionBackend::kSdpa;
+  return q.size(2) * k.size(2) >= kTrainingSdpaThreshold ? AttentionBackend::kSdpa
+                                                         : AttentionBackend::kMath;
 }
 
 bool IsHalf(const at::Tensor& t) {
@@ -171,7 +167,8 @@ torch::Tensor ScaledDotProductAttention(const torch::Tensor& q, const torch::Ten
   }
   switch (backend) {
     case AttentionBackend::kSdpa: {
-      at::Tensor m = mask.defined() ? mask.to(q.scalar_type()) : at::Tensor();
+      std::optional<at::Tensor> m;  // an undefined tensor is not "no mask" to SDPA
+      if (mask.defined()) m = mask.to(q.scalar_type());
       return at::scaled_dot_product_attention(q, k, v, m, 0.0, false, scale);
     }
     case AttentionBackend::kChunked: {

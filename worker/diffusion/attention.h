@@ -18,8 +18,8 @@ namespace dreambooth::diffusion {
 // How softmax(q k^T * scale) v is computed. All backends give the same result up to float
 // rounding; they differ in speed and peak memory.
 enum class AttentionBackend {
-  kAuto,     // kSdpa on LibTorch >= 2; on 1.x kChunked for long sequences, else kMath
-  kSdpa,     // at::scaled_dot_product_attention (flash / memory-efficient on CUDA); LibTorch >= 2
+  kAuto,     // kSdpa, except kMath for CPU training below 512x512 scores per head
+  kSdpa,     // at::scaled_dot_product_attention (flash / memory-efficient on CUDA, flash on CPU)
   kMath,     // one [B*H, Nq, Nk] score matrix (diffusers' classic AttnProcessor)
   kChunked,  // query chunks of `query_chunk_size` rows, so each score block stays in cache; when
              // training, the memory-efficient kernel (memory_efficient_attention.h) that keeps
@@ -41,8 +41,8 @@ struct AttentionOptions {
 // softmax(q k^T * scale) v for q [B, H, Nq, D], k/v [B, H, Nk, D] -> [B, H, Nq, D].
 // `mask` (optional) is added to the scores and must broadcast to [B, H, Nq, Nk].
 // `upcast` computes scores and softmax in float32 (diffusers' upcast_attention/upcast_softmax)
-// for half-precision inputs. Differentiable with every backend. Throws c10::Error when kSdpa
-// is requested on LibTorch 1.x.
+// for half-precision inputs (kSdpa accumulates in float32 itself). Differentiable with every
+// backend.
 torch::Tensor ScaledDotProductAttention(const torch::Tensor& q, const torch::Tensor& k,
                                         const torch::Tensor& v, double scale,
                                         const AttentionOptions& options, bool upcast = false,
