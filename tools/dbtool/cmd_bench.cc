@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "tools/dbtool/bench_util.h"
 #include "tools/dbtool/command_registry.h"
 #include "tools/dbtool/sample_args.h"
 #include "worker/diffusion/attention.h"
@@ -28,51 +29,9 @@ namespace {
 
 constexpr char kUsage[] =
     "bench [--device cpu|cuda[:N]] [--dtype fp32|bf16|fp16] [--threads T] [--repeats R=5] "
-    "[--warmup W=1] [--only NAME_SUBSTRING] "
+    "[--warmup W=1] [--only NAME_SUBSTRING|attention|sd15] [--peak-tflops T] "
     "[--attention auto|math|chunked|sliced|sdpa] [--chunk ROWS] "
     "[--mid-config tests/data/bench/mid/unet/config.json] [--tiny-a tests/data/fixtures/tiny-a]";
-
-struct BenchFlags {
-  int64_t threads = 0;
-  int64_t repeats = 5;
-  int64_t warmup = 1;
-  std::string only;
-  diffusion::AttentionOptions attention;
-  std::string mid_config = "tests/data/bench/mid/unet/config.json";
-  std::string tiny_a = "tests/data/fixtures/tiny-a";
-  at::Device device = at::kCPU;
-  at::ScalarType dtype = at::kFloat;  // of the models' weights and inputs
-};
-
-// Waits for the device's queued work, so that wall time measures it.
-void Sync(const BenchFlags& f) {
-  if (f.device.is_cuda()) torch::cuda::synchronize(f.device.index());
-}
-
-// Runs `fn` warmup + repeats times and prints the median / min / max wall time.
-void Measure(const BenchFlags& f, const std::string& name, const std::function<void()>& fn) {
-  if (!f.only.empty() && name.find(f.only) == std::string::npos) return;
-  for (int64_t i = 0; i < f.warmup; ++i) fn();
-  Sync(f);
-  std::vector<double> ms;
-  for (int64_t i = 0; i < f.repeats; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    Sync(f);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                     .count());
-  }
-  std::sort(ms.begin(), ms.end());
-  const double median =
-      ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
-  std::printf(
-      "%-28s median %10.2f ms  min %10.2f  max %10.2f  (n=%lld, %s, %s, threads=%d, "
-      "attention=%s)\n",
-      name.c_str(), median, ms.front(), ms.back(), static_cast<long long>(ms.size()),
-      f.device.str().c_str(), c10::toString(f.dtype), at::get_num_threads(),
-      diffusion::AttentionBackendName(f.attention.backend));
-  std::fflush(stdout);
-}
 
 // Whether --only selects any of `names`.
 bool Wanted(const BenchFlags& f, std::initializer_list<const char*> names) {
@@ -109,6 +68,10 @@ absl::Status ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       absl::StatusOr<at::ScalarType> d = ParseDtypeFlag(v);
       if (!d.ok()) return d.status();
       f->dtype = *d;
+    } else if (a == "--peak-tflops") {
+      absl::StatusOr<double> d = ParseDoubleFlag(a, v);
+      if (!d.ok()) return d.status();
+      f->peak_tflops = *d;
     } else if (a == "--mid-config") {
       f->mid_config = v;
     } else if (a == "--tiny-a") {
@@ -249,7 +212,7 @@ int RunBench(const std::vector<std::string>& args) {
     return 2;
   }
   if (flags.threads > 0) at::set_num_threads(static_cast<int>(flags.threads));
-  for (const auto& bench : {BenchMidUNet, BenchTinyA, BenchAttention}) {
+  for (const auto& bench : {BenchMidUNet, BenchTinyA, BenchAttention, BenchSd15}) {
     try {
       if (absl::Status st = bench(flags); !st.ok()) {
         std::fprintf(stderr, "dbtool bench: %s\n", std::string(st.message()).c_str());

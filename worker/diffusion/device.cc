@@ -1,5 +1,6 @@
 #include "worker/diffusion/device.h"
 
+#include <sys/resource.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
@@ -12,6 +13,7 @@
 #include "absl/strings/strip.h"
 
 #if DB_TORCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <cuda_runtime_api.h>
 #endif
 
@@ -132,6 +134,25 @@ std::string FormatDeviceInfo(const DeviceInfo& info) {
   constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
   return absl::StrFormat("%s %s (%.1f GiB, %.1f GiB free)", info.name, info.description,
                          info.total_bytes / kGiB, info.free_bytes / kGiB);
+}
+
+int64_t PeakMemoryBytes(const c10::Device& device) {
+#if DB_TORCH_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)]
+        .peak;
+  }
+#endif
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
+
+void ResetPeakMemory(const c10::Device& device) {
+#if DB_TORCH_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#endif
 }
 
 }  // namespace dreambooth::diffusion

@@ -37,6 +37,12 @@ std::vector<DeviceInfo> ListDevices();
 // "cuda:0 NVIDIA H200 (139.8 GiB, 130.2 GiB free)".
 std::string FormatDeviceInfo(const DeviceInfo& info);
 
+// Peak bytes held on `device` since the last ResetPeakMemory: on CUDA LibTorch's caching
+// allocator's peak of allocated bytes; on the CPU the process's peak resident set (which cannot
+// be reset).
+int64_t PeakMemoryBytes(const c10::Device& device);
+void ResetPeakMemory(const c10::Device& device);
+
 }  // namespace dreambooth::diffusion
 
 #endif  // DREAMBOOTH_WORKER_DIFFUSION_DEVICE_H_
