@@ -17,6 +17,7 @@
 namespace dreambooth::kernels {
 namespace {
 
+using testing::ErrorOf;
 using testing::MaxAbsDiff;
 using testing::Nmse;
 using testing::Random;
@@ -164,17 +165,6 @@ TEST(GroupNormSiluTest, DispatcherOnCpuEqualsReference) {
       EXPECT_TRUE(at::equal(got.dbeta, ref.dbeta));
     }
   }
-}
-
-// Runs f and returns the c10::Error message it throws ("" when it does not throw).
-template <typename F>
-std::string ErrorOf(F f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "";
 }
 
 TEST(GroupNormSiluTest, RejectsBadArgumentsWithClearErrors) {

@@ -18,6 +18,7 @@
 namespace dreambooth::kernels {
 namespace {
 
+using testing::ErrorOf;
 using testing::MaxAbsDiff;
 using testing::Nmse;
 using testing::Random;
@@ -101,17 +102,6 @@ TEST(GuidedDdimStepTest, DispatcherOnCpuEqualsReference) {
           at::equal(got, GuidedDdimStepReference(x_t, uncond, text, 7.5, 0.42, 0.51, type)));
     }
   }
-}
-
-// Runs f and returns the c10::Error message it throws ("" when it does not throw).
-template <typename F>
-std::string ErrorOf(F f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "";
 }
 
 TEST(GuidedDdimStepTest, RejectsBadArgumentsWithClearErrors) {

@@ -1,12 +1,14 @@
-// Helpers for the kernels/ suites: the error measure the CUDA-vs-reference checks use, and
-// seeded random inputs.
+// Helpers for the kernels/ suites: the error measure the CUDA-vs-reference checks use, seeded
+// random inputs and the message of an expected c10::Error.
 #ifndef TESTS_KERNELS_KERNEL_TEST_UTIL_H_
 #define TESTS_KERNELS_KERNEL_TEST_UTIL_H_
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <c10/util/Exception.h>
 
 #include <cstdint>
+#include <string>
 
 namespace dreambooth::kernels::testing {
 
@@ -32,6 +34,17 @@ inline at::Tensor Random(at::IntArrayRef sizes, at::ScalarType dtype, uint64_t s
                          double mean = 0.0, double stddev = 1.0) {
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   return (at::randn(sizes, gen, at::TensorOptions().dtype(at::kDouble)) * stddev + mean).to(dtype);
+}
+
+// Runs f and returns the c10::Error message it throws ("" when it does not throw).
+template <typename F>
+std::string ErrorOf(F f) {
+  try {
+    f();
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
+  }
+  return "";
 }
 
 }  // namespace dreambooth::kernels::testing
