@@ -116,6 +116,8 @@ if [[ $QUICK -eq 0 ]]; then
       --repeats 3 --peak-tflops "$PEAK_BF16"
     step bench-sd15-fp32 "$DBTOOL" bench --device "$DEVICE" --dtype fp32 --only sd15 \
       --repeats 3 --peak-tflops "$PEAK_FP32"
+    step bench-sd15-bf16-channels-last "$DBTOOL" bench --device "$DEVICE" --dtype bf16 \
+      --only sd15_unet --repeats 3 --peak-tflops "$PEAK_BF16" --channels-last
   fi
 fi
 log ""

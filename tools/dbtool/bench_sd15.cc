@@ -52,6 +52,7 @@ absl::Status BenchInference(const BenchFlags& f, const diffusion::UNet2DConditio
   diffusion::UNet2DConditionModel unet(config);
   diffusion::InitializeRandomWeights(*unet, 1);
   unet->to(f.device, f.dtype);
+  ApplyMemoryFormat(f, *unet);
   unet->eval();
   unet->set_attention_options(f.attention);
   const auto on = at::TensorOptions().device(f.device).dtype(f.dtype);
@@ -59,7 +60,7 @@ absl::Status BenchInference(const BenchFlags& f, const diffusion::UNet2DConditio
   for (int64_t b : {1, 4}) {
     const std::string name = absl::StrCat("sd15_unet_fwd_b", b);
     if (!Selected(f, name)) continue;
-    const at::Tensor x = at::randn({b, 4, kLatent, kLatent}, on);
+    const at::Tensor x = InMemoryFormat(f, at::randn({b, 4, kLatent, kLatent}, on));
     const at::Tensor ctx = at::randn({b, kTokens, kCross}, on);
     const double flops = ForwardFlops(unet, f, b);
     diffusion::ResetPeakMemory(f.device);
@@ -128,6 +129,7 @@ absl::Status BenchTraining(const BenchFlags& f, const diffusion::UNet2DCondition
   diffusion::UNet2DConditionModel unet(config);
   diffusion::InitializeRandomWeights(*unet, 1);
   unet->to(f.device);
+  ApplyMemoryFormat(f, *unet);
   unet->set_attention_options(f.attention);
   const bool autocast = f.dtype != at::kFloat;
   const auto on = at::TensorOptions().device(f.device).dtype(at::kFloat);
@@ -140,7 +142,7 @@ absl::Status BenchTraining(const BenchFlags& f, const diffusion::UNet2DCondition
     flops = 3 * ForwardFlops(unet, fp32, 2);
   }
   unet->train();
-  const at::Tensor x = at::randn({2, 4, kLatent, kLatent}, on);
+  const at::Tensor x = InMemoryFormat(f, at::randn({2, 4, kLatent, kLatent}, on));
   const at::Tensor ctx = at::randn({2, kTokens, kCross}, on);
   const at::Tensor target = at::randn({2, 4, kLatent, kLatent}, on);
   const at::Tensor t = at::full({2}, 500, at::TensorOptions().dtype(at::kLong).device(f.device));

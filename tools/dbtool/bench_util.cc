@@ -16,6 +16,18 @@ void Sync(const BenchFlags& f) {
   if (f.device.is_cuda()) torch::cuda::synchronize(f.device.index());
 }
 
+void ApplyMemoryFormat(const BenchFlags& f, torch::nn::Module& module) {
+  if (!f.channels_last) return;
+  at::NoGradGuard no_grad;
+  for (at::Tensor& p : module.parameters()) {
+    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  }
+}
+
+at::Tensor InMemoryFormat(const BenchFlags& f, const at::Tensor& t) {
+  return f.channels_last && t.dim() == 4 ? t.contiguous(at::MemoryFormat::ChannelsLast) : t;
+}
+
 bool Selected(const BenchFlags& f, const std::string& name) {
   return f.only.empty() || name.find(f.only) != std::string::npos;
 }
@@ -38,10 +50,11 @@ double Measure(const BenchFlags& f, const std::string& name, const std::function
       ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
   std::printf(
       "%-28s median %10.2f ms  min %10.2f  max %10.2f  (n=%lld, %s, %s, threads=%d, "
-      "attention=%s)",
+      "attention=%s%s)",
       name.c_str(), median, ms.front(), ms.back(), static_cast<long long>(ms.size()),
       f.device.str().c_str(), c10::toString(f.dtype), at::get_num_threads(),
-      diffusion::AttentionBackendName(f.attention.backend));
+      diffusion::AttentionBackendName(f.attention.backend),
+      f.channels_last ? ", channels_last" : "");
   if (flops > 0) {
     const double tflops = flops / (median * 1e-3) / 1e12;
     std::printf("  %.3f TFLOP/step, %.2f TFLOP/s", flops / 1e12, tflops);

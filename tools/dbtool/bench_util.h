@@ -3,8 +3,10 @@
 #ifndef DREAMBOOTH_TOOLS_DBTOOL_BENCH_UTIL_H_
 #define DREAMBOOTH_TOOLS_DBTOOL_BENCH_UTIL_H_
 
+#include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
+#include <torch/nn/module.h>
 
 #include <cstdint>
 #include <functional>
@@ -26,7 +28,13 @@ struct BenchFlags {
   c10::Device device = c10::kCPU;
   c10::ScalarType dtype = c10::kFloat;  // of the models' weights and inputs
   double peak_tflops = 0;               // the device's peak for --dtype; 0 = unknown
+  bool channels_last = false;           // UNet weights and inputs in channels_last
 };
+
+// With --channels-last: `module`'s 4-D parameters in channels_last memory format.
+void ApplyMemoryFormat(const BenchFlags& f, torch::nn::Module& module);
+// `t` in channels_last when --channels-last and `t` is 4-D, else `t`.
+at::Tensor InMemoryFormat(const BenchFlags& f, const at::Tensor& t);
 
 // Waits for the device's queued work, so that wall time measures it.
 void Sync(const BenchFlags& f);

@@ -29,7 +29,7 @@ namespace {
 
 constexpr char kUsage[] =
     "bench [--device cpu|cuda[:N]] [--dtype fp32|bf16|fp16] [--threads T] [--repeats R=5] "
-    "[--warmup W=1] [--only NAME_SUBSTRING|attention|sd15] [--peak-tflops T] "
+    "[--warmup W=1] [--only NAME_SUBSTRING|attention|sd15] [--peak-tflops T] [--channels-last] "
     "[--attention auto|math|chunked|sliced|sdpa] [--chunk ROWS] "
     "[--mid-config tests/data/bench/mid/unet/config.json] [--tiny-a tests/data/fixtures/tiny-a]";
 
@@ -45,6 +45,10 @@ bool Wanted(const BenchFlags& f, std::initializer_list<const char*> names) {
 absl::Status ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
+    if (a == "--channels-last") {
+      f->channels_last = true;
+      continue;
+    }
     if (i + 1 >= args.size()) return absl::InvalidArgumentError(a + " needs a value");
     const std::string& v = args[++i];
     absl::StatusOr<int64_t> n = ParseIntFlag(a, v);
@@ -93,6 +97,7 @@ absl::Status BenchMidUNet(const BenchFlags& f) {
   diffusion::UNet2DConditionModel unet(*config);
   diffusion::InitializeRandomWeights(*unet, 1);
   unet->to(f.device, f.dtype);
+  ApplyMemoryFormat(f, *unet);
   unet->set_attention_options(f.attention);
   const int64_t latent = config->sample_size;
   const int64_t cross = config->CrossAttentionDim(0);
@@ -100,7 +105,8 @@ absl::Status BenchMidUNet(const BenchFlags& f) {
   const auto on = at::TensorOptions().device(f.device).dtype(f.dtype);
   const at::Tensor t = at::tensor({500}, at::kLong).to(f.device);
   for (int64_t batch : {1, 4}) {
-    const at::Tensor x = at::randn({batch, config->in_channels, latent, latent}, on);
+    const at::Tensor x =
+        InMemoryFormat(f, at::randn({batch, config->in_channels, latent, latent}, on));
     const at::Tensor ctx = at::randn({batch, 77, cross}, on);
     unet->eval();
     Measure(f, "unet_mid_fwd_b" + std::to_string(batch), [&] {
@@ -108,7 +114,7 @@ absl::Status BenchMidUNet(const BenchFlags& f) {
       unet->forward(x, t, ctx);
     });
   }
-  const at::Tensor x = at::randn({2, config->in_channels, latent, latent}, on);
+  const at::Tensor x = InMemoryFormat(f, at::randn({2, config->in_channels, latent, latent}, on));
   const at::Tensor ctx = at::randn({2, 77, cross}, on);
   const at::Tensor target = at::randn({2, config->out_channels, latent, latent}, on);
   unet->train();
