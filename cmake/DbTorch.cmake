@@ -87,13 +87,22 @@ if(DB_TORCH_CUDA)
   # registers the CUDA backend.
   list(APPEND _db_libs "-Wl,--no-as-needed" ${DB_TORCH_LIB_DIR}/libtorch_cuda.so
        ${DB_TORCH_LIB_DIR}/libc10_cuda.so "-Wl,--as-needed")
-  # The CUDA runtime of the wheel (device queries in worker/diffusion/device.cc).
+  # The CUDA runtime of the wheel (device queries in worker/diffusion/device.cc, kernels/).
   foreach(_h IN LISTS _db_cudart)
     get_filename_component(_d ${_h} DIRECTORY)
     list(APPEND _db_includes ${_d})
     file(GLOB _db_cudart_lib ${_d}/../lib/libcudart.so.*)
     list(APPEND _db_libs ${_db_cudart_lib})
   endforeach()
+endif()
+# ON when the CUDA runtime's headers and library were found beside the wheel: device.cc then
+# reports GPU names and free memory (without them it still runs on GPUs, with less detail).
+set(DB_TORCH_CUDART OFF)
+if(DB_TORCH_CUDA AND _db_cudart_lib)
+  set(DB_TORCH_CUDART ON)
+elseif(DB_TORCH_CUDA)
+  message(STATUS "LibTorch: the wheel's CUDA runtime headers were not found beside it; "
+                 "dbtool devices will not name GPUs")
 endif()
 
 add_library(db_torch INTERFACE)

@@ -34,7 +34,8 @@ std::string CudaMissingReason() {
                       (runtime % 1000) / 10, " and the driver supports ", driver / 1000, ".",
                       (driver % 1000) / 10, ", but no device is visible (CUDA_VISIBLE_DEVICES?)");
 #else
-  return absl::StrCat("this build's LibTorch ", TORCH_VERSION, " has no CUDA support");
+  return absl::StrCat("LibTorch ", TORCH_VERSION,
+                      " sees no CUDA device; this build has no CUDA runtime headers to say why");
 #endif
 }
 
