@@ -53,6 +53,11 @@ if [[ -z "$DEPS" && -d .gpu-deps/debs ]]; then
   if [[ ! -d "$DEPS" ]]; then
     mkdir -p "$DEPS"
     for deb in .gpu-deps/debs/*.deb; do dpkg-deb -x "$deb" "$DEPS"; done
+    # Absolute links (libz.so -> /lib/.../libz.so.1.2.13) point into the unpacked tree instead.
+    find "$DEPS" -type l | while read -r link; do
+      target="$(readlink "$link")"
+      if [[ "$target" == /* && -e "$DEPS$target" ]]; then ln -sfn "$DEPS$target" "$link"; fi
+    done
   fi
 fi
 mkdir -p "$(dirname "$RESULTS")"

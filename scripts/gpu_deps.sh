@@ -12,7 +12,7 @@ fi
 cd "$(dirname "$0")/.."
 PACKAGES=(libabsl-dev libabsl20220623 nlohmann-json3-dev libre2-dev libre2-9 libicu-dev libicu72
           libpng-dev libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo libssl-dev libssl3
-          libgtest-dev libgmock-dev zlib1g-dev)
+          libgtest-dev libgmock-dev zlib1g-dev zlib1g)
 rm -rf .gpu-deps
 mkdir -p .gpu-deps/debs
 cd .gpu-deps/debs
