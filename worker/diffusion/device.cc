@@ -53,7 +53,7 @@ int64_t MemInfoBytes(absl::string_view key) {
   return 0;
 }
 
-std::string CpuModelName() {
+std::string ReadCpuModelName() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;
   while (std::getline(in, line)) {
@@ -66,6 +66,12 @@ std::string CpuModelName() {
     }
   }
   return "CPU";
+}
+
+// Read once: the worker describes its device on every lease request.
+const std::string& CpuModelName() {
+  static const std::string* name = new std::string(ReadCpuModelName());
+  return *name;
 }
 
 }  // namespace
@@ -146,8 +152,8 @@ int64_t PeakMemoryBytes(const c10::Device& device) {
   }
 #endif
   rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
 void ResetPeakMemory(const c10::Device& device) {

@@ -1,6 +1,6 @@
 #include "worker/train/progress.h"
 
-#include <sys/resource.h>
+#include "worker/diffusion/device.h"
 
 namespace dreambooth::train {
 
@@ -20,10 +20,6 @@ const char* TrainStageName(TrainStage stage) {
   return "UNKNOWN";
 }
 
-int64_t PeakRssBytes() {
-  struct rusage usage {};
-  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
-  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
-}
+int64_t PeakRssBytes() { return diffusion::PeakMemoryBytes(c10::Device(c10::kCPU)); }
 
 }  // namespace dreambooth::train
