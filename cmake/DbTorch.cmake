@@ -3,6 +3,7 @@
 # Defines the interface target `db::torch` and these variables:
 #   DB_TORCH_VERSION     the wheel's version, e.g. 2.15.0
 #   DB_TORCH_CUDA        ON when the wheel carries libtorch_cuda (then it is linked)
+#   DB_TORCH_CUDART      ON when the CUDA runtime (headers + libcudart) was found beside the wheel
 #   DB_TORCH_LIB_DIR     torch/lib (libtorch*.so, libc10*.so)
 #
 # Where the torch package is found: -DDB_TORCH_PREFIX=<site-packages/torch>, else the Python in

@@ -54,4 +54,4 @@ echo "setup: installing torch $WANT (LibTorch for C++, with its CUDA libraries) 
   "the first time this downloads about 3.3 GB"
 [[ -x "$VENV/bin/python3" ]] || python3 -m venv "$VENV"
 "$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check -r "$REQ"
-"$VENV/bin/python3" -c 'import torch; print("setup: LibTorch", torch.__version__, "CUDA", torch.version.cuda)'
+"$VENV/bin/python3" -W ignore -c 'import torch; print("setup: LibTorch", torch.__version__, "CUDA", torch.version.cuda)'
