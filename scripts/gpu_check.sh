@@ -2,7 +2,8 @@
 # The GPU check: what a machine with only CUDA, CMake, Ninja and a Python torch 2.x (no gRPC, no
 # SQLite, no network) runs in under ten minutes. It builds the LibTorch-only targets (dbtool, the
 # kernel and device tests) against that torch, then on --device runs: the device listing, the
-# parity fixtures in float32 (the fixtures' own tolerances) with every attention backend, the
+# parity fixtures in float32 (the fixtures' own tolerances) with every attention backend and in
+# bf16 (and fp16 on CUDA) within the stated reduced-precision tolerances (docs/diffusion-io.md), the
 # kernels' tests, the device test and the benchmarks in float32 and bf16 (on CUDA also the SD
 # 1.5-size suite at 512x512 with TFLOP/s and fraction of peak), and writes every result into
 # one file.
@@ -101,6 +102,10 @@ for backend in auto math sdpa; do
   step "parity-tiny-a-fp32-$backend" "$DBTOOL" parity tests/data/fixtures/tiny-a \
     --device "$DEVICE" --attention "$backend"
 done
+step parity-tiny-a-bf16 "$DBTOOL" parity tests/data/fixtures/tiny-a --device "$DEVICE" --dtype bf16
+if [[ "$DEVICE" == cuda* ]]; then
+  step parity-tiny-a-fp16 "$DBTOOL" parity tests/data/fixtures/tiny-a --device "$DEVICE" --dtype fp16
+fi
 step parity-tokenizer "$DBTOOL" parity tests/data/fixtures/tokenizer
 for t in "${TEST_TARGETS[@]}"; do
   bin="$(find "$BUILD/tests" -type f -name "$t" | head -1)"

@@ -72,6 +72,11 @@ train::AdamWOptions AdamFromGolden(const ParityContext& ctx, ParityReporter& r, 
 }
 
 void RunDreamBoothStep(const ParityContext& ctx, ParityReporter& r) {
+  if (ctx.reduced()) {
+    return r.Skip("dreambooth_step",
+                  "float32 only (training keeps float32 master weights; tests/train/precision_test "
+                  "covers its bf16 autocast path)");
+  }
   const diffusion::TensorMap& g = *ctx.golden;
   absl::StatusOr<diffusion::StableDiffusion*> model_or = ctx.model();
   if (!model_or.ok()) {

@@ -34,6 +34,7 @@ struct Tolerance {
 
   static Tolerance Exact() { return {-1, true, -1}; }
   static Tolerance MaxAbs(double max_abs, double rel_l2 = -1) { return {max_abs, false, rel_l2}; }
+  static Tolerance RelL2(double rel_l2) { return {-1, false, rel_l2}; }
   std::string ToString() const;
 };
 
@@ -73,18 +74,29 @@ struct ParityContext {
   std::string golden_path;  // full path of the golden file
   const diffusion::TensorMap* golden = nullptr;  // its tensors (empty for .json goldens)
   const nlohmann::json* manifest = nullptr;      // golden/manifest.json, or an empty object
-  // The fixture's model loaded from fixture_dir on `device` in float32 (once, on first call).
+  // The fixture's model loaded from fixture_dir on `device` in `dtype` (once, on first call).
   std::function<absl::StatusOr<diffusion::StableDiffusion*>()> model;
   // Where model checks run (`dbtool parity --device`); goldens are read on the CPU.
   at::Device device = at::kCPU;
+  // The model's weight dtype (`dbtool parity --dtype`). Float32 is the parity mode: every check
+  // uses the fixture's tolerances. In bf16/fp16 the model checks use `reduced_precision`.
+  at::ScalarType dtype = at::kFloat;
+  Tolerance reduced_precision;
 
   // `t` (a golden input) moved to `device`.
   at::Tensor OnDevice(const at::Tensor& t) const { return t.to(device); }
+  // A golden activation fed to the model: on `device`, in the model's dtype.
+  at::Tensor ModelInput(const at::Tensor& t) const { return t.to(device, dtype); }
+  bool reduced() const { return dtype != at::kFloat; }
 
   // Tolerance of golden tensor `tensor` of this golden file: from the manifest's "tolerances"
   // when it has them, else the table of the fixture README (built in), else `fallback`.
   Tolerance ToleranceFor(const std::string& tensor,
                          Tolerance fallback = Tolerance::MaxAbs(1e-4)) const;
+  // Tolerance of a model output: ToleranceFor(tensor) in float32, `reduced_precision` otherwise.
+  Tolerance ModelToleranceFor(const std::string& tensor) const {
+    return reduced() ? reduced_precision : ToleranceFor(tensor);
+  }
   // The golden tensor `name`, or nullptr (the reporter gets a FAIL line) when absent.
   const at::Tensor* Get(const std::string& name, ParityReporter& reporter) const;
 };

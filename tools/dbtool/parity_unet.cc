@@ -20,8 +20,8 @@ void RunUNet(const ParityContext& ctx, ParityReporter& r) {
     if (timestep == nullptr || expected == nullptr) continue;
     try {
       const at::Tensor actual = (*model)->unet->forward(
-          ctx.OnDevice(*sample), ctx.OnDevice(*timestep), ctx.OnDevice(*context));
-      r.Compare("unet/" + out, actual, *expected, ctx.ToleranceFor(out));
+          ctx.ModelInput(*sample), ctx.OnDevice(*timestep), ctx.ModelInput(*context));
+      r.Compare("unet/" + out, actual, *expected, ctx.ModelToleranceFor(out));
     } catch (const c10::Error& e) {
       r.Fail("unet/" + out, e.what_without_backtrace());
     }

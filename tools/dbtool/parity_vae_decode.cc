@@ -13,8 +13,8 @@ void RunVaeDecode(const ParityContext& ctx, ParityReporter& r) {
   if (latents == nullptr || expected == nullptr) return;
   at::NoGradGuard no_grad;
   try {
-    r.Compare("vae_decode/out.sample", (*model)->vae->Decode(ctx.OnDevice(*latents)), *expected,
-              ctx.ToleranceFor("out.sample"));
+    r.Compare("vae_decode/out.sample", (*model)->vae->Decode(ctx.ModelInput(*latents)), *expected,
+              ctx.ModelToleranceFor("out.sample"));
   } catch (const c10::Error& e) {
     r.Fail("vae_decode", e.what_without_backtrace());
   }

@@ -14,9 +14,9 @@ void RunVaeEncode(const ParityContext& ctx, ParityReporter& r) {
   if (image == nullptr || mean == nullptr || logvar == nullptr) return;
   at::NoGradGuard no_grad;
   try {
-    const diffusion::LatentDistribution dist = (*model)->vae->Encode(ctx.OnDevice(*image));
-    r.Compare("vae_encode/out.mean", dist.mean, *mean, ctx.ToleranceFor("out.mean"));
-    r.Compare("vae_encode/out.logvar", dist.logvar, *logvar, ctx.ToleranceFor("out.logvar"));
+    const diffusion::LatentDistribution dist = (*model)->vae->Encode(ctx.ModelInput(*image));
+    r.Compare("vae_encode/out.mean", dist.mean, *mean, ctx.ModelToleranceFor("out.mean"));
+    r.Compare("vae_encode/out.logvar", dist.logvar, *logvar, ctx.ModelToleranceFor("out.logvar"));
   } catch (const c10::Error& e) {
     r.Fail("vae_encode", e.what_without_backtrace());
   }
