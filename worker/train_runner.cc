@@ -310,7 +310,7 @@ absl::Status TrainTask::Latents() {
       digests.push_back(digest);
     }
   }
-  const std::string vae_digest = train::ModuleDigest(*trainer_->model().vae);
+  const std::string& vae_digest = trainer_->vae_digest();
   for (const std::string& digest : digests) {
     for (bool flip : {false, true}) {
       if (flip && !options_.random_flip) continue;

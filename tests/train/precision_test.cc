@@ -10,6 +10,7 @@
 
 #include "tests/train/test_util.h"
 #include "worker/diffusion/model_loader.h"
+#include "worker/train/class_images.h"
 #include "worker/train/dreambooth_trainer.h"
 
 namespace dreambooth::train {
@@ -84,6 +85,55 @@ TEST(MixedPrecisionTest, Bf16ResumeIsBitExact) {
   const diffusion::TensorMap a = diffusion::ModuleStateDict(*runs.full->model().unet);
   const diffusion::TensorMap b = diffusion::ModuleStateDict(*runs.resumed->model().unet);
   for (const auto& [name, t] : a) EXPECT_TRUE(at::equal(t, b.at(name))) << name;
+}
+
+// diffusers' weight_dtype rule: the frozen VAE and text encoder compute in bf16, the trained UNet
+// keeps float32 master weights, the latent cache keys bf16 posteriors apart from float32 ones,
+// and the exported folder holds the frozen modules' float32 weights exactly as loaded.
+TEST(MixedPrecisionTest, FrozenModulesRunInBf16AndExportTheirFloat32Weights) {
+  TempDir tmp;
+  TrainOptions o = Bf16Options(tmp, 2);
+  o.with_prior_preservation = true;
+  o.class_prompt = "a photo of a dog";
+  o.num_class_images = 1;
+  auto trainer = DreamBoothTrainer::Create(o);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  diffusion::StableDiffusion& model = (*trainer)->model();
+  EXPECT_EQ(model.vae->parameters().front().scalar_type(), at::kBFloat16);
+  EXPECT_EQ(model.text_encoder->parameters().front().scalar_type(), at::kBFloat16);
+  EXPECT_EQ(model.unet->parameters().front().scalar_type(), at::kFloat);
+
+  TrainOptions fp32 = o;
+  fp32.mixed_precision = MixedPrecision::kNo;
+  auto fp32_trainer = DreamBoothTrainer::Create(fp32);
+  ASSERT_TRUE(fp32_trainer.ok()) << fp32_trainer.status();
+  EXPECT_NE((*trainer)->vae_digest(), (*fp32_trainer)->vae_digest());
+  EXPECT_NE(ClassImageStoreKey(model.digest, ClassImageOptionsFor(o)),
+            ClassImageStoreKey(model.digest, ClassImageOptionsFor(fp32)));
+
+  absl::StatusOr<TrainResult> result = (*trainer)->Train();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->class_images.generated, 1);
+  // Still bf16 after the export put the float32 weights in place and took them out again.
+  EXPECT_EQ(model.vae->parameters().front().scalar_type(), at::kBFloat16);
+
+  absl::StatusOr<diffusion::StableDiffusion> base = diffusion::LoadStableDiffusion("tiny", {});
+  ASSERT_TRUE(base.ok()) << base.status();
+  absl::StatusOr<diffusion::StableDiffusion> exported =
+      diffusion::LoadStableDiffusion(o.FinalModelDir(), {});
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  auto expect_equal = [](const torch::nn::Module& want, const torch::nn::Module& got,
+                         const char* what) {
+    const diffusion::TensorMap a = diffusion::ModuleStateDict(want);
+    const diffusion::TensorMap b = diffusion::ModuleStateDict(got);
+    ASSERT_EQ(a.size(), b.size()) << what;
+    for (const auto& [name, t] : a) {
+      EXPECT_EQ(b.at(name).scalar_type(), at::kFloat) << what << " " << name;
+      EXPECT_TRUE(at::equal(t, b.at(name))) << what << " " << name;
+    }
+  };
+  expect_equal(*base->vae, *exported->vae, "vae");
+  expect_equal(*base->text_encoder, *exported->text_encoder, "text_encoder");
 }
 
 std::vector<at::Tensor> ParamsWithGrads(std::vector<at::Tensor> grads) {

@@ -13,13 +13,15 @@
 #include "common/status_macros.h"
 #include "worker/diffusion/pipeline.h"
 #include "worker/train/file_util.h"
+#include "worker/train/frozen_modules.h"
+#include "worker/train/precision.h"
 
 namespace dreambooth::train {
 namespace fs = std::filesystem;
 namespace {
 
 nlohmann::json KeyJson(const std::string& model_digest, const ClassImageOptions& o) {
-  return nlohmann::json{{"model_digest", model_digest},
+  nlohmann::json key{{"model_digest", model_digest},
                         {"prompt", o.prompt},
                         {"negative_prompt", o.sampler.negative_prompt},
                         {"resolution", o.resolution},
@@ -28,6 +30,9 @@ nlohmann::json KeyJson(const std::string& model_digest, const ClassImageOptions&
                         {"guidance_scale", o.sampler.guidance_scale},
                         {"eta", o.sampler.eta},
                         {"batch_size", o.batch_size}};
+  // Only a reduced precision is named, so float32 stores keep the keys they always had.
+  if (o.precision != MixedPrecision::kNo) key["precision"] = MixedPrecisionName(o.precision);
+  return key;
 }
 
 // The sampling seed of batch 0: the first 60 bits of the store key, so that every job with the
@@ -61,6 +66,7 @@ ClassImageOptions ClassImageOptionsFor(const TrainOptions& options) {
   co.batch_size = options.num_images_per_prompt;
   co.resolution = options.resolution;
   co.sampler = options.class_sampler;
+  co.precision = options.mixed_precision;
   return co;
 }
 
@@ -123,6 +129,9 @@ absl::StatusOr<ClassImageSet> PrepareClassImages(diffusion::StableDiffusion& mod
     t2i.height = o.resolution;
     t2i.num_images_per_prompt = count;
     at::NoGradGuard no_grad;
+    AutocastScope autocast(o.precision != MixedPrecision::kNo,
+                           model.unet->parameters().front().device().type(),
+                           ComputeDtype(o.precision));
     absl::StatusOr<diffusion::Text2ImageResult> result = diffusion::Text2Image(model, t2i);
     if (!result.ok()) {
       return absl::Status(result.status().code(),

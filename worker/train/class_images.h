@@ -26,10 +26,12 @@ struct ClassImageOptions {
   int batch_size = 4;  // images per Text2Image call (NeMo's num_images_per_prompt)
   int resolution = 512;
   SamplerOptions sampler;
+  // Sampling runs under autocast to bf16/fp16 when not kNo (part of the store key then).
+  MixedPrecision precision = MixedPrecision::kNo;
 };
 
 // The class-image settings of a training run (class_dir, store root, prompt, count, batch size,
-// resolution, sampler), as DreamBoothTrainer uses them.
+// resolution, sampler, mixed precision), as DreamBoothTrainer uses them.
 ClassImageOptions ClassImageOptionsFor(const TrainOptions& options);
 
 struct ClassImageSet {

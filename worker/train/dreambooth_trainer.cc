@@ -52,6 +52,10 @@ absl::StatusOr<std::unique_ptr<DreamBoothTrainer>> DreamBoothTrainer::Create(
 
 absl::Status DreamBoothTrainer::Init() {
   ASSIGN_OR_RETURN(device_, diffusion::ResolveDevice(options_.device));
+  if (options_.mixed_precision == MixedPrecision::kFp16 && !device_.is_cuda()) {
+    return absl::InvalidArgumentError(
+        "mixed_precision fp16 needs a CUDA device (use bf16 or no on CPU)");
+  }
   if (options_.num_threads > 0) at::set_num_threads(options_.num_threads);
   const int64_t factor = model_.vae->downscale_factor();
   if (options_.resolution % factor != 0) {
@@ -85,6 +89,10 @@ absl::Status DreamBoothTrainer::Init() {
                         p.size() > 80 ? "...\"" : "\""));
     }
   }
+  ASSIGN_OR_RETURN(frozen_, FrozenModules::Cast(model_, ComputeDtype(options_.mixed_precision),
+                                                !options_.train_text_encoder));
+  // The digest covers the weights' dtype, so cached posteriors of a bf16 VAE never stand in for
+  // float32 ones.
   vae_digest_ = ModuleDigest(*model_.vae);
   PosteriorSource::Options po;
   po.resolution = options_.resolution;
@@ -93,7 +101,7 @@ absl::Status DreamBoothTrainer::Init() {
   po.use_cache = options_.use_cached_latents;
   po.cache_dir = options_.LatentCacheDir();
   po.device = device_;
-  po.dtype = at::kFloat;
+  po.dtype = frozen_.dtype();
   posteriors_ = std::make_unique<PosteriorSource>(model_.vae, vae_digest_, po);
   return absl::OkStatus();
 }
@@ -200,6 +208,7 @@ absl::StatusOr<TrainResult> DreamBoothTrainer::Train() {
                             instances_,
                             classes_,
                             *posteriors_,
+                            frozen_,
                             [this](const std::string& p) { return PromptEmbeddings(p); },
                             [this](const TrainProgress& p) { Report(p); }};
   ASSIGN_OR_RETURN(TrainResult result, internal::RunTrainingLoop(ctx));

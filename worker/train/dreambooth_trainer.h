@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "worker/diffusion/model_loader.h"
 #include "worker/train/class_images.h"
+#include "worker/train/frozen_modules.h"
 #include "worker/train/progress.h"
 #include "worker/train/train_options.h"
 #include "worker/train/training_data.h"
@@ -77,6 +78,8 @@ class DreamBoothTrainer {
   const std::vector<ImageRecord>& instance_images() const { return instances_; }
   // Warnings so far (also sent to callbacks.on_warning).
   const std::vector<std::string>& warnings() const { return warnings_; }
+  // ModuleDigest of the VAE as training holds it (its dtype included): the latent cache's key.
+  const std::string& vae_digest() const { return vae_digest_; }
 
   ~DreamBoothTrainer();
 
@@ -100,6 +103,7 @@ class DreamBoothTrainer {
   bool latent_stage_done_ = false;
   ClassImageSet class_set_;
   LatentCacheStats cache_stats_;
+  FrozenModules frozen_;
   std::string vae_digest_;
   std::unique_ptr<PosteriorSource> posteriors_;
   std::map<std::string, at::Tensor> prompt_cache_;  // frozen-encoder embeddings by prompt

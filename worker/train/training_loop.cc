@@ -127,13 +127,7 @@ absl::Status Loop::Setup() {
   if (o_.use_ema) {
     ema_ = std::make_unique<ExponentialMovingAverage>(NamedParams(*unet, ""), o_.ema_decay);
   }
-  if (o_.mixed_precision == MixedPrecision::kFp16) {
-    if (!c_.device.is_cuda()) {
-      return absl::InvalidArgumentError(
-          "mixed_precision fp16 needs a CUDA device (use bf16 or no on CPU)");
-    }
-    scaler_.emplace();
-  }
+  if (o_.mixed_precision == MixedPrecision::kFp16) scaler_.emplace();  // CUDA: checked at Init
   autocast_ = o_.mixed_precision != MixedPrecision::kNo;
   autocast_dtype_ = o_.mixed_precision == MixedPrecision::kFp16 ? at::kHalf : at::kBFloat16;
   generator_ = at::detail::createCPUGenerator(o_.seed);
@@ -305,9 +299,12 @@ absl::Status Loop::AfterStep(int64_t done) {
   e.step = done;
   e.kind = CheckpointEvent::Kind::kSampleable;
   if (checkpoint && done < o_.max_train_steps) {
-    ASSIGN_OR_RETURN(e.path,
-                     WriteSampleableCheckpoint(c_.model, o_.CheckpointRoot(), done, images,
-                                               o_.checkpoints_total_limit, &e.validation_images));
+    RETURN_IF_ERROR(c_.frozen.WithFloat32Weights(c_.model, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(e.path, WriteSampleableCheckpoint(c_.model, o_.CheckpointRoot(), done,
+                                                         images, o_.checkpoints_total_limit,
+                                                         &e.validation_images));
+      return absl::OkStatus();
+    }));
   } else if (!images.empty()) {
     e.path = (fs::path(o_.output_dir) / "validation" / absl::StrCat("step-", done)).string();
     ASSIGN_OR_RETURN(e.validation_images, WritePngs(e.path, images));
@@ -331,7 +328,8 @@ absl::Status Loop::Export() {
     live = StateToCpu(*c_.model.unet);
     ema_->CopyToParams();
   }
-  absl::Status st = ExportDiffusersFolder(c_.model, o_.FinalModelDir());
+  absl::Status st = c_.frozen.WithFloat32Weights(
+      c_.model, [&] { return ExportDiffusersFolder(c_.model, o_.FinalModelDir()); });
   if (ema_) RETURN_IF_ERROR(diffusion::LoadStateDictStrict(*c_.model.unet, live, "unet"));
   RETURN_IF_ERROR(st);
   result_.final_model_dir = o_.FinalModelDir();

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "worker/diffusion/model_loader.h"
 #include "worker/train/dreambooth_trainer.h"
+#include "worker/train/frozen_modules.h"
 #include "worker/train/image_dataset.h"
 #include "worker/train/progress.h"
 #include "worker/train/train_options.h"
@@ -27,6 +28,7 @@ struct LoopContext {
   const std::vector<ImageRecord>& instances;
   const std::vector<ImageRecord>& classes;  // empty without prior preservation
   PosteriorSource& posteriors;
+  const FrozenModules& frozen;  // exports write the frozen modules' float32 weights through it
   // Embeddings [77, D] of a prompt with the frozen text encoder (no graph).
   std::function<absl::StatusOr<at::Tensor>(const std::string&)> frozen_prompt_embeddings;
   std::function<void(const TrainProgress&)> report;

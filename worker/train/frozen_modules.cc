@@ -1,0 +1,76 @@
+#include "worker/train/frozen_modules.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include "common/status_macros.h"
+#include "worker/train/torch_status.h"
+
+namespace dreambooth::train {
+namespace {
+
+diffusion::TensorMap HostCopy(const torch::nn::Module& module) {
+  diffusion::TensorMap out;
+  for (const auto& [name, t] : diffusion::ModuleStateDict(module)) {
+    out[name] = t.detach().to(at::kCPU).clone();
+  }
+  return out;
+}
+
+}  // namespace
+
+at::ScalarType ComputeDtype(MixedPrecision precision) {
+  switch (precision) {
+    case MixedPrecision::kFp16:
+      return at::kHalf;
+    case MixedPrecision::kBf16:
+      return at::kBFloat16;
+    case MixedPrecision::kNo:
+      break;
+  }
+  return at::kFloat;
+}
+
+absl::StatusOr<FrozenModules> FrozenModules::Cast(diffusion::StableDiffusion& model,
+                                                  at::ScalarType dtype, bool text_encoder_frozen) {
+  FrozenModules frozen;
+  frozen.dtype_ = dtype;
+  frozen.text_encoder_ = text_encoder_frozen;
+  if (dtype == at::kFloat) return frozen;
+  RETURN_IF_ERROR(GuardTorch("casting the frozen modules", [&]() -> absl::Status {
+    at::NoGradGuard no_grad;
+    frozen.vae_master_ = HostCopy(*model.vae);
+    model.vae->to(dtype);
+    if (text_encoder_frozen) {
+      frozen.text_master_ = HostCopy(*model.text_encoder);
+      model.text_encoder->to(dtype);
+    }
+    return absl::OkStatus();
+  }));
+  return frozen;
+}
+
+absl::Status FrozenModules::WithFloat32Weights(diffusion::StableDiffusion& model,
+                                               const std::function<absl::Status()>& fn) const {
+  if (dtype_ == at::kFloat) return fn();
+  auto set = [&](bool full) -> absl::Status {
+    return GuardTorch("restoring the frozen modules' weights", [&]() -> absl::Status {
+      at::NoGradGuard no_grad;
+      model.vae->to(full ? at::kFloat : dtype_);
+      if (full) RETURN_IF_ERROR(diffusion::LoadStateDictStrict(*model.vae, vae_master_, "vae"));
+      if (text_encoder_) {
+        model.text_encoder->to(full ? at::kFloat : dtype_);
+        if (full) {
+          RETURN_IF_ERROR(
+              diffusion::LoadStateDictStrict(*model.text_encoder, text_master_, "text_encoder"));
+        }
+      }
+      return absl::OkStatus();
+    });
+  };
+  RETURN_IF_ERROR(set(true));
+  absl::Status status = fn();
+  RETURN_IF_ERROR(set(false));
+  return status;
+}
+
+}  // namespace dreambooth::train

@@ -1,0 +1,47 @@
+// The frozen modules of a mixed-precision run (the VAE, and the text encoder unless it trains)
+// held in the compute dtype, as diffusers' train_dreambooth.py does with weight_dtype, while
+// their float32 weights stay on the host so that every export writes exactly the loaded weights.
+#ifndef DREAMBOOTH_WORKER_TRAIN_FROZEN_MODULES_H_
+#define DREAMBOOTH_WORKER_TRAIN_FROZEN_MODULES_H_
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "worker/diffusion/model_loader.h"
+#include "worker/train/train_options.h"
+
+namespace dreambooth::train {
+
+// The dtype forward passes compute in: bf16 or fp16 under mixed precision, else float32.
+at::ScalarType ComputeDtype(MixedPrecision precision);
+
+// Not thread-safe; lives as long as the training run.
+class FrozenModules {
+ public:
+  // Casts `model`'s VAE (and the text encoder when `text_encoder_frozen`) to `dtype`, keeping a
+  // float32 host copy of their weights. With dtype float32 nothing changes.
+  static absl::StatusOr<FrozenModules> Cast(diffusion::StableDiffusion& model, at::ScalarType dtype,
+                                            bool text_encoder_frozen);
+
+  // Runs `fn` with the frozen modules' float32 weights in place (for exports), then casts them
+  // back to the compute dtype (bit-identical to before: rounding is deterministic).
+  absl::Status WithFloat32Weights(diffusion::StableDiffusion& model,
+                                  const std::function<absl::Status()>& fn) const;
+
+  at::ScalarType dtype() const { return dtype_; }
+
+ private:
+  at::ScalarType dtype_ = at::kFloat;
+  bool text_encoder_ = false;
+  diffusion::TensorMap vae_master_;  // float32 host copies by state-dict name
+  diffusion::TensorMap text_master_;
+};
+
+}  // namespace dreambooth::train
+
+#endif  // DREAMBOOTH_WORKER_TRAIN_FROZEN_MODULES_H_
