@@ -1,6 +1,7 @@
 // dreambooth-worker: pulls TRAIN and SAMPLE tasks from a dreamboothd and runs them.
 //
 //   dreambooth-worker --server HOST:PORT --model-root DIR --cache-dir DIR [--device cuda:N|cpu]
+//                     [--sample-dtype auto|fp32|bf16|fp16]
 //                     [--worker-id ID] [--threads N] [--sample-cache-mb N] [--no-train]
 //                     [--no-sample] [--max-tasks N]
 //
@@ -30,7 +31,8 @@ using dreambooth::worker::WorkerOptions;
 
 constexpr char kUsage[] =
     "usage: dreambooth-worker --server HOST:PORT [--model-root DIR] --cache-dir DIR\n"
-    "                         [--device cpu|cuda|cuda:N] [--worker-id ID] [--threads N]\n"
+    "                         [--device cpu|cuda|cuda:N] [--sample-dtype auto|fp32|bf16|fp16]\n"
+    "                         [--worker-id ID] [--threads N]\n"
     "                         [--sample-cache-mb N] [--no-train] [--no-sample] [--max-tasks N]\n";
 
 bool ParseFlags(int argc, char** argv, WorkerOptions* o, std::string* error) {
@@ -73,6 +75,8 @@ bool ParseFlags(int argc, char** argv, WorkerOptions* o, std::string* error) {
       if (!next(&o->cache_dir)) return false;
     } else if (arg == "--device") {
       if (!next(&o->device)) return false;
+    } else if (arg == "--sample-dtype") {
+      if (!next(&o->sample_dtype)) return false;
     } else if (arg == "--worker-id") {
       if (!next(&o->worker_id)) return false;
     } else if (arg == "--threads") {
@@ -129,6 +133,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.device = device->str();
+  absl::StatusOr<c10::ScalarType> sample_dtype =
+      dreambooth::diffusion::ResolveInferenceDtype(options.sample_dtype, *device);
+  if (!sample_dtype.ok()) {
+    std::cerr << "dreambooth-worker: --sample-dtype: " << sample_dtype.status().message() << "\n";
+    return 2;
+  }
   if (options.worker_id.empty()) options.worker_id = DefaultWorkerId(options.device);
   dreambooth::diffusion::InstallCachingCpuAllocator();
   if (options.num_threads > 0) at::set_num_threads(options.num_threads);
@@ -148,7 +158,8 @@ int main(int argc, char** argv) {
   context.models = &models;
   dreambooth::worker::WorkerLoops loops(context);
   std::cerr << "dreambooth-worker " << options.worker_id << ": server " << options.server
-            << ", device " << options.device << ", model root '" << options.model_root
+            << ", device " << options.device << " (samples in " << c10::toString(*sample_dtype)
+            << "), model root '" << options.model_root
             << "', cache " << options.cache_dir << std::endl;
   loops.Start();
 

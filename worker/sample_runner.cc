@@ -23,6 +23,8 @@ absl::StatusOr<std::shared_ptr<diffusion::StableDiffusion>> SampleModel(
   ASSIGN_OR_RETURN(at::Device device, diffusion::ResolveDevice(context.options.device));
   diffusion::LoadOptions load;
   load.device = device;
+  ASSIGN_OR_RETURN(load.dtype,
+                   diffusion::ResolveInferenceDtype(context.options.sample_dtype, device));
   if (task.has_sample_checkpoint() && !task.sample_checkpoint().id().empty()) {
     const v1::Checkpoint& checkpoint = task.sample_checkpoint();
     if (checkpoint.kind() == v1::CHECKPOINT_KIND_RESUME) {

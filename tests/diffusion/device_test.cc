@@ -53,5 +53,23 @@ TEST(DeviceTest, CudaResolvesOnlyWhereADeviceExists) {
   EXPECT_EQ(ListDevices().size(), static_cast<size_t>(count + 1));
 }
 
+TEST(DeviceTest, DtypesParseAndInferenceDefaultsFollowTheDevice) {
+  EXPECT_EQ(*ParseDtype("fp32"), c10::kFloat);
+  EXPECT_EQ(*ParseDtype("bfloat16"), c10::kBFloat16);
+  EXPECT_EQ(*ParseDtype("fp16"), c10::kHalf);
+  absl::StatusOr<c10::ScalarType> bad = ParseDtype("int8");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("'int8'"), std::string::npos) << bad.status();
+
+  const c10::Device cpu(c10::kCPU), cuda(c10::kCUDA, 0);
+  EXPECT_EQ(*ResolveInferenceDtype("auto", cpu), c10::kFloat);
+  EXPECT_EQ(*ResolveInferenceDtype("auto", cuda), c10::kHalf);
+  EXPECT_EQ(*ResolveInferenceDtype("bf16", cpu), c10::kBFloat16);
+  absl::StatusOr<c10::ScalarType> half_on_cpu = ResolveInferenceDtype("fp16", cpu);
+  ASSERT_FALSE(half_on_cpu.ok());
+  EXPECT_NE(half_on_cpu.status().message().find("needs a CUDA device"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace dreambooth::diffusion

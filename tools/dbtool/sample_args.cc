@@ -30,11 +30,9 @@ absl::StatusOr<at::Device> ParseDeviceFlag(const std::string& value) {
 }
 
 absl::StatusOr<at::ScalarType> ParseDtypeFlag(const std::string& value) {
-  if (value == "fp32" || value == "float32") return at::kFloat;
-  if (value == "fp16" || value == "float16") return at::kHalf;
-  if (value == "bf16" || value == "bfloat16") return at::kBFloat16;
-  return absl::InvalidArgumentError(
-      absl::StrCat("--dtype expects fp32, fp16 or bf16, got '", value, "'"));
+  absl::StatusOr<at::ScalarType> dtype = diffusion::ParseDtype(value);
+  if (!dtype.ok()) return absl::InvalidArgumentError(absl::StrCat("--dtype: ", dtype.status().message()));
+  return dtype;
 }
 
 }  // namespace dreambooth::dbtool

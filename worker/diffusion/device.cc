@@ -76,6 +76,24 @@ const std::string& CpuModelName() {
 
 }  // namespace
 
+absl::StatusOr<c10::ScalarType> ParseDtype(absl::string_view name) {
+  if (name == "fp32" || name == "float32") return c10::kFloat;
+  if (name == "fp16" || name == "float16") return c10::kHalf;
+  if (name == "bf16" || name == "bfloat16") return c10::kBFloat16;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown dtype '", name, "' (expected fp32, fp16 or bf16)"));
+}
+
+absl::StatusOr<c10::ScalarType> ResolveInferenceDtype(absl::string_view name,
+                                                      const c10::Device& device) {
+  if (name == "auto") return device.is_cuda() ? c10::kHalf : c10::kFloat;
+  absl::StatusOr<c10::ScalarType> dtype = ParseDtype(name);
+  if (dtype.ok() && *dtype == c10::kHalf && !device.is_cuda()) {
+    return absl::InvalidArgumentError("fp16 inference needs a CUDA device (use bf16 on the CPU)");
+  }
+  return dtype;
+}
+
 absl::StatusOr<c10::Device> ResolveDevice(absl::string_view name) {
   if (name == "cpu") return c10::Device(c10::kCPU);
   absl::string_view rest = name;

@@ -5,6 +5,7 @@
 #define DREAMBOOTH_WORKER_DIFFUSION_DEVICE_H_
 
 #include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
 
 #include <cstdint>
 #include <string>
@@ -19,6 +20,15 @@ namespace dreambooth::diffusion {
 // INVALID_ARGUMENT: not cpu, cuda or cuda:N. FAILED_PRECONDITION: no CUDA device on this machine,
 // or N is past the last one (the message says how many there are and why CUDA may be missing).
 absl::StatusOr<c10::Device> ResolveDevice(absl::string_view name);
+
+// "fp32"/"float32", "fp16"/"float16", "bf16"/"bfloat16"; INVALID_ARGUMENT otherwise.
+absl::StatusOr<c10::ScalarType> ParseDtype(absl::string_view name);
+
+// The weight dtype inference (Sample RPCs) runs in: `name` parsed, or for "auto" float16 on CUDA
+// (diffusers' usual inference dtype) and float32 on the CPU (bf16 is faster there but not
+// the default: docs/benchmarks-diffusion.md). fp16 on the CPU is INVALID_ARGUMENT.
+absl::StatusOr<c10::ScalarType> ResolveInferenceDtype(absl::string_view name,
+                                                      const c10::Device& device);
 
 // One compute device of this machine, as a worker reports it to the server.
 struct DeviceInfo {
