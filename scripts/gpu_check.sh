@@ -128,6 +128,12 @@ if [[ $QUICK -eq 0 ]]; then
       --repeats 3 --peak-tflops "$PEAK_FP32"
     step bench-sd15-bf16-channels-last "$DBTOOL" bench --device "$DEVICE" --dtype bf16 \
       --only sd15_unet --repeats 3 --peak-tflops "$PEAK_BF16" --channels-last
+    # The fused kernels (GroupNorm+SiLU, guided DDIM step) against LibTorch's ops: they are
+    # switched on by default only where these lines show them faster.
+    step bench-sd15-bf16-fused "$DBTOOL" bench --device "$DEVICE" --dtype bf16 --only sd15 \
+      --repeats 3 --peak-tflops "$PEAK_BF16" --fused-kernels all
+    step parity-tiny-a-fused "$DBTOOL" parity tests/data/fixtures/tiny-a --device "$DEVICE" \
+      --fused-kernels all
   fi
 fi
 log ""

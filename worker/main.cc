@@ -18,7 +18,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "worker/diffusion/caching_cpu_allocator.h"
+#include "kernels/caching_cpu_allocator.h"
 #include "worker/diffusion/device.h"
 #include "worker/gateway_client.h"
 #include "worker/model_cache.h"
@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (options.worker_id.empty()) options.worker_id = DefaultWorkerId(options.device);
-  dreambooth::diffusion::InstallCachingCpuAllocator();
+  dreambooth::kernels::InstallCachingCpuAllocator();
   if (options.num_threads > 0) at::set_num_threads(options.num_threads);
 
   // Signals are taken by one thread with sigwait; every other thread has them blocked.

@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "worker/diffusion/caching_cpu_allocator.h"
+#include "kernels/caching_cpu_allocator.h"
 #include "worker/diffusion/device.h"
 #include "worker/sample_runner.h"
 #include "worker/train_runner.h"
@@ -71,7 +71,7 @@ void WorkerLoops::Loop(v1::TaskKind kind) {
                 << kNames[static_cast<int>(outcome)] << std::endl;
       // The trainer's activations are gone: hand the allocator's idle blocks back to the system
       // so an idle worker does not hold a training step's peak memory.
-      diffusion::ReleaseCachedCpuMemory();
+      kernels::ReleaseCachedCpuMemory();
     } else {
       const absl::Status status = RunSampleTask(context_, t);
       std::cerr << "[sample] task " << t.task_id() << " for job " << t.job_id() << ": "

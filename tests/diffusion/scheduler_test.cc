@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
+#include "kernels/guided_ddim_step.h"
 #include "tests/diffusion/test_util.h"
 #include "worker/diffusion/file_util.h"
 #include "worker/diffusion/safetensors.h"
@@ -351,6 +354,40 @@ TEST(VPredictionTest, TrueVelocityRecoversTheCleanSample) {
     ASSERT_TRUE(out.ok()) << name;
     EXPECT_LE(MaxAbs(out->pred_original_sample, x0), 1e-4) << name;
   }
+}
+
+// The fused guided DDIM step (kernels/guided_ddim_step.h) is offered exactly where DDIM's Step is
+// its formula, and then gives Step's result for the guided output.
+TEST(SchedulerTest, DeterministicDdimCoefficientsMatchStep) {
+  SchedulerConfig config = FixtureConfig();
+  std::unique_ptr<Scheduler> ddim = Make("ddim", config, 10);
+  ASSERT_NE(ddim, nullptr);
+  at::manual_seed(3);
+  const at::Tensor x = at::randn({1, 4, 8, 8});
+  const at::Tensor uncond = at::randn({1, 4, 8, 8});
+  const at::Tensor text = at::randn({1, 4, 8, 8});
+  for (int64_t i = 0; i < ddim->timesteps().size(0); ++i) {
+    const at::Tensor t = ddim->timesteps()[i];
+    std::optional<Scheduler::DdimCoefficients> c = ddim->DeterministicDdimCoefficients(t);
+    ASSERT_TRUE(c.has_value()) << "step " << i;
+    EXPECT_FALSE(c->v_prediction);
+    const at::Tensor guided = uncond + 7.5 * (text - uncond);
+    absl::StatusOr<SchedulerStepOutput> step = ddim->Step(guided, t, x);
+    ASSERT_TRUE(step.ok()) << step.status();
+    const at::Tensor fused =
+        kernels::GuidedDdimStep(x, uncond, text, 7.5, c->alpha_prod_t, c->alpha_prod_prev,
+                                kernels::PredictionType::kEpsilon);
+    EXPECT_LE(MaxAbs(fused, step->prev_sample), 1e-5) << "step " << i;
+  }
+  // Not offered where Step differs: noise (eta > 0), clipping, or another scheduler.
+  SchedulerOptions noisy;
+  noisy.eta = 1.0;
+  const at::Tensor t = ddim->timesteps()[0];
+  EXPECT_FALSE(Make("ddim", config, 10, noisy)->DeterministicDdimCoefficients(t).has_value());
+  SchedulerConfig clipped = config;
+  clipped.clip_sample = true;
+  EXPECT_FALSE(Make("ddim", clipped, 10)->DeterministicDdimCoefficients(t).has_value());
+  EXPECT_FALSE(Make("euler", config, 10)->DeterministicDdimCoefficients(t).has_value());
 }
 
 }  // namespace

@@ -2,10 +2,10 @@
 // exercise the same allocator (and run as fast) as dbtool and dreambooth-worker.
 #include <gtest/gtest.h>
 
-#include "worker/diffusion/caching_cpu_allocator.h"
+#include "kernels/caching_cpu_allocator.h"
 
 int main(int argc, char** argv) {
-  dreambooth::diffusion::InstallCachingCpuAllocator();
+  dreambooth::kernels::InstallCachingCpuAllocator();
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }

@@ -20,7 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "tests/train/test_util.h"
 #include "worker/diffusion/attention.h"
-#include "worker/diffusion/caching_cpu_allocator.h"
+#include "kernels/caching_cpu_allocator.h"
 #include "worker/diffusion/scheduler.h"
 #include "worker/diffusion/tiny_model.h"
 #include "worker/diffusion/unet_2d_condition.h"
@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
         "[--mixed-precision no|bf16]\n");
     return 2;
   }
-  dreambooth::diffusion::InstallCachingCpuAllocator();
+  dreambooth::kernels::InstallCachingCpuAllocator();
   const std::string config = argv[1];
   int steps = 20;
   int threads = 0;

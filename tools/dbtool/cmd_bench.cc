@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/fused_kernels.h"
 #include "tools/dbtool/bench_util.h"
 #include "tools/dbtool/command_registry.h"
 #include "tools/dbtool/sample_args.h"
@@ -30,7 +31,7 @@ namespace {
 constexpr char kUsage[] =
     "bench [--device cpu|cuda[:N]] [--dtype fp32|bf16|fp16] [--threads T] [--repeats R=5] "
     "[--warmup W=1] [--only NAME_SUBSTRING|attention|sd15] [--peak-tflops T] [--channels-last] "
-    "[--attention auto|math|chunked|sliced|sdpa] [--chunk ROWS] "
+    "[--attention auto|math|chunked|sliced|sdpa] [--chunk ROWS] [--fused-kernels none|all|LIST] "
     "[--mid-config tests/data/bench/mid/unet/config.json] [--tiny-a tests/data/fixtures/tiny-a]";
 
 // Whether --only selects any of `names`.
@@ -58,6 +59,10 @@ absl::Status ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       if (a == "--repeats") f->repeats = std::max<int64_t>(1, *n);
       if (a == "--warmup") f->warmup = std::max<int64_t>(0, *n);
       if (a == "--chunk") f->attention.query_chunk_size = *n;
+    } else if (a == "--fused-kernels") {
+      absl::StatusOr<kernels::FusedKernels> k = kernels::ParseFusedKernels(v);
+      if (!k.ok()) return k.status();
+      kernels::SetFusedKernels(*k);
     } else if (a == "--only") {
       f->only = v;
     } else if (a == "--attention") {

@@ -13,6 +13,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "kernels/fused_kernels.h"
 #include "tools/dbtool/command_registry.h"
 #include "tools/dbtool/parity_registry.h"
 #include "tools/dbtool/sample_args.h"
@@ -76,6 +77,13 @@ int RunParity(const std::vector<std::string>& args) {
         return 2;
       }
       dtype = *parsed;
+    } else if (args[i] == "--fused-kernels" && i + 1 < args.size()) {
+      absl::StatusOr<kernels::FusedKernels> parsed = kernels::ParseFusedKernels(args[++i]);
+      if (!parsed.ok()) {
+        std::fprintf(stderr, "dbtool parity: %s\n", std::string(parsed.status().message()).c_str());
+        return 2;
+      }
+      kernels::SetFusedKernels(*parsed);
     } else if (args[i] == "--attention" && i + 1 < args.size()) {
       std::optional<diffusion::AttentionBackend> backend =
           diffusion::ParseAttentionBackend(args[++i]);
@@ -89,7 +97,8 @@ int RunParity(const std::vector<std::string>& args) {
     } else {
       std::fprintf(stderr,
                    "usage: dbtool parity FIXTURE_DIR [--threads N] [--device D] "
-                   "[--dtype fp32|bf16|fp16] [--attention auto|math|chunked|sliced|sdpa]\n");
+                   "[--dtype fp32|bf16|fp16] [--attention auto|math|chunked|sliced|sdpa]\n"
+                   "                          [--fused-kernels none|all|LIST]\n");
       return 2;
     }
   }
@@ -194,15 +203,17 @@ int RunParity(const std::vector<std::string>& args) {
                  dir.c_str());
     return 2;
   }
-  std::printf("parity %s on %s in %s, attention %s: %d passed, %d failed, %d skipped\n", dir.c_str(),
+  std::printf("parity %s on %s in %s, attention %s, fused kernels %s: %d passed, %d failed, %d skipped\n", dir.c_str(),
               device.str().c_str(), c10::toString(dtype), diffusion::AttentionBackendName(attention.backend),
+              kernels::FusedKernelsName(kernels::ActiveFusedKernels()).c_str(),
               reporter.passes(), reporter.failures(), reporter.skips());
   return reporter.failures() == 0 ? 0 : 1;
 }
 
 DB_REGISTER_COMMAND({"parity",
                      "parity FIXTURE_DIR [--threads N] [--device cpu|cuda[:N]] "
-                     "[--dtype fp32|bf16|fp16] [--attention auto|math|chunked|sliced|sdpa]",
+                     "[--dtype fp32|bf16|fp16] [--attention auto|math|chunked|sliced|sdpa] "
+                     "[--fused-kernels none|all|LIST]",
                      "compare every component against the fixture's golden outputs", RunParity});
 
 }  // namespace

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "tools/dbtool/command_registry.h"
-#include "worker/diffusion/caching_cpu_allocator.h"
+#include "kernels/caching_cpu_allocator.h"
 
 namespace {
 
@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
     PrintUsage();
     return 2;
   }
-  dreambooth::diffusion::InstallCachingCpuAllocator();
+  dreambooth::kernels::InstallCachingCpuAllocator();
   std::vector<std::string> args(argv + 2, argv + argc);
   return it->second.run(args);
 }

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "worker/diffusion/memory_efficient_attention.h"
+#include "kernels/memory_efficient_attention.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -175,7 +175,7 @@ torch::Tensor ScaledDotProductAttention(const torch::Tensor& q, const torch::Ten
       const int64_t chunk = std::max<int64_t>(1, options.query_chunk_size);
       if (training_path) {
         if (!mask.defined() && (q.scalar_type() == at::kFloat || q.scalar_type() == at::kDouble)) {
-          return MemoryEfficientAttention(q, k, v, scale, chunk);
+          return kernels::MemoryEfficientAttention(q, k, v, scale, chunk);
         }
         return ChunkedAttentionGrad(q, k, v, scale, upcast, mask, chunk);
       }

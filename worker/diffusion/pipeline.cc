@@ -4,11 +4,14 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/util/Exception.h>
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "kernels/fused_kernels.h"
+#include "kernels/guided_ddim_step.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -126,6 +129,23 @@ absl::StatusOr<Text2ImageResult> Run(StableDiffusion& model, const Text2ImageOpt
     at::Tensor input = guided ? at::cat({latents, latents}, 0) : latents;
     ASSIGN_OR_RETURN(input, scheduler->ScaleModelInput(input, t));
     at::Tensor pred = model.unet->forward(input.to(dtype), t, context).to(at::kFloat);
+    // The fused guidance + DDIM step when switched on and exact for this step.
+    std::optional<Scheduler::DdimCoefficients> fused;
+    if (guided && o.guidance_rescale <= 0.0 && kernels::ActiveFusedKernels().guided_ddim_step) {
+      fused = scheduler->DeterministicDdimCoefficients(t);
+    }
+    if (fused) {
+      std::vector<at::Tensor> parts = pred.chunk(2, 0);  // uncond, cond
+      latents = kernels::GuidedDdimStep(
+          latents, parts[0].contiguous(), parts[1].contiguous(), o.guidance, fused->alpha_prod_t,
+          fused->alpha_prod_prev,
+          fused->v_prediction ? kernels::PredictionType::kVPrediction
+                              : kernels::PredictionType::kEpsilon);
+      if (o.on_step && !o.on_step(i, total, latents)) {
+        return absl::CancelledError(absl::StrCat("sampling cancelled after step ", i + 1));
+      }
+      continue;
+    }
     if (guided) {
       std::vector<at::Tensor> parts = pred.chunk(2, 0);  // uncond, cond
       at::Tensor guided_pred = parts[0] + o.guidance * (parts[1] - parts[0]);

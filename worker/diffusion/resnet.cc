@@ -4,6 +4,9 @@
 #include <torch/nn/functional/padding.h>
 #include <torch/nn/functional/upsampling.h>
 
+#include "kernels/fused_kernels.h"
+#include "kernels/group_norm_silu.h"
+
 namespace dreambooth::diffusion {
 namespace {
 
@@ -32,12 +35,24 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetBlock2DConfig& config)
   if (in != out) conv_shortcut = register_module("conv_shortcut", Conv(in, out, 1, 1, 0));
 }
 
+namespace {
+
+// silu(norm(x)): the fused kernel when switched on (kernels/fused_kernels.h), else LibTorch's ops.
+torch::Tensor NormSilu(torch::nn::GroupNorm& norm, const torch::Tensor& x, bool fused) {
+  if (!fused) return at::silu(norm(x));
+  const torch::nn::GroupNormOptions& o = norm->options;
+  return kernels::GroupNormSilu(x, o.num_groups(), norm->weight, norm->bias, o.eps());
+}
+
+}  // namespace
+
 torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
-  torch::Tensor h = conv1(at::silu(norm1(x)));  // [B, Cout, H, W]
+  const bool fused = kernels::ActiveFusedKernels().group_norm_silu;
+  torch::Tensor h = conv1(NormSilu(norm1, x, fused));  // [B, Cout, H, W]
   if (time_emb_proj && temb.defined()) {
     h = h + time_emb_proj(at::silu(temb)).unsqueeze(-1).unsqueeze(-1);  // + [B, Cout, 1, 1]
   }
-  h = conv2(at::silu(norm2(h)));
+  h = conv2(NormSilu(norm2, h, fused));
   torch::Tensor shortcut = conv_shortcut ? conv_shortcut(x) : x;
   torch::Tensor out = shortcut + h;
   if (output_scale_factor_ != 1.0) out = out / output_scale_factor_;

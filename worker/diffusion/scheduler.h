@@ -104,6 +104,19 @@ class Scheduler {
                                                    const at::Tensor& timestep,
                                                    const at::Tensor& sample,
                                                    at::Generator* generator = nullptr) = 0;
+
+  // When Step at `timestep` is exactly a deterministic DDIM update (DDIM, eta 0, no clipping or
+  // thresholding, epsilon or v prediction): its coefficients, for the fused guided step of
+  // kernels/guided_ddim_step.h. nullopt for every other scheduler or setting.
+  struct DdimCoefficients {
+    double alpha_prod_t = 1;
+    double alpha_prod_prev = 1;
+    bool v_prediction = false;
+  };
+  virtual std::optional<DdimCoefficients> DeterministicDdimCoefficients(
+      const at::Tensor& timestep) const {
+    return std::nullopt;
+  }
 };
 
 // Options that diffusers passes to step() rather than storing in the config.

@@ -63,6 +63,24 @@ class DdimScheduler : public DiscreteTimestepScheduler {
     return SchedulerStepOutput{prev_sample, pred_original_sample};
   }
 
+  std::optional<DdimCoefficients> DeterministicDdimCoefficients(
+      const at::Tensor& timestep) const override {
+    const bool v = config_.prediction_type == "v_prediction";
+    if (num_inference_steps_ == 0 || eta_ != 0 || config_.clip_sample || config_.thresholding ||
+        (!v && config_.prediction_type != "epsilon")) {
+      return std::nullopt;
+    }
+    const int64_t t = timestep.item<double>();
+    if (t < 0 || t >= config_.num_train_timesteps) return std::nullopt;
+    const int64_t prev_t = t - config_.num_train_timesteps / num_inference_steps_;
+    DdimCoefficients c;
+    c.alpha_prod_t = alphas_cumprod_[t].item<double>();
+    c.alpha_prod_prev =
+        (prev_t >= 0 ? alphas_cumprod_[prev_t] : final_alpha_cumprod_).item<double>();
+    c.v_prediction = v;
+    return c;
+  }
+
  private:
   const double eta_;
   at::Tensor final_alpha_cumprod_;

@@ -1,11 +1,11 @@
-#include "worker/diffusion/memory_efficient_attention.h"
+#include "kernels/memory_efficient_attention.h"
 
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 
-namespace dreambooth::diffusion {
+namespace dreambooth::kernels {
 namespace {
 
 // [B, H, N, D] -> contiguous [B*H, N, D].
@@ -104,4 +104,4 @@ at::Tensor MemoryEfficientAttention(const at::Tensor& q, const at::Tensor& k, co
   return out.view({q.size(0), q.size(1), q.size(2), q.size(3)});
 }
 
-}  // namespace dreambooth::diffusion
+}  // namespace dreambooth::kernels

@@ -1,17 +1,23 @@
 // The caching CPU allocator (installed by the test main): freed blocks are reused, contents and
 // alignment are what tensors need, and cached memory can be released.
-#include "worker/diffusion/caching_cpu_allocator.h"
+#include "kernels/caching_cpu_allocator.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
-namespace dreambooth::diffusion {
+namespace dreambooth::kernels {
 namespace {
 
+// db_torch_gtest_main installs it unless DB_CPU_ALLOCATOR=system asks for LibTorch's own.
 TEST(CachingCpuAllocator, IsInstalledByTheTestMain) {
-  EXPECT_TRUE(InstallCachingCpuAllocator());  // idempotent
+  const char* mode = std::getenv("DB_CPU_ALLOCATOR");
+  const bool system = mode != nullptr && std::string(mode) == "system";
+  EXPECT_EQ(CachingCpuAllocatorActive(), !system);
+  EXPECT_EQ(InstallCachingCpuAllocator(), !system);  // idempotent
 }
 
 TEST(CachingCpuAllocator, ReusesAFreedLargeBlock) {
@@ -69,4 +75,4 @@ TEST(CachingCpuAllocator, LiveBlocksAreCounted) {
 }
 
 }  // namespace
-}  // namespace dreambooth::diffusion
+}  // namespace dreambooth::kernels

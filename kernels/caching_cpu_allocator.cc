@@ -1,4 +1,4 @@
-#include "worker/diffusion/caching_cpu_allocator.h"
+#include "kernels/caching_cpu_allocator.h"
 
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace dreambooth::diffusion {
+namespace dreambooth::kernels {
 namespace {
 
 constexpr size_t kAlignment = 64;              // what LibTorch's allocator guarantees
@@ -154,6 +154,10 @@ bool InstallCachingCpuAllocator() {
   return g_installed;
 }
 
+bool CachingCpuAllocatorActive() {
+  return c10::GetCPUAllocator() == CachingCpuAllocator::Instance();
+}
+
 CpuAllocatorStats GetCpuAllocatorStats() {
   if (!g_installed) return {};
   return CachingCpuAllocator::Instance()->Stats();
@@ -163,4 +167,4 @@ void ReleaseCachedCpuMemory() {
   if (g_installed) CachingCpuAllocator::Instance()->ReleaseAll();
 }
 
-}  // namespace dreambooth::diffusion
+}  // namespace dreambooth::kernels

@@ -10,12 +10,12 @@
 //
 // Thread-safe. Set DB_CPU_ALLOCATOR=system to keep LibTorch's allocator (A/B measurements);
 // DB_CPU_ALLOCATOR_CACHE_MB caps the idle bytes kept (default 4096).
-#ifndef WORKER_DIFFUSION_CACHING_CPU_ALLOCATOR_H_
-#define WORKER_DIFFUSION_CACHING_CPU_ALLOCATOR_H_
+#ifndef DREAMBOOTH_KERNELS_CACHING_CPU_ALLOCATOR_H_
+#define DREAMBOOTH_KERNELS_CACHING_CPU_ALLOCATOR_H_
 
 #include <cstddef>
 
-namespace dreambooth::diffusion {
+namespace dreambooth::kernels {
 
 // Makes the caching allocator LibTorch's CPU allocator, unless DB_CPU_ALLOCATOR=system. Idempotent;
 // call it at the start of main(), before tensors are created (tensors allocated earlier are still
@@ -31,9 +31,12 @@ struct CpuAllocatorStats {
 };
 CpuAllocatorStats GetCpuAllocatorStats();
 
+// Whether LibTorch's CPU allocator is the caching allocator now (without installing it).
+bool CachingCpuAllocatorActive();
+
 // Returns every idle cached block to the system (e.g. between jobs).
 void ReleaseCachedCpuMemory();
 
-}  // namespace dreambooth::diffusion
+}  // namespace dreambooth::kernels
 
-#endif  // WORKER_DIFFUSION_CACHING_CPU_ALLOCATOR_H_
+#endif  // DREAMBOOTH_KERNELS_CACHING_CPU_ALLOCATOR_H_
