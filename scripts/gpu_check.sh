@@ -5,8 +5,8 @@
 # parity fixtures in float32 (the fixtures' own tolerances) with every attention backend and in
 # bf16 (and fp16 on CUDA) within the stated reduced-precision tolerances (docs/diffusion-io.md), the
 # kernels' tests, the device test and the benchmarks in float32 and bf16 (on CUDA also the SD
-# 1.5-size suite at 512x512 with TFLOP/s and fraction of peak), and writes every result into
-# one file.
+# 1.5-size suite at 512x512 with TFLOP/s and fraction of peak, channels_last, the fused kernels
+# and CUDA graphs, each beside the plain run), and writes every result into one file.
 #
 # usage: scripts/gpu_check.sh [--device cuda|cuda:N|cpu] [--out FILE] [--python PY]
 #                             [--deps-root DIR] [--build-dir DIR] [--jobs N] [--quick]
@@ -92,7 +92,7 @@ if [[ -n "$DEPS" ]]; then
   export PKG_CONFIG_SYSROOT_DIR="$DEPS" PKG_CONFIG_LIBDIR="$LIBDIR/pkgconfig:$DEPS/usr/share/pkgconfig"
 fi
 step configure cmake "${CMAKE_ARGS[@]}"
-TEST_TARGETS=(diffusion_device_test)
+TEST_TARGETS=(diffusion_device_test diffusion_cuda_graph_unet_test)
 for t in tests/kernels/*_test.cc; do [[ -e "$t" ]] && TEST_TARGETS+=("kernels_$(basename "$t" .cc)"); done
 step build cmake --build "$BUILD" -j "$JOBS" --target dbtool "${TEST_TARGETS[@]}"
 
@@ -134,6 +134,14 @@ if [[ $QUICK -eq 0 ]]; then
       --repeats 3 --peak-tflops "$PEAK_BF16" --fused-kernels all
     step parity-tiny-a-fused "$DBTOOL" parity tests/data/fixtures/tiny-a --device "$DEVICE" \
       --fused-kernels all
+    # CUDA graphs for the sampling loop's UNet call: the goldens still pass, and the time of 50
+    # guided steps with and without them.
+    step parity-tiny-a-cuda-graphs "$DBTOOL" parity tests/data/fixtures/tiny-a \
+      --device "$DEVICE" --cuda-graphs
+    step bench-sd15-sample-bf16-cuda-graphs "$DBTOOL" bench --device "$DEVICE" --dtype bf16 \
+      --only sd15_sample --repeats 3 --peak-tflops "$PEAK_BF16" --cuda-graphs
+    step bench-tiny-sample-cuda-graphs "$DBTOOL" bench --device "$DEVICE" --only sample_tiny \
+      --repeats 3 --cuda-graphs
   fi
 fi
 log ""

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tools/dbtool/bench_util.h"
+#include "worker/diffusion/cuda_graph_unet.h"
 #include "worker/diffusion/device.h"
 #include "worker/diffusion/scheduler.h"
 #include "worker/diffusion/sd15_config.h"
@@ -96,12 +97,23 @@ absl::Status BenchInference(const BenchFlags& f, const diffusion::UNet2DConditio
             return;
           }
           at::Tensor latents = at::randn({1, 4, kLatent, kLatent}).to(f.device);
+          std::unique_ptr<diffusion::CudaGraphUNet> graph;
+          if (f.cuda_graphs) graph = std::make_unique<diffusion::CudaGraphUNet>(unet);
           const at::Tensor timesteps = (*s)->timesteps();
           for (int64_t i = 0; i < timesteps.size(0); ++i) {
             const at::Tensor step_t = timesteps[i];
             at::Tensor in = at::cat({latents, latents}).to(f.dtype);
-            const at::Tensor eps =
-                unet->forward(in, step_t.to(f.device).expand({2}), ctx).to(at::kFloat);
+            at::Tensor eps;
+            if (graph != nullptr) {
+              absl::StatusOr<at::Tensor> out = graph->Forward(in, step_t.expand({2}), ctx);
+              if (!out.ok()) {
+                failure = out.status();
+                return;
+              }
+              eps = out->to(at::kFloat);
+            } else {
+              eps = unet->forward(in, step_t.to(f.device).expand({2}), ctx).to(at::kFloat);
+            }
             const std::vector<at::Tensor> parts = eps.chunk(2);
             const at::Tensor guided = parts[0] + 7.5 * (parts[1] - parts[0]);
             absl::StatusOr<diffusion::SchedulerStepOutput> out =

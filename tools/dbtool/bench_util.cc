@@ -8,7 +8,10 @@
 #include <chrono>
 #include <cstdio>
 #include <set>
+#include <string>
 #include <vector>
+
+#include "kernels/fused_kernels.h"
 
 namespace dreambooth::dbtool {
 
@@ -48,13 +51,18 @@ double Measure(const BenchFlags& f, const std::string& name, const std::function
   std::sort(ms.begin(), ms.end());
   const double median =
       ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+  const kernels::FusedKernels fused = kernels::ActiveFusedKernels();
+  const std::string fused_note = fused.group_norm_silu || fused.guided_ddim_step
+                                     ? ", fused=" + kernels::FusedKernelsName(fused)
+                                     : "";
   std::printf(
       "%-28s median %10.2f ms  min %10.2f  max %10.2f  (n=%lld, %s, %s, threads=%d, "
-      "attention=%s%s)",
+      "attention=%s%s%s%s)",
       name.c_str(), median, ms.front(), ms.back(), static_cast<long long>(ms.size()),
       f.device.str().c_str(), c10::toString(f.dtype), at::get_num_threads(),
       diffusion::AttentionBackendName(f.attention.backend),
-      f.channels_last ? ", channels_last" : "");
+      f.channels_last ? ", channels_last" : "", f.cuda_graphs ? ", cuda_graphs" : "",
+      fused_note.c_str());
   if (flops > 0) {
     const double tflops = flops / (median * 1e-3) / 1e12;
     std::printf("  %.3f TFLOP/step, %.2f TFLOP/s", flops / 1e12, tflops);

@@ -29,6 +29,7 @@ struct BenchFlags {
   c10::ScalarType dtype = c10::kFloat;  // of the models' weights and inputs
   double peak_tflops = 0;               // the device's peak for --dtype; 0 = unknown
   bool channels_last = false;           // UNet weights and inputs in channels_last
+  bool cuda_graphs = false;             // sampling replays the UNet as a CUDA graph (CUDA only)
 };
 
 // With --channels-last: `module`'s 4-D parameters in channels_last memory format.

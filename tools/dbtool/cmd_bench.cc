@@ -31,7 +31,7 @@ namespace {
 constexpr char kUsage[] =
     "bench [--device cpu|cuda[:N]] [--dtype fp32|bf16|fp16] [--threads T] [--repeats R=5] "
     "[--warmup W=1] [--only NAME_SUBSTRING|attention|sd15] [--peak-tflops T] [--channels-last] "
-    "[--attention auto|math|chunked|sliced|sdpa] [--chunk ROWS] [--fused-kernels none|all|LIST] "
+    "[--attention auto|math|chunked|sliced|sdpa] [--chunk ROWS] [--fused-kernels none|all|LIST] [--cuda-graphs] "
     "[--mid-config tests/data/bench/mid/unet/config.json] [--tiny-a tests/data/fixtures/tiny-a]";
 
 // Whether --only selects any of `names`.
@@ -48,6 +48,10 @@ absl::Status ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
     const std::string& a = args[i];
     if (a == "--channels-last") {
       f->channels_last = true;
+      continue;
+    }
+    if (a == "--cuda-graphs") {
+      f->cuda_graphs = true;
       continue;
     }
     if (i + 1 >= args.size()) return absl::InvalidArgumentError(a + " needs a value");
@@ -148,6 +152,7 @@ absl::Status BenchTinyA(const BenchFlags& f) {
   options.scheduler = "ddim";
   options.width = 64;
   options.height = 64;
+  options.cuda_graphs = f.cuda_graphs;
   // tiny-a's text encoder has a 1000-id vocabulary: use synthetic ids shaped like a prompt
   // (BOS 998, body, EOS/pad 999), as its goldens do.
   at::Tensor ids = at::full({1, 77}, 999, at::kLong);

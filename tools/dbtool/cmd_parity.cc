@@ -56,6 +56,7 @@ int RunParity(const std::vector<std::string>& args) {
   std::string dir;
   at::Device device = at::kCPU;
   at::ScalarType dtype = at::kFloat;
+  bool cuda_graphs = false;
   diffusion::AttentionOptions attention;
   for (size_t i = 0; i < args.size(); ++i) {
     int threads = 0;
@@ -77,6 +78,8 @@ int RunParity(const std::vector<std::string>& args) {
         return 2;
       }
       dtype = *parsed;
+    } else if (args[i] == "--cuda-graphs") {
+      cuda_graphs = true;
     } else if (args[i] == "--fused-kernels" && i + 1 < args.size()) {
       absl::StatusOr<kernels::FusedKernels> parsed = kernels::ParseFusedKernels(args[++i]);
       if (!parsed.ok()) {
@@ -98,7 +101,7 @@ int RunParity(const std::vector<std::string>& args) {
       std::fprintf(stderr,
                    "usage: dbtool parity FIXTURE_DIR [--threads N] [--device D] "
                    "[--dtype fp32|bf16|fp16] [--attention auto|math|chunked|sliced|sdpa]\n"
-                   "                          [--fused-kernels none|all|LIST]\n");
+                   "                          [--fused-kernels none|all|LIST] [--cuda-graphs]\n");
       return 2;
     }
   }
@@ -155,6 +158,7 @@ int RunParity(const std::vector<std::string>& args) {
     context.model = get_model;
     context.device = device;
     context.dtype = dtype;
+    context.cuda_graphs = cuda_graphs;
     context.reduced_precision = ReducedPrecisionTolerance(dtype);
     return context;
   };
@@ -213,7 +217,7 @@ int RunParity(const std::vector<std::string>& args) {
 DB_REGISTER_COMMAND({"parity",
                      "parity FIXTURE_DIR [--threads N] [--device cpu|cuda[:N]] "
                      "[--dtype fp32|bf16|fp16] [--attention auto|math|chunked|sliced|sdpa] "
-                     "[--fused-kernels none|all|LIST]",
+                     "[--fused-kernels none|all|LIST] [--cuda-graphs]",
                      "compare every component against the fixture's golden outputs", RunParity});
 
 }  // namespace

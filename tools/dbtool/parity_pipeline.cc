@@ -53,6 +53,7 @@ void RunPipeline(const ParityContext& ctx, ParityReporter& r) {
     options.prompt_ids = *prompt_ids;
     options.negative_prompt_ids = *negative_ids;
     options.initial_latents = *latents;
+    options.cuda_graphs = ctx.cuda_graphs;
     options.scheduler = scheduler;
     // diffusers lists N + 1 timesteps for N PNDM steps: the description's num_inference_steps
     // is the step count when it is there.

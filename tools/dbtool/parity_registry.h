@@ -82,6 +82,7 @@ struct ParityContext {
   // uses the fixture's tolerances. In bf16/fp16 the model checks use `reduced_precision`.
   at::ScalarType dtype = at::kFloat;
   Tolerance reduced_precision;
+  bool cuda_graphs = false;  // pipeline runs replay the UNet as a CUDA graph (on CUDA)
 
   // `t` (a golden input) moved to `device`.
   at::Tensor OnDevice(const at::Tensor& t) const { return t.to(device); }

@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/util/Exception.h>
 
+#include <memory>
 #include <optional>
 #include <utility>
 
@@ -12,6 +13,7 @@
 #include "common/status_macros.h"
 #include "kernels/fused_kernels.h"
 #include "kernels/guided_ddim_step.h"
+#include "worker/diffusion/cuda_graph_unet.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -123,12 +125,20 @@ absl::StatusOr<Text2ImageResult> Run(StableDiffusion& model, const Text2ImageOpt
 
   const at::Tensor timesteps = scheduler->timesteps();
   result.timesteps = timesteps.clone();
+  std::unique_ptr<CudaGraphUNet> graph_unet;
+  if (o.cuda_graphs && device.is_cuda()) graph_unet = std::make_unique<CudaGraphUNet>(model.unet);
   const int64_t total = timesteps.size(0);
   for (int64_t i = 0; i < total; ++i) {
     const at::Tensor t = timesteps[i];
     at::Tensor input = guided ? at::cat({latents, latents}, 0) : latents;
     ASSIGN_OR_RETURN(input, scheduler->ScaleModelInput(input, t));
-    at::Tensor pred = model.unet->forward(input.to(dtype), t, context).to(at::kFloat);
+    at::Tensor pred;
+    if (graph_unet != nullptr) {
+      ASSIGN_OR_RETURN(pred, graph_unet->Forward(input.to(dtype), t, context));
+      pred = pred.to(at::kFloat);
+    } else {
+      pred = model.unet->forward(input.to(dtype), t, context).to(at::kFloat);
+    }
     // The fused guidance + DDIM step when switched on and exact for this step.
     std::optional<Scheduler::DdimCoefficients> fused;
     if (guided && o.guidance_rescale <= 0.0 && kernels::ActiveFusedKernels().guided_ddim_step) {

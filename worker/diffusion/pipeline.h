@@ -29,6 +29,8 @@ struct Text2ImageOptions {
   int64_t height = 0;  // likewise
   int64_t num_images_per_prompt = 1;
   int64_t clip_skip = 0;  // see CLIPTextModel::forward
+  // On CUDA, replay the UNet call as a CUDA graph (cuda_graph_unet.h); ignored on the CPU.
+  bool cuda_graphs = false;
 
   // Optional overrides for reproducing a reference run. Token ids [P, 77] replace the tokenizer
   // output for prompts / negative prompts (then `prompts` may be empty: P comes from the ids).
