@@ -1,5 +1,5 @@
 // Coalesces workers' PROGRESS events so that each job's progress is written to SQLite at most
-// once per interval (DESIGN.md: "Progress writes are coalesced (<= 1/s/job)"). A PROGRESS-only
+// once per interval (one write per second per job; docs/architecture.md, "A job"). A PROGRESS-only
 // report inside the interval is held in memory (the newest replaces older ones); it is written
 // before the job's next non-progress write, by Flush() before a lease-ending call, or by
 // FlushDue() from the sweeper once the interval has passed. Thread-safe.

@@ -1,5 +1,5 @@
 // The job queue: jobs, their numbered event logs, fenced leases and committed checkpoints, in
-// SQLite (see DESIGN.md "Job lifecycle" and "Storage rules").
+// SQLite (see docs/architecture.md, "A job" and "Who owns what").
 //
 // Every method takes the current time explicitly (Unix ms) so behaviour is deterministic under
 // test. Thread-safe (all state lives in the Database).

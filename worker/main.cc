@@ -159,8 +159,8 @@ int main(int argc, char** argv) {
   dreambooth::worker::WorkerLoops loops(context);
   std::cerr << "dreambooth-worker " << options.worker_id << ": server " << options.server
             << ", device " << options.device << " (samples in " << c10::toString(*sample_dtype)
-            << "), model root '" << options.model_root
-            << "', cache " << options.cache_dir << std::endl;
+            << "), model root '" << options.model_root << "', cache " << options.cache_dir
+            << std::endl;
   loops.Start();
 
   std::thread signal_thread([&] {

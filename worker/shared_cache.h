@@ -1,6 +1,6 @@
 // Keeps a worker's local caches (class images, VAE latents) in step with the server's shared
 // cache entries (WorkerGateway GetCacheEntry / PutCacheEntry + blobs), so a job on any worker
-// reuses what an earlier job on any worker produced (DESIGN.md "Caches shared across jobs").
+// reuses what an earlier job on any worker produced (docs/architecture.md, "Who owns what").
 //
 // Server keys:
 //   classimg/v1/<train::ClassImageStoreKey>  items "<NNNNNN>.png" (the store folder's images)

@@ -1,4 +1,4 @@
-// Runs one TRAIN task through the job's stages, as the worker's side of DESIGN.md's job
+// Runs one TRAIN task through the job's stages, as the worker's side of docs/architecture.md's job
 // lifecycle:
 //   PREPARING: fetch and decode-check the instance / class images (an undecodable image fails
 //     the job without retries), load the base model, map the spec, fetch the resume checkpoint;

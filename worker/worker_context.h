@@ -21,7 +21,8 @@ struct WorkerOptions {
   std::string model_root;  // folder of diffusers model folders ("" => only "tiny")
   std::string cache_dir;   // local caches and per-job work folders
   std::string device = "cpu";
-  std::string sample_dtype = "auto";  // Sample RPCs' weight dtype (diffusion::ResolveInferenceDtype)
+  std::string sample_dtype =
+      "auto";             // Sample RPCs' weight dtype (diffusion::ResolveInferenceDtype)
   std::string worker_id;  // default "<hostname>/<pid>"
   int num_threads = 0;    // LibTorch intra-op threads (0 = LibTorch's default)
   int64_t sample_cache_bytes = int64_t{4} << 30;  // ModelCache budget

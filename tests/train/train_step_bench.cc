@@ -18,9 +18,9 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
+#include "kernels/caching_cpu_allocator.h"
 #include "tests/train/test_util.h"
 #include "worker/diffusion/attention.h"
-#include "kernels/caching_cpu_allocator.h"
 #include "worker/diffusion/scheduler.h"
 #include "worker/diffusion/tiny_model.h"
 #include "worker/diffusion/unet_2d_condition.h"

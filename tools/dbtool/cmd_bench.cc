@@ -31,7 +31,8 @@ namespace {
 constexpr char kUsage[] =
     "bench [--device cpu|cuda[:N]] [--dtype fp32|bf16|fp16] [--threads T] [--repeats R=5] "
     "[--warmup W=1] [--only NAME_SUBSTRING|attention|sd15] [--peak-tflops T] [--channels-last] "
-    "[--attention auto|math|chunked|sliced|sdpa] [--chunk ROWS] [--fused-kernels none|all|LIST] [--cuda-graphs] "
+    "[--attention auto|math|chunked|sliced|sdpa] [--chunk ROWS] [--fused-kernels none|all|LIST] "
+    "[--cuda-graphs] "
     "[--mid-config tests/data/bench/mid/unet/config.json] [--tiny-a tests/data/fixtures/tiny-a]";
 
 // Whether --only selects any of `names`.

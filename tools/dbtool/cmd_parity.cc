@@ -33,7 +33,8 @@ constexpr double kFp16RelL2 = 1e-2;
 
 // What model outputs must meet when the model runs in bf16 or fp16: relative L2 error against
 // the float32 golden (max_abs is not bounded: a few outliers of 1-2 ulps of the output's range are
-// expected). Chosen from measurements on tiny-a (docs/diffusion-io.md); float32 stays the parity mode.
+// expected). Chosen from measurements on tiny-a (docs/diffusion-io.md); float32 stays the parity
+// mode.
 Tolerance ReducedPrecisionTolerance(at::ScalarType dtype) {
   if (dtype == at::kBFloat16) return Tolerance::RelL2(kBf16RelL2);
   if (dtype == at::kHalf) return Tolerance::RelL2(kFp16RelL2);
@@ -207,10 +208,12 @@ int RunParity(const std::vector<std::string>& args) {
                  dir.c_str());
     return 2;
   }
-  std::printf("parity %s on %s in %s, attention %s, fused kernels %s: %d passed, %d failed, %d skipped\n", dir.c_str(),
-              device.str().c_str(), c10::toString(dtype), diffusion::AttentionBackendName(attention.backend),
-              kernels::FusedKernelsName(kernels::ActiveFusedKernels()).c_str(),
-              reporter.passes(), reporter.failures(), reporter.skips());
+  std::printf(
+      "parity %s on %s in %s, attention %s, fused kernels %s: %d passed, %d failed, %d skipped\n",
+      dir.c_str(), device.str().c_str(), c10::toString(dtype),
+      diffusion::AttentionBackendName(attention.backend),
+      kernels::FusedKernelsName(kernels::ActiveFusedKernels()).c_str(), reporter.passes(),
+      reporter.failures(), reporter.skips());
   return reporter.failures() == 0 ? 0 : 1;
 }
 

@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "tools/dbtool/command_registry.h"
 #include "kernels/caching_cpu_allocator.h"
+#include "tools/dbtool/command_registry.h"
 
 namespace {
 

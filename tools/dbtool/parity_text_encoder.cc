@@ -21,7 +21,8 @@ void RunTextEncoder(const ParityContext& ctx, ParityReporter& r) {
     };
     for (const auto& [name, actual] : outputs) {
       if (const at::Tensor* expected = ctx.Get(name, r)) {
-        r.Compare(std::string("text_encoder/") + name, actual, *expected, ctx.ModelToleranceFor(name));
+        r.Compare(std::string("text_encoder/") + name, actual, *expected,
+                  ctx.ModelToleranceFor(name));
       }
     }
   } catch (const c10::Error& e) {

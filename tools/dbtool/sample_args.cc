@@ -31,7 +31,8 @@ absl::StatusOr<at::Device> ParseDeviceFlag(const std::string& value) {
 
 absl::StatusOr<at::ScalarType> ParseDtypeFlag(const std::string& value) {
   absl::StatusOr<at::ScalarType> dtype = diffusion::ParseDtype(value);
-  if (!dtype.ok()) return absl::InvalidArgumentError(absl::StrCat("--dtype: ", dtype.status().message()));
+  if (!dtype.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--dtype: ", dtype.status().message()));
   return dtype;
 }
 

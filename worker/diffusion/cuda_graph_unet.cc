@@ -33,8 +33,8 @@ CudaGraphUNet::CudaGraphUNet(UNet2DConditionModel unet) : unet_(std::move(unet))
 CudaGraphUNet::~CudaGraphUNet() = default;
 
 absl::StatusOr<at::Tensor> CudaGraphUNet::Forward(const at::Tensor& sample,
-                                                   const at::Tensor& timestep,
-                                                   const at::Tensor& context) {
+                                                  const at::Tensor& timestep,
+                                                  const at::Tensor& context) {
   if (!sample.is_cuda()) {
     return absl::FailedPreconditionError(
         absl::StrCat("CUDA graphs need CUDA tensors, got a sample on ", sample.device().str()));

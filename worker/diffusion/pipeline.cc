@@ -146,11 +146,10 @@ absl::StatusOr<Text2ImageResult> Run(StableDiffusion& model, const Text2ImageOpt
     }
     if (fused) {
       std::vector<at::Tensor> parts = pred.chunk(2, 0);  // uncond, cond
-      latents = kernels::GuidedDdimStep(
-          latents, parts[0].contiguous(), parts[1].contiguous(), o.guidance, fused->alpha_prod_t,
-          fused->alpha_prod_prev,
-          fused->v_prediction ? kernels::PredictionType::kVPrediction
-                              : kernels::PredictionType::kEpsilon);
+      latents = kernels::GuidedDdimStep(latents, parts[0].contiguous(), parts[1].contiguous(),
+                                        o.guidance, fused->alpha_prod_t, fused->alpha_prod_prev,
+                                        fused->v_prediction ? kernels::PredictionType::kVPrediction
+                                                            : kernels::PredictionType::kEpsilon);
       if (o.on_step && !o.on_step(i, total, latents)) {
         return absl::CancelledError(absl::StrCat("sampling cancelled after step ", i + 1));
       }

@@ -22,14 +22,14 @@ namespace {
 
 nlohmann::json KeyJson(const std::string& model_digest, const ClassImageOptions& o) {
   nlohmann::json key{{"model_digest", model_digest},
-                        {"prompt", o.prompt},
-                        {"negative_prompt", o.sampler.negative_prompt},
-                        {"resolution", o.resolution},
-                        {"scheduler", o.sampler.scheduler},
-                        {"num_inference_steps", o.sampler.num_inference_steps},
-                        {"guidance_scale", o.sampler.guidance_scale},
-                        {"eta", o.sampler.eta},
-                        {"batch_size", o.batch_size}};
+                     {"prompt", o.prompt},
+                     {"negative_prompt", o.sampler.negative_prompt},
+                     {"resolution", o.resolution},
+                     {"scheduler", o.sampler.scheduler},
+                     {"num_inference_steps", o.sampler.num_inference_steps},
+                     {"guidance_scale", o.sampler.guidance_scale},
+                     {"eta", o.sampler.eta},
+                     {"batch_size", o.batch_size}};
   // Only a reduced precision is named, so float32 stores keep the keys they always had.
   if (o.precision != MixedPrecision::kNo) key["precision"] = MixedPrecisionName(o.precision);
   return key;

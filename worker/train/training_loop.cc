@@ -300,9 +300,9 @@ absl::Status Loop::AfterStep(int64_t done) {
   e.kind = CheckpointEvent::Kind::kSampleable;
   if (checkpoint && done < o_.max_train_steps) {
     RETURN_IF_ERROR(c_.frozen.WithFloat32Weights(c_.model, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(e.path, WriteSampleableCheckpoint(c_.model, o_.CheckpointRoot(), done,
-                                                         images, o_.checkpoints_total_limit,
-                                                         &e.validation_images));
+      ASSIGN_OR_RETURN(e.path,
+                       WriteSampleableCheckpoint(c_.model, o_.CheckpointRoot(), done, images,
+                                                 o_.checkpoints_total_limit, &e.validation_images));
       return absl::OkStatus();
     }));
   } else if (!images.empty()) {
