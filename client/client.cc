@@ -1,6 +1,5 @@
 #include "client/client.h"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <chrono>
@@ -13,6 +12,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 
 namespace dreambooth::client {
 namespace {
@@ -24,22 +24,6 @@ bool IsRetryable(grpc::StatusCode code) { return code == grpc::StatusCode::UNAVA
 bool IsStreamResumable(grpc::StatusCode code) {
   return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
          code == grpc::StatusCode::INTERNAL || code == grpc::StatusCode::UNKNOWN;
-}
-
-std::string Sha256File(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(kChunk);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, out, &len);
-  EVP_MD_CTX_free(ctx);
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(out), len));
 }
 
 }  // namespace
@@ -319,10 +303,11 @@ absl::StatusOr<v1::Checkpoint> Client::DownloadCheckpoint(const std::string& che
     if (f.size_bytes() == 0) {
       std::ofstream(path, std::ios::binary | std::ios::trunc).close();
     }
-    const std::string digest = Sha256File(path);
-    if (digest != f.digest()) {
+    absl::StatusOr<std::string> digest = Sha256File(path);
+    if (!digest.ok()) return digest.status();
+    if (*digest != f.digest()) {
       return absl::DataLossError(
-          absl::StrCat("downloaded ", f.path(), " hashes to ", digest, ", expected ", f.digest()));
+          absl::StrCat("downloaded ", f.path(), " hashes to ", *digest, ", expected ", f.digest()));
     }
   }
   return manifest;

@@ -8,10 +8,10 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/status_macros.h"
 #include "server/sample_broker.h"
 #include "server/spec_validation.h"
-#include "storage/crypto.h"
 
 namespace dreambooth::server {
 namespace {
@@ -39,7 +39,7 @@ absl::StatusOr<std::unique_ptr<Backend>> Backend::Open(const ServerOptions& opti
   b->samples_ = std::make_unique<SampleBroker>();
   b->progress_ = std::make_unique<ProgressCoalescer>(b->jobs_.get(), options.progress_interval_ms);
   ASSIGN_OR_RETURN(b->page_token_key_,
-                   b->catalog_->GetOrCreateMeta("page_token_key", storage::RandomHex(32)));
+                   b->catalog_->GetOrCreateMeta("page_token_key", RandomHex(32)));
   return b;
 }
 
@@ -118,7 +118,7 @@ std::string Backend::EncodePageToken(const std::string& kind, int64_t cursor) co
   std::string payload(8, '\0');
   for (int i = 0; i < 8; ++i) payload[i] = static_cast<char>((cursor >> (56 - 8 * i)) & 0xFF);
   const std::string mac =
-      storage::HmacSha256(page_token_key_, absl::StrCat(kind, "|", payload)).substr(0, kMacBytes);
+      HmacSha256(page_token_key_, absl::StrCat(kind, "|", payload)).substr(0, kMacBytes);
   std::string token;
   absl::WebSafeBase64Escape(payload + mac, &token);
   return token;
@@ -136,7 +136,7 @@ absl::StatusOr<int64_t> Backend::DecodePageToken(const std::string& kind,
   }
   const std::string payload = raw.substr(0, 8);
   const std::string mac =
-      storage::HmacSha256(page_token_key_, absl::StrCat(kind, "|", payload)).substr(0, kMacBytes);
+      HmacSha256(page_token_key_, absl::StrCat(kind, "|", payload)).substr(0, kMacBytes);
   unsigned char diff = 0;
   for (size_t i = 0; i < kMacBytes; ++i) diff |= raw[8 + i] ^ mac[i];
   if (diff != 0) return kBad;

@@ -1,8 +1,8 @@
 // WorkerGateway's streaming blob calls: ReadBlob (server stream) and WriteBlob (client stream).
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "server/convert.h"
 #include "server/worker_gateway_service.h"
-#include "storage/crypto.h"
 
 namespace dreambooth::server {
 namespace {
@@ -90,7 +90,7 @@ class WriteBlobReactor : public grpc::ServerReadReactor<v1::WriteBlobRequest> {
     if (request_.has_header()) {
       if (writer_ != nullptr) return absl::InvalidArgumentError("header may only be sent once");
       header_ = request_.header();
-      if (!header_.sha256().empty() && !storage::IsSha256Hex(header_.sha256())) {
+      if (!header_.sha256().empty() && !IsSha256Hex(header_.sha256())) {
         return absl::InvalidArgumentError("header.sha256 must be 64 lower-case hex characters");
       }
       if (header_.size_bytes() < 0) {

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "storage/crypto.h"
+#include "common/crypto.h"
 
 namespace dreambooth::server {
 namespace {
@@ -12,7 +12,7 @@ constexpr char kTokenPrefix[] = "st_";
 
 std::string SampleBroker::Enqueue(Task task, Sink* sink) {
   std::lock_guard<std::mutex> lock(mu_);
-  task.id = absl::StrCat("sample_", storage::RandomHex(8));
+  task.id = absl::StrCat("sample_", RandomHex(8));
   const std::string id = task.id;
   tasks_[id] = Entry{std::move(task), sink, false};
   queue_.push_back(id);
@@ -42,7 +42,7 @@ std::optional<SampleBroker::Task> SampleBroker::Lease(const std::string& worker_
       continue;
     }
     entry.leased = true;
-    entry.task.token = absl::StrCat(kTokenPrefix, storage::RandomHex(16));
+    entry.task.token = absl::StrCat(kTokenPrefix, RandomHex(16));
     entry.task.expires_ms = now_ms + ttl_ms;
     entry.task.worker_id = worker_id;
     queue_.erase(q);

@@ -4,10 +4,10 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/status_macros.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
-#include "storage/crypto.h"
 
 namespace dreambooth::server {
 namespace {
@@ -201,7 +201,7 @@ absl::StatusOr<v1::JobSpec> ValidateAndResolveSpec(const v1::JobSpec& in) {
                             false));
   RETURN_IF_ERROR(RealField(&s, "spec.adam_epsilon", &S::has_adam_epsilon, &S::adam_epsilon,
                             &S::set_adam_epsilon, 1e-8, 0, true, 1, false));
-  if (!s.has_seed()) s.set_seed(std::stoull(storage::RandomHex(7), nullptr, 16));
+  if (!s.has_seed()) s.set_seed(std::stoull(RandomHex(7), nullptr, 16));
   if (!v1::MixedPrecision_IsValid(s.mixed_precision())) {
     return Invalid("spec.mixed_precision", "a known MixedPrecision",
                    absl::StrCat(s.mixed_precision()));
@@ -241,7 +241,7 @@ std::string SpecFingerprint(const v1::JobSpec& spec) {
     coded.SetSerializationDeterministic(true);
     spec.SerializeToCodedStream(&coded);
   }
-  return storage::Sha256Hex(bytes);
+  return Sha256Hex(bytes);
 }
 
 }  // namespace dreambooth::server

@@ -3,11 +3,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/image/image.h"
 #include "common/status_macros.h"
 #include "server/convert.h"
 #include "server/reactors.h"
-#include "storage/crypto.h"
 
 namespace dreambooth::server {
 namespace {
@@ -77,7 +77,7 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadImagesRequest> {
           return absl::InvalidArgumentError(
               absl::StrCat("file.size_bytes of '", header.name(), "' must be >= 0"));
         }
-        if (!header.sha256().empty() && !storage::IsSha256Hex(header.sha256())) {
+        if (!header.sha256().empty() && !IsSha256Hex(header.sha256())) {
           return absl::InvalidArgumentError(absl::StrCat("file.sha256 of '", header.name(),
                                                          "' must be 64 lower-case hex characters"));
         }

@@ -4,10 +4,10 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/status_macros.h"
 #include "server/convert.h"
 #include "server/sample_broker.h"
-#include "storage/crypto.h"
 
 namespace dreambooth::server {
 namespace {
@@ -56,7 +56,7 @@ absl::Status CheckRelativePath(const std::string& path) {
 
 absl::Status CheckBlob(Backend* backend, const std::string& field, const std::string& digest,
                        int64_t size) {
-  if (!storage::IsSha256Hex(digest)) {
+  if (!IsSha256Hex(digest)) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, " '", digest.substr(0, 80), "' is not a hex SHA-256"));
   }

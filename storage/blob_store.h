@@ -14,7 +14,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "storage/crypto.h"
+#include "common/crypto.h"
 
 namespace dreambooth::storage {
 

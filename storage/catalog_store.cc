@@ -1,8 +1,8 @@
 #include "storage/catalog_store.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/status_macros.h"
-#include "storage/crypto.h"
 
 namespace dreambooth::storage {
 namespace {

@@ -3,8 +3,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/crypto.h"
 #include "common/status_macros.h"
-#include "storage/crypto.h"
 #include "storage/job_rows.h"
 #include "storage/job_store.h"
 

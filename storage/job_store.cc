@@ -2,8 +2,8 @@
 #include "storage/job_store.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/status_macros.h"
-#include "storage/crypto.h"
 #include "storage/job_rows.h"
 
 namespace dreambooth::storage {

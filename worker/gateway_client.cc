@@ -1,7 +1,5 @@
 #include "worker/gateway_client.h"
 
-#include <openssl/evp.h>
-
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -9,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/status_macros.h"
 #include "worker/train/file_util.h"
 
@@ -16,31 +15,6 @@ namespace dreambooth::worker {
 namespace {
 
 constexpr int64_t kChunkBytes = 1 << 20;  // the gateway's per-message cap
-
-// Incremental SHA-256 (OpenSSL EVP).
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void Update(const std::string& data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
-  std::string HexDigest() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_, md, &len);
-    static const char* kHex = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-      out.push_back(kHex[md[i] >> 4]);
-      out.push_back(kHex[md[i] & 15]);
-    }
-    return out;
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 // Calls `call(context)` until it returns something other than UNAVAILABLE or `window` has
 // passed. Each try gets a fresh context that waits for the channel to be ready (so a server
@@ -251,7 +225,7 @@ absl::StatusOr<std::string> GatewayClient::ReadBlobOnce(const std::string& diges
     bytes += chunk.data();
   }
   RETURN_IF_ERROR(FromGrpc(reader->Finish(), absl::StrCat("ReadBlob ", digest)));
-  if (verify && train::Sha256Hex(bytes) != digest) {
+  if (verify && Sha256Hex(bytes) != digest) {
     return absl::DataLossError(absl::StrCat("ReadBlob ", digest, ": content digest mismatch"));
   }
   return bytes;
@@ -344,7 +318,7 @@ absl::StatusOr<BlobRef> GatewayClient::WriteBlobChunks(const std::string& lease_
 
 absl::StatusOr<BlobRef> GatewayClient::WriteBlob(const std::string& lease_token,
                                                  const std::string& bytes) {
-  const std::string digest = train::Sha256Hex(bytes);
+  const std::string digest = Sha256Hex(bytes);
   return RetryStatusOr<BlobRef>([&] {
     std::istringstream in(bytes);
     return WriteBlobChunks(lease_token, digest, static_cast<int64_t>(bytes.size()), in);
@@ -353,7 +327,7 @@ absl::StatusOr<BlobRef> GatewayClient::WriteBlob(const std::string& lease_token,
 
 absl::StatusOr<BlobRef> GatewayClient::WriteBlobFromFile(const std::string& lease_token,
                                                          const std::string& path) {
-  ASSIGN_OR_RETURN(std::string digest, train::Sha256File(path));
+  ASSIGN_OR_RETURN(std::string digest, Sha256File(path));
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) return absl::NotFoundError(absl::StrCat("cannot stat ", path));

@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/status_macros.h"
 #include "worker/train/file_util.h"
 
@@ -32,7 +33,7 @@ std::string SharedCache::ClassImageServerKey(const std::string& store_key) {
 }
 
 std::string SharedCache::LatentServerKey(const train::LatentCacheKey& key) {
-  return absl::StrCat("latent/v1/", train::Sha256Hex(key.ToString()));
+  return absl::StrCat("latent/v1/", Sha256Hex(key.ToString()));
 }
 
 absl::StatusOr<SyncCounts> SharedCache::PullClassImages(const std::string& store_key,

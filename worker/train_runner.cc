@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/crypto.h"
 #include "common/image/image.h"
 #include "common/status_macros.h"
 #include "worker/checkpoint_transfer.h"
@@ -197,7 +198,7 @@ absl::Status TrainTask::FetchImages(
         return absl::InvalidArgumentError(
             absl::StrCat(what, " cannot be decoded: ", decoded.message()));
       }
-      if (train::Sha256Hex(*bytes) != image.digest()) {
+      if (Sha256Hex(*bytes) != image.digest()) {
         return absl::DataLossError(absl::StrCat(what, " is corrupt in the server's blob store"));
       }
       RETURN_IF_ERROR(train::WriteFileAtomic(path, *bytes));
@@ -306,7 +307,7 @@ absl::Status TrainTask::Latents() {
   if (options_.with_prior_preservation) {
     ASSIGN_OR_RETURN(train::ClassImageSet set, trainer_->GenerateClassImages());
     for (const std::string& path : set.paths) {
-      ASSIGN_OR_RETURN(std::string digest, train::Sha256File(path));
+      ASSIGN_OR_RETURN(std::string digest, Sha256File(path));
       digests.push_back(digest);
     }
   }

@@ -1,7 +1,6 @@
 #include "tests/integration/e2e_support.h"
 
 #include <fcntl.h>
-#include <openssl/sha.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -228,18 +227,6 @@ absl::StatusOr<std::vector<v1::SampleImage>> ApiClient::Sample(const v1::SampleR
   if (!s.ok()) return ToStatus(s);
   if (progress_messages != nullptr) *progress_messages = progress;
   return images;
-}
-
-std::string Sha256Hex(const std::string& bytes) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), md);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : md) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
 }
 
 std::string InstancePng(int index, int size) {

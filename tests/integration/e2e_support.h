@@ -75,9 +75,6 @@ class ApiClient {
   std::unique_ptr<v1::DreamBooth::Stub> stub_;
 };
 
-// Lower-case hex SHA-256.
-std::string Sha256Hex(const std::string& bytes);
-
 // A small synthetic instance image (PNG), distinct per `index`.
 std::string InstancePng(int index, int size = 64);
 

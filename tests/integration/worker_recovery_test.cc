@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "tests/integration/e2e_support.h"
 #include "tests/testing/daemon.h"
 #include "tests/testing/temp_dir.h"

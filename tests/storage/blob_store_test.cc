@@ -8,6 +8,7 @@
 
 #include <filesystem>
 
+#include "common/crypto.h"
 #include "tests/testing/temp_dir.h"
 
 namespace dreambooth::storage {

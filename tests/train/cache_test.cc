@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "common/crypto.h"
 #include "tests/train/test_util.h"
 #include "worker/train/dreambooth_trainer.h"
 #include "worker/train/file_util.h"

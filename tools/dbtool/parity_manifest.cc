@@ -4,10 +4,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/crypto.h"
 #include "tools/dbtool/parity_registry.h"
 #include "worker/diffusion/file_util.h"
 #include "worker/diffusion/safetensors.h"
-#include "worker/diffusion/sha256.h"
 
 namespace dreambooth::dbtool {
 namespace {
@@ -30,7 +30,7 @@ void RunManifest(const ParityContext& ctx, ParityReporter& r) {
         r.Fail(name, std::string(bytes.status().message()));
         continue;
       }
-      const bool same = diffusion::Sha256Hex(*bytes) == entry["sha256"].get<std::string>();
+      const bool same = Sha256Hex(*bytes) == entry["sha256"].get<std::string>();
       if (same) {
         r.Report(name + " sha256", 0, Tolerance::Exact());
       } else {

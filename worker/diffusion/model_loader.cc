@@ -12,11 +12,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/crypto.h"
 #include "common/status_macros.h"
 #include "worker/diffusion/file_util.h"
 #include "worker/diffusion/ldm_key_map.h"
 #include "worker/diffusion/model_loader_internal.h"
-#include "worker/diffusion/sha256.h"
 #include "worker/diffusion/tiny_model.h"
 
 namespace dreambooth::diffusion {

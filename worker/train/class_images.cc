@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/crypto.h"
 #include "common/image/image.h"
 #include "common/status_macros.h"
 #include "worker/diffusion/pipeline.h"

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/status_macros.h"
 #include "worker/diffusion/device.h"
 #include "worker/train/file_util.h"

@@ -1,4 +1,4 @@
-// Small filesystem helpers of the training engine: content digests, crash-safe writes of files
+// Small filesystem helpers of the training engine: crash-safe writes of files
 // and whole folders, and listing of image folders. All functions are thread-compatible (no shared
 // state); concurrent writers of the same final path must be serialized by the caller.
 #ifndef DREAMBOOTH_WORKER_TRAIN_FILE_UTIL_H_
@@ -12,11 +12,6 @@
 #include "absl/status/statusor.h"
 
 namespace dreambooth::train {
-
-// Lower-case hex SHA-256 of `bytes`.
-std::string Sha256Hex(std::string_view bytes);
-// Lower-case hex SHA-256 of the file's contents. NOT_FOUND / INTERNAL name the path.
-absl::StatusOr<std::string> Sha256File(const std::string& path);
 
 // Reads a whole file. NOT_FOUND when absent, INTERNAL on read errors.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);

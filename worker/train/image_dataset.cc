@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/crypto.h"
 #include "common/image/image.h"
 #include "common/status_macros.h"
 #include "worker/train/file_util.h"

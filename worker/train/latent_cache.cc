@@ -1,12 +1,11 @@
 #include "worker/train/latent_cache.h"
 
-#include <openssl/evp.h>
-
 #include <filesystem>
 #include <map>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/status_macros.h"
 #include "worker/diffusion/model_loader.h"
 #include "worker/diffusion/safetensors.h"
@@ -59,25 +58,14 @@ absl::Status LatentCache::Store(const LatentCacheKey& key, const CachedPosterior
 
 std::string ModuleDigest(const torch::nn::Module& module) {
   const diffusion::TensorMap state = diffusion::ModuleStateDict(module);
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  Sha256 sha;
   for (const auto& [name, tensor] : state) {
     at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
-    const std::string header =
-        absl::StrCat(name, "|", c10::toString(t.scalar_type()), "|", c10::str(t.sizes()), "|");
-    EVP_DigestUpdate(ctx.get(), header.data(), header.size());
-    EVP_DigestUpdate(ctx.get(), t.data_ptr(), t.numel() * t.element_size());
+    sha.Update(
+        absl::StrCat(name, "|", c10::toString(t.scalar_type()), "|", c10::str(t.sizes()), "|"));
+    sha.Update(t.data_ptr(), t.numel() * t.element_size());
   }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  std::string hex;
-  static constexpr char kDigits[] = "0123456789abcdef";
-  for (unsigned int i = 0; i < len; ++i) {
-    hex.push_back(kDigits[md[i] >> 4]);
-    hex.push_back(kDigits[md[i] & 15]);
-  }
-  return "sha256:" + hex;
+  return "sha256:" + sha.HexDigest();
 }
 
 }  // namespace dreambooth::train

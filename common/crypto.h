@@ -1,13 +1,16 @@
-// Hashing and randomness helpers (OpenSSL): SHA-256 digests, HMAC, random ids and tokens.
-// Thread-safe.
-#ifndef DREAMBOOTH_STORAGE_CRYPTO_H_
-#define DREAMBOOTH_STORAGE_CRYPTO_H_
+// The project's one SHA-256 (OpenSSL), with HMAC and random tokens: content digests of blobs,
+// images, model weights and cache keys. Functions are thread-safe; a Sha256 hasher is not.
+#ifndef DREAMBOOTH_COMMON_CRYPTO_H_
+#define DREAMBOOTH_COMMON_CRYPTO_H_
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
 
-namespace dreambooth::storage {
+#include "absl/status/statusor.h"
+
+namespace dreambooth {
 
 // Incremental SHA-256. Not thread-safe (one hasher per stream).
 class Sha256 {
@@ -18,6 +21,7 @@ class Sha256 {
   Sha256& operator=(const Sha256&) = delete;
 
   void Update(std::string_view data);
+  void Update(const void* data, size_t size);
   // Lower-case hex digest (64 chars). The hasher must not be used afterwards.
   std::string HexDigest();
 
@@ -28,6 +32,8 @@ class Sha256 {
 
 // Hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);
+// Hex SHA-256 of the file's contents, read in 1 MiB chunks. NOT_FOUND / INTERNAL name the path.
+absl::StatusOr<std::string> Sha256File(const std::string& path);
 
 // Raw (32-byte) HMAC-SHA256 of `data` under `key`.
 std::string HmacSha256(std::string_view key, std::string_view data);
@@ -38,6 +44,6 @@ std::string RandomHex(int bytes);
 // True when `s` is 64 lower-case hex characters.
 bool IsSha256Hex(std::string_view s);
 
-}  // namespace dreambooth::storage
+}  // namespace dreambooth
 
-#endif  // DREAMBOOTH_STORAGE_CRYPTO_H_
+#endif  // DREAMBOOTH_COMMON_CRYPTO_H_

@@ -1,15 +1,18 @@
-#include "storage/crypto.h"
+#include "common/crypto.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 
-namespace dreambooth::storage {
+namespace dreambooth {
 
 struct Sha256::Ctx {
   EVP_MD_CTX* md = nullptr;
@@ -24,7 +27,9 @@ Sha256::Sha256() : ctx_(std::make_unique<Ctx>()) {
 
 Sha256::~Sha256() { EVP_MD_CTX_free(ctx_->md); }
 
-void Sha256::Update(std::string_view data) { EVP_DigestUpdate(ctx_->md, data.data(), data.size()); }
+void Sha256::Update(std::string_view data) { Update(data.data(), data.size()); }
+
+void Sha256::Update(const void* data, size_t size) { EVP_DigestUpdate(ctx_->md, data, size); }
 
 std::string Sha256::HexDigest() {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -36,6 +41,25 @@ std::string Sha256::HexDigest() {
 std::string Sha256Hex(std::string_view data) {
   Sha256 hasher;
   hasher.Update(data);
+  return hasher.HexDigest();
+}
+
+absl::StatusOr<std::string> Sha256File(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+      return absl::NotFoundError(absl::StrCat("cannot open ", path, ": no such file"));
+    }
+    return absl::InternalError(absl::StrCat("cannot open ", path));
+  }
+  Sha256 hasher;
+  std::vector<char> buffer(size_t{1} << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    hasher.Update(buffer.data(), static_cast<size_t>(in.gcount()));
+  }
+  if (in.bad()) return absl::InternalError(absl::StrCat("read error on ", path));
   return hasher.HexDigest();
 }
 
@@ -61,4 +85,4 @@ bool IsSha256Hex(std::string_view s) {
   return true;
 }
 
-}  // namespace dreambooth::storage
+}  // namespace dreambooth
