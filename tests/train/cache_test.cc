@@ -25,9 +25,9 @@ LatentCacheStats Prepare(const TrainOptions& o, diffusion::StableDiffusion model
 
 TEST(LatentCacheStageTest, HitsMissesAndInvalidation) {
   TempDir tmp;
-  testing::WriteImageSet(tmp.Sub("instances"), 3, 40, 32, 21);
-  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Sub("instances"));
-  o.latent_cache_dir = tmp.Sub("latents");
+  testing::WriteImageSet(tmp.Join("instances"), 3, 40, 32, 21);
+  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Join("instances"));
+  o.latent_cache_dir = tmp.Join("latents");
 
   LatentCacheStats first = Prepare(o, testing::LoadTiny());
   EXPECT_EQ(first.misses, 3);
@@ -74,15 +74,15 @@ TEST(LatentCacheStageTest, HitsMissesAndInvalidation) {
 
 TEST(ClassImageStageTest, TopsUpToTheRequestedCountAndReusesGeneratedImages) {
   TempDir tmp;
-  testing::WriteImageSet(tmp.Sub("instances"), 1, 32, 32, 31);
-  testing::WriteImageSet(tmp.Sub("classes"), 3, 32, 32, 32);
-  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Sub("instances"));
+  testing::WriteImageSet(tmp.Join("instances"), 1, 32, 32, 31);
+  testing::WriteImageSet(tmp.Join("classes"), 3, 32, 32, 32);
+  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Join("instances"));
   o.with_prior_preservation = true;
   o.class_prompt = "a photo of a dog";
-  o.class_dir = tmp.Sub("classes");
+  o.class_dir = tmp.Join("classes");
   o.num_class_images = 8;
   o.num_images_per_prompt = 4;
-  o.class_cache_dir = tmp.Sub("store");
+  o.class_cache_dir = tmp.Join("store");
 
   auto t = DreamBoothTrainer::Create(o, testing::LoadTiny());
   ASSERT_TRUE(t.ok()) << t.status();
@@ -120,7 +120,7 @@ TEST(ClassImageStageTest, TopsUpToTheRequestedCountAndReusesGeneratedImages) {
   EXPECT_NE(cats->store_dir, set->store_dir);
   // Generated images depend on the key alone: a fresh store gives the same pixels for any seed.
   TrainOptions fresh = reseeded;
-  fresh.class_cache_dir = tmp.Sub("store2");
+  fresh.class_cache_dir = tmp.Join("store2");
   auto t4 = DreamBoothTrainer::Create(fresh, testing::LoadTiny());
   ASSERT_TRUE(t4.ok());
   absl::StatusOr<ClassImageSet> regenerated = (*t4)->GenerateClassImages();

@@ -233,7 +233,7 @@ TEST(TransformImageTest, RandomCropIsReproducibleFromItsGenerator) {
 
 TEST(ScanImageFolderTest, ReadsCaptionsAndReportsProblems) {
   TempDir tmp;
-  const std::string dir = tmp.Sub("instances");
+  const std::string dir = tmp.Join("instances");
   testing::WriteImageSet(dir, 3, 40, 32, 1);
   std::ofstream(dir + "/img-01.txt") << "  a photo of sks cat on a sofa \n";
   std::ofstream(dir + "/img-02.txt") << "   \n";
@@ -250,16 +250,16 @@ TEST(ScanImageFolderTest, ReadsCaptionsAndReportsProblems) {
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find("img-02.txt"), std::string::npos);
 
-  fs::create_directories(tmp.Sub("empty"));
-  EXPECT_EQ(ScanImageFolder(tmp.Sub("empty"), "p", nullptr).status().code(),
+  fs::create_directories(tmp.Join("empty"));
+  EXPECT_EQ(ScanImageFolder(tmp.Join("empty"), "p", nullptr).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ScanImageFolder(tmp.Sub("missing"), "p", nullptr).status().code(),
+  EXPECT_EQ(ScanImageFolder(tmp.Join("missing"), "p", nullptr).status().code(),
             absl::StatusCode::kNotFound);
 }
 
 TEST(LoadTrainingImageTest, UnreadableImageIsAnErrorNamingTheFile) {
   TempDir tmp;
-  const std::string path = tmp.Sub("broken.png");
+  const std::string path = tmp.Join("broken.png");
   std::ofstream(path) << "definitely not a PNG";
   absl::StatusOr<at::Tensor> t = LoadTrainingImage(path, 32, CropSpec{}, false);
   ASSERT_FALSE(t.ok());
@@ -269,7 +269,7 @@ TEST(LoadTrainingImageTest, UnreadableImageIsAnErrorNamingTheFile) {
 
 TEST(ResumeStateTest, RoundTripsAndKeepsTheLastK) {
   TempDir tmp;
-  const std::string root = tmp.Sub("resume");
+  const std::string root = tmp.Join("resume");
   for (int step : {10, 20, 30}) {
     ResumeState s;
     s.step = step;
@@ -299,7 +299,7 @@ TEST(ResumeStateTest, RoundTripsAndKeepsTheLastK) {
 
 TEST(LatentCacheTest, StoresLooksUpAndDetectsMismatchedEntries) {
   TempDir tmp;
-  LatentCache cache(tmp.Sub("latents"));
+  LatentCache cache(tmp.Join("latents"));
   LatentCacheKey key{"sha256:vae", "abc", 32, "center", false};
   EXPECT_EQ(cache.Lookup(key).status().code(), absl::StatusCode::kNotFound);
   CachedPosterior p{at::randn({4, 16, 16}), at::randn({4, 16, 16})};

@@ -55,13 +55,13 @@ struct RunNumbers {
 };
 
 RunNumbers TrainAndEvaluate(const TempDir& tmp, bool prior, int steps) {
-  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Sub("instances"));
-  o.output_dir = tmp.Sub(prior ? "out_prior" : "out_plain");
+  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Join("instances"));
+  o.output_dir = tmp.Join(prior ? "out_prior" : "out_plain");
   o.max_train_steps = steps;
   o.learning_rate = 2e-3;
   o.with_prior_preservation = prior;
   o.class_prompt = "a photo of a dog";
-  o.class_dir = tmp.Sub("classes");
+  o.class_dir = tmp.Join("classes");
   o.num_class_images = 4;
   o.prior_loss_weight = 1.0;
   auto t = DreamBoothTrainer::Create(o);
@@ -82,8 +82,8 @@ RunNumbers TrainAndEvaluate(const TempDir& tmp, bool prior, int steps) {
 
 TEST(LearningTest, InstanceLossHalvesAndPriorPreservationLimitsClassDrift) {
   TempDir tmp;
-  testing::WriteImageSet(tmp.Sub("instances"), 3, 32, 32, 41);
-  testing::WriteImageSet(tmp.Sub("classes"), 4, 32, 32, 42);
+  testing::WriteImageSet(tmp.Join("instances"), 3, 32, 32, 41);
+  testing::WriteImageSet(tmp.Join("classes"), 4, 32, 32, 42);
   constexpr int kSteps = 40;
   const RunNumbers plain = TrainAndEvaluate(tmp, /*prior=*/false, kSteps);
   const RunNumbers prior = TrainAndEvaluate(tmp, /*prior=*/true, kSteps);

@@ -18,9 +18,9 @@ namespace {
 using testing::TempDir;
 
 TrainOptions Bf16Options(const TempDir& tmp, int steps) {
-  testing::WriteImageSet(tmp.Sub("instances"), 2, 32, 32, 5);
-  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Sub("instances"));
-  o.latent_cache_dir = tmp.Sub("latents");
+  testing::WriteImageSet(tmp.Join("instances"), 2, 32, 32, 5);
+  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Join("instances"));
+  o.latent_cache_dir = tmp.Join("latents");
   o.max_train_steps = steps;
   o.mixed_precision = MixedPrecision::kBf16;
   return o;
@@ -47,10 +47,10 @@ double Mean(const std::vector<StepLog>& steps, size_t begin, size_t end) {
 TEST(MixedPrecisionTest, Bf16RunTracksFloat32AndLearns) {
   TempDir tmp;
   TrainOptions bf16 = Bf16Options(tmp, 20);
-  bf16.output_dir = tmp.Sub("bf16");
+  bf16.output_dir = tmp.Join("bf16");
   TrainOptions fp32 = bf16;
   fp32.mixed_precision = MixedPrecision::kNo;
-  fp32.output_dir = tmp.Sub("fp32");
+  fp32.output_dir = tmp.Join("fp32");
   const std::vector<StepLog> a = RunTraining(bf16);
   const std::vector<StepLog> b = RunTraining(fp32);
   ASSERT_EQ(a.size(), 20u);
@@ -74,7 +74,7 @@ TEST(MixedPrecisionTest, Bf16ResumeIsBitExact) {
   TempDir tmp;
   TrainOptions o = Bf16Options(tmp, 8);
   o.checkpointing_steps = 4;
-  testing::ResumeRuns runs = testing::TrainInterruptedAndResumed(o, tmp.Sub("full"), 4);
+  testing::ResumeRuns runs = testing::TrainInterruptedAndResumed(o, tmp.Join("full"), 4);
   ASSERT_TRUE(runs.ok());
   ASSERT_EQ(runs.resumed_result.start_step, 4);
   ASSERT_EQ(runs.resumed_result.steps.size(), 4u);

@@ -23,25 +23,6 @@ std::string GoldenPath(const std::string& name) {
   return TinyAFixtureDir() + "/golden/" + name + ".safetensors";
 }
 
-TempDir::TempDir() {
-  static std::atomic<int> counter{0};
-  const char* base = std::getenv("TEST_TMPDIR");
-  path_ = (fs::path(base ? base : fs::temp_directory_path().string()) /
-           absl::StrCat("db_train_test_", ::getpid(), "_", counter++))
-              .string();
-  fs::remove_all(path_);
-  fs::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
-std::string TempDir::Sub(const std::string& name) const {
-  return (fs::path(path_) / name).string();
-}
-
 void WriteImageSet(const std::string& dir, int count, int width, int height, uint64_t seed) {
   fs::create_directories(dir);
   for (int k = 0; k < count; ++k) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "tests/testing/temp_dir.h"
 #include "worker/diffusion/model_loader.h"
 #include "worker/train/dreambooth_trainer.h"
 #include "worker/train/train_options.h"
@@ -19,19 +20,7 @@ std::string TinyAFixtureDir();
 // Path of a golden file of tiny-a, e.g. "dreambooth_step".
 std::string GoldenPath(const std::string& name);
 
-// A fresh empty folder under the test temp dir, removed at destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& name) const;  // path()/name (not created)
-
- private:
-  std::string path_;
-};
+using ::dreambooth::testing::TempDir;  // tests/testing/temp_dir.h
 
 // Writes `count` PNG images (width x height) into `dir` (created), named img-<k>.png, with
 // smooth colour gradients and a disc whose position/colour depend on (seed, k).

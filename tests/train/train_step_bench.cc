@@ -44,14 +44,14 @@ int Fail(const std::string& what) {
 int RunTiny(bool cached, int steps, bool checkpointing,
             const diffusion::AttentionOptions& attention, MixedPrecision precision) {
   testing::TempDir tmp;
-  testing::WriteImageSet(tmp.Sub("instances"), 4, 80, 64, 1);
-  testing::WriteImageSet(tmp.Sub("classes"), 4, 64, 64, 2);
-  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Sub("instances"));
+  testing::WriteImageSet(tmp.Join("instances"), 4, 80, 64, 1);
+  testing::WriteImageSet(tmp.Join("classes"), 4, 64, 64, 2);
+  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Join("instances"));
   o.resolution = 64;
   o.max_train_steps = steps + 2;  // two warm-up steps, excluded below
   o.with_prior_preservation = true;
   o.class_prompt = "a photo of a dog";
-  o.class_dir = tmp.Sub("classes");
+  o.class_dir = tmp.Join("classes");
   o.num_class_images = 4;
   o.use_cached_latents = cached;
   o.precompute_text_embeddings = cached;

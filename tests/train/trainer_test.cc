@@ -25,14 +25,14 @@ using testing::TempDir;
 // generated class images, cached latents in both orientations, gradient accumulation, EMA,
 // a warmup + cosine schedule and clipping.
 TrainOptions ResumeOptions(const TempDir& tmp) {
-  testing::WriteImageSet(tmp.Sub("instances"), 3, 40, 32, 11);
-  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Sub("instances"));
+  testing::WriteImageSet(tmp.Join("instances"), 3, 40, 32, 11);
+  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Join("instances"));
   o.with_prior_preservation = true;
   o.class_prompt = "a photo of a dog";
   o.num_class_images = 4;
   o.num_images_per_prompt = 2;
-  o.class_cache_dir = tmp.Sub("class_store");
-  o.latent_cache_dir = tmp.Sub("latents");
+  o.class_cache_dir = tmp.Join("class_store");
+  o.latent_cache_dir = tmp.Join("latents");
   o.random_flip = true;
   o.gradient_accumulation_steps = 2;
   o.use_ema = true;
@@ -52,7 +52,7 @@ diffusion::TensorMap UnetWeights(DreamBoothTrainer& t) {
 TEST(DreamBoothTrainerTest, TwentyStepsEqualTenPlusResumePlusTen) {
   TempDir tmp;
   TrainOptions o = ResumeOptions(tmp);
-  testing::ResumeRuns runs = testing::TrainInterruptedAndResumed(o, tmp.Sub("full"), 10);
+  testing::ResumeRuns runs = testing::TrainInterruptedAndResumed(o, tmp.Join("full"), 10);
   ASSERT_TRUE(runs.ok());
   ASSERT_EQ(runs.full_result.steps.size(), 20u);
   EXPECT_EQ(runs.resumed_result.start_step, 10);
@@ -67,7 +67,7 @@ TEST(DreamBoothTrainerTest, TwentyStepsEqualTenPlusResumePlusTen) {
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, t] : a) EXPECT_TRUE(at::equal(t, b.at(name))) << name;
   // The exported models (EMA weights) are identical too.
-  auto fa = diffusion::ReadSafetensors(tmp.Sub("full") +
+  auto fa = diffusion::ReadSafetensors(tmp.Join("full") +
                                        "/final/unet/diffusion_pytorch_model.safetensors");
   auto fb =
       diffusion::ReadSafetensors(o.FinalModelDir() + "/unet/diffusion_pytorch_model.safetensors");
@@ -77,8 +77,8 @@ TEST(DreamBoothTrainerTest, TwentyStepsEqualTenPlusResumePlusTen) {
 
 TEST(DreamBoothTrainerTest, ResumeRefusesDifferentSettings) {
   TempDir tmp;
-  testing::WriteImageSet(tmp.Sub("instances"), 2, 32, 32, 3);
-  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Sub("instances"));
+  testing::WriteImageSet(tmp.Join("instances"), 2, 32, 32, 3);
+  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Join("instances"));
   o.max_train_steps = 4;
   o.checkpointing_steps = 2;
   auto t = DreamBoothTrainer::Create(o);
@@ -95,8 +95,8 @@ TEST(DreamBoothTrainerTest, ResumeRefusesDifferentSettings) {
 
 TEST(DreamBoothTrainerTest, CachedLatentsTrainLikeOnlineEncoding) {
   TempDir tmp;
-  testing::WriteImageSet(tmp.Sub("instances"), 2, 48, 32, 5);
-  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Sub("instances"));
+  testing::WriteImageSet(tmp.Join("instances"), 2, 48, 32, 5);
+  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Join("instances"));
   o.max_train_steps = 3;
   o.use_cached_latents = true;
   auto cached = DreamBoothTrainer::Create(o);
@@ -105,7 +105,7 @@ TEST(DreamBoothTrainerTest, CachedLatentsTrainLikeOnlineEncoding) {
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->latent_cache.misses, 2);
   o.use_cached_latents = false;
-  o.output_dir = tmp.Sub("online");
+  o.output_dir = tmp.Join("online");
   auto online = DreamBoothTrainer::Create(o);
   ASSERT_TRUE(online.ok());
   absl::StatusOr<TrainResult> b = (*online)->Train();
@@ -179,8 +179,8 @@ TEST(DreamBoothTrainerTest, CheckpointedBlocksGiveTheSameGradients) {
 
 TEST(DreamBoothTrainerTest, WritesCheckpointsValidationImagesAndALoadableModel) {
   TempDir tmp;
-  testing::WriteImageSet(tmp.Sub("instances"), 2, 32, 32, 9);
-  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Sub("instances"));
+  testing::WriteImageSet(tmp.Join("instances"), 2, 32, 32, 9);
+  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Join("instances"));
   o.max_train_steps = 6;
   o.checkpointing_steps = 2;
   o.checkpoints_total_limit = 1;
@@ -216,13 +216,13 @@ TEST(DreamBoothTrainerTest, WritesCheckpointsValidationImagesAndALoadableModel) 
 
 TEST(DreamBoothTrainerTest, BadInputGivesClearErrorsOrWarnings) {
   TempDir tmp;
-  testing::WriteImageSet(tmp.Sub("instances"), 1, 32, 32, 2);
-  TrainOptions good = testing::SmallRunOptions(tmp.path(), tmp.Sub("instances"));
+  testing::WriteImageSet(tmp.Join("instances"), 1, 32, 32, 2);
+  TrainOptions good = testing::SmallRunOptions(tmp.path(), tmp.Join("instances"));
   good.max_train_steps = 1;
 
   TrainOptions o = good;
-  fs::create_directories(tmp.Sub("empty"));
-  o.instance_dir = tmp.Sub("empty");
+  fs::create_directories(tmp.Join("empty"));
+  o.instance_dir = tmp.Join("empty");
   auto no_images = DreamBoothTrainer::Create(o);
   EXPECT_EQ(no_images.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(no_images.status().message().find("instance_dir"), std::string::npos);
@@ -237,7 +237,7 @@ TEST(DreamBoothTrainerTest, BadInputGivesClearErrorsOrWarnings) {
   EXPECT_EQ(DreamBoothTrainer::Create(o).status().code(), absl::StatusCode::kInvalidArgument);
 
   o = good;
-  o.instance_dir = tmp.Sub("broken");
+  o.instance_dir = tmp.Join("broken");
   testing::WriteImageSet(o.instance_dir, 1, 32, 32, 4);
   std::ofstream(o.instance_dir + "/zz-corrupt.jpg") << "\xff\xd8 truncated jpeg";
   auto broken = DreamBoothTrainer::Create(o);

@@ -14,6 +14,7 @@
 #include "kernels/fused_kernels.h"
 #include "kernels/guided_ddim_step.h"
 #include "worker/diffusion/cuda_graph_unet.h"
+#include "worker/diffusion/torch_status.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -199,15 +200,7 @@ at::Tensor ImagesToUint8(const at::Tensor& images) {
 
 absl::StatusOr<Text2ImageResult> Text2Image(StableDiffusion& model,
                                             const Text2ImageOptions& options) {
-  try {
-    return Run(model, options);
-  } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    if (absl::StrContains(what, "out of memory")) {
-      return absl::ResourceExhaustedError(absl::StrCat("text-to-image ran out of memory: ", what));
-    }
-    return absl::InternalError(absl::StrCat("text-to-image failed: ", what));
-  }
+  return GuardTorch("text-to-image", [&] { return Run(model, options); });
 }
 
 }  // namespace dreambooth::diffusion

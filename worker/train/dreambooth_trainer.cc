@@ -12,7 +12,7 @@
 #include "worker/diffusion/device.h"
 #include "worker/train/file_util.h"
 #include "worker/train/latent_cache.h"
-#include "worker/train/torch_status.h"
+#include "worker/diffusion/torch_status.h"
 #include "worker/train/training_loop.h"
 
 namespace dreambooth::train {

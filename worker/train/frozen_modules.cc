@@ -3,7 +3,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "common/status_macros.h"
-#include "worker/train/torch_status.h"
+#include "worker/diffusion/torch_status.h"
 
 namespace dreambooth::train {
 namespace {

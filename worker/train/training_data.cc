@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "worker/train/torch_status.h"
+#include "worker/diffusion/torch_status.h"
 
 namespace dreambooth::train {
 namespace {

@@ -17,7 +17,7 @@
 #include "worker/train/lr_schedule.h"
 #include "worker/train/precision.h"
 #include "worker/train/resume_state.h"
-#include "worker/train/torch_status.h"
+#include "worker/diffusion/torch_status.h"
 
 namespace dreambooth::train::internal {
 namespace {
