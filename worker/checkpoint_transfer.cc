@@ -62,7 +62,7 @@ absl::StatusOr<std::string> UploadCheckpoint(GatewayClient& client, const std::s
 absl::Status DownloadCheckpoint(GatewayClient& client, const v1::Checkpoint& checkpoint,
                                 const std::string& dir) {
   const std::string marker = (fs::path(dir) / kCompleteMarker).string();
-  absl::StatusOr<std::string> done = train::ReadFileToString(marker);
+  absl::StatusOr<std::string> done = ReadFileToString(marker);
   if (done.ok() && *done == checkpoint.manifest_digest() && !checkpoint.manifest_digest().empty()) {
     return absl::OkStatus();
   }
@@ -74,7 +74,7 @@ absl::Status DownloadCheckpoint(GatewayClient& client, const v1::Checkpoint& che
     }
     RETURN_IF_ERROR(client.ReadBlobToFile(file.digest(), (fs::path(dir) / relative).string()));
   }
-  return train::WriteFileAtomic(marker, checkpoint.manifest_digest());
+  return WriteFileAtomic(marker, checkpoint.manifest_digest());
 }
 
 }  // namespace dreambooth::worker

@@ -201,7 +201,7 @@ absl::Status TrainTask::FetchImages(
       if (Sha256Hex(*bytes) != image.digest()) {
         return absl::DataLossError(absl::StrCat(what, " is corrupt in the server's blob store"));
       }
-      RETURN_IF_ERROR(train::WriteFileAtomic(path, *bytes));
+      RETURN_IF_ERROR(WriteFileAtomic(path, *bytes));
     }
     ++*done;
     Progress(v1::JOB_STAGE_PREPARING, *done, total, absl::StrCat("fetched ", what), false);

@@ -25,7 +25,7 @@ void RunManifest(const ParityContext& ctx, ParityReporter& r) {
       continue;
     }
     if (entry.contains("sha256") && entry["sha256"].is_string()) {
-      absl::StatusOr<std::string> bytes = diffusion::ReadFileToString(path);
+      absl::StatusOr<std::string> bytes = ReadFileToString(path);
       if (!bytes.ok()) {
         r.Fail(name, std::string(bytes.status().message()));
         continue;

@@ -333,8 +333,8 @@ absl::Status ClipTokenizer::SaveToFolder(const std::string& dir) const {
   namespace fs = std::filesystem;
   RETURN_IF_ERROR(MakeDirectories(dir));
   const fs::path root(dir);
-  RETURN_IF_ERROR(WriteStringAtomically((root / "vocab.json").string(), impl_->vocab_text));
-  RETURN_IF_ERROR(WriteStringAtomically((root / "merges.txt").string(), impl_->merges_text));
+  RETURN_IF_ERROR(WriteFileAtomic((root / "vocab.json").string(), impl_->vocab_text));
+  RETURN_IF_ERROR(WriteFileAtomic((root / "merges.txt").string(), impl_->merges_text));
   auto token = [](const std::string& content) {
     return nlohmann::json{{"content", content},
                           {"lstrip", false},

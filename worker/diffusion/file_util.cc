@@ -1,90 +1,15 @@
 #include "worker/diffusion/file_util.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <random>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 
 namespace dreambooth::diffusion {
-namespace {
-
-absl::Status ErrnoError(const std::string& what, const std::string& path, int err) {
-  return absl::InternalError(absl::StrCat(what, " ", path, ": ", strerror(err)));
-}
-
-}  // namespace
-
-absl::Status WriteFileAtomically(const std::string& path, const std::vector<ByteRange>& ranges) {
-  std::filesystem::path target(path);
-  std::filesystem::path dir = target.parent_path();
-  if (dir.empty()) dir = ".";
-  std::random_device device;
-  const std::string temp =
-      (dir / absl::StrCat(".", target.filename().string(), ".tmp.", ::getpid(), ".", device()))
-          .string();
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoError("cannot create", temp, errno);
-  auto fail = [&](const std::string& what, int err) {
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return ErrnoError(what, temp, err);
-  };
-  for (const ByteRange& range : ranges) {
-    size_t written = 0;
-    while (written < range.size) {
-      ssize_t n = ::write(fd, range.data + written, range.size - written);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return fail("cannot write", errno);
-      }
-      written += static_cast<size_t>(n);
-    }
-  }
-  if (::fsync(fd) != 0) return fail("cannot fsync", errno);
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(temp.c_str());
-    return ErrnoError("cannot close", temp, err);
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(temp.c_str());
-    return ErrnoError("cannot rename into", path, err);
-  }
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status WriteStringAtomically(const std::string& path, const std::string& contents) {
-  return WriteFileAtomically(path, {{contents.data(), contents.size()}});
-}
 
 absl::Status WriteJsonFile(const std::string& path, const nlohmann::json& json) {
-  return WriteStringAtomically(path, json.dump(2) + "\n");
-}
-
-absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    if (!FileExists(path)) return absl::NotFoundError(absl::StrCat("file not found: ", path));
-    return absl::PermissionDeniedError(absl::StrCat("cannot read ", path));
-  }
-  std::ostringstream out;
-  out << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat("error while reading ", path));
-  return out.str();
+  return WriteFileAtomic(path, json.dump(2) + "\n");
 }
 
 absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path) {

@@ -341,17 +341,17 @@ absl::Status WriteSafetensors(const std::string& path, const TensorMap& tensors,
   std::string header_text = header.dump();
   while ((8 + header_text.size()) % 8 != 0) header_text.push_back(' ');
 
-  std::vector<ByteRange> ranges;
+  std::vector<std::string_view> ranges;
   std::string prefix(8, '\0');
   uint64_t header_len = header_text.size();
   for (int i = 0; i < 8; ++i) prefix[i] = static_cast<char>((header_len >> (8 * i)) & 0xff);
-  ranges.push_back({prefix.data(), prefix.size()});
-  ranges.push_back({header_text.data(), header_text.size()});
+  ranges.push_back(prefix);
+  ranges.push_back(header_text);
   for (const Item& item : items) {
     ranges.push_back({static_cast<const char*>(item.data.data_ptr()),
                       static_cast<size_t>(item.data.numel() * item.elem_size)});
   }
-  return WriteFileAtomically(path, ranges);
+  return WriteFileAtomic(path, ranges);
 }
 
 }  // namespace dreambooth::diffusion

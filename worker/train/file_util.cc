@@ -34,46 +34,10 @@ std::string ParentOf(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return absl::InternalError(absl::StrCat("read error on ", path));
-  return ss.str();
-}
-
 std::string StagingPathFor(const std::string& final_path) {
   static std::atomic<uint64_t> counter{0};
   const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
   return absl::StrCat(final_path, ".tmp-", ::getpid(), "-", now, "-", counter++);
-}
-
-absl::Status WriteFileAtomic(const std::string& path, std::string_view bytes) {
-  const std::string tmp = StagingPathFor(path);
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return absl::InternalError(absl::StrCat("cannot create ", tmp));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      return absl::InternalError(absl::StrCat("write failed for ", tmp));
-    }
-  }
-  absl::Status st = FsyncPath(tmp, false);
-  std::error_code ec;
-  if (st.ok()) {
-    fs::rename(tmp, path, ec);
-    if (ec)
-      st = absl::InternalError(absl::StrCat("rename ", tmp, " -> ", path, ": ", ec.message()));
-  }
-  if (!st.ok()) {
-    fs::remove(tmp, ec);
-    return st;
-  }
-  return FsyncPath(ParentOf(path), true);
 }
 
 absl::Status CommitFolder(const std::string& staging, const std::string& final_path) {

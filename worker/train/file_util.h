@@ -1,5 +1,5 @@
-// Small filesystem helpers of the training engine: crash-safe writes of files
-// and whole folders, and listing of image folders. All functions are thread-compatible (no shared
+// Small filesystem helpers of the training engine: crash-safe commits of whole folders (files:
+// common/file_io.h), and listing of image folders. All functions are thread-compatible (no shared
 // state); concurrent writers of the same final path must be serialized by the caller.
 #ifndef DREAMBOOTH_WORKER_TRAIN_FILE_UTIL_H_
 #define DREAMBOOTH_WORKER_TRAIN_FILE_UTIL_H_
@@ -10,14 +10,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/file_io.h"
 
 namespace dreambooth::train {
-
-// Reads a whole file. NOT_FOUND when absent, INTERNAL on read errors.
-absl::StatusOr<std::string> ReadFileToString(const std::string& path);
-
-// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename, fsync folder.
-absl::Status WriteFileAtomic(const std::string& path, std::string_view bytes);
 
 // Makes the folder `staging` (fully written by the caller) appear as `final_path` atomically:
 // fsyncs every file and folder below `staging`, renames it to `final_path` and fsyncs the parent.
