@@ -13,19 +13,16 @@
 
 #include "absl/status/statusor.h"
 #include "worker/gateway_client.h"
+#include "worker/train/cache_sync.h"
 #include "worker/train/latent_cache.h"
 
 namespace dreambooth::worker {
 
-// Counts of one synchronisation.
-struct SyncCounts {
-  int downloaded = 0;  // server items copied into the local cache
-  int uploaded = 0;    // local items added to the server entry
-  int local = 0;       // items already present locally
-};
+using SyncCounts = train::CacheSyncCounts;
 
-// Not thread-safe (one per task); `client` must outlive it. Writes need the task's lease token.
-class SharedCache {
+// The trainer's cache sync over the server. Not thread-safe (one per task); `client` must outlive
+// it. Writes need the task's lease token.
+class SharedCache : public train::CacheSync {
  public:
   SharedCache(GatewayClient* client, std::string lease_token)
       : client_(client), lease_token_(std::move(lease_token)) {}
@@ -33,17 +30,17 @@ class SharedCache {
   // Copies the server entry's class images into `store_dir` (the folder
   // <class cache>/<store_key>) where they are missing.
   absl::StatusOr<SyncCounts> PullClassImages(const std::string& store_key,
-                                             const std::string& store_dir);
+                                             const std::string& store_dir) override;
   // Appends the PNGs of `store_dir` that the server entry lacks.
   absl::StatusOr<SyncCounts> PushClassImages(const std::string& store_key,
-                                             const std::string& store_dir);
+                                             const std::string& store_dir) override;
 
   // For every key whose file is missing from `cache`, downloads the server's copy if any.
   absl::StatusOr<SyncCounts> PullLatents(const train::LatentCache& cache,
-                                         const std::vector<train::LatentCacheKey>& keys);
+                                         const std::vector<train::LatentCacheKey>& keys) override;
   // Uploads the local entries of `keys` that the server does not have.
   absl::StatusOr<SyncCounts> PushLatents(const train::LatentCache& cache,
-                                         const std::vector<train::LatentCacheKey>& keys);
+                                         const std::vector<train::LatentCacheKey>& keys) override;
 
   static std::string ClassImageServerKey(const std::string& store_key);
   static std::string LatentServerKey(const train::LatentCacheKey& key);

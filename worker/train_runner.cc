@@ -270,6 +270,7 @@ absl::Status TrainTask::Prepare() {
   callbacks.on_checkpoint = [this](const train::CheckpointEvent& e) { OnCheckpoint(e); };
   callbacks.on_warning = [this](const std::string& w) { Log(reporter_.Position().stage, w); };
   callbacks.cancel = &stop_;
+  callbacks.cache_sync = &shared_;
   ASSIGN_OR_RETURN(trainer_,
                    train::DreamBoothTrainer::Create(options_, *std::move(model), callbacks));
   Progress(
@@ -283,17 +284,11 @@ absl::Status TrainTask::ClassImages() {
   if (!options_.with_prior_preservation) return absl::OkStatus();
   const v1::JobStage stage = v1::JOB_STAGE_GENERATING_CLASS_IMAGES;
   Progress(stage, 0, options_.num_class_images, "checking the shared class-image cache", true);
-  // The settings DreamBoothTrainer::GenerateClassImages uses, to find the store folder.
-  const std::string store_key =
-      train::ClassImageStoreKey(trainer_->model().digest, train::ClassImageOptionsFor(options_));
-  const std::string store_dir = (fs::path(options_.ClassCacheDir()) / store_key).string();
-  ASSIGN_OR_RETURN(SyncCounts pulled, shared_.PullClassImages(store_key, store_dir));
   ASSIGN_OR_RETURN(train::ClassImageSet set, trainer_->GenerateClassImages());
-  ASSIGN_OR_RETURN(SyncCounts pushed, shared_.PushClassImages(store_key, store_dir));
   Log(stage, absl::StrCat("class images: ", set.user_images, " from the job's regularization set, ",
-                          set.reused, " reused from the shared cache (", pulled.downloaded,
+                          set.reused, " reused from the shared cache (", set.downloaded,
                           " fetched from the server), ", set.generated, " generated; ",
-                          pushed.uploaded, " added to the shared cache"));
+                          set.uploaded, " added to the shared cache"));
   Progress(stage, options_.num_class_images, options_.num_class_images, "class images ready", true);
   return absl::OkStatus();
 }
@@ -301,37 +296,11 @@ absl::Status TrainTask::ClassImages() {
 absl::Status TrainTask::Latents() {
   if (!options_.use_cached_latents) return absl::OkStatus();
   const v1::JobStage stage = v1::JOB_STAGE_CACHING_LATENTS;
-  std::vector<train::LatentCacheKey> keys;
-  std::vector<std::string> digests;
-  for (const train::ImageRecord& r : trainer_->instance_images()) digests.push_back(r.digest);
-  if (options_.with_prior_preservation) {
-    ASSIGN_OR_RETURN(train::ClassImageSet set, trainer_->GenerateClassImages());
-    for (const std::string& path : set.paths) {
-      ASSIGN_OR_RETURN(std::string digest, Sha256File(path));
-      digests.push_back(digest);
-    }
-  }
-  const std::string& vae_digest = trainer_->vae_digest();
-  for (const std::string& digest : digests) {
-    for (bool flip : {false, true}) {
-      if (flip && !options_.random_flip) continue;
-      train::LatentCacheKey key;
-      key.vae_digest = vae_digest;
-      key.image_digest = digest;
-      key.resolution = options_.resolution;
-      key.crop = options_.center_crop ? "center" : "random";
-      key.flip = flip;
-      keys.push_back(key);
-    }
-  }
-  Progress(stage, 0, static_cast<int64_t>(keys.size()), "checking the shared latent cache", true);
-  const train::LatentCache cache(options_.LatentCacheDir());
-  ASSIGN_OR_RETURN(SyncCounts pulled, shared_.PullLatents(cache, keys));
+  Progress(stage, 0, 0, "checking the shared latent cache", true);
   ASSIGN_OR_RETURN(train::LatentCacheStats stats, trainer_->PrepareLatents());
-  ASSIGN_OR_RETURN(SyncCounts pushed, shared_.PushLatents(cache, keys));
   Log(stage, absl::StrCat("latents: ", stats.hits, " reused from the shared cache (",
-                          pulled.downloaded, " fetched from the server), ", stats.misses,
-                          " encoded; ", pushed.uploaded, " added to the shared cache"));
+                          stats.downloaded, " fetched from the server), ", stats.misses,
+                          " encoded; ", stats.uploaded, " added to the shared cache"));
   return absl::OkStatus();
 }
 

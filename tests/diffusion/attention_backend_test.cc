@@ -40,8 +40,8 @@ TEST(AttentionBackendTest, BackendsTakeItForLongTrainingSequences) {
         return ScaledDotProductAttention(q, k, v, 0.35, chunked);
       },
       at::kDouble, 300, 300);
-  EXPECT_LE(MaxRel(got.dq, ref.dq), 1e-12);
-  EXPECT_LE(MaxRel(got.dk, ref.dk), 1e-12);
+  EXPECT_LE(MaxRel(got.dq, ref.dq), 1e-9);  // float64; see memory_efficient_attention_test
+  EXPECT_LE(MaxRel(got.dk, ref.dk), 1e-9);
 }
 
 }  // namespace

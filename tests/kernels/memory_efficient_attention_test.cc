@@ -27,7 +27,10 @@ TEST(MemoryEfficientAttentionTest, MatchesPlainAttentionAndItsGradients) {
             return MemoryEfficientAttention(q, k, v, 0.35, 64);
           },
           dtype, nq, nk);
-      const double tol = dtype == at::kDouble ? 1e-12 : 2e-6;
+      // float64 runs differ by up to 3e-10 relative when the machine is loaded (measured under
+      // ctest -j2: LibTorch picks other vectorised paths); 1e-9 still shows the chunked
+      // log-sum-exp algorithm is exact, far below float32's 2e-6.
+      const double tol = dtype == at::kDouble ? 1e-9 : 2e-6;
       EXPECT_LE(MaxRel(got.out, ref.out), tol) << nq << "x" << nk;
       EXPECT_LE(MaxRel(got.dq, ref.dq), tol) << nq << "x" << nk;
       EXPECT_LE(MaxRel(got.dk, ref.dk), tol) << nq << "x" << nk;

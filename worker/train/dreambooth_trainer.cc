@@ -10,9 +10,10 @@
 #include "common/crypto.h"
 #include "common/status_macros.h"
 #include "worker/diffusion/device.h"
+#include "worker/diffusion/torch_status.h"
+#include "worker/train/cache_sync.h"
 #include "worker/train/file_util.h"
 #include "worker/train/latent_cache.h"
-#include "worker/diffusion/torch_status.h"
 #include "worker/train/training_loop.h"
 
 namespace dreambooth::train {
@@ -130,6 +131,13 @@ absl::StatusOr<ClassImageSet> DreamBoothTrainer::GenerateClassImages() {
   p.stage = TrainStage::kGeneratingClassImages;
   p.total = options_.num_class_images;
   Report(p);
+  // With a cache sync, images another machine generated under the same key come first.
+  const std::string store_key = ClassImageStoreKey(model_.digest, co);
+  const std::string store_dir = (fs::path(co.store_root) / store_key).string();
+  CacheSyncCounts pulled;
+  if (callbacks_.cache_sync != nullptr) {
+    ASSIGN_OR_RETURN(pulled, callbacks_.cache_sync->PullClassImages(store_key, store_dir));
+  }
   ASSIGN_OR_RETURN(class_set_, PrepareClassImages(model_, co, [&](int done, int total) {
                      TrainProgress q;
                      q.stage = TrainStage::kGeneratingClassImages;
@@ -139,6 +147,12 @@ absl::StatusOr<ClassImageSet> DreamBoothTrainer::GenerateClassImages() {
                      Report(q);
                      return !Cancelled();
                    }));
+  class_set_.downloaded = pulled.downloaded;
+  if (callbacks_.cache_sync != nullptr) {
+    ASSIGN_OR_RETURN(CacheSyncCounts pushed,
+                     callbacks_.cache_sync->PushClassImages(store_key, store_dir));
+    class_set_.uploaded = pushed.uploaded;
+  }
   classes_.clear();
   for (const std::string& path : class_set_.paths) {
     ImageRecord r;
@@ -162,6 +176,13 @@ absl::StatusOr<LatentCacheStats> DreamBoothTrainer::PrepareLatents() {
     p.total = static_cast<int64_t>(all.size()) * (options_.random_flip ? 2 : 1);
     Report(p);
   }
+  // With a cache sync, posteriors another machine encoded under the same keys come first.
+  std::vector<LatentCacheKey> keys;
+  CacheSyncCounts pulled;
+  if (options_.use_cached_latents && callbacks_.cache_sync != nullptr) {
+    keys = posteriors_->KeysFor(all);
+    ASSIGN_OR_RETURN(pulled, callbacks_.cache_sync->PullLatents(posteriors_->cache(), keys));
+  }
   ASSIGN_OR_RETURN(cache_stats_, posteriors_->Prepare(all, [&](int done, int total) {
     TrainProgress q;
     q.stage = TrainStage::kCachingLatents;
@@ -171,6 +192,12 @@ absl::StatusOr<LatentCacheStats> DreamBoothTrainer::PrepareLatents() {
     Report(q);
     return !Cancelled();
   }));
+  cache_stats_.downloaded = pulled.downloaded;
+  if (!keys.empty()) {
+    ASSIGN_OR_RETURN(CacheSyncCounts pushed,
+                     callbacks_.cache_sync->PushLatents(posteriors_->cache(), keys));
+    cache_stats_.uploaded = pushed.uploaded;
+  }
   latent_stage_done_ = true;
   return cache_stats_;
 }

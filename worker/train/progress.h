@@ -11,6 +11,8 @@
 
 namespace dreambooth::train {
 
+class CacheSync;
+
 // The job spec's RUNNING stages.
 enum class TrainStage {
   kPreparing,              // loading the model, scanning images
@@ -56,6 +58,9 @@ struct TrainCallbacks {
   // it reads true the run writes a resume state (if it trained since the last one) and returns
   // CANCELLED. Owned by the caller; must outlive the run.
   const std::atomic<bool>* cancel = nullptr;
+  // Shares the class-image and latent caches (cache_sync.h); null keeps them local. Must outlive
+  // the run.
+  CacheSync* cache_sync = nullptr;
 };
 
 // Peak resident set size of this process in bytes (getrusage).

@@ -100,6 +100,15 @@ absl::StatusOr<CachedPosterior> PosteriorSource::Encode(const ImageRecord& image
                     });
 }
 
+std::vector<LatentCacheKey> PosteriorSource::KeysFor(const std::vector<ImageRecord>& images) const {
+  std::vector<LatentCacheKey> keys;
+  for (const ImageRecord& image : images) {
+    keys.push_back(KeyFor(image, false));
+    if (options_.random_flip) keys.push_back(KeyFor(image, true));
+  }
+  return keys;
+}
+
 absl::StatusOr<LatentCacheStats> PosteriorSource::Prepare(
     const std::vector<ImageRecord>& images, const std::function<bool(int, int)>& progress) {
   LatentCacheStats stats;

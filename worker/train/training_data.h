@@ -56,7 +56,9 @@ struct Posterior {
 
 struct LatentCacheStats {
   int hits = 0;
-  int misses = 0;  // encoded and stored (a mismatched entry counts as a miss)
+  int misses = 0;      // encoded and stored (a mismatched entry counts as a miss)
+  int downloaded = 0;  // entries the cache sync brought in before the lookups
+  int uploaded = 0;    // entries the cache sync published afterwards
 };
 
 // Provides the posterior of an (image, flip) draw. Not thread-safe.
@@ -85,6 +87,10 @@ class PosteriorSource {
   // otherwise the image is loaded, cropped (randomly from crop_seed when !center_crop) and
   // encoded now.
   absl::StatusOr<Posterior> Get(const ImageRecord& image, bool flip, uint64_t crop_seed);
+
+  // The cache keys Prepare looks up for `images` (both orientations with random_flip).
+  std::vector<LatentCacheKey> KeysFor(const std::vector<ImageRecord>& images) const;
+  const LatentCache& cache() const { return cache_; }
 
  private:
   // The VAE posterior as float32 CPU tensors [C, h, w].
