@@ -1,5 +1,8 @@
 #include "server/convert.h"
 
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
 namespace dreambooth::server {
 
 static_assert(static_cast<int>(storage::JobState::kCancelled) == v1::JOB_STATE_CANCELLED);
@@ -7,10 +10,19 @@ static_assert(static_cast<int>(storage::EventKind::kValidationImage) ==
               v1::EVENT_KIND_VALIDATION_IMAGE);
 static_assert(static_cast<int>(storage::CheckpointKind::kFinal) == v1::CHECKPOINT_KIND_FINAL);
 
-v1::Job ToProto(const storage::JobRecord& r) {
+absl::StatusOr<v1::JobSpec> ParseStoredSpec(const std::string& bytes, const std::string& job_id) {
+  v1::JobSpec spec;
+  if (!spec.ParseFromString(bytes)) {
+    return absl::DataLossError(
+        absl::StrCat("the stored spec of job ", job_id, " is damaged (not a JobSpec)"));
+  }
+  return spec;
+}
+
+absl::StatusOr<v1::Job> ToProto(const storage::JobRecord& r) {
   v1::Job job;
   job.set_id(r.id);
-  job.mutable_spec()->ParseFromString(r.spec);
+  ASSIGN_OR_RETURN(*job.mutable_spec(), ParseStoredSpec(r.spec, r.id));
   job.set_state(static_cast<v1::JobState>(r.state));
   job.set_stage(static_cast<v1::JobStage>(r.state == storage::JobState::kRunning ? r.stage : 0));
   job.set_step(r.step);

@@ -5,13 +5,20 @@
 
 #include <grpcpp/support/status.h>
 
+#include <string>
+
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "dreambooth/v1/resources.pb.h"
 #include "storage/records.h"
 
 namespace dreambooth::server {
 
-v1::Job ToProto(const storage::JobRecord& job);
+// The stored JobSpec bytes of job `job_id` parsed; DATA_LOSS naming the job when they are not a
+// JobSpec (a damaged database row).
+absl::StatusOr<v1::JobSpec> ParseStoredSpec(const std::string& bytes, const std::string& job_id);
+// DATA_LOSS when the job's stored spec does not parse (ParseStoredSpec).
+absl::StatusOr<v1::Job> ToProto(const storage::JobRecord& job);
 v1::JobEvent ToProto(const storage::EventRecord& event);
 v1::ImageSet ToProto(const storage::ImageSetRecord& set);
 v1::StoredImage ToProto(const storage::StoredImageRecord& image);

@@ -97,7 +97,7 @@ grpc::ServerUnaryReactor* DreamBoothService::CreateJob(grpc::CallbackServerConte
     if (!request->has_spec()) return absl::InvalidArgumentError("spec is required");
     ASSIGN_OR_RETURN(storage::JobRecord job,
                      backend_->CreateJob(request->spec(), request->request_id()));
-    *response = ToProto(job);
+    ASSIGN_OR_RETURN(*response, ToProto(job));
     return absl::OkStatus();
   }());
 }
@@ -108,7 +108,7 @@ grpc::ServerUnaryReactor* DreamBoothService::GetJob(grpc::CallbackServerContext*
   return Respond(context, [&]() -> absl::Status {
     RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
     ASSIGN_OR_RETURN(storage::JobRecord job, backend_->jobs().Get(request->job_id()));
-    *response = ToProto(job);
+    ASSIGN_OR_RETURN(*response, ToProto(job));
     return absl::OkStatus();
   }());
 }
@@ -130,7 +130,9 @@ grpc::ServerUnaryReactor* DreamBoothService::ListJobs(grpc::CallbackServerContex
     ASSIGN_OR_RETURN(
         storage::JobStore::Page page,
         backend_->jobs().List(static_cast<storage::JobState>(request->state()), page_size, cursor));
-    for (const auto& job : page.jobs) *response->add_jobs() = ToProto(job);
+    for (const auto& job : page.jobs) {
+      ASSIGN_OR_RETURN(*response->add_jobs(), ToProto(job));
+    }
     if (page.next_before_seq != 0) {
       response->set_next_page_token(backend_->EncodePageToken(kind, page.next_before_seq));
     }
@@ -144,7 +146,7 @@ grpc::ServerUnaryReactor* DreamBoothService::CancelJob(grpc::CallbackServerConte
   return Respond(context, [&]() -> absl::Status {
     RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
     ASSIGN_OR_RETURN(storage::JobRecord job, backend_->CancelJob(request->job_id()));
-    *response = ToProto(job);
+    ASSIGN_OR_RETURN(*response, ToProto(job));
     return absl::OkStatus();
   }());
 }

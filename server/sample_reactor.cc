@@ -75,8 +75,7 @@ class SampleReactor : public grpc::ServerWriteReactor<v1::SampleResponse>,
           absl::StrCat("num_images must be in [1, 16], got ", resolved.num_images()));
     }
     ASSIGN_OR_RETURN(storage::JobRecord job, backend_->jobs().Get(request.job_id()));
-    v1::JobSpec spec;
-    spec.ParseFromString(job.spec);
+    ASSIGN_OR_RETURN(const v1::JobSpec spec, ParseStoredSpec(job.spec, job.id));
     for (auto [has, value, name] :
          {std::make_tuple(resolved.has_width(), resolved.width(), "width"),
           std::make_tuple(resolved.has_height(), resolved.height(), "height")}) {

@@ -92,7 +92,7 @@ absl::Status WorkerGatewayService::BuildTrainTask(const storage::Lease& lease, v
   task->set_lease_token(lease.token);
   task->set_lease_expire_time_ms(lease.expires_ms);
   task->set_lease_ttl_ms(backend_->options().lease_ttl_ms);
-  task->mutable_spec()->ParseFromString(job.spec);
+  ASSIGN_OR_RETURN(*task->mutable_spec(), ParseStoredSpec(job.spec, job.id));
   ASSIGN_OR_RETURN(storage::ImageSetRecord instance,
                    backend_->catalog().GetImageSet(job.instance_set));
   for (const auto& img : instance.images) *task->add_instance_images() = ToProto(img);
@@ -139,7 +139,7 @@ absl::StatusOr<bool> WorkerGatewayService::TryLease(const v1::LeaseTaskRequest& 
       task->set_lease_token(t->token);
       task->set_lease_expire_time_ms(t->expires_ms);
       task->set_lease_ttl_ms(ttl);
-      task->mutable_spec()->ParseFromString(t->spec);
+      ASSIGN_OR_RETURN(*task->mutable_spec(), ParseStoredSpec(t->spec, t->job_id));
       *task->mutable_sample() = t->request;
       *task->mutable_sample_checkpoint() = t->checkpoint;
       return true;

@@ -1,5 +1,6 @@
 // A real dreamboothd process on loopback, driven through the C++ client and a scripted worker.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -67,6 +68,31 @@ TEST_F(E2eTest, CreateResolvesDefaultsAndRetriedCreateReturnsTheSameJob) {
   EXPECT_EQ(conflict.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_NE(conflict.status().message().find("req-42"), std::string::npos);
   EXPECT_EQ(client_->ListJobs(100, "")->jobs_size(), 1);
+}
+
+// A damaged spec row (written behind the daemon's back into its real SQLite file) is reported as
+// DATA_LOSS naming the job, not served as an empty spec; other jobs and RPCs keep working.
+TEST_F(E2eTest, ADamagedStoredSpecIsDataLossAndTheServiceKeepsServing) {
+  const std::string set = UploadImages(2);
+  auto damaged = client_->CreateJob(MinimalSpec(set), "req-damaged");
+  auto healthy = client_->CreateJob(MinimalSpec(set), "req-healthy");
+  ASSERT_TRUE(damaged.ok() && healthy.ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Join("data/db.sqlite").c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  const std::string sql = "UPDATE jobs SET spec = x'ffffffffff' WHERE id = '" + damaged->id() + "'";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  absl::StatusOr<v1::Job> got = client_->GetJob(damaged->id());
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss) << got.status();
+  EXPECT_NE(got.status().message().find(damaged->id()), std::string::npos) << got.status();
+  EXPECT_EQ(client_->ListJobs(100, "").status().code(), absl::StatusCode::kDataLoss);
+  absl::StatusOr<v1::Job> other = client_->GetJob(healthy->id());
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->spec().max_train_steps(), MinimalSpec(set).max_train_steps());
 }
 
 TEST_F(E2eTest, ListPaginationWhileInsertingHasNoDuplicateAndNoMiss) {
