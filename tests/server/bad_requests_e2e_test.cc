@@ -2,7 +2,11 @@
 // and a message naming the problem, and the server stays up.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
 
 #include "tests/server/e2e_util.h"
 #include "tests/testing/image_files.h"
@@ -10,15 +14,22 @@
 namespace dreambooth::testing {
 namespace {
 
+class BadRequestsTest;
+
+// One bad request: what it sends (against a fresh daemon), the status code it must get and a part
+// of the message that names the problem.
 struct BadCase {
   std::string name;
-  std::function<grpc::Status()> call;
+  std::function<grpc::Status(BadRequestsTest&)> call;
   grpc::StatusCode code;
   std::string message_part;
 };
 
-class BadRequestsTest : public E2eTest {
- protected:
+// Names the case in gtest's listings and failure messages.
+void PrintTo(const BadCase& bad, std::ostream* os) { *os << bad.name; }
+
+class BadRequestsTest : public E2eTest, public ::testing::WithParamInterface<BadCase> {
+ public:  // the table's calls use these
   void SetUp() override {
     E2eTest::SetUp();
     set_ = UploadImages(1);
@@ -60,12 +71,17 @@ class BadRequestsTest : public E2eTest {
     return messages;
   }
 
+  client::Client& client() { return *client_; }
+  v1::JobSpec Spec() const { return MinimalSpec(set_); }
+
   std::string set_;
 };
 
-TEST_F(BadRequestsTest, EachGetsAPreciseCodeAndMessageAndTheServerStaysUp) {
-  using grpc::StatusCode;
-  const std::string zip = std::string("PK\x03\x04\x14\x00\x00\x00", 8) + std::string(100, 'z');
+// A ZIP archive's bytes (what a renamed .png really is).
+std::string Zip() { return std::string("PK\x03\x04\x14\x00\x00\x00", 8) + std::string(100, 'z'); }
+
+// A valid 16x16 PNG whose header declares 100000 x 100000 pixels (a decompression bomb).
+std::string BombPng() {
   std::string bomb_png = MakePng(Quadrants(16, 16), PngVariant::kRgb8);
   // Patch IHDR (bytes 16..23) to 100000 x 100000; libpng checks the CRC, so recompute it.
   {
@@ -82,147 +98,184 @@ TEST_F(BadRequestsTest, EachGetsAPreciseCodeAndMessageAndTheServerStaysUp) {
     crc ^= 0xFFFFFFFFu;
     for (int b = 0; b < 4; ++b) bomb_png[29 + b] = static_cast<char>(crc >> (24 - 8 * b));
   }
-  const std::string good_jpeg = MakeJpeg(Quadrants(32, 32), JpegColor::kRgb);
+  return bomb_png;
+}
 
-  std::vector<BadCase> cases = {
+std::string GoodJpeg() { return MakeJpeg(Quadrants(32, 32), JpegColor::kRgb); }
+
+std::vector<BadCase> BadCases() {
+  using grpc::StatusCode;
+  return {
       {"missing spec",
-       [&] {
+       [](BadRequestsTest& t) {
          grpc::ClientContext c;
          v1::CreateJobRequest r;
          v1::Job j;
-         return client_->stub().CreateJob(&c, r, &j);
+         return t.client().stub().CreateJob(&c, r, &j);
        },
        StatusCode::INVALID_ARGUMENT, "spec is required"},
-      {"missing base model", [&] { return CreateWith([](auto* s) { s->clear_base_model(); }); },
+      {"missing base model",
+       [](BadRequestsTest& t) { return t.CreateWith([](auto* s) { s->clear_base_model(); }); },
        StatusCode::INVALID_ARGUMENT, "spec.base_model is required"},
       {"unknown base model",
-       [&] { return CreateWith([](auto* s) { s->set_base_model("sd-nope"); }); },
+       [](BadRequestsTest& t) {
+         return t.CreateWith([](auto* s) { s->set_base_model("sd-nope"); });
+       },
        StatusCode::INVALID_ARGUMENT, "spec.base_model 'sd-nope' is not a known model"},
       {"base model with a path",
-       [&] { return CreateWith([](auto* s) { s->set_base_model("../etc"); }); },
+       [](BadRequestsTest& t) {
+         return t.CreateWith([](auto* s) { s->set_base_model("../etc"); });
+       },
        StatusCode::INVALID_ARGUMENT, "spec.base_model"},
       {"missing instance prompt",
-       [&] { return CreateWith([](auto* s) { s->clear_instance_prompt(); }); },
+       [](BadRequestsTest& t) { return t.CreateWith([](auto* s) { s->clear_instance_prompt(); }); },
        StatusCode::INVALID_ARGUMENT, "spec.instance_prompt is required"},
-      {"negative steps", [&] { return CreateWith([](auto* s) { s->set_max_train_steps(-5); }); },
+      {"negative steps",
+       [](BadRequestsTest& t) { return t.CreateWith([](auto* s) { s->set_max_train_steps(-5); }); },
        StatusCode::INVALID_ARGUMENT, "spec.max_train_steps must be in [1, 1000000], got -5"},
-      {"zero learning rate", [&] { return CreateWith([](auto* s) { s->set_learning_rate(0); }); },
+      {"zero learning rate",
+       [](BadRequestsTest& t) { return t.CreateWith([](auto* s) { s->set_learning_rate(0); }); },
        StatusCode::INVALID_ARGUMENT, "spec.learning_rate"},
       {"resolution not a multiple of 8",
-       [&] { return CreateWith([](auto* s) { s->set_resolution(500); }); },
+       [](BadRequestsTest& t) { return t.CreateWith([](auto* s) { s->set_resolution(500); }); },
        StatusCode::INVALID_ARGUMENT, "spec.resolution must be a multiple of 8"},
       {"prior preservation without a class prompt",
-       [&] { return CreateWith([](auto* s) { s->set_with_prior_preservation(true); }); },
+       [](BadRequestsTest& t) {
+         return t.CreateWith([](auto* s) { s->set_with_prior_preservation(true); });
+       },
        StatusCode::INVALID_ARGUMENT, "spec.regularization_prompt is required"},
       {"unknown lr scheduler",
-       [&] {
-         return CreateWith([](auto* s) { s->set_lr_scheduler(static_cast<v1::LrScheduler>(99)); });
+       [](BadRequestsTest& t) {
+         return t.CreateWith(
+             [](auto* s) { s->set_lr_scheduler(static_cast<v1::LrScheduler>(99)); });
        },
        StatusCode::INVALID_ARGUMENT, "spec.lr_scheduler"},
       {"guidance below 1",
-       [&] {
-         return CreateWith([](auto* s) { s->mutable_class_sampler()->set_guidance_scale(0.5f); });
+       [](BadRequestsTest& t) {
+         return t.CreateWith([](auto* s) { s->mutable_class_sampler()->set_guidance_scale(0.5f); });
        },
        StatusCode::INVALID_ARGUMENT, "spec.class_sampler.guidance_scale"},
       {"warmup longer than training",
-       [&] { return CreateWith([](auto* s) { s->set_lr_warmup_steps(11); }); },
+       [](BadRequestsTest& t) { return t.CreateWith([](auto* s) { s->set_lr_warmup_steps(11); }); },
        StatusCode::INVALID_ARGUMENT, "spec.lr_warmup_steps"},
       {"instance image set that does not exist",
-       [&] { return CreateWith([](auto* s) { s->set_instance_image_set("is_00000000"); }); },
+       [](BadRequestsTest& t) {
+         return t.CreateWith([](auto* s) { s->set_instance_image_set("is_00000000"); });
+       },
        StatusCode::INVALID_ARGUMENT, "spec.instance_image_set 'is_00000000' does not exist"},
       {"regularization set that does not exist",
-       [&] { return CreateWith([](auto* s) { s->set_regularization_image_set("is_ffff"); }); },
+       [](BadRequestsTest& t) {
+         return t.CreateWith([](auto* s) { s->set_regularization_image_set("is_ffff"); });
+       },
        StatusCode::INVALID_ARGUMENT, "spec.regularization_image_set 'is_ffff' does not exist"},
-      {"request id too long", [&] { return Create(MinimalSpec(set_), std::string(300, 'r')); },
+      {"request id too long",
+       [](BadRequestsTest& t) { return t.Create(t.Spec(), std::string(300, 'r')); },
        StatusCode::INVALID_ARGUMENT, "request_id must be at most 255 bytes"},
       {"foreign job id",
-       [&] {
+       [](BadRequestsTest& t) {
          grpc::ClientContext c;
          v1::GetJobRequest r;
          r.set_job_id("job_0123456789abcdef");
          v1::Job j;
-         return client_->stub().GetJob(&c, r, &j);
+         return t.client().stub().GetJob(&c, r, &j);
        },
        StatusCode::NOT_FOUND, "job 'job_0123456789abcdef' not found"},
       {"empty job id",
-       [&] {
+       [](BadRequestsTest& t) {
          grpc::ClientContext c;
          v1::CancelJobRequest r;
          v1::Job j;
-         return client_->stub().CancelJob(&c, r, &j);
+         return t.client().stub().CancelJob(&c, r, &j);
        },
        StatusCode::INVALID_ARGUMENT, "job_id is required"},
       {"page_size -1",
-       [&] {
+       [](BadRequestsTest& t) {
          grpc::ClientContext c;
          v1::ListJobsRequest r;
          r.set_page_size(-1);
          v1::ListJobsResponse resp;
-         return client_->stub().ListJobs(&c, r, &resp);
+         return t.client().stub().ListJobs(&c, r, &resp);
        },
        StatusCode::INVALID_ARGUMENT, "page_size must be >= 0, got -1"},
       {"tampered page token",
-       [&] {
+       [](BadRequestsTest& t) {
          grpc::ClientContext c;
          v1::ListJobsRequest r;
          r.set_page_token("AAAAAAAAAAUAAAAAAAAAAAAAAAAAAAAA");
          v1::ListJobsResponse resp;
-         return client_->stub().ListJobs(&c, r, &resp);
+         return t.client().stub().ListJobs(&c, r, &resp);
        },
        StatusCode::INVALID_ARGUMENT, "page_token is invalid"},
       {"unknown image set",
-       [&] {
+       [](BadRequestsTest& t) {
          grpc::ClientContext c;
          v1::GetImageSetRequest r;
          r.set_image_set_id("is_missing");
          v1::ImageSet resp;
-         return client_->stub().GetImageSet(&c, r, &resp);
+         return t.client().stub().GetImageSet(&c, r, &resp);
        },
        StatusCode::NOT_FOUND, "image set 'is_missing' not found"},
       {"oversized message (17 MiB)",
-       [&] {
+       [](BadRequestsTest& t) {
          grpc::ClientContext c;
          v1::CreateJobRequest r;
-         *r.mutable_spec() = MinimalSpec(set_);
+         *r.mutable_spec() = t.Spec();
          r.mutable_spec()->set_instance_prompt(std::string(17 << 20, 'a'));
          v1::Job j;
-         return client_->stub().CreateJob(&c, r, &j);
+         return t.client().stub().CreateJob(&c, r, &j);
        },
        StatusCode::RESOURCE_EXHAUSTED, ""},
-      {"upload without a target", [&] { return UploadMessages({OneFile("a.jpg", good_jpeg)[1]}); },
+      {"upload without a target",
+       [](BadRequestsTest& t) {
+         return t.UploadMessages({BadRequestsTest::OneFile("a.jpg", GoodJpeg())[1]});
+       },
        StatusCode::INVALID_ARGUMENT, "the first message must be an UploadTarget"},
-      {"upload of a zip renamed .png", [&] { return UploadMessages(OneFile("photo.png", zip)); },
+      {"upload of a zip renamed .png",
+       [](BadRequestsTest& t) {
+         return t.UploadMessages(BadRequestsTest::OneFile("photo.png", Zip()));
+       },
        StatusCode::INVALID_ARGUMENT, "file 'photo.png': not a PNG or JPEG"},
       {"upload of a truncated jpeg",
-       [&] {
-         return UploadMessages(OneFile("cut.jpg", good_jpeg.substr(0, good_jpeg.size() / 2)));
+       [](BadRequestsTest& t) {
+         return t.UploadMessages(
+             BadRequestsTest::OneFile("cut.jpg", GoodJpeg().substr(0, GoodJpeg().size() / 2)));
        },
        StatusCode::INVALID_ARGUMENT, "file 'cut.jpg'"},
-      {"upload of an empty file", [&] { return UploadMessages(OneFile("empty.jpg", "")); },
+      {"upload of an empty file",
+       [](BadRequestsTest& t) {
+         return t.UploadMessages(BadRequestsTest::OneFile("empty.jpg", ""));
+       },
        StatusCode::INVALID_ARGUMENT, "file 'empty.jpg': empty file"},
       {"upload of a 100000x100000 png",
-       [&] { return UploadMessages(OneFile("bomb.png", bomb_png)); }, StatusCode::INVALID_ARGUMENT,
-       "file 'bomb.png': PNG declares 100000x100000"},
+       [](BadRequestsTest& t) {
+         return t.UploadMessages(BadRequestsTest::OneFile("bomb.png", BombPng()));
+       },
+       StatusCode::INVALID_ARGUMENT, "file 'bomb.png': PNG declares 100000x100000"},
       {"upload with a path in the file name",
-       [&] { return UploadMessages(OneFile("../../etc/passwd", good_jpeg)); },
+       [](BadRequestsTest& t) {
+         return t.UploadMessages(BadRequestsTest::OneFile("../../etc/passwd", GoodJpeg()));
+       },
        StatusCode::INVALID_ARGUMENT, "must be a plain file name"},
       {"upload chunk over 1 MiB",
-       [&] { return UploadMessages(OneFile("big.jpg", std::string((1 << 20) + 1, 'x'))); },
+       [](BadRequestsTest& t) {
+         return t.UploadMessages(
+             BadRequestsTest::OneFile("big.jpg", std::string((1 << 20) + 1, 'x')));
+       },
        StatusCode::INVALID_ARGUMENT, "exceeds the 1 MiB chunk limit"},
       {"upload into an unknown set",
-       [&] {
-         auto m = OneFile("a.jpg", good_jpeg);
+       [](BadRequestsTest& t) {
+         auto m = BadRequestsTest::OneFile("a.jpg", GoodJpeg());
          m[0].mutable_target()->set_image_set_id("is_nothere");
-         return UploadMessages(m);
+         return t.UploadMessages(m);
        },
        StatusCode::NOT_FOUND, "image set 'is_nothere' not found"},
       {"watch with a negative after_sequence",
-       [&] {
+       [](BadRequestsTest& t) {
          grpc::ClientContext c;
          v1::WatchJobRequest r;
          r.set_job_id("job_x");
          r.set_after_sequence(-1);
-         auto reader = client_->stub().WatchJob(&c, r);
+         auto reader = t.client().stub().WatchJob(&c, r);
          v1::JobEvent e;
          while (reader->Read(&e)) {
          }
@@ -230,25 +283,25 @@ TEST_F(BadRequestsTest, EachGetsAPreciseCodeAndMessageAndTheServerStaysUp) {
        },
        StatusCode::INVALID_ARGUMENT, "after_sequence must be >= 0"},
       {"heartbeat with an unknown lease token",
-       [&] {
-         TestWorker w(client_.get(), "w");
+       [](BadRequestsTest& t) {
+         TestWorker w(&t.client(), "w");
          return w.Heartbeat("lt_forged");
        },
        StatusCode::FAILED_PRECONDITION, "lease token is not current"},
       {"lease without a worker id",
-       [&] {
+       [](BadRequestsTest& t) {
          grpc::ClientContext c;
          v1::LeaseTaskRequest r;
          v1::LeaseTaskResponse resp;
-         return client_->gateway().LeaseTask(&c, r, &resp);
+         return t.client().gateway().LeaseTask(&c, r, &resp);
        },
        StatusCode::INVALID_ARGUMENT, "worker_id is required"},
       {"download of an unknown checkpoint",
-       [&] {
+       [](BadRequestsTest& t) {
          grpc::ClientContext c;
          v1::DownloadCheckpointRequest r;
          r.set_checkpoint_id("ckpt_nope");
-         auto reader = client_->stub().DownloadCheckpoint(&c, r);
+         auto reader = t.client().stub().DownloadCheckpoint(&c, r);
          v1::DownloadCheckpointResponse m;
          while (reader->Read(&m)) {
          }
@@ -256,20 +309,36 @@ TEST_F(BadRequestsTest, EachGetsAPreciseCodeAndMessageAndTheServerStaysUp) {
        },
        StatusCode::NOT_FOUND, "checkpoint 'ckpt_nope' not found"},
   };
-  ASSERT_GE(cases.size(), 20u);
-  for (const BadCase& bad : cases) {
-    SCOPED_TRACE(bad.name);
-    const grpc::Status status = bad.call();
-    EXPECT_EQ(status.error_code(), bad.code) << status.error_message();
-    EXPECT_NE(status.error_message().find(bad.message_part), std::string::npos)
-        << "message: " << status.error_message();
-  }
-  // Still up and serving, and nothing was created by the bad requests.
+}
+
+TEST_P(BadRequestsTest, GetsAPreciseCodeAndMessageAndTheServerStaysUp) {
+  const BadCase& bad = GetParam();
+  const grpc::Status status = bad.call(*this);
+  EXPECT_EQ(status.error_code(), bad.code) << status.error_message();
+  EXPECT_NE(status.error_message().find(bad.message_part), std::string::npos)
+      << "message: " << status.error_message();
+  // Still up and serving, and nothing was created by the bad request.
   EXPECT_TRUE(daemon_->Running());
   EXPECT_EQ(*client_->CheckHealth(""), grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_EQ(client_->ListJobs(100, "")->jobs_size(), 0);
   EXPECT_EQ(client_->ListImageSets(100, "")->image_sets_size(), 1);
 }
+
+// The test name of a case: its description with every non-alphanumeric run as one '_'.
+std::string CaseName(const ::testing::TestParamInfo<BadCase>& info) {
+  std::string out;
+  for (char c : info.param.name) {
+    if (std::isalnum(static_cast<unsigned char>(c))) {
+      out.push_back(c);
+    } else if (!out.empty() && out.back() != '_') {
+      out.push_back('_');
+    }
+  }
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, BadRequestsTest, ::testing::ValuesIn(BadCases()), CaseName);
 
 }  // namespace
 }  // namespace dreambooth::testing
