@@ -1,0 +1,114 @@
+// CatalogStore on a real SQLite file: image sets (dedup by digest, the size cap adds nothing,
+// pagination, deletion), advertised base models, meta values created once, and the shared-cache
+// index (replace, append, conflicting appends refused) surviving a reopen of the database.
+#include "storage/catalog_store.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/database.h"
+#include "tests/testing/temp_dir.h"
+
+namespace dreambooth::storage {
+namespace {
+
+StoredImageRecord Image(const std::string& name, char digest_char) {
+  StoredImageRecord image;
+  image.name = name;
+  image.digest = std::string(64, digest_char);
+  image.size_bytes = 100;
+  image.width = 32;
+  image.height = 32;
+  image.format = "png";
+  return image;
+}
+
+class CatalogStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+  void Open() {
+    store_.reset();
+    db_.reset();
+    auto db = Database::Open({dir_.Join("db.sqlite")});
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = std::move(*db);
+    store_ = std::make_unique<CatalogStore>(db_.get());
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<CatalogStore> store_;
+};
+
+TEST_F(CatalogStoreTest, ImageSetsDeduplicateCapAndPaginate) {
+  auto set = store_->AddImages("", "dog", {Image("a.png", 'a'), Image("b.png", 'b')}, 3, 1);
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->id.rfind("is_", 0), 0u);
+  // The same digest again is skipped; one new image fits under the cap of 3.
+  auto grown = store_->AddImages(set->id, "", {Image("a2.png", 'a'), Image("c.png", 'c')}, 3, 2);
+  ASSERT_TRUE(grown.ok()) << grown.status();
+  ASSERT_EQ(grown->images.size(), 3u);
+  EXPECT_EQ(grown->images[2].name, "c.png");
+  // Over the cap: RESOURCE_EXHAUSTED and nothing added.
+  auto over = store_->AddImages(set->id, "", {Image("d.png", 'd')}, 3, 3);
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(store_->GetImageSet(set->id)->images.size(), 3u);
+  EXPECT_EQ(store_->AddImages("is_missing", "", {Image("e.png", 'e')}, 3, 4).status().code(),
+            absl::StatusCode::kNotFound);
+
+  auto second = store_->AddImages("", "cat", {Image("x.png", 'x')}, 3, 5);
+  ASSERT_TRUE(second.ok());
+  auto page1 = store_->ListImageSets(1, 0);
+  ASSERT_TRUE(page1.ok());
+  ASSERT_EQ(page1->sets.size(), 1u);
+  EXPECT_EQ(page1->sets[0].id, second->id);  // newest first
+  auto page2 = store_->ListImageSets(1, page1->next_before_seq);
+  ASSERT_EQ(page2->sets.size(), 1u);
+  EXPECT_EQ(page2->sets[0].id, set->id);
+  EXPECT_EQ(page2->next_before_seq, 0);
+
+  ASSERT_TRUE(store_->DeleteImageSet(set->id).ok());
+  EXPECT_EQ(store_->GetImageSet(set->id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->DeleteImageSet(set->id).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CatalogStoreTest, BaseModelsAndMetaPersist) {
+  ASSERT_TRUE(store_->RememberBaseModels({"sd15", "tiny"}, "w1", 1).ok());
+  EXPECT_TRUE(*store_->IsKnownBaseModel("sd15"));
+  EXPECT_FALSE(*store_->IsKnownBaseModel("sdxl"));
+  EXPECT_EQ(*store_->GetOrCreateMeta("secret", "first"), "first");
+  EXPECT_EQ(*store_->GetOrCreateMeta("secret", "second"), "first");  // created once
+  Open();  // a reopened database still has them
+  EXPECT_TRUE(*store_->IsKnownBaseModel("sd15"));
+  EXPECT_EQ(*store_->GetOrCreateMeta("secret", "third"), "first");
+}
+
+TEST_F(CatalogStoreTest, CacheEntriesReplaceAppendAndRefuseConflicts) {
+  EXPECT_FALSE(store_->GetCacheEntry("latent/v1/k")->has_value());
+  const CacheItemRecord one{"000000.png", std::string(64, '1'), 10};
+  const CacheItemRecord two{"000001.png", std::string(64, '2'), 20};
+  EXPECT_EQ(*store_->PutCacheEntry("classimg/v1/k", {one}, /*append=*/true, "{}", 1), 1);
+  EXPECT_EQ(*store_->PutCacheEntry("classimg/v1/k", {two, one}, /*append=*/true, "{}", 2), 2);
+  CacheItemRecord clash = one;
+  clash.digest = std::string(64, '9');
+  EXPECT_EQ(
+      store_->PutCacheEntry("classimg/v1/k", {clash}, /*append=*/true, "{}", 3).status().code(),
+      absl::StatusCode::kFailedPrecondition);
+  Open();
+  auto entry = store_->GetCacheEntry("classimg/v1/k");
+  ASSERT_TRUE(entry.ok() && entry->has_value());
+  ASSERT_EQ((*entry)->items.size(), 2u);
+  EXPECT_EQ((*entry)->items[0].name, "000000.png");  // sorted by name
+  EXPECT_EQ((*entry)->items[0].digest, one.digest);
+  // Replace drops what the new list lacks.
+  EXPECT_EQ(*store_->PutCacheEntry("classimg/v1/k", {two}, /*append=*/false, "{\"v\":1}", 4), 1);
+  entry = store_->GetCacheEntry("classimg/v1/k");
+  ASSERT_EQ((*entry)->items.size(), 1u);
+  EXPECT_EQ((*entry)->metadata_json, "{\"v\":1}");
+}
+
+}  // namespace
+}  // namespace dreambooth::storage
