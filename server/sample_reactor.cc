@@ -22,11 +22,13 @@ class SampleReactor : public grpc::ServerWriteReactor<v1::SampleResponse>,
       Finish(ToGrpc(task.status()));
       return;
     }
-    task_id_ = backend_->samples().Enqueue(*std::move(task), this);
-    backend_->NotifyTaskAvailable();
+    // "queued" goes out before the task can be leased, so that a fast worker's "leased" and
+    // image messages cannot overtake it.
     v1::SampleResponse queued;
     queued.mutable_progress()->set_message("queued; waiting for a worker");
     OnOutput(queued);
+    task_id_ = backend_->samples().Enqueue(*std::move(task), this);
+    backend_->NotifyTaskAvailable();
   }
 
   // SampleBroker::Sink (called with the broker's lock held).
