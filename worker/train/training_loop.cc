@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "worker/diffusion/torch_status.h"
 #include "worker/train/adamw.h"
 #include "worker/train/checkpoint_writer.h"
 #include "worker/train/dreambooth_loss.h"
@@ -17,7 +18,6 @@
 #include "worker/train/lr_schedule.h"
 #include "worker/train/precision.h"
 #include "worker/train/resume_state.h"
-#include "worker/diffusion/torch_status.h"
 
 namespace dreambooth::train::internal {
 namespace {
