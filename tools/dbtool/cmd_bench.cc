@@ -6,7 +6,6 @@
 #include <torch/cuda.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -37,11 +36,8 @@ constexpr char kUsage[] =
 
 // Whether --only selects any of `names`.
 bool Wanted(const BenchFlags& f, std::initializer_list<const char*> names) {
-  if (f.only.empty()) return true;
-  for (const char* name : names) {
-    if (std::string(name).find(f.only) != std::string::npos) return true;
-  }
-  return false;
+  return std::any_of(names.begin(), names.end(),
+                     [&](const char* name) { return Selected(f, name); });
 }
 
 absl::Status ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {

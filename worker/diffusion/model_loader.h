@@ -83,6 +83,8 @@ absl::Status LoadStateDictStrict(torch::nn::Module& module, const TensorMap& wei
 
 // The module's parameters and buffers by name, detached, on their device and dtype.
 TensorMap ModuleStateDict(const torch::nn::Module& module);
+// The same as independent CPU copies (what LoadStateDictStrict takes back later).
+TensorMap ModuleStateDictOnHost(const torch::nn::Module& module);
 
 // Number of parameter elements of `module` (buffers excluded), as diffusers' num_parameters().
 int64_t CountParameters(const torch::nn::Module& module);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -56,6 +57,22 @@ at::Tensor EncodeIds(StableDiffusion& model, const at::Tensor& ids, int64_t per_
                      int64_t clip_skip, const at::Device& device) {
   at::Tensor embeds = model.text_encoder->forward(ids.to(device), clip_skip).last_hidden_state;
   return embeds.repeat_interleave(per_prompt, 0);  // [P * n, L, D]
+}
+
+// Classifier-free guidance of a [uncond; cond] prediction, with diffusers' rescale_noise_cfg
+// (match the std of the text-conditioned prediction) when guidance_rescale > 0.
+at::Tensor GuidedPrediction(const at::Tensor& pred, const Text2ImageOptions& o) {
+  std::vector<at::Tensor> parts = pred.chunk(2, 0);  // uncond, cond
+  at::Tensor guided = parts[0] + o.guidance * (parts[1] - parts[0]);
+  if (o.guidance_rescale > 0.0) {
+    std::vector<int64_t> dims;
+    for (int64_t d = 1; d < pred.dim(); ++d) dims.push_back(d);
+    at::Tensor std_text = parts[1].std(dims, /*unbiased=*/true, /*keepdim=*/true);
+    at::Tensor std_cfg = guided.std(dims, /*unbiased=*/true, /*keepdim=*/true);
+    at::Tensor rescaled = guided * (std_text / std_cfg);
+    guided = o.guidance_rescale * rescaled + (1.0 - o.guidance_rescale) * guided;
+  }
+  return guided;
 }
 
 absl::StatusOr<Text2ImageResult> Run(StableDiffusion& model, const Text2ImageOptions& o) {
@@ -128,6 +145,8 @@ absl::StatusOr<Text2ImageResult> Run(StableDiffusion& model, const Text2ImageOpt
   result.timesteps = timesteps.clone();
   std::unique_ptr<CudaGraphUNet> graph_unet;
   if (o.cuda_graphs && device.is_cuda()) graph_unet = std::make_unique<CudaGraphUNet>(model.unet);
+  const bool fused_step =
+      guided && o.guidance_rescale <= 0.0 && kernels::ActiveFusedKernels().guided_ddim_step;
   const int64_t total = timesteps.size(0);
   for (int64_t i = 0; i < total; ++i) {
     const at::Tensor t = timesteps[i];
@@ -140,38 +159,20 @@ absl::StatusOr<Text2ImageResult> Run(StableDiffusion& model, const Text2ImageOpt
     } else {
       pred = model.unet->forward(input.to(dtype), t, context).to(at::kFloat);
     }
-    // The fused guidance + DDIM step when switched on and exact for this step.
+    // The fused guidance + DDIM step where it is switched on and exact for this step.
     std::optional<Scheduler::DdimCoefficients> fused;
-    if (guided && o.guidance_rescale <= 0.0 && kernels::ActiveFusedKernels().guided_ddim_step) {
-      fused = scheduler->DeterministicDdimCoefficients(t);
-    }
+    if (fused_step) fused = scheduler->DeterministicDdimCoefficients(t);
     if (fused) {
       std::vector<at::Tensor> parts = pred.chunk(2, 0);  // uncond, cond
       latents = kernels::GuidedDdimStep(latents, parts[0].contiguous(), parts[1].contiguous(),
                                         o.guidance, fused->alpha_prod_t, fused->alpha_prod_prev,
                                         fused->v_prediction ? kernels::PredictionType::kVPrediction
                                                             : kernels::PredictionType::kEpsilon);
-      if (o.on_step && !o.on_step(i, total, latents)) {
-        return absl::CancelledError(absl::StrCat("sampling cancelled after step ", i + 1));
-      }
-      continue;
+    } else {
+      if (guided) pred = GuidedPrediction(pred, o);
+      ASSIGN_OR_RETURN(SchedulerStepOutput step, scheduler->Step(pred, t, latents, &gen));
+      latents = step.prev_sample;
     }
-    if (guided) {
-      std::vector<at::Tensor> parts = pred.chunk(2, 0);  // uncond, cond
-      at::Tensor guided_pred = parts[0] + o.guidance * (parts[1] - parts[0]);
-      if (o.guidance_rescale > 0.0) {
-        // diffusers rescale_noise_cfg: match the std of the text-conditioned prediction.
-        std::vector<int64_t> dims;
-        for (int64_t d = 1; d < pred.dim(); ++d) dims.push_back(d);
-        at::Tensor std_text = parts[1].std(dims, /*unbiased=*/true, /*keepdim=*/true);
-        at::Tensor std_cfg = guided_pred.std(dims, /*unbiased=*/true, /*keepdim=*/true);
-        at::Tensor rescaled = guided_pred * (std_text / std_cfg);
-        guided_pred = o.guidance_rescale * rescaled + (1.0 - o.guidance_rescale) * guided_pred;
-      }
-      pred = guided_pred;
-    }
-    ASSIGN_OR_RETURN(SchedulerStepOutput step, scheduler->Step(pred, t, latents, &gen));
-    latents = step.prev_sample;
     if (o.on_step && !o.on_step(i, total, latents)) {
       return absl::CancelledError(absl::StrCat("sampling cancelled after step ", i + 1));
     }

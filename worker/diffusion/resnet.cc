@@ -15,6 +15,13 @@ torch::nn::Conv2d Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, 
       torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding));
 }
 
+// silu(norm(x)): the fused kernel when switched on (kernels/fused_kernels.h), else LibTorch's ops.
+torch::Tensor NormSilu(torch::nn::GroupNorm& norm, const torch::Tensor& x, bool fused) {
+  if (!fused) return at::silu(norm(x));
+  const torch::nn::GroupNormOptions& o = norm->options;
+  return kernels::GroupNormSilu(x, o.num_groups(), norm->weight, norm->bias, o.eps());
+}
+
 }  // namespace
 
 ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetBlock2DConfig& config)
@@ -34,17 +41,6 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetBlock2DConfig& config)
   conv2 = register_module("conv2", Conv(out, out, 3, 1, 1));
   if (in != out) conv_shortcut = register_module("conv_shortcut", Conv(in, out, 1, 1, 0));
 }
-
-namespace {
-
-// silu(norm(x)): the fused kernel when switched on (kernels/fused_kernels.h), else LibTorch's ops.
-torch::Tensor NormSilu(torch::nn::GroupNorm& norm, const torch::Tensor& x, bool fused) {
-  if (!fused) return at::silu(norm(x));
-  const torch::nn::GroupNormOptions& o = norm->options;
-  return kernels::GroupNormSilu(x, o.num_groups(), norm->weight, norm->bias, o.eps());
-}
-
-}  // namespace
 
 torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
   const bool fused = kernels::ActiveFusedKernels().group_norm_silu;

@@ -37,6 +37,12 @@ TensorMap ModuleStateDict(const torch::nn::Module& module) {
   return out;
 }
 
+TensorMap ModuleStateDictOnHost(const torch::nn::Module& module) {
+  TensorMap out;
+  for (const auto& [name, t] : ModuleStateDict(module)) out[name] = t.to(at::kCPU).clone();
+  return out;
+}
+
 int64_t CountParameters(const torch::nn::Module& module) {
   int64_t total = 0;
   for (const auto& p : module.parameters(/*recurse=*/true)) total += p.numel();

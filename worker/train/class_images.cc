@@ -14,7 +14,6 @@
 #include "common/status_macros.h"
 #include "worker/diffusion/pipeline.h"
 #include "worker/train/file_util.h"
-#include "worker/train/frozen_modules.h"
 #include "worker/train/precision.h"
 
 namespace dreambooth::train {

@@ -14,6 +14,7 @@
 #include "worker/train/cache_sync.h"
 #include "worker/train/file_util.h"
 #include "worker/train/latent_cache.h"
+#include "worker/train/precision.h"
 #include "worker/train/training_loop.h"
 
 namespace dreambooth::train {

@@ -6,29 +6,6 @@
 #include "worker/diffusion/torch_status.h"
 
 namespace dreambooth::train {
-namespace {
-
-diffusion::TensorMap HostCopy(const torch::nn::Module& module) {
-  diffusion::TensorMap out;
-  for (const auto& [name, t] : diffusion::ModuleStateDict(module)) {
-    out[name] = t.detach().to(at::kCPU).clone();
-  }
-  return out;
-}
-
-}  // namespace
-
-at::ScalarType ComputeDtype(MixedPrecision precision) {
-  switch (precision) {
-    case MixedPrecision::kFp16:
-      return at::kHalf;
-    case MixedPrecision::kBf16:
-      return at::kBFloat16;
-    case MixedPrecision::kNo:
-      break;
-  }
-  return at::kFloat;
-}
 
 absl::StatusOr<FrozenModules> FrozenModules::Cast(diffusion::StableDiffusion& model,
                                                   at::ScalarType dtype, bool text_encoder_frozen) {
@@ -38,10 +15,10 @@ absl::StatusOr<FrozenModules> FrozenModules::Cast(diffusion::StableDiffusion& mo
   if (dtype == at::kFloat) return frozen;
   RETURN_IF_ERROR(GuardTorch("casting the frozen modules", [&]() -> absl::Status {
     at::NoGradGuard no_grad;
-    frozen.vae_master_ = HostCopy(*model.vae);
+    frozen.vae_master_ = diffusion::ModuleStateDictOnHost(*model.vae);
     model.vae->to(dtype);
     if (text_encoder_frozen) {
-      frozen.text_master_ = HostCopy(*model.text_encoder);
+      frozen.text_master_ = diffusion::ModuleStateDictOnHost(*model.text_encoder);
       model.text_encoder->to(dtype);
     }
     return absl::OkStatus();

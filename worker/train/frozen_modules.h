@@ -17,9 +17,6 @@
 
 namespace dreambooth::train {
 
-// The dtype forward passes compute in: bf16 or fp16 under mixed precision, else float32.
-at::ScalarType ComputeDtype(MixedPrecision precision);
-
 // Not thread-safe; lives as long as the training run.
 class FrozenModules {
  public:

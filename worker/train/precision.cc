@@ -20,6 +20,18 @@ void Set(at::DeviceType type, bool enabled, at::ScalarType dtype) {
 
 }  // namespace
 
+at::ScalarType ComputeDtype(MixedPrecision precision) {
+  switch (precision) {
+    case MixedPrecision::kFp16:
+      return at::kHalf;
+    case MixedPrecision::kBf16:
+      return at::kBFloat16;
+    case MixedPrecision::kNo:
+      break;
+  }
+  return at::kFloat;
+}
+
 AutocastScope::AutocastScope(bool enabled, at::DeviceType device_type, at::ScalarType dtype)
     : active_(enabled), device_type_(device_type) {
   if (!active_) return;

@@ -9,7 +9,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "worker/train/train_options.h"
+
 namespace dreambooth::train {
+
+// The dtype forward passes compute in: bf16 or fp16 under mixed precision, else float32.
+at::ScalarType ComputeDtype(MixedPrecision precision);
 
 // Enables autocast to `dtype` for `device_type` (kCPU: bf16; kCUDA: fp16 or bf16) for the
 // scope's lifetime and restores the previous setting. Inactive when `enabled` is false.

@@ -34,15 +34,6 @@ std::vector<std::pair<std::string, at::Tensor>> NamedParams(const torch::nn::Mod
   return out;
 }
 
-// Parameters and buffers by name, as CPU copies (what LoadStateDictStrict takes back).
-diffusion::TensorMap StateToCpu(const torch::nn::Module& module) {
-  diffusion::TensorMap out;
-  for (const auto& [name, t] : diffusion::ModuleStateDict(module)) {
-    out[name] = t.detach().to(at::kCPU).clone();
-  }
-  return out;
-}
-
 // The fingerprint keys whose values differ, for an actionable resume error.
 std::string FingerprintDiff(const nlohmann::json& saved, const nlohmann::json& now) {
   std::string out;
@@ -129,7 +120,7 @@ absl::Status Loop::Setup() {
   }
   if (o_.mixed_precision == MixedPrecision::kFp16) scaler_.emplace();  // CUDA: checked at Init
   autocast_ = o_.mixed_precision != MixedPrecision::kNo;
-  autocast_dtype_ = o_.mixed_precision == MixedPrecision::kFp16 ? at::kHalf : at::kBFloat16;
+  autocast_dtype_ = ComputeDtype(o_.mixed_precision);
   generator_ = at::detail::createCPUGenerator(o_.seed);
   stream_.emplace(static_cast<int>(c_.instances.size()), static_cast<int>(c_.classes.size()),
                   o_.random_flip, o_.seed);
@@ -264,8 +255,9 @@ absl::Status Loop::SaveResume(int64_t step) {
   s.fingerprint = TrainingFingerprint(o_);
   s.generator_state = generator_.get_state();
   s.optimizer = optimizer_->StateDict();
-  s.unet = StateToCpu(*c_.model.unet);
-  if (o_.train_text_encoder) s.text_encoder = StateToCpu(*c_.model.text_encoder);
+  s.unet = diffusion::ModuleStateDictOnHost(*c_.model.unet);
+  if (o_.train_text_encoder)
+    s.text_encoder = diffusion::ModuleStateDictOnHost(*c_.model.text_encoder);
   if (ema_) {
     s.ema_unet = ema_->StateDict();
     s.ema_updates = ema_->num_updates();
@@ -325,7 +317,7 @@ absl::Status Loop::Export() {
   // example does); the live weights are restored afterwards.
   diffusion::TensorMap live;
   if (ema_) {
-    live = StateToCpu(*c_.model.unet);
+    live = diffusion::ModuleStateDictOnHost(*c_.model.unet);
     ema_->CopyToParams();
   }
   absl::Status st = c_.frozen.WithFloat32Weights(
