@@ -34,7 +34,7 @@ class WorkerE2eTest : public ::testing::Test {
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = std::move(*d);
     port_ = daemon_->port();
-    api_ = std::make_unique<ApiClient>(daemon_->address());
+    api_ = MakeApiClient(daemon_->address());
   }
 
   std::unique_ptr<WorkerProcess> StartWorker(const std::string& name,
@@ -52,22 +52,19 @@ class WorkerE2eTest : public ::testing::Test {
   }
 
   std::string UploadInstances(int n = 2) {
-    std::vector<std::pair<std::string, std::string>> files;
-    for (int i = 0; i < n; ++i) files.emplace_back(absl::StrCat("toy", i, ".png"), InstancePng(i));
-    absl::StatusOr<std::string> set = api_->UploadImages(files);
-    EXPECT_TRUE(set.ok()) << set.status();
-    return set.ok() ? *set : "";
+    std::vector<client::UploadFile> files;
+    for (int i = 0; i < n; ++i) files.push_back({absl::StrCat("toy", i, ".png"), InstancePng(i)});
+    absl::StatusOr<v1::UploadImagesResponse> uploaded = api_->Upload(files, "", "test set");
+    EXPECT_TRUE(uploaded.ok()) << uploaded.status();
+    return uploaded.ok() ? uploaded->image_set().id() : "";
   }
 
   std::vector<v1::JobEvent> AllEvents(const std::string& job_id) {
     std::vector<v1::JobEvent> events;
-    absl::Status s = api_->Watch(
-        job_id, 0,
-        [&](const v1::JobEvent& e) {
-          events.push_back(e);
-          return true;
-        },
-        60'000);
+    absl::Status s = api_->WatchJob(job_id, 0, [&](const v1::JobEvent& e) {
+      events.push_back(e);
+      return true;
+    });
     EXPECT_TRUE(s.ok()) << s;
     return events;
   }
@@ -80,7 +77,7 @@ class WorkerE2eTest : public ::testing::Test {
   TempDir dir_;
   int port_ = 0;
   std::unique_ptr<Daemon> daemon_;
-  std::unique_ptr<ApiClient> api_;
+  std::unique_ptr<client::Client> api_;
 };
 
 v1::JobSpec PriorSpec(const std::string& set) {
@@ -100,7 +97,7 @@ TEST_F(WorkerE2eTest, FullJobRunsEveryStageCommitsCheckpointsAndSamples) {
   ASSERT_NE(worker, nullptr);
   absl::StatusOr<v1::Job> job = api_->CreateJob(PriorSpec(UploadInstances()));
   ASSERT_TRUE(job.ok()) << job.status();
-  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), IsTerminal, 300'000);
+  absl::StatusOr<v1::Job> done = WaitForJob(*api_, job->id(), IsTerminal, 300'000);
   ASSERT_TRUE(done.ok()) << done.status() << Diagnostics(worker.get());
   ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << Diagnostics(worker.get());
 
@@ -129,11 +126,11 @@ TEST_F(WorkerE2eTest, FullJobRunsEveryStageCommitsCheckpointsAndSamples) {
   EXPECT_EQ(events.back().state(), v1::JOB_STATE_SUCCEEDED);
 
   // Checkpoints: resume states and sampleable weights at step 2, the final export at step 4.
-  absl::StatusOr<std::vector<v1::Checkpoint>> checkpoints = api_->ListCheckpoints(job->id());
+  absl::StatusOr<v1::ListCheckpointsResponse> checkpoints = api_->ListCheckpoints(job->id());
   ASSERT_TRUE(checkpoints.ok()) << checkpoints.status();
   std::set<std::pair<int64_t, v1::CheckpointKind>> kinds;
   std::string final_id;
-  for (const v1::Checkpoint& c : *checkpoints) {
+  for (const v1::Checkpoint& c : checkpoints->checkpoints()) {
     kinds.insert({c.step(), c.kind()});
     if (c.kind() == v1::CHECKPOINT_KIND_FINAL) final_id = c.id();
   }
@@ -143,16 +140,16 @@ TEST_F(WorkerE2eTest, FullJobRunsEveryStageCommitsCheckpointsAndSamples) {
   ASSERT_FALSE(final_id.empty());
 
   // The final checkpoint downloads, and every file matches its digest.
-  v1::Checkpoint manifest;
-  absl::StatusOr<std::map<std::string, std::string>> files =
-      api_->DownloadCheckpoint(final_id, &manifest);
-  ASSERT_TRUE(files.ok()) << files.status();
-  ASSERT_GT(manifest.files_size(), 0);
-  EXPECT_TRUE(files->count("model_index.json"));
-  EXPECT_TRUE(files->count("unet/diffusion_pytorch_model.safetensors"));
-  for (const v1::CheckpointFile& f : manifest.files()) {
-    EXPECT_EQ(Sha256Hex(files->at(f.path())), f.digest()) << f.path();
-    EXPECT_EQ(static_cast<int64_t>(files->at(f.path()).size()), f.size_bytes()) << f.path();
+  const std::string out = dir_.Join("download");
+  absl::StatusOr<v1::Checkpoint> manifest = api_->DownloadCheckpoint(final_id, out);
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  ASSERT_GT(manifest->files_size(), 0);
+  EXPECT_TRUE(fs::is_regular_file(out + "/model_index.json"));
+  EXPECT_TRUE(fs::is_regular_file(out + "/unet/diffusion_pytorch_model.safetensors"));
+  for (const v1::CheckpointFile& f : manifest->files()) {
+    const std::string path = out + "/" + f.path();
+    EXPECT_EQ(Sha256File(path).value_or(""), f.digest()) << f.path();
+    EXPECT_EQ(static_cast<int64_t>(fs::file_size(path)), f.size_bytes()) << f.path();
   }
 
   // Sample from the final checkpoint: valid PNGs of the requested size.
@@ -166,12 +163,16 @@ TEST_F(WorkerE2eTest, FullJobRunsEveryStageCommitsCheckpointsAndSamples) {
   sample.mutable_sampler()->set_num_inference_steps(3);
   sample.set_seed(7);
   int progress = 0;
-  absl::StatusOr<std::vector<v1::SampleImage>> images = api_->Sample(sample, 60'000, &progress);
-  ASSERT_TRUE(images.ok()) << images.status() << Diagnostics(worker.get());
-  ASSERT_EQ(images->size(), 2u);
+  std::vector<v1::SampleImage> images;
+  absl::Status sampled = api_->Sample(sample, [&](const v1::SampleResponse& r) {
+    if (r.has_image()) images.push_back(r.image());
+    if (r.has_progress()) ++progress;
+  });
+  ASSERT_TRUE(sampled.ok()) << sampled << Diagnostics(worker.get());
+  ASSERT_EQ(images.size(), 2u);
   EXPECT_GT(progress, 0);
   for (int i = 0; i < 2; ++i) {
-    const v1::SampleImage& img = (*images)[i];
+    const v1::SampleImage& img = images[i];
     EXPECT_EQ(img.index(), i);
     EXPECT_EQ(img.seed(), 7u + i);
     absl::StatusOr<image::ImageInfo> info = image::Probe(img.png(), image::DecodeLimits());
@@ -189,7 +190,7 @@ TEST_F(WorkerE2eTest, SecondJobReusesClassImagesAndLatents) {
   const std::string set = UploadInstances();
   absl::StatusOr<v1::Job> first = api_->CreateJob(PriorSpec(set));
   ASSERT_TRUE(first.ok()) << first.status();
-  ASSERT_EQ(api_->WaitForJob(first->id(), IsTerminal, 300'000)->state(), v1::JOB_STATE_SUCCEEDED)
+  ASSERT_EQ(WaitForJob(*api_, first->id(), IsTerminal, 300'000)->state(), v1::JOB_STATE_SUCCEEDED)
       << Diagnostics(worker.get());
   // A different worker with an empty local cache: reuse must come from the server's entries.
   worker->Stop(SIGKILL);
@@ -198,7 +199,7 @@ TEST_F(WorkerE2eTest, SecondJobReusesClassImagesAndLatents) {
   spec.set_max_train_steps(2);  // a different job on the same model and class prompt
   absl::StatusOr<v1::Job> second = api_->CreateJob(spec);
   ASSERT_TRUE(second.ok()) << second.status();
-  ASSERT_EQ(api_->WaitForJob(second->id(), IsTerminal, 300'000)->state(), v1::JOB_STATE_SUCCEEDED)
+  ASSERT_EQ(WaitForJob(*api_, second->id(), IsTerminal, 300'000)->state(), v1::JOB_STATE_SUCCEEDED)
       << Diagnostics(other.get());
   auto log_of = [&](const std::string& job_id, const std::string& prefix) {
     for (const v1::JobEvent& e : AllEvents(job_id)) {
@@ -230,15 +231,15 @@ TEST_F(WorkerE2eTest, CancelStopsTrainingAndTheWorkerTakesTheNextJob) {
   absl::StatusOr<v1::Job> long_job = api_->CreateJob(TinySpec(set, 100000, 0));
   ASSERT_TRUE(long_job.ok()) << long_job.status();
   ASSERT_TRUE(
-      api_->WaitForJob(
-              long_job->id(),
-              [](const v1::Job& j) { return j.stage() == v1::JOB_STAGE_TRAINING && j.step() > 0; },
-              60'000)
+      WaitForJob(
+          *api_, long_job->id(),
+          [](const v1::Job& j) { return j.stage() == v1::JOB_STAGE_TRAINING && j.step() > 0; },
+          60'000)
           .ok())
       << Diagnostics(worker.get());
   const auto cancel_time = std::chrono::steady_clock::now();
   ASSERT_TRUE(api_->CancelJob(long_job->id()).ok());
-  absl::StatusOr<v1::Job> cancelled = api_->WaitForJob(long_job->id(), IsTerminal, 120'000);
+  absl::StatusOr<v1::Job> cancelled = WaitForJob(*api_, long_job->id(), IsTerminal, 120'000);
   ASSERT_TRUE(cancelled.ok()) << cancelled.status() << Diagnostics(worker.get());
   EXPECT_EQ(cancelled->state(), v1::JOB_STATE_CANCELLED);
   // The worker learns of the cancel on its next heartbeat (TTL/3 = 3 s) and stops before the
@@ -251,7 +252,7 @@ TEST_F(WorkerE2eTest, CancelStopsTrainingAndTheWorkerTakesTheNextJob) {
 
   absl::StatusOr<v1::Job> next = api_->CreateJob(TinySpec(set, 2, 0));
   ASSERT_TRUE(next.ok());
-  absl::StatusOr<v1::Job> next_done = api_->WaitForJob(next->id(), IsTerminal, 300'000);
+  absl::StatusOr<v1::Job> next_done = WaitForJob(*api_, next->id(), IsTerminal, 300'000);
   ASSERT_TRUE(next_done.ok()) << next_done.status();
   EXPECT_EQ(next_done->state(), v1::JOB_STATE_SUCCEEDED) << Diagnostics(worker.get());
 }

@@ -34,7 +34,7 @@ class WorkerRecoveryTest : public ::testing::Test {
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = std::move(*d);
     port_ = daemon_->port();
-    api_ = std::make_unique<ApiClient>(daemon_->address());
+    api_ = MakeApiClient(daemon_->address());
   }
 
   std::unique_ptr<WorkerProcess> StartWorker(const std::string& name) {
@@ -47,17 +47,22 @@ class WorkerRecoveryTest : public ::testing::Test {
   }
 
   std::string UploadInstances() {
-    absl::StatusOr<std::string> set =
-        api_->UploadImages({{"toy0.png", InstancePng(0)}, {"toy1.png", InstancePng(1)}});
-    EXPECT_TRUE(set.ok()) << set.status();
-    return set.ok() ? *set : "";
+    absl::StatusOr<v1::UploadImagesResponse> uploaded =
+        api_->Upload({{"toy0.png", InstancePng(0)}, {"toy1.png", InstancePng(1)}}, "", "test set");
+    EXPECT_TRUE(uploaded.ok()) << uploaded.status();
+    return uploaded.ok() ? uploaded->image_set().id() : "";
+  }
+
+  std::vector<v1::Checkpoint> Checkpoints(const std::string& job_id) {
+    absl::StatusOr<v1::ListCheckpointsResponse> list = api_->ListCheckpoints(job_id);
+    EXPECT_TRUE(list.ok()) << list.status();
+    if (!list.ok()) return {};
+    return {list->checkpoints().begin(), list->checkpoints().end()};
   }
 
   // Digest of the FINAL checkpoint's UNet weights.
   std::string FinalUnetDigest(const std::string& job_id) {
-    absl::StatusOr<std::vector<v1::Checkpoint>> list = api_->ListCheckpoints(job_id);
-    EXPECT_TRUE(list.ok()) << list.status();
-    for (const v1::Checkpoint& c : *list) {
+    for (const v1::Checkpoint& c : Checkpoints(job_id)) {
       if (c.kind() != v1::CHECKPOINT_KIND_FINAL) continue;
       for (const v1::CheckpointFile& f : c.files()) {
         if (f.path() == "unet/diffusion_pytorch_model.safetensors") return f.digest();
@@ -74,7 +79,7 @@ class WorkerRecoveryTest : public ::testing::Test {
   TempDir dir_;
   int port_ = 0;
   std::unique_ptr<Daemon> daemon_;
-  std::unique_ptr<ApiClient> api_;
+  std::unique_ptr<client::Client> api_;
 };
 
 TEST_F(WorkerRecoveryTest, KilledWorkerIsReplacedAndTheJobResumesToTheSameWeights) {
@@ -86,7 +91,7 @@ TEST_F(WorkerRecoveryTest, KilledWorkerIsReplacedAndTheJobResumesToTheSameWeight
   auto w1 = StartWorker("w1");
   absl::StatusOr<v1::Job> reference = api_->CreateJob(spec);
   ASSERT_TRUE(reference.ok()) << reference.status();
-  absl::StatusOr<v1::Job> reference_done = api_->WaitForJob(reference->id(), IsTerminal, 300'000);
+  absl::StatusOr<v1::Job> reference_done = WaitForJob(*api_, reference->id(), IsTerminal, 300'000);
   ASSERT_TRUE(reference_done.ok()) << reference_done.status() << Logs(w1.get());
   ASSERT_EQ(reference_done->state(), v1::JOB_STATE_SUCCEEDED) << Logs(w1.get());
 
@@ -95,8 +100,7 @@ TEST_F(WorkerRecoveryTest, KilledWorkerIsReplacedAndTheJobResumesToTheSameWeight
   // Kill the worker right after its first resume checkpoint is committed.
   bool committed = false;
   for (int i = 0; i < 15000 && !committed; ++i) {
-    absl::StatusOr<std::vector<v1::Checkpoint>> list = api_->ListCheckpoints(job->id());
-    for (const v1::Checkpoint& c : list.ok() ? *list : std::vector<v1::Checkpoint>{}) {
+    for (const v1::Checkpoint& c : Checkpoints(job->id())) {
       committed = committed || c.kind() == v1::CHECKPOINT_KIND_RESUME;
     }
     if (!committed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -110,7 +114,7 @@ TEST_F(WorkerRecoveryTest, KilledWorkerIsReplacedAndTheJobResumesToTheSameWeight
 
   // The lease expires, the job is requeued, and a new worker resumes it.
   auto w2 = StartWorker("w2");
-  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), IsTerminal, 300'000);
+  absl::StatusOr<v1::Job> done = WaitForJob(*api_, job->id(), IsTerminal, 300'000);
   ASSERT_TRUE(done.ok()) << done.status() << Logs(w2.get());
   ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << Logs(w2.get());
   EXPECT_EQ(done->attempt(), 2);
@@ -119,22 +123,20 @@ TEST_F(WorkerRecoveryTest, KilledWorkerIsReplacedAndTheJobResumesToTheSameWeight
   // Attempt 2 started training past step 0 and said where it resumed from.
   int64_t first_step_attempt2 = -1;
   bool lease_lost = false, resumed_log = false;
-  ASSERT_TRUE(api_->Watch(
-                      job->id(), 0,
-                      [&](const v1::JobEvent& e) {
-                        lease_lost = lease_lost || e.kind() == v1::EVENT_KIND_LEASE_LOST;
-                        if (e.attempt() != 2) return true;
-                        if (e.kind() == v1::EVENT_KIND_LOG &&
-                            absl::StartsWith(e.message(), "resuming from checkpoint")) {
-                          resumed_log = true;
-                        }
-                        if (e.kind() == v1::EVENT_KIND_PROGRESS &&
-                            e.stage() == v1::JOB_STAGE_TRAINING && first_step_attempt2 < 0) {
-                          first_step_attempt2 = e.step();
-                        }
-                        return true;
-                      },
-                      30'000)
+  ASSERT_TRUE(api_->WatchJob(job->id(), 0,
+                             [&](const v1::JobEvent& e) {
+                               lease_lost = lease_lost || e.kind() == v1::EVENT_KIND_LEASE_LOST;
+                               if (e.attempt() != 2) return true;
+                               if (e.kind() == v1::EVENT_KIND_LOG &&
+                                   absl::StartsWith(e.message(), "resuming from checkpoint")) {
+                                 resumed_log = true;
+                               }
+                               if (e.kind() == v1::EVENT_KIND_PROGRESS &&
+                                   e.stage() == v1::JOB_STAGE_TRAINING && first_step_attempt2 < 0) {
+                                 first_step_attempt2 = e.step();
+                               }
+                               return true;
+                             })
                   .ok());
   EXPECT_TRUE(lease_lost);
   EXPECT_TRUE(resumed_log);
@@ -155,20 +157,18 @@ TEST_F(WorkerRecoveryTest, ServerKilledMidJobRestartsAndTheJobCompletesWithoutLo
   std::vector<v1::JobEvent> seen;
   std::atomic<bool> watching{true};
   std::thread watcher([&] {
-    (void)api_->Watch(
-        job->id(), 0,
-        [&](const v1::JobEvent& e) {
-          seen.push_back(e);
-          return true;
-        },
-        600'000);
+    // Ends with UNAVAILABLE once its reconnection attempts to the dead server run out.
+    (void)api_->WatchJob(job->id(), 0, [&](const v1::JobEvent& e) {
+      seen.push_back(e);
+      return true;
+    });
     watching = false;
   });
   ASSERT_TRUE(
-      api_->WaitForJob(
-              job->id(),
-              [](const v1::Job& j) { return j.stage() == v1::JOB_STAGE_TRAINING && j.step() >= 5; },
-              300'000)
+      WaitForJob(
+          *api_, job->id(),
+          [](const v1::Job& j) { return j.stage() == v1::JOB_STAGE_TRAINING && j.step() >= 5; },
+          300'000)
           .ok())
       << Logs(worker.get());
   daemon_->Stop(SIGKILL);
@@ -178,13 +178,11 @@ TEST_F(WorkerRecoveryTest, ServerKilledMidJobRestartsAndTheJobCompletesWithoutLo
 
   StartDaemon("20s");  // same data dir and port
   // The watcher reconnects after the last event it got and follows the job to its end.
-  ASSERT_TRUE(api_->Watch(
-                      job->id(), last_seen,
-                      [&](const v1::JobEvent& e) {
-                        seen.push_back(e);
-                        return true;
-                      },
-                      600'000)
+  ASSERT_TRUE(api_->WatchJob(job->id(), last_seen,
+                             [&](const v1::JobEvent& e) {
+                               seen.push_back(e);
+                               return true;
+                             })
                   .ok());
   absl::StatusOr<v1::Job> done = api_->GetJob(job->id());
   ASSERT_TRUE(done.ok());
@@ -194,10 +192,8 @@ TEST_F(WorkerRecoveryTest, ServerKilledMidJobRestartsAndTheJobCompletesWithoutLo
   }
   EXPECT_EQ(seen.back().state(), v1::JOB_STATE_SUCCEEDED);
   // The checkpoints committed before the crash are still there.
-  absl::StatusOr<std::vector<v1::Checkpoint>> list = api_->ListCheckpoints(job->id());
-  ASSERT_TRUE(list.ok());
   bool has_step_4 = false;
-  for (const v1::Checkpoint& c : *list) has_step_4 = has_step_4 || c.step() == 4;
+  for (const v1::Checkpoint& c : Checkpoints(job->id())) has_step_4 = has_step_4 || c.step() == 4;
   EXPECT_TRUE(has_step_4);
 }
 
@@ -215,7 +211,7 @@ TEST_F(WorkerRecoveryTest, UndecodableImageFailsTheJobWithoutRetries) {
   auto worker = StartWorker("w1");
   absl::StatusOr<v1::Job> job = api_->CreateJob(TinySpec(set, 2, 0));
   ASSERT_TRUE(job.ok()) << job.status();
-  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), IsTerminal, 300'000);
+  absl::StatusOr<v1::Job> done = WaitForJob(*api_, job->id(), IsTerminal, 300'000);
   ASSERT_TRUE(done.ok()) << done.status() << Logs(worker.get());
   EXPECT_EQ(done->state(), v1::JOB_STATE_FAILED);
   EXPECT_EQ(done->attempt(), 1);
@@ -246,7 +242,7 @@ TEST_F(WorkerRecoveryTest, BaseModelWithMissingWeightsFailsNamingTheKeys) {
   spec.set_base_model("broken");
   absl::StatusOr<v1::Job> job = api_->CreateJob(spec);
   ASSERT_TRUE(job.ok()) << job.status();
-  absl::StatusOr<v1::Job> done = api_->WaitForJob(job->id(), IsTerminal, 300'000);
+  absl::StatusOr<v1::Job> done = WaitForJob(*api_, job->id(), IsTerminal, 300'000);
   ASSERT_TRUE(done.ok()) << done.status() << Logs(worker.get());
   EXPECT_EQ(done->state(), v1::JOB_STATE_FAILED);
   EXPECT_EQ(done->attempt(), 1);
