@@ -11,7 +11,7 @@
 #include "common/crypto.h"
 #include "common/status_macros.h"
 #include "server/sample_broker.h"
-#include "server/spec_validation.h"
+#include "spec/job_spec_rules.h"
 
 namespace dreambooth::server {
 namespace {
@@ -70,7 +70,7 @@ absl::StatusOr<storage::JobRecord> Backend::CreateJob(const v1::JobSpec& spec,
       return absl::InvalidArgumentError("request_id must be printable ASCII without spaces");
     }
   }
-  ASSIGN_OR_RETURN(v1::JobSpec resolved, ValidateAndResolveSpec(spec));
+  ASSIGN_OR_RETURN(v1::JobSpec resolved, spec::ResolveJobSpec(spec));
   ASSIGN_OR_RETURN(bool known, IsKnownBaseModel(resolved.base_model()));
   if (!known) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -100,7 +100,7 @@ absl::StatusOr<storage::JobRecord> Backend::CreateJob(const v1::JobSpec& spec,
   job.max_attempts = resolved.max_attempts();
   job.max_infra_attempts = resolved.max_infra_attempts();
   job.request_id = request_id;
-  job.request_fingerprint = SpecFingerprint(spec);
+  job.request_fingerprint = spec::SpecFingerprint(spec);
   ASSIGN_OR_RETURN(storage::JobRecord created,
                    jobs_->Create(job, NowMs(), options_.request_retention_ms));
   hub_.Notify(created.id);

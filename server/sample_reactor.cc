@@ -7,7 +7,7 @@
 #include "server/convert.h"
 #include "server/reactors.h"
 #include "server/sample_broker.h"
-#include "server/spec_validation.h"
+#include "spec/sample_request_rules.h"
 
 namespace dreambooth::server {
 namespace {
@@ -69,27 +69,11 @@ class SampleReactor : public grpc::ServerWriteReactor<v1::SampleResponse>,
  private:
   absl::StatusOr<SampleBroker::Task> Prepare(const v1::SampleRequest& request) {
     RETURN_IF_ERROR(CheckId("job_id", request.job_id()));
-    RETURN_IF_ERROR(ValidatePrompt("prompt", request.prompt(), true));
-    v1::SampleRequest resolved = request;
-    if (!resolved.has_num_images()) resolved.set_num_images(1);
-    if (resolved.num_images() < 1 || resolved.num_images() > 16) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("num_images must be in [1, 16], got ", resolved.num_images()));
-    }
+    RETURN_IF_ERROR(spec::ValidateSampleRequest(request));
     ASSIGN_OR_RETURN(storage::JobRecord job, backend_->jobs().Get(request.job_id()));
     ASSIGN_OR_RETURN(const v1::JobSpec spec, ParseStoredSpec(job.spec, job.id));
-    for (auto [has, value, name] :
-         {std::make_tuple(resolved.has_width(), resolved.width(), "width"),
-          std::make_tuple(resolved.has_height(), resolved.height(), "height")}) {
-      if (has && (value < 64 || value > 2048 || value % 8 != 0)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(name, " must be a multiple of 8 in [64, 2048], got ", value));
-      }
-    }
-    if (!resolved.has_width()) resolved.set_width(spec.resolution());
-    if (!resolved.has_height()) resolved.set_height(spec.resolution());
-    RETURN_IF_ERROR(
-        ValidateAndResolveSampler("sampler", v1::SCHEDULER_KIND_DDIM, resolved.mutable_sampler()));
+    v1::SampleRequest resolved = request;
+    RETURN_IF_ERROR(spec::ResolveSampleRequest(spec, &resolved));
     SampleBroker::Task task;
     if (resolved.checkpoint_id().empty()) {
       ASSIGN_OR_RETURN(

@@ -13,6 +13,7 @@
 #include "common/status_macros.h"
 #include "worker/checkpoint_transfer.h"
 #include "worker/diffusion/device.h"
+#include "worker/diffusion/torch_status.h"
 #include "worker/event_reporter.h"
 #include "worker/lease_keeper.h"
 #include "worker/shared_cache.h"
@@ -331,7 +332,7 @@ TrainOutcome TrainTask::Run() {
   try {
     status = Stages();
   } catch (const std::exception& e) {
-    status = absl::InternalError(absl::StrCat("unexpected exception: ", e.what()));
+    status = StatusFromException(e, "training failed");
   }
   trainer_.reset();
   std::error_code ec;
