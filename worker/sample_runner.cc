@@ -1,14 +1,15 @@
 #include "worker/sample_runner.h"
 
 #include <filesystem>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "common/image/image.h"
 #include "common/status_macros.h"
+#include "spec/sample_request_rules.h"
 #include "worker/checkpoint_transfer.h"
 #include "worker/diffusion/device.h"
 #include "worker/diffusion/pipeline.h"
+#include "worker/diffusion/torch_status.h"
 #include "worker/event_reporter.h"
 #include "worker/lease_keeper.h"
 #include "worker/spec_options.h"
@@ -51,6 +52,7 @@ absl::StatusOr<std::shared_ptr<diffusion::StableDiffusion>> SampleModel(
 // Renders and relays every image. Returns OK also when the caller disconnected.
 absl::Status Render(const WorkerContext& context, const v1::Task& task, LeaseKeeper& keeper) {
   const v1::SampleRequest& request = task.sample();
+  RETURN_IF_ERROR(spec::CheckResolvedSampleRequest(request));
   const std::string& token = task.lease_token();
   auto progress = [&](int step, int total, const std::string& message) -> absl::StatusOr<bool> {
     v1::SampleResponse out;
@@ -68,20 +70,15 @@ absl::Status Render(const WorkerContext& context, const v1::Task& task, LeaseKee
   diffusion::Text2ImageOptions t2i;
   t2i.prompts = {request.prompt()};
   t2i.negative_prompts = {request.sampler().negative_prompt()};
-  const train::SamplerOptions sampler =
-      ToSamplerOptions(request.sampler(), v1::SCHEDULER_KIND_DDIM, &warnings);
+  const train::SamplerOptions sampler = ToSamplerOptions(request.sampler(), &warnings);
   t2i.steps = sampler.num_inference_steps;
   t2i.guidance = sampler.guidance_scale;
   t2i.scheduler = sampler.scheduler;
   t2i.eta = sampler.eta;
-  const int resolution = task.spec().has_resolution() ? task.spec().resolution() : 512;
-  t2i.width = request.has_width() ? request.width() : resolution;
-  t2i.height = request.has_height() ? request.height() : resolution;
-  const int num_images = request.has_num_images() ? request.num_images() : 1;
-  const uint64_t base_seed =
-      request.has_seed()
-          ? request.seed()
-          : (static_cast<uint64_t>(std::random_device()()) << 32) ^ std::random_device()();
+  t2i.width = request.width();
+  t2i.height = request.height();
+  const int num_images = request.num_images();
+  const uint64_t base_seed = request.seed();
   ASSIGN_OR_RETURN(connected, progress(0, static_cast<int>(t2i.steps),
                                        hit ? "model in memory" : "model loaded"));
   if (!connected) return absl::OkStatus();
@@ -140,7 +137,7 @@ absl::Status RunSampleTask(const WorkerContext& context, const v1::Task& task) {
   try {
     status = Render(context, task, keeper);
   } catch (const std::exception& e) {
-    status = absl::InternalError(absl::StrCat("sampling failed: ", e.what()));
+    status = StatusFromException(e, "sampling failed");
   }
   keeper.Stop();
   if (keeper.lease_lost()) return status.ok() ? absl::AbortedError("sample lease lost") : status;

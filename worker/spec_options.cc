@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "spec/job_spec_rules.h"
 #include "worker/diffusion/scheduler.h"
 
 namespace dreambooth::worker {
@@ -30,7 +31,6 @@ std::string UpstreamName(v1::SchedulerKind kind) {
 
 absl::StatusOr<train::LrScheduleType> ToLrSchedule(v1::LrScheduler s) {
   switch (s) {
-    case v1::LR_SCHEDULER_UNSPECIFIED:
     case v1::LR_SCHEDULER_CONSTANT:
       return train::LrScheduleType::kConstant;
     case v1::LR_SCHEDULER_CONSTANT_WITH_WARMUP:
@@ -51,7 +51,6 @@ absl::StatusOr<train::LrScheduleType> ToLrSchedule(v1::LrScheduler s) {
 
 absl::StatusOr<train::MixedPrecision> ToPrecision(v1::MixedPrecision p) {
   switch (p) {
-    case v1::MIXED_PRECISION_UNSPECIFIED:
     case v1::MIXED_PRECISION_NO:
       return train::MixedPrecision::kNo;
     case v1::MIXED_PRECISION_FP16:
@@ -66,9 +65,7 @@ absl::StatusOr<train::MixedPrecision> ToPrecision(v1::MixedPrecision p) {
 
 }  // namespace
 
-std::string SchedulerName(v1::SchedulerKind kind, v1::SchedulerKind default_kind,
-                          std::vector<std::string>* warnings) {
-  if (kind == v1::SCHEDULER_KIND_UNSPECIFIED) kind = default_kind;
+std::string SchedulerName(v1::SchedulerKind kind, std::vector<std::string>* warnings) {
   const std::string name = UpstreamName(kind);
   const std::vector<std::string> known = diffusion::SchedulerNames();
   if (std::find(known.begin(), known.end(), name) != known.end()) return name;
@@ -80,13 +77,11 @@ std::string SchedulerName(v1::SchedulerKind kind, v1::SchedulerKind default_kind
 }
 
 train::SamplerOptions ToSamplerOptions(const v1::SamplerSettings& settings,
-                                       v1::SchedulerKind default_kind,
                                        std::vector<std::string>* warnings) {
   train::SamplerOptions out;
-  out.scheduler = SchedulerName(settings.scheduler(), default_kind, warnings);
-  out.num_inference_steps =
-      settings.has_num_inference_steps() ? settings.num_inference_steps() : 50;
-  out.guidance_scale = settings.has_guidance_scale() ? settings.guidance_scale() : 7.5;
+  out.scheduler = SchedulerName(settings.scheduler(), warnings);
+  out.num_inference_steps = settings.num_inference_steps();
+  out.guidance_scale = settings.guidance_scale();
   out.negative_prompt = settings.negative_prompt();
   out.eta = settings.eta();
   return out;
@@ -94,6 +89,7 @@ train::SamplerOptions ToSamplerOptions(const v1::SamplerSettings& settings,
 
 absl::StatusOr<train::TrainOptions> ToTrainOptions(const v1::JobSpec& spec, const TaskPaths& paths,
                                                    std::vector<std::string>* warnings) {
+  RETURN_IF_ERROR(spec::CheckResolvedJobSpec(spec));
   train::TrainOptions o;
   // ---- Model and data ----
   o.base_model = paths.base_model;
@@ -101,60 +97,45 @@ absl::StatusOr<train::TrainOptions> ToTrainOptions(const v1::JobSpec& spec, cons
   o.instance_prompt = spec.instance_prompt();
   // ---- Prior preservation ----
   o.with_prior_preservation = spec.with_prior_preservation();
-  if (spec.has_prior_loss_weight()) o.prior_loss_weight = spec.prior_loss_weight();
+  o.prior_loss_weight = spec.prior_loss_weight();
   o.class_prompt = spec.regularization_prompt();
   o.class_dir = paths.class_dir;
-  if (spec.has_num_reg_images()) o.num_class_images = spec.num_reg_images();
-  if (spec.has_num_images_per_prompt()) o.num_images_per_prompt = spec.num_images_per_prompt();
-  o.class_sampler = ToSamplerOptions(spec.class_sampler(), v1::SCHEDULER_KIND_PNDM, warnings);
+  o.num_class_images = spec.num_reg_images();
+  o.num_images_per_prompt = spec.num_images_per_prompt();
+  o.class_sampler = ToSamplerOptions(spec.class_sampler(), warnings);
   o.class_cache_dir = paths.class_cache_dir;
   // ---- Data pipeline ----
-  if (spec.has_resolution()) o.resolution = spec.resolution();
-  if (spec.has_center_crop()) o.center_crop = spec.center_crop();
+  o.resolution = spec.resolution();
+  o.center_crop = spec.center_crop();
   o.random_flip = spec.random_flip();
-  if (spec.has_use_cached_latents()) o.use_cached_latents = spec.use_cached_latents();
-  if (o.use_cached_latents && !o.center_crop) {
-    // The cache holds one crop per image; random crops need online encoding.
-    o.use_cached_latents = false;
-    if (warnings != nullptr) {
-      warnings->push_back("use_cached_latents is off because center_crop is false");
-    }
-  }
+  o.use_cached_latents = spec.use_cached_latents();
   o.latent_cache_dir = paths.latent_cache_dir;
   // ---- Optimisation ----
   o.train_text_encoder = spec.train_text_encoder();
-  if (spec.has_text_encoder_learning_rate()) {
-    o.text_encoder_learning_rate = spec.text_encoder_learning_rate();
-  }
-  if (spec.has_max_train_steps()) o.max_train_steps = spec.max_train_steps();
-  if (spec.has_learning_rate()) o.learning_rate = spec.learning_rate();
+  o.text_encoder_learning_rate = spec.text_encoder_learning_rate();
+  o.max_train_steps = spec.max_train_steps();
+  o.learning_rate = spec.learning_rate();
   ASSIGN_OR_RETURN(o.lr_scheduler, ToLrSchedule(spec.lr_scheduler()));
-  if (spec.has_lr_warmup_steps()) o.lr_warmup_steps = spec.lr_warmup_steps();
-  if (spec.has_lr_num_cycles()) o.lr_num_cycles = spec.lr_num_cycles();
-  if (spec.has_lr_power()) o.lr_power = spec.lr_power();
-  if (spec.has_train_batch_size()) o.train_batch_size = spec.train_batch_size();
-  if (spec.has_gradient_accumulation_steps()) {
-    o.gradient_accumulation_steps = spec.gradient_accumulation_steps();
-  }
-  if (spec.has_max_grad_norm()) o.max_grad_norm = spec.max_grad_norm();
-  if (spec.has_adam_beta1()) o.adam_beta1 = spec.adam_beta1();
-  if (spec.has_adam_beta2()) o.adam_beta2 = spec.adam_beta2();
-  if (spec.has_adam_weight_decay()) o.adam_weight_decay = spec.adam_weight_decay();
-  if (spec.has_adam_epsilon()) o.adam_epsilon = spec.adam_epsilon();
-  if (!spec.has_seed()) {
-    return absl::InvalidArgumentError("spec.seed is unset; the server must resolve it");
-  }
+  o.lr_warmup_steps = spec.lr_warmup_steps();
+  o.lr_num_cycles = spec.lr_num_cycles();
+  o.lr_power = spec.lr_power();
+  o.train_batch_size = spec.train_batch_size();
+  o.gradient_accumulation_steps = spec.gradient_accumulation_steps();
+  o.max_grad_norm = spec.max_grad_norm();
+  o.adam_beta1 = spec.adam_beta1();
+  o.adam_beta2 = spec.adam_beta2();
+  o.adam_weight_decay = spec.adam_weight_decay();
+  o.adam_epsilon = spec.adam_epsilon();
   o.seed = spec.seed();
   ASSIGN_OR_RETURN(o.mixed_precision, ToPrecision(spec.mixed_precision()));
   o.gradient_checkpointing = spec.gradient_checkpointing();
   // ---- Checkpoints and validation ----
   o.output_dir = paths.output_dir;
-  if (spec.has_checkpointing_steps()) o.checkpointing_steps = spec.checkpointing_steps();
+  o.checkpointing_steps = spec.checkpointing_steps();
   o.validation_prompts.assign(spec.validation_prompts().begin(), spec.validation_prompts().end());
-  if (spec.has_validation_steps()) o.validation_steps = spec.validation_steps();
-  if (spec.has_num_validation_images()) o.num_validation_images = spec.num_validation_images();
-  o.validation_sampler =
-      ToSamplerOptions(spec.validation_sampler(), v1::SCHEDULER_KIND_DDIM, warnings);
+  o.validation_steps = spec.validation_steps();
+  o.num_validation_images = spec.num_validation_images();
+  o.validation_sampler = ToSamplerOptions(spec.validation_sampler(), warnings);
   // ---- Runtime ----
   o.device = paths.device;
   o.num_threads = paths.num_threads;

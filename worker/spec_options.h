@@ -1,6 +1,5 @@
-// The one place where a job spec (proto dreambooth.v1.JobSpec, defaults already resolved by the
-// server) becomes the training engine's TrainOptions, and where sampler settings become the
-// diffusion pipeline's scheduler names.
+// The one place where a resolved job spec (proto dreambooth.v1.JobSpec; its rules live in spec/)
+// becomes the training engine's TrainOptions, and sampler settings become scheduler names.
 #ifndef DREAMBOOTH_WORKER_SPEC_OPTIONS_H_
 #define DREAMBOOTH_WORKER_SPEC_OPTIONS_H_
 
@@ -30,16 +29,15 @@ struct TaskPaths {
 // The diffusion scheduler name for `kind`. A kind the diffusion library does not implement would
 // fall back to DDIM, with the substitution appended to `warnings` (may be null); every kind of
 // the v1 API is implemented today.
-std::string SchedulerName(v1::SchedulerKind kind, v1::SchedulerKind default_kind,
-                          std::vector<std::string>* warnings);
+std::string SchedulerName(v1::SchedulerKind kind, std::vector<std::string>* warnings);
 
-// Maps sampler settings; unset fields take the given defaults.
+// Maps resolved sampler settings (spec::ResolveSampler).
 train::SamplerOptions ToSamplerOptions(const v1::SamplerSettings& settings,
-                                       v1::SchedulerKind default_kind,
                                        std::vector<std::string>* warnings);
 
-// Maps every field of `spec`. INVALID_ARGUMENT (naming the spec field) for values the engine
-// cannot express; the result is also checked with train::ValidateTrainOptions.
+// Maps every field of a resolved `spec` (spec::ResolveJobSpec) without defaulting anything.
+// INVALID_ARGUMENT (naming the spec field) when the spec is not resolved or breaks a rule
+// (spec::CheckResolvedJobSpec); the result is also checked with train::ValidateTrainOptions.
 absl::StatusOr<train::TrainOptions> ToTrainOptions(const v1::JobSpec& spec, const TaskPaths& paths,
                                                    std::vector<std::string>* warnings);
 

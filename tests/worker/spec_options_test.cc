@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "spec/job_spec_rules.h"
+
 namespace dreambooth::worker {
 namespace {
 
@@ -47,7 +49,7 @@ v1::JobSpec FullSpec() {
   spec.set_num_validation_images(2);
   spec.set_max_attempts(3);
   spec.set_max_infra_attempts(10);
-  return spec;
+  return *spec::ResolveJobSpec(spec);  // the validation sampler takes the rules' defaults
 }
 
 TaskPaths Paths() {
@@ -112,24 +114,42 @@ TEST(SpecOptionsTest, MapsEveryField) {
   EXPECT_TRUE(warnings.empty());
 }
 
-TEST(SpecOptionsTest, ClassImagesDefaultToPndm) {
-  v1::JobSpec spec = FullSpec();
-  spec.mutable_class_sampler()->set_scheduler(v1::SCHEDULER_KIND_UNSPECIFIED);  // => PNDM
+TEST(SpecOptionsTest, ServerDefaultsReachTheTrainerUnchanged) {
+  v1::JobSpec minimal;
+  minimal.set_base_model("tiny");
+  minimal.set_instance_image_set("is_1");
+  minimal.set_instance_prompt("a photo of sks dog");
+  minimal.set_center_crop(false);  // => no cached latents
+  absl::StatusOr<v1::JobSpec> resolved = spec::ResolveJobSpec(minimal);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
   std::vector<std::string> warnings;
-  absl::StatusOr<train::TrainOptions> o = ToTrainOptions(spec, Paths(), &warnings);
+  absl::StatusOr<train::TrainOptions> o = ToTrainOptions(*resolved, Paths(), &warnings);
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->class_sampler.scheduler, "pndm");
+  EXPECT_EQ(o->validation_sampler.scheduler, "ddim");
+  EXPECT_FALSE(o->use_cached_latents);
+  EXPECT_EQ(o->resolution, resolved->resolution());
+  EXPECT_EQ(o->seed, resolved->seed());
   EXPECT_TRUE(warnings.empty());
 }
 
-TEST(SpecOptionsTest, RandomCropDisablesCachedLatents) {
+TEST(SpecOptionsTest, AConflictIsRefusedNotRepaired) {
   v1::JobSpec spec = FullSpec();
-  spec.set_center_crop(false);
-  std::vector<std::string> warnings;
-  absl::StatusOr<train::TrainOptions> o = ToTrainOptions(spec, Paths(), &warnings);
-  ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_FALSE(o->use_cached_latents);
-  EXPECT_EQ(warnings.size(), 1u);
+  spec.set_center_crop(false);  // with use_cached_latents=true
+  absl::StatusOr<train::TrainOptions> o = ToTrainOptions(spec, Paths(), nullptr);
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(o.status().message().find("spec.use_cached_latents requires spec.center_crop"),
+            std::string::npos)
+      << o.status();
+}
+
+TEST(SpecOptionsTest, UnresolvedFieldsAreRefused) {
+  v1::JobSpec spec = FullSpec();
+  spec.mutable_class_sampler()->set_scheduler(v1::SCHEDULER_KIND_UNSPECIFIED);
+  absl::StatusOr<train::TrainOptions> o = ToTrainOptions(spec, Paths(), nullptr);
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(o.status().message().find("spec.class_sampler.scheduler is unset"), std::string::npos)
+      << o.status();
 }
 
 TEST(SpecOptionsTest, UnresolvedSeedIsRefused) {

@@ -18,6 +18,7 @@
 #include "worker/diffusion/ldm_key_map.h"
 #include "worker/diffusion/model_loader_internal.h"
 #include "worker/diffusion/tiny_model.h"
+#include "worker/diffusion/torch_status.h"
 
 namespace dreambooth::diffusion {
 namespace loader_internal {
@@ -112,7 +113,7 @@ absl::StatusOr<TensorMap> WeightsForSaving(const torch::nn::Module& module,
       out.emplace(name, t.contiguous());
     }
   } catch (const c10::Error& e) {
-    return absl::InternalError(e.what_without_backtrace());
+    return StatusFromException(e, "cannot load the model");
   }
   return out;
 }
@@ -262,8 +263,7 @@ absl::StatusOr<StableDiffusion> LoadTiny(const LoadOptions& options) {
     weights.unet = ModuleStateDict(*unet);
     weights.vae = ModuleStateDict(*vae);
   } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("cannot build the tiny model: ", e.what_without_backtrace()));
+    return StatusFromException(e, "cannot build the tiny model");
   }
   return loader_internal::AssembleModel(std::move(tokenizer), parts, std::move(weights), "tiny",
                                         options);

@@ -19,6 +19,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "worker/diffusion/file_util.h"
+#include "worker/diffusion/torch_status.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -321,8 +322,7 @@ absl::Status WriteSafetensors(const std::string& path, const TensorMap& tensors,
                        static_cast<int64_t>(tensor.element_size())});
     }
   } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("cannot copy tensors to CPU for ", path, ": ", e.what_without_backtrace()));
+    return StatusFromException(e, absl::StrCat("cannot copy tensors to CPU for ", path));
   }
   // Larger elements first, then by name: every tensor stays naturally aligned.
   std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {

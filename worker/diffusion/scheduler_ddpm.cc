@@ -4,6 +4,7 @@
 #include "common/status_macros.h"
 #include "worker/diffusion/scheduler.h"
 #include "worker/diffusion/scheduler_internal.h"
+#include "worker/diffusion/torch_status.h"
 
 namespace dreambooth::diffusion {
 namespace scheduler_internal {
@@ -89,7 +90,7 @@ absl::StatusOr<DdpmTrainingSchedule> DdpmTrainingSchedule::Create(const Schedule
     ASSIGN_OR_RETURN(schedule.betas_, ComputeBetas(config));
     schedule.alphas_cumprod_ = at::cumprod(1.0 - schedule.betas_, 0);
   } catch (const c10::Error& e) {
-    return absl::InternalError(e.what_without_backtrace());
+    return StatusFromException(e, "cannot build the DDPM schedule");
   }
   schedule.num_train_timesteps_ = config.num_train_timesteps;
   schedule.prediction_type_ = config.prediction_type;

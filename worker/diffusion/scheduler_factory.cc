@@ -7,6 +7,7 @@
 #include "worker/diffusion/scheduler.h"
 #include "worker/diffusion/scheduler_internal.h"
 #include "worker/diffusion/scheduler_numpy.h"
+#include "worker/diffusion/torch_status.h"
 
 namespace dreambooth::diffusion {
 namespace scheduler_internal {
@@ -121,8 +122,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> CreateScheduler(const std::string& na
     if (name == "dpmpp_2m") return scheduler_internal::MakeDpmSolverMultistep(config);
     if (name == "pndm") return scheduler_internal::MakePndm(config);
   } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("cannot create scheduler ", name, ": ", e.what_without_backtrace()));
+    return StatusFromException(e, absl::StrCat("cannot create scheduler ", name));
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown scheduler '", name, "' (known: ", absl::StrJoin(SchedulerNames(), ", "), ")"));

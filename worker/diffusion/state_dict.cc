@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "worker/diffusion/model_loader.h"
+#include "worker/diffusion/torch_status.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -97,8 +98,7 @@ absl::Status LoadStateDictStrict(torch::nn::Module& module, const TensorMap& wei
     at::NoGradGuard no_grad;
     for (auto& [name, target] : targets) target.copy_(weights.at(name));
   } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("cannot copy the weights of ", component, ": ", e.what_without_backtrace()));
+    return StatusFromException(e, absl::StrCat("cannot copy the weights of ", component));
   }
   return absl::OkStatus();
 }

@@ -1,16 +1,18 @@
 // Options of a DreamBooth fine-tune: the job spec (proto/dreambooth/v1/job_spec.proto) as a
-// plain struct, with the spec's resolved defaults (NeMo's where it has the option, otherwise
-// diffusers' train_dreambooth.py), plus local paths and a few options the spec does not carry.
+// plain struct, with the spec's defaults (spec/job_spec_defaults.h), plus local paths and a few
+// options the spec does not carry.
 #ifndef DREAMBOOTH_WORKER_TRAIN_TRAIN_OPTIONS_H_
 #define DREAMBOOTH_WORKER_TRAIN_TRAIN_OPTIONS_H_
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "spec/job_spec_defaults.h"
 #include "worker/train/lr_schedule.h"
 
 namespace dreambooth::train {
@@ -26,8 +28,8 @@ struct SamplerOptions {
   // this engine defaults to DDIM when used alone (dbtool train), the worker maps the spec's
   // choice.
   std::string scheduler = "ddim";
-  int num_inference_steps = 50;
-  double guidance_scale = 7.5;
+  int num_inference_steps = spec::kNumInferenceSteps;
+  double guidance_scale = spec::kGuidanceScale;
   std::string negative_prompt;
   double eta = 0.0;
 };
@@ -38,26 +40,29 @@ struct TrainOptions {
   std::string base_model_variant;  // e.g. "fp16": weight-file variant to prefer
   std::string instance_dir;        // folder of instance images (+ optional <name>.txt captions)
   std::string instance_prompt;     // e.g. "a photo of sks dog"
+  // SHA-256 hex of image files the caller has just verified (path -> digest; the worker fills
+  // it for the images it downloaded): the trainer uses them instead of hashing those files again.
+  std::map<std::string, std::string> verified_image_digests;
 
   // ---- Prior preservation ----
   bool with_prior_preservation = false;
-  double prior_loss_weight = 0.5;  // NeMo (diffusers: 1.0)
-  std::string class_prompt;        // the spec's regularization_prompt
-  std::string class_dir;           // user-supplied class images; may be empty or absent
-  int num_class_images = 10;       // the spec's num_reg_images (NeMo default 10)
-  int num_images_per_prompt = 4;   // class-generation batch
+  double prior_loss_weight = spec::kPriorLossWeight;
+  std::string class_prompt;                    // the spec's regularization_prompt
+  std::string class_dir;                       // user-supplied class images; may be empty or absent
+  int num_class_images = spec::kNumRegImages;  // the spec's num_reg_images
+  int num_images_per_prompt = spec::kNumImagesPerPrompt;  // class-generation batch
   SamplerOptions class_sampler;
   // Content-keyed store of generated class images shared across runs; default
   // <output_dir>/cache/class_images.
   std::string class_cache_dir;
 
   // ---- Data pipeline ----
-  int resolution = 512;  // multiple of 8 (and of the VAE's downscale factor)
-  bool center_crop = true;
+  int resolution = spec::kResolution;  // multiple of 8 (and of the VAE's downscale factor)
+  bool center_crop = spec::kCenterCrop;
   bool random_flip = false;
   // Encode every image once and sample from the cached posterior each step. Requires
   // center_crop; with random_flip both orientations are cached.
-  bool use_cached_latents = true;
+  bool use_cached_latents = spec::kCenterCrop;
   std::string latent_cache_dir;  // default <output_dir>/cache/latents
 
   // ---- Optimisation ----
@@ -65,19 +70,20 @@ struct TrainOptions {
   double text_encoder_learning_rate = 0.0;  // <= 0: learning_rate
   // With the text encoder frozen, prompt embeddings are computed once (not every step).
   bool precompute_text_embeddings = true;
-  int max_train_steps = 400;
-  double learning_rate = 1e-6;
+  int max_train_steps = spec::kMaxTrainSteps;
+  double learning_rate = spec::kLearningRate;
   LrScheduleType lr_scheduler = LrScheduleType::kConstant;
-  int lr_warmup_steps = 0;
-  int lr_num_cycles = 1;
-  double lr_power = 1.0;
-  int train_batch_size = 1;  // instance images per micro-batch (class images: the same number)
-  int gradient_accumulation_steps = 1;
-  double max_grad_norm = 1.0;  // <= 0: no clipping
-  double adam_beta1 = 0.9;
-  double adam_beta2 = 0.999;
-  double adam_weight_decay = 0.0;  // NeMo (diffusers: 1e-2)
-  double adam_epsilon = 1e-8;
+  int lr_warmup_steps = spec::kLrWarmupSteps;
+  int lr_num_cycles = spec::kLrNumCycles;
+  double lr_power = spec::kLrPower;
+  int train_batch_size =
+      spec::kTrainBatchSize;  // instance images per micro-batch (class images: the same number)
+  int gradient_accumulation_steps = spec::kGradientAccumulationSteps;
+  double max_grad_norm = spec::kMaxGradNorm;  // <= 0: no clipping
+  double adam_beta1 = spec::kAdamBeta1;
+  double adam_beta2 = spec::kAdamBeta2;
+  double adam_weight_decay = spec::kAdamWeightDecay;
+  double adam_epsilon = spec::kAdamEpsilon;
   uint64_t seed = 0;
   MixedPrecision mixed_precision = MixedPrecision::kNo;
   bool gradient_checkpointing = false;
@@ -90,15 +96,15 @@ struct TrainOptions {
 
   // ---- Checkpoints, resume, validation ----
   std::string output_dir;
-  int checkpointing_steps = 200;    // 0: only the final export
-  int checkpoints_total_limit = 0;  // sampleable checkpoints kept (0 = all)
-  int resume_states_to_keep = 2;    // resume states kept (the last K)
+  int checkpointing_steps = spec::kCheckpointingSteps;  // 0: only the final export
+  int checkpoints_total_limit = 0;                      // sampleable checkpoints kept (0 = all)
+  int resume_states_to_keep = 2;                        // resume states kept (the last K)
   // "" (start fresh), "latest" (newest resume state under output_dir, fresh if none) or the
   // path of a resume-state folder.
   std::string resume_from;
   std::vector<std::string> validation_prompts;
-  int validation_steps = 100;
-  int num_validation_images = 1;
+  int validation_steps = spec::kValidationSteps;
+  int num_validation_images = spec::kNumValidationImages;
   SamplerOptions validation_sampler;
 
   // ---- Runtime ----
@@ -116,8 +122,9 @@ struct TrainOptions {
   }
 };
 
-// Checks every field; INVALID_ARGUMENT names the field and the bad value. Does not touch the
-// filesystem (see the trainer for missing folders).
+// Checks the engine's own invariants (required fields, values it cannot run with, conflicts);
+// the service's limits on a job (spec/job_spec_rules.h) are not repeated here. INVALID_ARGUMENT
+// names the field and the bad value. Does not touch the filesystem (see the trainer).
 absl::Status ValidateTrainOptions(const TrainOptions& options);
 
 // The options that determine the numbers a run produces (everything but paths, device and

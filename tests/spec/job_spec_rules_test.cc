@@ -1,9 +1,14 @@
-// JobSpec validation and default resolution: the one place where spec rules live.
-#include "server/spec_validation.h"
+// The rules of a JobSpec: defaults, bounds and conflicts, resolved (server) and checked (worker).
+#include "spec/job_spec_rules.h"
 
 #include <gtest/gtest.h>
 
-namespace dreambooth::server {
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace dreambooth::spec {
 namespace {
 
 v1::JobSpec Minimal() {
@@ -14,8 +19,8 @@ v1::JobSpec Minimal() {
   return spec;
 }
 
-TEST(SpecValidation, ResolvesTheDocumentedDefaults) {
-  auto spec = ValidateAndResolveSpec(Minimal());
+TEST(JobSpecRules, ResolvesTheDocumentedDefaults) {
+  auto spec = ResolveJobSpec(Minimal());
   ASSERT_TRUE(spec.ok()) << spec.status();
   // NeMo's DreamBooth config.
   EXPECT_FALSE(spec->with_prior_preservation());
@@ -50,23 +55,24 @@ TEST(SpecValidation, ResolvesTheDocumentedDefaults) {
   EXPECT_TRUE(spec->has_seed());
 }
 
-TEST(SpecValidation, KeepsExplicitValues) {
+TEST(JobSpecRules, KeepsExplicitValues) {
   v1::JobSpec in = Minimal();
-  in.set_center_crop(false);
+  in.set_center_crop(false);  // cached latents then default to off
   in.set_prior_loss_weight(1.0f);
   in.set_seed(1234);
   in.set_max_train_steps(50);
   in.set_checkpointing_steps(0);
-  auto spec = ValidateAndResolveSpec(in);
+  auto spec = ResolveJobSpec(in);
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_FALSE(spec->center_crop());
+  EXPECT_FALSE(spec->use_cached_latents());
   EXPECT_FLOAT_EQ(spec->prior_loss_weight(), 1.0f);
   EXPECT_EQ(spec->seed(), 1234u);
   EXPECT_EQ(spec->max_train_steps(), 50);
   EXPECT_EQ(spec->checkpointing_steps(), 0);
 }
 
-TEST(SpecValidation, NamesTheOffendingField) {
+TEST(JobSpecRules, NamesTheOffendingField) {
   struct Case {
     std::function<void(v1::JobSpec*)> edit;
     std::string message;
@@ -90,11 +96,16 @@ TEST(SpecValidation, NamesTheOffendingField) {
       {[](auto* s) { s->set_mixed_precision(static_cast<v1::MixedPrecision>(9)); },
        "spec.mixed_precision"},
       {[](auto* s) { s->set_max_attempts(0); }, "spec.max_attempts"},
+      {[](auto* s) {
+         s->set_center_crop(false);
+         s->set_use_cached_latents(true);
+       },
+       "spec.use_cached_latents requires spec.center_crop"},
   };
   for (const Case& c : cases) {
     v1::JobSpec spec = Minimal();
     c.edit(&spec);
-    auto result = ValidateAndResolveSpec(spec);
+    auto result = ResolveJobSpec(spec);
     ASSERT_FALSE(result.ok()) << c.message;
     EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(result.status().message().find(c.message), std::string::npos)
@@ -102,7 +113,38 @@ TEST(SpecValidation, NamesTheOffendingField) {
   }
 }
 
-TEST(SpecValidation, FingerprintIsStableAndBodySensitive) {
+TEST(JobSpecRules, AResolvedSpecPassesTheCheck) {
+  absl::StatusOr<v1::JobSpec> resolved = ResolveJobSpec(Minimal());
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_TRUE(CheckResolvedJobSpec(*resolved).ok()) << CheckResolvedJobSpec(*resolved);
+  // Resolving is idempotent: nothing left to default, the seed is kept.
+  absl::StatusOr<v1::JobSpec> again = ResolveJobSpec(*resolved);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->SerializeAsString(), resolved->SerializeAsString());
+}
+
+TEST(JobSpecRules, TheCheckRefusesWhatItWouldHaveToDefault) {
+  const v1::JobSpec resolved = *ResolveJobSpec(Minimal());
+  const std::vector<std::pair<std::function<void(v1::JobSpec*)>, std::string>> edits = {
+      {[](v1::JobSpec* s) { s->clear_resolution(); }, "spec.resolution is unset"},
+      {[](v1::JobSpec* s) { s->clear_seed(); }, "spec.seed is unset"},
+      {[](v1::JobSpec* s) { s->clear_use_cached_latents(); }, "spec.use_cached_latents is unset"},
+      {[](v1::JobSpec* s) { s->set_lr_scheduler(v1::LR_SCHEDULER_UNSPECIFIED); },
+       "spec.lr_scheduler is unset"},
+      {[](v1::JobSpec* s) { s->mutable_class_sampler()->clear_guidance_scale(); },
+       "spec.class_sampler.guidance_scale is unset"},
+      {[](v1::JobSpec* s) { s->set_resolution(4096); }, "spec.resolution must be in [64, 2048]"},
+  };
+  for (const auto& [edit, message] : edits) {
+    v1::JobSpec spec = resolved;
+    edit(&spec);
+    const absl::Status status = CheckResolvedJobSpec(spec);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << message;
+    EXPECT_NE(status.message().find(message), std::string::npos) << status.message();
+  }
+}
+
+TEST(JobSpecRules, FingerprintIsStableAndBodySensitive) {
   const v1::JobSpec a = Minimal();
   v1::JobSpec b = Minimal();
   EXPECT_EQ(SpecFingerprint(a), SpecFingerprint(b));
@@ -111,4 +153,4 @@ TEST(SpecValidation, FingerprintIsStableAndBodySensitive) {
 }
 
 }  // namespace
-}  // namespace dreambooth::server
+}  // namespace dreambooth::spec

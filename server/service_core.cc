@@ -1,4 +1,4 @@
-#include "server/backend.h"
+#include "server/service_core.h"
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 #include "common/crypto.h"
 #include "common/status_macros.h"
 #include "server/sample_broker.h"
-#include "server/spec_validation.h"
+#include "spec/job_spec_rules.h"
 
 namespace dreambooth::server {
 namespace {
@@ -19,11 +19,11 @@ constexpr char kBuiltinModel[] = "tiny";
 constexpr size_t kMacBytes = 16;
 }  // namespace
 
-Backend::Backend(ServerOptions options) : options_(std::move(options)) {}
-Backend::~Backend() = default;
+ServiceCore::ServiceCore(ServerOptions options) : options_(std::move(options)) {}
+ServiceCore::~ServiceCore() = default;
 
-absl::StatusOr<std::unique_ptr<Backend>> Backend::Open(const ServerOptions& options) {
-  std::unique_ptr<Backend> b(new Backend(options));
+absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Open(const ServerOptions& options) {
+  std::unique_ptr<ServiceCore> b(new ServiceCore(options));
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec) {
@@ -43,13 +43,13 @@ absl::StatusOr<std::unique_ptr<Backend>> Backend::Open(const ServerOptions& opti
   return b;
 }
 
-int64_t Backend::NowMs() const {
+int64_t ServiceCore::NowMs() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-absl::StatusOr<bool> Backend::IsKnownBaseModel(const std::string& name) {
+absl::StatusOr<bool> ServiceCore::IsKnownBaseModel(const std::string& name) {
   if (name == kBuiltinModel) return true;
   if (!options_.model_root.empty()) {
     struct stat st;
@@ -59,8 +59,8 @@ absl::StatusOr<bool> Backend::IsKnownBaseModel(const std::string& name) {
   return catalog_->IsKnownBaseModel(name);
 }
 
-absl::StatusOr<storage::JobRecord> Backend::CreateJob(const v1::JobSpec& spec,
-                                                      const std::string& request_id) {
+absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const v1::JobSpec& spec,
+                                                          const std::string& request_id) {
   if (request_id.size() > 255) {
     return absl::InvalidArgumentError(
         absl::StrCat("request_id must be at most 255 bytes, got ", request_id.size()));
@@ -70,7 +70,7 @@ absl::StatusOr<storage::JobRecord> Backend::CreateJob(const v1::JobSpec& spec,
       return absl::InvalidArgumentError("request_id must be printable ASCII without spaces");
     }
   }
-  ASSIGN_OR_RETURN(v1::JobSpec resolved, ValidateAndResolveSpec(spec));
+  ASSIGN_OR_RETURN(v1::JobSpec resolved, spec::ResolveJobSpec(spec));
   ASSIGN_OR_RETURN(bool known, IsKnownBaseModel(resolved.base_model()));
   if (!known) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -100,7 +100,7 @@ absl::StatusOr<storage::JobRecord> Backend::CreateJob(const v1::JobSpec& spec,
   job.max_attempts = resolved.max_attempts();
   job.max_infra_attempts = resolved.max_infra_attempts();
   job.request_id = request_id;
-  job.request_fingerprint = SpecFingerprint(spec);
+  job.request_fingerprint = spec::SpecFingerprint(spec);
   ASSIGN_OR_RETURN(storage::JobRecord created,
                    jobs_->Create(job, NowMs(), options_.request_retention_ms));
   hub_.Notify(created.id);
@@ -108,13 +108,13 @@ absl::StatusOr<storage::JobRecord> Backend::CreateJob(const v1::JobSpec& spec,
   return created;
 }
 
-absl::StatusOr<storage::JobRecord> Backend::CancelJob(const std::string& job_id) {
+absl::StatusOr<storage::JobRecord> ServiceCore::CancelJob(const std::string& job_id) {
   ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->Cancel(job_id, NowMs()));
   hub_.Notify(job_id);
   return job;
 }
 
-std::string Backend::EncodePageToken(const std::string& kind, int64_t cursor) const {
+std::string ServiceCore::EncodePageToken(const std::string& kind, int64_t cursor) const {
   std::string payload(8, '\0');
   for (int i = 0; i < 8; ++i) payload[i] = static_cast<char>((cursor >> (56 - 8 * i)) & 0xFF);
   const std::string mac =
@@ -124,8 +124,8 @@ std::string Backend::EncodePageToken(const std::string& kind, int64_t cursor) co
   return token;
 }
 
-absl::StatusOr<int64_t> Backend::DecodePageToken(const std::string& kind,
-                                                 const std::string& token) const {
+absl::StatusOr<int64_t> ServiceCore::DecodePageToken(const std::string& kind,
+                                                     const std::string& token) const {
   static const absl::Status kBad = absl::InvalidArgumentError(
       "page_token is invalid: pass the next_page_token of a previous response to the same "
       "method with the same filter");
@@ -146,7 +146,7 @@ absl::StatusOr<int64_t> Backend::DecodePageToken(const std::string& kind,
   return cursor;
 }
 
-void Backend::SweepExpiredLeases() {
+void ServiceCore::SweepExpiredLeases() {
   const int64_t now = NowMs();
   for (const std::string& id : progress_->FlushDue(now)) hub_.Notify(id);
   absl::StatusOr<std::vector<std::string>> changed = jobs_->SweepExpired(now);

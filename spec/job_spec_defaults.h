@@ -1,0 +1,45 @@
+// The documented defaults of a DreamBooth job (proto/dreambooth/v1/job_spec.proto): the one list,
+// used by the spec rules (spec/job_spec_rules.h) to resolve a submitted JobSpec and by the
+// training engine (worker/train/train_options.h) for its own defaults when used without a server
+// (dbtool train). Header-only and free of protobuf so the engine can build with LibTorch alone.
+// Values follow NeMo's DreamBooth where it has the option, otherwise diffusers' train_dreambooth.
+#ifndef DREAMBOOTH_SPEC_JOB_SPEC_DEFAULTS_H_
+#define DREAMBOOTH_SPEC_JOB_SPEC_DEFAULTS_H_
+
+namespace dreambooth::spec {
+
+// ---- Prior preservation ----
+inline constexpr double kPriorLossWeight = 0.5;  // NeMo (diffusers: 1.0)
+inline constexpr int kNumRegImages = 10;         // NeMo
+inline constexpr int kNumImagesPerPrompt = 4;
+// ---- Samplers (class images and validation images) ----
+inline constexpr int kNumInferenceSteps = 50;
+inline constexpr double kGuidanceScale = 7.5;
+// ---- Data pipeline ----
+inline constexpr int kResolution = 512;
+inline constexpr bool kCenterCrop = true;
+// use_cached_latents defaults to center_crop's value (a random crop cannot be cached).
+// ---- Optimisation ----
+inline constexpr double kLearningRate = 1e-6;
+inline constexpr int kMaxTrainSteps = 400;
+inline constexpr int kLrWarmupSteps = 0;
+inline constexpr int kLrNumCycles = 1;
+inline constexpr double kLrPower = 1.0;
+inline constexpr int kTrainBatchSize = 1;
+inline constexpr int kGradientAccumulationSteps = 1;
+inline constexpr double kMaxGradNorm = 1.0;
+inline constexpr double kAdamBeta1 = 0.9;
+inline constexpr double kAdamBeta2 = 0.999;
+inline constexpr double kAdamWeightDecay = 0.0;  // NeMo (diffusers: 1e-2)
+inline constexpr double kAdamEpsilon = 1e-8;
+// ---- Checkpoints and validation ----
+inline constexpr int kCheckpointingSteps = 200;
+inline constexpr int kValidationSteps = 100;
+inline constexpr int kNumValidationImages = 1;
+// ---- Retries ----
+inline constexpr int kMaxAttempts = 3;
+inline constexpr int kMaxInfraAttempts = 10;
+
+}  // namespace dreambooth::spec
+
+#endif  // DREAMBOOTH_SPEC_JOB_SPEC_DEFAULTS_H_
