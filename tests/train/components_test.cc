@@ -7,10 +7,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "common/crypto.h"
 #include "tests/train/test_util.h"
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/safetensors.h"
 #include "worker/train/adamw.h"
 #include "worker/train/image_dataset.h"
 #include "worker/train/latent_cache.h"

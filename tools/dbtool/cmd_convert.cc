@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "tools/dbtool/command_registry.h"
-#include "worker/diffusion/model_loader.h"
+#include "worker/diffusion/io/model_loader.h"
 
 namespace dreambooth::dbtool {
 namespace {

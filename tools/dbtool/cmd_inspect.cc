@@ -3,14 +3,15 @@
 // .safetensors file, lists its tensors.
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tools/dbtool/command_registry.h"
-#include "worker/diffusion/model_loader.h"
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/model_loader.h"
+#include "worker/diffusion/io/safetensors.h"
 
 namespace dreambooth::dbtool {
 namespace {
