@@ -124,7 +124,7 @@ TEST_F(GatewayClientTest, ALongPollReceivesAJobQueuedWhileItWaits) {
   std::future<absl::StatusOr<std::optional<v1::Task>>> leased =
       std::async(std::launch::async, [&] { return client_->LeaseTask(request); });
   ASSERT_TRUE(PollUntil([&] {
-    absl::StatusOr<bool> known = server_->backend().IsKnownBaseModel("long-poll-probe");
+    absl::StatusOr<bool> known = server_->core().IsKnownBaseModel("long-poll-probe");
     return known.ok() && *known;
   }));
   EXPECT_EQ(leased.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
