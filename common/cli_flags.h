@@ -74,8 +74,8 @@ CLI::Option* AddValue(CLI::App& app, const std::string& name, const std::string&
 // An integer option in [min, max] (default: T's whole range) stored in *value.
 template <typename T>
 CLI::Option* AddInt(CLI::App& app, const std::string& name, T* value, const std::string& help,
-                    T min = std::numeric_limits<T>::lowest(),
-                    T max = std::numeric_limits<T>::max()) {
+                    std::type_identity_t<T> min = std::numeric_limits<T>::lowest(),
+                    std::type_identity_t<T> max = std::numeric_limits<T>::max()) {
   static_assert(std::is_integral_v<T> && !std::is_same_v<T, bool>);
   return AddValue(app, name, help, "INT", absl::StrCat(*value),
                   [value, min, max](const std::string& text) -> absl::Status {
