@@ -134,6 +134,7 @@ absl::StatusOr<double> ParseDouble(absl::string_view text) {
 void ConfigureApp(CLI::App& app) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.fallthrough();
+  app.get_formatter()->column_width(36);  // most "--flag TYPE=default" fit beside their help
 }
 
 std::optional<int> ParseCommandLine(CLI::App& app, int argc, const char* const* argv) {
