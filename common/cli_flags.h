@@ -44,8 +44,8 @@ absl::StatusOr<absl::Duration> ParseDuration(absl::string_view text);
 // to the same value for any positive whole number of milliseconds.
 std::string FormatDurationFlag(absl::Duration duration);
 
-// A base-10 integer: an optional '-' then digits (no '+', spaces, "0x" or octal). INVALID_ARGUMENT
-// names the range [min, max] when the value lies outside it, overflow included.
+// A base-10 integer: an optional '-' then digits ("010" is ten; no '+', spaces or "0x").
+// INVALID_ARGUMENT names the range [min, max] when the value lies outside it, overflow included.
 absl::StatusOr<int64_t> ParseInt(absl::string_view text, int64_t min, int64_t max);
 // Likewise for unsigned values (no '-').
 absl::StatusOr<uint64_t> ParseUint(absl::string_view text, uint64_t min, uint64_t max);
