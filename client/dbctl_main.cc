@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   cli::ConfigureApp(app);
   app.require_subcommand(1);
   app.footer(
+      "Global options (--server, --json, --timeout; see dbctl --help) may also follow the "
+      "command.\n"
       "The server defaults to $DREAMBOOTH_SERVER, else 127.0.0.1:50051. --json prints JSON (one\n"
       "object per line for streams). Exit status: 0 ok, 1 request failed, 2 usage error.");
 
