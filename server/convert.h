@@ -3,6 +3,7 @@
 #ifndef DREAMBOOTH_SERVER_CONVERT_H_
 #define DREAMBOOTH_SERVER_CONVERT_H_
 
+#include <grpcpp/server_context.h>
 #include <grpcpp/support/status.h>
 
 #include <string>
@@ -26,6 +27,8 @@ v1::Checkpoint ToProto(const storage::CheckpointRecord& checkpoint);
 
 // Canonical codes map 1:1 (absl and gRPC share the numbering).
 grpc::Status ToGrpc(const absl::Status& status);
+// Finishes a unary callback call with `status` (the response message is already filled).
+grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context, const absl::Status& status);
 
 }  // namespace dreambooth::server
 

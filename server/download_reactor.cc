@@ -1,90 +1,77 @@
 // DownloadCheckpoint: the manifest, then the files' bytes in 1 MiB chunks from read_offset.
 #include "absl/strings/str_cat.h"
-#include "server/convert.h"
+#include "common/status_macros.h"
+#include "server/reactor_bases.h"
 #include "server/reactors.h"
+#include "server/request_checks.h"
 
 namespace dreambooth::server {
 namespace {
 
 constexpr int64_t kChunk = 1 << 20;
 
-class DownloadReactor : public grpc::ServerWriteReactor<v1::DownloadCheckpointResponse> {
+class DownloadReactor : public PullWriteReactor<v1::DownloadCheckpointResponse> {
  public:
-  DownloadReactor(Backend* backend, const v1::DownloadCheckpointRequest& request)
-      : backend_(backend), offset_(request.read_offset()) {
-    absl::Status status = CheckId("checkpoint_id", request.checkpoint_id());
-    absl::StatusOr<storage::CheckpointRecord> ckpt =
-        status.ok() ? backend_->jobs().GetCheckpoint(request.checkpoint_id())
-                    : absl::StatusOr<storage::CheckpointRecord>(status);
-    if (!ckpt.ok()) {
-      Finish(ToGrpc(ckpt.status()));
-      return;
-    }
-    ckpt_ = std::move(*ckpt);
-    for (const auto& f : ckpt_.files) total_ += f.size_bytes;
-    if (offset_ < 0 || offset_ > total_) {
-      Finish(grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
-                          absl::StrCat("read_offset ", offset_, " is outside the checkpoint's ",
-                                       total_, " bytes")));
-      return;
-    }
-    *message_.mutable_checkpoint() = ToProto(ckpt_);
-    message_.set_offset(offset_);
-    StartWrite(&message_);
+  DownloadReactor(ServiceCore* core, const v1::DownloadCheckpointRequest& request)
+      : core_(core), offset_(request.read_offset()) {
+    Start(Open(request.checkpoint_id()));
   }
 
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client stopped reading"));
-      return;
+ private:
+  absl::Status Open(const std::string& checkpoint_id) {
+    RETURN_IF_ERROR(CheckId("checkpoint_id", checkpoint_id));
+    ASSIGN_OR_RETURN(ckpt_, core_->jobs().GetCheckpoint(checkpoint_id));
+    for (const auto& f : ckpt_.files) total_ += f.size_bytes;
+    if (offset_ < 0 || offset_ > total_) {
+      return absl::OutOfRangeError(
+          absl::StrCat("read_offset ", offset_, " is outside the checkpoint's ", total_, " bytes"));
     }
-    if (offset_ >= total_) {
-      Finish(grpc::Status::OK);
-      return;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<bool> Next(v1::DownloadCheckpointResponse* message) override {
+    if (!manifest_sent_) {
+      manifest_sent_ = true;
+      *message->mutable_checkpoint() = ToProto(ckpt_);
+      message->set_offset(offset_);
+      return true;
     }
-    // Locate the file holding offset_.
+    // The file holding offset_.
     int64_t file_start = 0;
     for (const auto& f : ckpt_.files) {
       if (offset_ < file_start + f.size_bytes) {
         const int64_t in_file = offset_ - file_start;
         absl::StatusOr<std::string> data =
-            backend_->blobs().Read(f.digest, in_file, std::min(kChunk, f.size_bytes - in_file));
+            core_->blobs().Read(f.digest, in_file, std::min(kChunk, f.size_bytes - in_file));
         if (!data.ok() || data->empty()) {
-          Finish(grpc::Status(
-              grpc::StatusCode::DATA_LOSS,
-              absl::StrCat("checkpoint file ", f.path, " (blob ", f.digest, ") is unreadable: ",
-                           data.ok() ? "empty read" : data.status().ToString())));
-          return;
+          return absl::DataLossError(absl::StrCat(
+              "checkpoint file ", f.path, " (blob ", f.digest,
+              ") is unreadable: ", data.ok() ? "empty read" : data.status().ToString()));
         }
-        message_.Clear();
-        message_.set_offset(offset_);
-        message_.set_path(f.path);
-        message_.set_file_offset(in_file);
+        message->set_offset(offset_);
+        message->set_path(f.path);
+        message->set_file_offset(in_file);
         offset_ += static_cast<int64_t>(data->size());
-        message_.set_data(std::move(*data));
-        StartWrite(&message_);
-        return;
+        message->set_data(std::move(*data));
+        return true;
       }
       file_start += f.size_bytes;
     }
-    Finish(grpc::Status::OK);
+    return false;
   }
 
-  void OnDone() override { delete this; }
-
- private:
-  Backend* const backend_;
+  ServiceCore* const core_;
   storage::CheckpointRecord ckpt_;
   int64_t total_ = 0;
   int64_t offset_;
-  v1::DownloadCheckpointResponse message_;
+  bool manifest_sent_ = false;
 };
 
 }  // namespace
 
 grpc::ServerWriteReactor<v1::DownloadCheckpointResponse>* NewDownloadReactor(
-    Backend* backend, const v1::DownloadCheckpointRequest& request) {
-  return new DownloadReactor(backend, request);
+    ServiceCore* core, const v1::DownloadCheckpointRequest& request) {
+  return new DownloadReactor(core, request);
 }
 
 }  // namespace dreambooth::server

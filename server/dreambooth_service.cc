@@ -4,19 +4,13 @@
 #include "common/status_macros.h"
 #include "server/convert.h"
 #include "server/reactors.h"
+#include "server/request_checks.h"
 
 namespace dreambooth::server {
 namespace {
 
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 1000;
-
-grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,
-                                  const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpc(status));
-  return reactor;
-}
 
 // AIP-158: 0 => default, above max => max, negative => INVALID_ARGUMENT.
 absl::StatusOr<int> PageSize(int requested) {
@@ -29,18 +23,9 @@ absl::StatusOr<int> PageSize(int requested) {
 
 }  // namespace
 
-absl::Status CheckId(const char* field, const std::string& id) {
-  if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " is required"));
-  if (id.size() > 128) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, " must be at most 128 bytes, got ", id.size()));
-  }
-  return absl::OkStatus();
-}
-
 grpc::ServerReadReactor<v1::UploadImagesRequest>* DreamBoothService::UploadImages(
     grpc::CallbackServerContext*, v1::UploadImagesResponse* response) {
-  return NewUploadReactor(backend_, response);
+  return NewUploadReactor(core_, response);
 }
 
 grpc::ServerUnaryReactor* DreamBoothService::GetImageSet(grpc::CallbackServerContext* context,
@@ -49,7 +34,7 @@ grpc::ServerUnaryReactor* DreamBoothService::GetImageSet(grpc::CallbackServerCon
   return Respond(context, [&]() -> absl::Status {
     RETURN_IF_ERROR(CheckId("image_set_id", request->image_set_id()));
     ASSIGN_OR_RETURN(storage::ImageSetRecord set,
-                     backend_->catalog().GetImageSet(request->image_set_id()));
+                     core_->catalog().GetImageSet(request->image_set_id()));
     *response = ToProto(set);
     return absl::OkStatus();
   }());
@@ -62,13 +47,13 @@ grpc::ServerUnaryReactor* DreamBoothService::ListImageSets(grpc::CallbackServerC
     ASSIGN_OR_RETURN(int page_size, PageSize(request->page_size()));
     int64_t cursor = 0;
     if (!request->page_token().empty()) {
-      ASSIGN_OR_RETURN(cursor, backend_->DecodePageToken("image_sets", request->page_token()));
+      ASSIGN_OR_RETURN(cursor, core_->DecodePageToken("image_sets", request->page_token()));
     }
     ASSIGN_OR_RETURN(storage::CatalogStore::ImageSetPage page,
-                     backend_->catalog().ListImageSets(page_size, cursor));
+                     core_->catalog().ListImageSets(page_size, cursor));
     for (const auto& set : page.sets) *response->add_image_sets() = ToProto(set);
     if (page.next_before_seq != 0) {
-      response->set_next_page_token(backend_->EncodePageToken("image_sets", page.next_before_seq));
+      response->set_next_page_token(core_->EncodePageToken("image_sets", page.next_before_seq));
     }
     return absl::OkStatus();
   }());
@@ -79,14 +64,7 @@ grpc::ServerUnaryReactor* DreamBoothService::DeleteImageSet(
     v1::DeleteImageSetResponse*) {
   return Respond(context, [&]() -> absl::Status {
     RETURN_IF_ERROR(CheckId("image_set_id", request->image_set_id()));
-    ASSIGN_OR_RETURN(int64_t active,
-                     backend_->jobs().CountActiveJobsUsingSet(request->image_set_id()));
-    if (active > 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("image set ", request->image_set_id(), " is used by ", active,
-                       " queued or running job(s); cancel them first"));
-    }
-    return backend_->catalog().DeleteImageSet(request->image_set_id());
+    return core_->DeleteImageSet(request->image_set_id());
   }());
 }
 
@@ -96,7 +74,7 @@ grpc::ServerUnaryReactor* DreamBoothService::CreateJob(grpc::CallbackServerConte
   return Respond(context, [&]() -> absl::Status {
     if (!request->has_spec()) return absl::InvalidArgumentError("spec is required");
     ASSIGN_OR_RETURN(storage::JobRecord job,
-                     backend_->CreateJob(request->spec(), request->request_id()));
+                     core_->CreateJob(request->spec(), request->request_id()));
     ASSIGN_OR_RETURN(*response, ToProto(job));
     return absl::OkStatus();
   }());
@@ -107,7 +85,7 @@ grpc::ServerUnaryReactor* DreamBoothService::GetJob(grpc::CallbackServerContext*
                                                     v1::Job* response) {
   return Respond(context, [&]() -> absl::Status {
     RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
-    ASSIGN_OR_RETURN(storage::JobRecord job, backend_->jobs().Get(request->job_id()));
+    ASSIGN_OR_RETURN(storage::JobRecord job, core_->jobs().Get(request->job_id()));
     ASSIGN_OR_RETURN(*response, ToProto(job));
     return absl::OkStatus();
   }());
@@ -125,16 +103,16 @@ grpc::ServerUnaryReactor* DreamBoothService::ListJobs(grpc::CallbackServerContex
     const std::string kind = absl::StrCat("jobs/state=", request->state());
     int64_t cursor = 0;
     if (!request->page_token().empty()) {
-      ASSIGN_OR_RETURN(cursor, backend_->DecodePageToken(kind, request->page_token()));
+      ASSIGN_OR_RETURN(cursor, core_->DecodePageToken(kind, request->page_token()));
     }
     ASSIGN_OR_RETURN(
         storage::JobStore::Page page,
-        backend_->jobs().List(static_cast<storage::JobState>(request->state()), page_size, cursor));
+        core_->jobs().List(static_cast<storage::JobState>(request->state()), page_size, cursor));
     for (const auto& job : page.jobs) {
       ASSIGN_OR_RETURN(*response->add_jobs(), ToProto(job));
     }
     if (page.next_before_seq != 0) {
-      response->set_next_page_token(backend_->EncodePageToken(kind, page.next_before_seq));
+      response->set_next_page_token(core_->EncodePageToken(kind, page.next_before_seq));
     }
     return absl::OkStatus();
   }());
@@ -145,7 +123,7 @@ grpc::ServerUnaryReactor* DreamBoothService::CancelJob(grpc::CallbackServerConte
                                                        v1::Job* response) {
   return Respond(context, [&]() -> absl::Status {
     RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
-    ASSIGN_OR_RETURN(storage::JobRecord job, backend_->CancelJob(request->job_id()));
+    ASSIGN_OR_RETURN(storage::JobRecord job, core_->CancelJob(request->job_id()));
     ASSIGN_OR_RETURN(*response, ToProto(job));
     return absl::OkStatus();
   }());
@@ -153,7 +131,7 @@ grpc::ServerUnaryReactor* DreamBoothService::CancelJob(grpc::CallbackServerConte
 
 grpc::ServerWriteReactor<v1::JobEvent>* DreamBoothService::WatchJob(
     grpc::CallbackServerContext*, const v1::WatchJobRequest* request) {
-  return NewWatchReactor(backend_, *request);
+  return NewWatchReactor(core_, *request);
 }
 
 grpc::ServerUnaryReactor* DreamBoothService::ListCheckpoints(
@@ -162,7 +140,7 @@ grpc::ServerUnaryReactor* DreamBoothService::ListCheckpoints(
   return Respond(context, [&]() -> absl::Status {
     RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
     ASSIGN_OR_RETURN(std::vector<storage::CheckpointRecord> ckpts,
-                     backend_->jobs().ListCheckpoints(request->job_id()));
+                     core_->jobs().ListCheckpoints(request->job_id()));
     for (const auto& c : ckpts) *response->add_checkpoints() = ToProto(c);
     return absl::OkStatus();
   }());
@@ -170,12 +148,12 @@ grpc::ServerUnaryReactor* DreamBoothService::ListCheckpoints(
 
 grpc::ServerWriteReactor<v1::DownloadCheckpointResponse>* DreamBoothService::DownloadCheckpoint(
     grpc::CallbackServerContext*, const v1::DownloadCheckpointRequest* request) {
-  return NewDownloadReactor(backend_, *request);
+  return NewDownloadReactor(core_, *request);
 }
 
 grpc::ServerWriteReactor<v1::SampleResponse>* DreamBoothService::Sample(
     grpc::CallbackServerContext*, const v1::SampleRequest* request) {
-  return NewSampleReactor(backend_, *request);
+  return NewSampleReactor(core_, *request);
 }
 
 }  // namespace dreambooth::server

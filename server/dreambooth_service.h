@@ -1,17 +1,17 @@
-// The public dreambooth.v1.DreamBooth service: a thin adapter (parse, call the Backend, map the
+// The public dreambooth.v1.DreamBooth service: a thin adapter (parse, call the ServiceCore, map the
 // status) on gRPC's callback API. Thread-safe.
 #ifndef DREAMBOOTH_SERVER_DREAMBOOTH_SERVICE_H_
 #define DREAMBOOTH_SERVER_DREAMBOOTH_SERVICE_H_
 
 #include "dreambooth/v1/service.grpc.pb.h"
-#include "server/backend.h"
+#include "server/service_core.h"
 
 namespace dreambooth::server {
 
 class DreamBoothService final : public v1::DreamBooth::CallbackService {
  public:
-  // `backend` must outlive the service.
-  explicit DreamBoothService(Backend* backend) : backend_(backend) {}
+  // `core` must outlive the service.
+  explicit DreamBoothService(ServiceCore* core) : core_(core) {}
 
   grpc::ServerReadReactor<v1::UploadImagesRequest>* UploadImages(
       grpc::CallbackServerContext* context, v1::UploadImagesResponse* response) override;
@@ -46,7 +46,7 @@ class DreamBoothService final : public v1::DreamBooth::CallbackService {
                                                        const v1::SampleRequest* request) override;
 
  private:
-  Backend* const backend_;
+  ServiceCore* const core_;
 };
 
 }  // namespace dreambooth::server

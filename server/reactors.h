@@ -6,28 +6,25 @@
 #include <grpcpp/grpcpp.h>
 
 #include "dreambooth/v1/service.pb.h"
-#include "server/backend.h"
+#include "server/service_core.h"
 
 namespace dreambooth::server {
 
 // UploadImages: validates, hashes, stores and records each file; atomic per call.
 grpc::ServerReadReactor<v1::UploadImagesRequest>* NewUploadReactor(
-    Backend* backend, v1::UploadImagesResponse* response);
+    ServiceCore* core, v1::UploadImagesResponse* response);
 
 // WatchJob: stored events after after_sequence, then live ones; ends at a terminal state.
-grpc::ServerWriteReactor<v1::JobEvent>* NewWatchReactor(Backend* backend,
+grpc::ServerWriteReactor<v1::JobEvent>* NewWatchReactor(ServiceCore* core,
                                                         const v1::WatchJobRequest& request);
 
 // DownloadCheckpoint: manifest, then the files' bytes from read_offset.
 grpc::ServerWriteReactor<v1::DownloadCheckpointResponse>* NewDownloadReactor(
-    Backend* backend, const v1::DownloadCheckpointRequest& request);
+    ServiceCore* core, const v1::DownloadCheckpointRequest& request);
 
 // Sample: queues a SAMPLE task and relays the worker's outputs.
-grpc::ServerWriteReactor<v1::SampleResponse>* NewSampleReactor(Backend* backend,
+grpc::ServerWriteReactor<v1::SampleResponse>* NewSampleReactor(ServiceCore* core,
                                                                const v1::SampleRequest& request);
-
-// Shared request checks.
-absl::Status CheckId(const char* field, const std::string& id);
 
 }  // namespace dreambooth::server
 

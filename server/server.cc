@@ -15,12 +15,12 @@ const char* const kServiceNames[] = {"dreambooth.v1.DreamBooth", "dreambooth.v1.
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   std::unique_ptr<Server> server(new Server());
-  absl::StatusOr<std::unique_ptr<Backend>> backend = Backend::Open(options);
-  if (!backend.ok()) return backend.status();
-  server->backend_ = std::move(*backend);
-  server->public_service_ = std::make_unique<DreamBoothService>(server->backend_.get());
-  server->gateway_service_ = std::make_unique<WorkerGatewayService>(server->backend_.get());
-  server->backend_->SetTaskAvailableCallback(
+  absl::StatusOr<std::unique_ptr<ServiceCore>> core = ServiceCore::Open(options);
+  if (!core.ok()) return core.status();
+  server->core_ = std::move(*core);
+  server->public_service_ = std::make_unique<DreamBoothService>(server->core_.get());
+  server->gateway_service_ = std::make_unique<WorkerGatewayService>(server->core_.get());
+  server->core_->SetTaskAvailableCallback(
       [gateway = server->gateway_service_.get()] { gateway->WakeLongPolls(); });
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -50,11 +50,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 Server::~Server() { Shutdown(); }
 
 void Server::SweepLoop() {
-  const auto interval = std::chrono::milliseconds(backend_->options().sweep_interval_ms);
+  const auto interval = std::chrono::milliseconds(core_->options().sweep_interval_ms);
   std::unique_lock<std::mutex> lock(mu_);
   while (!cv_.wait_for(lock, interval, [this] { return stopping_; })) {
     lock.unlock();
-    backend_->SweepExpiredLeases();
+    core_->SweepExpiredLeases();
     lock.lock();
   }
 }
@@ -75,8 +75,8 @@ void Server::Shutdown(int64_t grace_ms) {
     grpc_server_->Wait();
   }
   if (sweeper_.joinable()) sweeper_.join();
-  if (backend_ != nullptr) backend_->progress().FlushDue(backend_->NowMs(), /*all=*/true);
-  backend_.reset();  // closes the database
+  if (core_ != nullptr) core_->progress().FlushDue(core_->NowMs(), /*all=*/true);
+  core_.reset();  // closes the database
   spdlog::info("shutdown complete; database closed");
 }
 

@@ -12,9 +12,9 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
-#include "server/backend.h"
 #include "server/dreambooth_service.h"
 #include "server/options.h"
+#include "server/service_core.h"
 #include "server/worker_gateway_service.h"
 
 namespace dreambooth::server {
@@ -34,13 +34,13 @@ class Server {
   // Idempotent.
   void Shutdown(int64_t grace_ms = 5000);
 
-  Backend& backend() { return *backend_; }
+  ServiceCore& core() { return *core_; }
 
  private:
   Server() = default;
   void SweepLoop();
 
-  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<ServiceCore> core_;
   std::unique_ptr<DreamBoothService> public_service_;
   std::unique_ptr<WorkerGatewayService> gateway_service_;
   std::unique_ptr<grpc::Server> grpc_server_;

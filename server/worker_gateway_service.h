@@ -7,15 +7,15 @@
 #include <memory>
 
 #include "dreambooth/v1/worker_gateway.grpc.pb.h"
-#include "server/backend.h"
 #include "server/lease_waiters.h"
+#include "server/service_core.h"
 
 namespace dreambooth::server {
 
 class WorkerGatewayService final : public v1::WorkerGateway::CallbackService {
  public:
-  // `backend` must outlive the service.
-  explicit WorkerGatewayService(Backend* backend);
+  // `core` must outlive the service.
+  explicit WorkerGatewayService(ServiceCore* core);
 
   // Finishes parked long-poll LeaseTask calls (empty) and parks no more; call before shutting
   // the gRPC server down.
@@ -59,15 +59,11 @@ class WorkerGatewayService final : public v1::WorkerGateway::CallbackService {
                                           v1::PutCacheEntryResponse* response) override;
 
  private:
-  // One non-blocking lease attempt (sample tasks first); true when a task was granted.
+  // One lease attempt; true when `response` holds a task.
   absl::StatusOr<bool> TryLease(const v1::LeaseTaskRequest& request,
                                 v1::LeaseTaskResponse* response);
-  // Fills `task` for a granted job lease (images, resume checkpoint).
-  absl::Status BuildTrainTask(const storage::Lease& lease, v1::Task* task);
-  // OK when `token` is a current job or sample lease.
-  absl::Status CheckAnyLease(const std::string& token);
 
-  Backend* const backend_;
+  ServiceCore* const core_;
   std::unique_ptr<LeaseWaiters> waiters_;
 };
 

@@ -8,7 +8,7 @@
 #include "spec/sample_request_rules.h"
 #include "worker/checkpoint_transfer.h"
 #include "worker/diffusion/device.h"
-#include "worker/diffusion/pipeline.h"
+#include "worker/diffusion/pipelines/pipeline.h"
 #include "worker/diffusion/torch_status.h"
 #include "worker/event_reporter.h"
 #include "worker/lease_keeper.h"

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "spec/job_spec_rules.h"
-#include "worker/diffusion/scheduler.h"
+#include "worker/diffusion/schedulers/scheduler.h"
 
 namespace dreambooth::worker {
 namespace {

@@ -2,8 +2,10 @@
 
 #include <atomic>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -91,6 +93,7 @@ class TrainTask {
   SharedCache shared_;
   std::string job_dir_;
   train::TrainOptions options_;
+  std::map<std::string, std::string> verified_digests_;  // fetched image path -> its SHA-256
   std::unique_ptr<train::DreamBoothTrainer> trainer_;
   absl::Status checkpoint_error_;  // first failed commit (training thread only)
   int64_t last_committed_step_ = -1;
@@ -191,19 +194,21 @@ absl::Status TrainTask::FetchImages(
     const std::string what =
         absl::StrCat(label, " image '", image.name(), "' (sha256 ", image.digest(), ")");
     if (!fs::is_regular_file(path, ec)) {
-      // Decode first, then check the digest, so a damaged file is reported as what it is.
       absl::StatusOr<std::string> bytes = client_.ReadBlob(image.digest(), /*verify=*/false);
       if (!bytes.ok()) return Annotate(bytes.status(), absl::StrCat("reading ", what, ": "));
-      absl::Status decoded = image::DecodeRgb(*bytes, image::DecodeLimits()).status();
-      if (!decoded.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(what, " cannot be decoded: ", decoded.message()));
-      }
       if (Sha256Hex(*bytes) != image.digest()) {
+        // Say what is wrong with the bytes: undecodable, or a different image.
+        absl::Status decoded = image::DecodeRgb(*bytes, image::DecodeLimits()).status();
+        if (!decoded.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(what, " cannot be decoded: ", decoded.message()));
+        }
         return absl::DataLossError(absl::StrCat(what, " is corrupt in the server's blob store"));
       }
       RETURN_IF_ERROR(WriteFileAtomic(path, *bytes));
     }
+    // Verified now or by the attempt that wrote it: the trainer need not hash it again.
+    verified_digests_[path] = image.digest();
     ++*done;
     Progress(v1::JOB_STAGE_PREPARING, *done, total, absl::StrCat("fetched ", what), false);
   }
@@ -244,6 +249,7 @@ absl::Status TrainTask::Prepare() {
   absl::StatusOr<train::TrainOptions> options = ToTrainOptions(spec, paths, &warnings);
   if (!options.ok()) return Annotate(options.status(), "job spec: ");
   options_ = *std::move(options);
+  options_.verified_image_digests = verified_digests_;
   for (const std::string& w : warnings) Log(v1::JOB_STAGE_PREPARING, w);
 
   if (task_.has_resume_from() && !task_.resume_from().id().empty()) {

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/kernels/attention_test_util.h"
-#include "worker/diffusion/attention.h"
+#include "worker/diffusion/models/attention.h"
 
 namespace dreambooth::diffusion {
 namespace {

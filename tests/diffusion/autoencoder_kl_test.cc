@@ -1,11 +1,13 @@
 // AutoencoderKL against the diffusers goldens of tests/data/fixtures/tiny-a.
-#include "worker/diffusion/autoencoder_kl.h"
+#include "worker/diffusion/models/autoencoder_kl.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "tests/diffusion/fixture_util.h"
-#include "worker/diffusion/tiny_model.h"
+#include "worker/diffusion/models/tiny_model.h"
 
 namespace dreambooth::diffusion {
 namespace {

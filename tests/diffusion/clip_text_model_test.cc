@@ -1,8 +1,10 @@
 // CLIPTextModel against the transformers goldens of tests/data/fixtures/tiny-a.
-#include "worker/diffusion/clip_text_model.h"
+#include "worker/diffusion/models/clip_text_model.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
 
 #include "tests/diffusion/fixture_util.h"
 

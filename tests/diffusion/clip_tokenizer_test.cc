@@ -1,11 +1,13 @@
 // CLIP tokenizer: every case of the tokenizer fixture (transformers' ids, exactly), with the
 // fixture's vocabulary files and with the embedded one; padding, truncation, folder round trip.
-#include "worker/diffusion/clip_tokenizer.h"
+#include "worker/diffusion/tokenizer/clip_tokenizer.h"
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "tests/diffusion/test_util.h"
-#include "worker/diffusion/file_util.h"
+#include "worker/diffusion/io/file_util.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -19,7 +21,7 @@ nlohmann::json Cases() {
   return json.ok() ? (*json)["cases"] : nlohmann::json::array();
 }
 
-void ExpectAllCasesMatch(const ClipTokenizer& tokenizer) {
+void ExpectAllCasesMatch(const CLIPTokenizer& tokenizer) {
   int checked = 0;
   for (const nlohmann::json& c : Cases()) {
     const std::string text = c["text"].get<std::string>();
@@ -35,7 +37,7 @@ void ExpectAllCasesMatch(const ClipTokenizer& tokenizer) {
 }
 
 TEST(ClipTokenizerTest, FixtureVocabularyMatchesEveryCase) {
-  absl::StatusOr<ClipTokenizer> tokenizer = ClipTokenizer::FromFolder(FixtureTokenizerDir());
+  absl::StatusOr<CLIPTokenizer> tokenizer = CLIPTokenizer::FromFolder(FixtureTokenizerDir());
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
   EXPECT_EQ(tokenizer->vocab_size(), 49408);
   EXPECT_EQ(tokenizer->bos_id(), 49406);
@@ -45,14 +47,14 @@ TEST(ClipTokenizerTest, FixtureVocabularyMatchesEveryCase) {
 }
 
 TEST(ClipTokenizerTest, BuiltInVocabularyMatchesEveryCase) {
-  absl::StatusOr<ClipTokenizer> tokenizer = ClipTokenizer::BuiltIn();
+  absl::StatusOr<CLIPTokenizer> tokenizer = CLIPTokenizer::BuiltIn();
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
   EXPECT_EQ(tokenizer->vocab_size(), 49408);
   ExpectAllCasesMatch(*tokenizer);
 }
 
 TEST(ClipTokenizerTest, EncodeBatchStacksPaddedRows) {
-  absl::StatusOr<ClipTokenizer> tokenizer = ClipTokenizer::BuiltIn();
+  absl::StatusOr<CLIPTokenizer> tokenizer = CLIPTokenizer::BuiltIn();
   ASSERT_TRUE(tokenizer.ok());
   at::Tensor ids = tokenizer->EncodeBatch({"a photo of sks dog", ""});
   EXPECT_EQ(ids.sizes(), (std::vector<int64_t>{2, 77}));
@@ -65,22 +67,22 @@ TEST(ClipTokenizerTest, EncodeBatchStacksPaddedRows) {
 
 TEST(ClipTokenizerTest, SavedFolderReadsBackIdentically) {
   testing::TempDir dir;
-  absl::StatusOr<ClipTokenizer> tokenizer = ClipTokenizer::BuiltIn();
+  absl::StatusOr<CLIPTokenizer> tokenizer = CLIPTokenizer::BuiltIn();
   ASSERT_TRUE(tokenizer.ok());
   ASSERT_TRUE(tokenizer->SaveToFolder(dir.Join("tokenizer")).ok());
-  absl::StatusOr<ClipTokenizer> again = ClipTokenizer::FromFolder(dir.Join("tokenizer"));
+  absl::StatusOr<CLIPTokenizer> again = CLIPTokenizer::FromFolder(dir.Join("tokenizer"));
   ASSERT_TRUE(again.ok()) << again.status();
   ExpectAllCasesMatch(*again);
 }
 
 TEST(ClipTokenizerTest, PadTokenComesFromTheSpecialTokensMap) {
   testing::TempDir dir;
-  absl::StatusOr<ClipTokenizer> tokenizer = ClipTokenizer::BuiltIn();
+  absl::StatusOr<CLIPTokenizer> tokenizer = CLIPTokenizer::BuiltIn();
   ASSERT_TRUE(tokenizer.ok());
   ASSERT_TRUE(tokenizer->SaveToFolder(dir.path()).ok());
   // SD 2.x tokenizers pad with "!" (id 0).
   ASSERT_TRUE(WriteJsonFile(dir.Join("special_tokens_map.json"), {{"pad_token", "!"}}).ok());
-  absl::StatusOr<ClipTokenizer> sd2 = ClipTokenizer::FromFolder(dir.path());
+  absl::StatusOr<CLIPTokenizer> sd2 = CLIPTokenizer::FromFolder(dir.path());
   ASSERT_TRUE(sd2.ok()) << sd2.status();
   EXPECT_EQ(sd2->pad_id(), sd2->TokenId("!"));
   EXPECT_EQ(sd2->Encode("a dog").back(), sd2->TokenId("!"));
@@ -88,12 +90,12 @@ TEST(ClipTokenizerTest, PadTokenComesFromTheSpecialTokensMap) {
 
 TEST(ClipTokenizerTest, MissingOrBrokenFilesAreErrors) {
   testing::TempDir dir;
-  absl::StatusOr<ClipTokenizer> missing = ClipTokenizer::FromFolder(dir.path());
+  absl::StatusOr<CLIPTokenizer> missing = CLIPTokenizer::FromFolder(dir.path());
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("vocab.json"), std::string::npos);
   testing::WriteBytes(dir.Join("vocab.json"), "{\"a\": 1}");
   testing::WriteBytes(dir.Join("merges.txt"), "#version: 0.2\na b\n");
-  absl::StatusOr<ClipTokenizer> no_specials = ClipTokenizer::FromFolder(dir.path());
+  absl::StatusOr<CLIPTokenizer> no_specials = CLIPTokenizer::FromFolder(dir.path());
   ASSERT_FALSE(no_specials.ok());
   EXPECT_NE(no_specials.status().message().find("<|startoftext|>"), std::string::npos);
 }

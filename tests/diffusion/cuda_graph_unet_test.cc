@@ -1,13 +1,13 @@
 // CudaGraphUNet: refuses CPU tensors; on a GPU, replays give the eager forward's values for
 // changing inputs and a new shape captures anew (skipped without a GPU; scripts/gpu_check.sh
 // runs it on one).
-#include "worker/diffusion/cuda_graph_unet.h"
+#include "worker/diffusion/pipelines/cuda_graph_unet.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 
-#include "worker/diffusion/tiny_model.h"
+#include "worker/diffusion/models/tiny_model.h"
 
 namespace dreambooth::diffusion {
 namespace {

@@ -9,7 +9,7 @@
 #include <set>
 #include <string>
 
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/safetensors.h"
 
 namespace dreambooth::diffusion::testing {
 

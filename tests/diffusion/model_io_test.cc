@@ -4,11 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "tests/diffusion/test_util.h"
-#include "worker/diffusion/file_util.h"
-#include "worker/diffusion/model_loader.h"
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/file_util.h"
+#include "worker/diffusion/io/model_loader.h"
+#include "worker/diffusion/io/safetensors.h"
 
 namespace dreambooth::diffusion {
 namespace {

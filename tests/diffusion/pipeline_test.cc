@@ -1,12 +1,12 @@
 // Text-to-image pipeline: full guided sampling runs on the tiny-a fixture reproduce diffusers'
 // latents and image; option handling on the built-in tiny model.
-#include "worker/diffusion/pipeline.h"
+#include "worker/diffusion/pipelines/pipeline.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include "tests/diffusion/fixture_util.h"
-#include "worker/diffusion/scheduler.h"
+#include "worker/diffusion/schedulers/scheduler.h"
 
 namespace dreambooth::diffusion {
 namespace {

@@ -1,6 +1,6 @@
 // safetensors reading/writing: round trips of every supported dtype, and malformed files that
 // must be refused with a message naming the problem (never a crash).
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/safetensors.h"
 
 #include <gtest/gtest.h>
 

@@ -1,15 +1,16 @@
 // Schedulers: the fixture goldens (timesteps, sigmas, single steps) and properties that tie the
 // schedulers without goldens (DPM-Solver, Euler ancestral, DDPM sampling) to the checked ones.
-#include "worker/diffusion/scheduler.h"
+#include "worker/diffusion/schedulers/scheduler.h"
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "kernels/guided_ddim_step.h"
 #include "tests/diffusion/test_util.h"
-#include "worker/diffusion/file_util.h"
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/file_util.h"
+#include "worker/diffusion/io/safetensors.h"
 
 namespace dreambooth::diffusion {
 namespace {

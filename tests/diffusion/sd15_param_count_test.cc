@@ -4,11 +4,11 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "worker/diffusion/autoencoder_kl.h"
-#include "worker/diffusion/clip_text_model.h"
-#include "worker/diffusion/model_loader.h"
-#include "worker/diffusion/sd15_config.h"
-#include "worker/diffusion/unet_2d_condition.h"
+#include "worker/diffusion/io/model_loader.h"
+#include "worker/diffusion/models/autoencoder_kl.h"
+#include "worker/diffusion/models/clip_text_model.h"
+#include "worker/diffusion/models/sd15_config.h"
+#include "worker/diffusion/models/unet_2d_condition.h"
 
 namespace dreambooth::diffusion {
 namespace {

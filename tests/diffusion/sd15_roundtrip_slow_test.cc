@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "tests/diffusion/test_util.h"
-#include "worker/diffusion/model_loader.h"
-#include "worker/diffusion/safetensors.h"
-#include "worker/diffusion/sd15_config.h"
+#include "worker/diffusion/io/model_loader.h"
+#include "worker/diffusion/io/safetensors.h"
+#include "worker/diffusion/models/sd15_config.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -39,7 +39,7 @@ TEST(Sd15RoundTripTest, SaveReloadConvertAndBackGiveIdenticalTensors) {
   testing::TempDir dir;
   const SaveOptions fp16{at::kHalf, ""};
   {
-    absl::StatusOr<ClipTokenizer> tokenizer = ClipTokenizer::BuiltIn();
+    absl::StatusOr<CLIPTokenizer> tokenizer = CLIPTokenizer::BuiltIn();
     ASSERT_TRUE(tokenizer.ok());
     CLIPTextModel text_encoder(Sd15TextConfig());
     UNet2DConditionModel unet(Sd15UNetConfig());

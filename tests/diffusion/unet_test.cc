@@ -3,9 +3,11 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "tests/diffusion/fixture_util.h"
-#include "worker/diffusion/tiny_model.h"
-#include "worker/diffusion/unet_2d_condition.h"
+#include "worker/diffusion/models/tiny_model.h"
+#include "worker/diffusion/models/unet_2d_condition.h"
 
 namespace dreambooth::diffusion {
 namespace {

@@ -14,8 +14,8 @@
 #include "tests/integration/e2e_support.h"
 #include "tests/testing/daemon.h"
 #include "tests/testing/temp_dir.h"
-#include "worker/diffusion/model_loader.h"
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/model_loader.h"
+#include "worker/diffusion/io/safetensors.h"
 
 namespace dreambooth::testing {
 namespace {

@@ -7,9 +7,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
+#include "common/crypto.h"
 #include "tests/train/test_util.h"
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/safetensors.h"
 #include "worker/train/adamw.h"
 #include "worker/train/image_dataset.h"
 #include "worker/train/latent_cache.h"
@@ -255,6 +257,24 @@ TEST(ScanImageFolderTest, ReadsCaptionsAndReportsProblems) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ScanImageFolder(tmp.Join("missing"), "p", nullptr).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST(ScanImageFolderTest, UsesDigestsTheCallerVerifiedInsteadOfHashingAgain) {
+  TempDir tmp;
+  const std::string dir = tmp.Join("instances");
+  testing::WriteImageSet(dir, 2, 40, 32, 1);
+  absl::StatusOr<std::vector<ImageRecord>> hashed = ScanImageFolder(dir, "p", nullptr);
+  ASSERT_TRUE(hashed.ok()) << hashed.status();
+  ASSERT_EQ(hashed->size(), 2u);
+  // A verified digest is taken as given (a sentinel proves the file was not hashed); the other
+  // file is still hashed.
+  const std::string sentinel(64, 'a');
+  absl::StatusOr<std::vector<ImageRecord>> recs =
+      ScanImageFolder(dir, "p", nullptr, {{(*hashed)[0].path, sentinel}});
+  ASSERT_TRUE(recs.ok()) << recs.status();
+  EXPECT_EQ((*recs)[0].digest, sentinel);
+  EXPECT_EQ((*recs)[1].digest, (*hashed)[1].digest);
+  EXPECT_EQ((*hashed)[0].digest, *Sha256File((*hashed)[0].path));
 }
 
 TEST(LoadTrainingImageTest, UnreadableImageIsAnErrorNamingTheFile) {

@@ -9,7 +9,7 @@
 #include <cstdio>
 
 #include "tests/train/test_util.h"
-#include "worker/diffusion/scheduler.h"
+#include "worker/diffusion/schedulers/scheduler.h"
 #include "worker/train/dreambooth_loss.h"
 #include "worker/train/dreambooth_trainer.h"
 #include "worker/train/image_dataset.h"

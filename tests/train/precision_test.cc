@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "tests/train/test_util.h"
-#include "worker/diffusion/model_loader.h"
+#include "worker/diffusion/io/model_loader.h"
 #include "worker/train/class_images.h"
 #include "worker/train/dreambooth_trainer.h"
 

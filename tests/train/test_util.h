@@ -9,7 +9,7 @@
 #include <string>
 
 #include "tests/testing/temp_dir.h"
-#include "worker/diffusion/model_loader.h"
+#include "worker/diffusion/io/model_loader.h"
 #include "worker/train/dreambooth_trainer.h"
 #include "worker/train/train_options.h"
 

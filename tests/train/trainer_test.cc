@@ -9,9 +9,9 @@
 #include <fstream>
 
 #include "tests/train/test_util.h"
-#include "worker/diffusion/model_loader.h"
-#include "worker/diffusion/safetensors.h"
-#include "worker/diffusion/scheduler.h"
+#include "worker/diffusion/io/model_loader.h"
+#include "worker/diffusion/io/safetensors.h"
+#include "worker/diffusion/schedulers/scheduler.h"
 #include "worker/train/dreambooth_loss.h"
 #include "worker/train/dreambooth_trainer.h"
 #include "worker/train/resume_state.h"

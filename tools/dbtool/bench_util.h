@@ -13,7 +13,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "worker/diffusion/attention.h"
+#include "worker/diffusion/models/attention.h"
 
 namespace dreambooth::dbtool {
 

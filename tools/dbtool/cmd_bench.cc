@@ -21,11 +21,11 @@
 #include "tools/dbtool/bench_util.h"
 #include "tools/dbtool/command_registry.h"
 #include "tools/dbtool/sample_args.h"
-#include "worker/diffusion/attention.h"
-#include "worker/diffusion/model_loader.h"
-#include "worker/diffusion/pipeline.h"
-#include "worker/diffusion/tiny_model.h"
-#include "worker/diffusion/unet_2d_condition.h"
+#include "worker/diffusion/io/model_loader.h"
+#include "worker/diffusion/models/attention.h"
+#include "worker/diffusion/models/tiny_model.h"
+#include "worker/diffusion/models/unet_2d_condition.h"
+#include "worker/diffusion/pipelines/pipeline.h"
 
 namespace dreambooth::dbtool {
 namespace {

@@ -11,8 +11,8 @@
 #include "absl/strings/str_join.h"
 #include "common/cli_flags.h"
 #include "tools/dbtool/command_registry.h"
-#include "worker/diffusion/model_loader.h"
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/model_loader.h"
+#include "worker/diffusion/io/safetensors.h"
 
 namespace dreambooth::dbtool {
 namespace {

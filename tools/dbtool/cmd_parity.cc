@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,10 +19,10 @@
 #include "tools/dbtool/command_registry.h"
 #include "tools/dbtool/parity_registry.h"
 #include "tools/dbtool/sample_args.h"
-#include "worker/diffusion/attention.h"
-#include "worker/diffusion/file_util.h"
-#include "worker/diffusion/model_loader.h"
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/file_util.h"
+#include "worker/diffusion/io/model_loader.h"
+#include "worker/diffusion/io/safetensors.h"
+#include "worker/diffusion/models/attention.h"
 
 namespace dreambooth::dbtool {
 namespace {

@@ -16,9 +16,9 @@
 #include "common/image/image.h"
 #include "tools/dbtool/command_registry.h"
 #include "tools/dbtool/sample_args.h"
-#include "worker/diffusion/model_loader.h"
-#include "worker/diffusion/pipeline.h"
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/model_loader.h"
+#include "worker/diffusion/io/safetensors.h"
+#include "worker/diffusion/pipelines/pipeline.h"
 
 namespace dreambooth::dbtool {
 namespace {

@@ -1,7 +1,7 @@
 // Golden check "ddpm": DDPMScheduler betas / alphas_cumprod, add_noise and get_velocity.
 #include "tools/dbtool/parity_registry.h"
 #include "tools/dbtool/parity_util.h"
-#include "worker/diffusion/scheduler.h"
+#include "worker/diffusion/schedulers/scheduler.h"
 
 namespace dreambooth::dbtool {
 namespace {

@@ -16,9 +16,9 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "tools/dbtool/parity_registry.h"
-#include "worker/diffusion/model_loader.h"
-#include "worker/diffusion/safetensors.h"
-#include "worker/diffusion/scheduler.h"
+#include "worker/diffusion/io/model_loader.h"
+#include "worker/diffusion/io/safetensors.h"
+#include "worker/diffusion/schedulers/scheduler.h"
 #include "worker/train/adamw.h"
 #include "worker/train/dreambooth_loss.h"
 

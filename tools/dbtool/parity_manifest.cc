@@ -1,13 +1,14 @@
 // Golden check "manifest" (golden/manifest.json): every listed golden file exists, has the
 // recorded sha256, and holds exactly the recorded tensors with their dtypes and shapes.
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/crypto.h"
 #include "tools/dbtool/parity_registry.h"
-#include "worker/diffusion/file_util.h"
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/file_util.h"
+#include "worker/diffusion/io/safetensors.h"
 
 namespace dreambooth::dbtool {
 namespace {

@@ -1,14 +1,15 @@
 // Golden check "pipeline": full guided text-to-image runs (one per scheduler group in the
 // golden, e.g. "ddim.*" and "euler.*") from the golden's prompt ids and initial noise, comparing
 // the prompt embeddings, timesteps, latents after every step, final latents and the image.
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "tools/dbtool/parity_registry.h"
-#include "worker/diffusion/model_loader.h"
-#include "worker/diffusion/pipeline.h"
+#include "worker/diffusion/io/model_loader.h"
+#include "worker/diffusion/pipelines/pipeline.h"
 
 namespace dreambooth::dbtool {
 namespace {

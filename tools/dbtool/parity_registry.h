@@ -11,12 +11,12 @@
 
 #include <functional>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "nlohmann/json.hpp"
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/safetensors.h"
 
 namespace dreambooth::diffusion {
 struct StableDiffusion;

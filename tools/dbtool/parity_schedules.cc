@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -11,8 +12,8 @@
 #include "absl/strings/str_split.h"
 #include "tools/dbtool/parity_registry.h"
 #include "tools/dbtool/parity_util.h"
-#include "worker/diffusion/file_util.h"
-#include "worker/diffusion/scheduler.h"
+#include "worker/diffusion/io/file_util.h"
+#include "worker/diffusion/schedulers/scheduler.h"
 
 namespace dreambooth::dbtool {
 namespace {

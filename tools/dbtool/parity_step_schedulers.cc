@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "tools/dbtool/parity_registry.h"
 #include "tools/dbtool/parity_util.h"
-#include "worker/diffusion/scheduler.h"
+#include "worker/diffusion/schedulers/scheduler.h"
 
 namespace dreambooth::dbtool {
 namespace {

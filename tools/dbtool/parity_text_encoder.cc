@@ -1,7 +1,7 @@
 // Golden check "text_encoder": CLIPTextModel last_hidden_state, pooler_output (argmax / EOS
 // pooling rule) and the per-layer hidden_states.
 #include "tools/dbtool/parity_registry.h"
-#include "worker/diffusion/model_loader.h"
+#include "worker/diffusion/io/model_loader.h"
 
 namespace dreambooth::dbtool {
 namespace {

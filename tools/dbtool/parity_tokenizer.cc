@@ -4,13 +4,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "tools/dbtool/parity_registry.h"
-#include "worker/diffusion/clip_tokenizer.h"
-#include "worker/diffusion/file_util.h"
+#include "worker/diffusion/io/file_util.h"
+#include "worker/diffusion/tokenizer/clip_tokenizer.h"
 
 namespace dreambooth::dbtool {
 namespace {
@@ -19,7 +20,7 @@ namespace fs = std::filesystem;
 
 // The tokenizer the cases were made with: vocab files in the fixture folder, in the folder
 // named by "vocab_files", or else the built-in CLIP vocabulary.
-absl::StatusOr<diffusion::ClipTokenizer> CasesTokenizer(const ParityContext& ctx,
+absl::StatusOr<diffusion::CLIPTokenizer> CasesTokenizer(const ParityContext& ctx,
                                                         const nlohmann::json& cases,
                                                         std::string* origin) {
   std::vector<fs::path> candidates = {fs::path(ctx.fixture_dir),
@@ -34,11 +35,11 @@ absl::StatusOr<diffusion::ClipTokenizer> CasesTokenizer(const ParityContext& ctx
     if (diffusion::FileExists((dir / "vocab.json").string()) &&
         diffusion::FileExists((dir / "merges.txt").string())) {
       *origin = dir.string();
-      return diffusion::ClipTokenizer::FromFolder(dir.string());
+      return diffusion::CLIPTokenizer::FromFolder(dir.string());
     }
   }
   *origin = "built-in";
-  return diffusion::ClipTokenizer::BuiltIn();
+  return diffusion::CLIPTokenizer::BuiltIn();
 }
 
 std::vector<int64_t> Ints(const nlohmann::json& values) {
@@ -54,7 +55,7 @@ void RunCases(const ParityContext& ctx, ParityReporter& r) {
     return r.Fail("tokenizer", "cases.json has no 'cases' array");
   }
   std::string origin;
-  absl::StatusOr<diffusion::ClipTokenizer> tokenizer = CasesTokenizer(ctx, *json, &origin);
+  absl::StatusOr<diffusion::CLIPTokenizer> tokenizer = CasesTokenizer(ctx, *json, &origin);
   if (!tokenizer.ok()) return r.Fail("tokenizer", std::string(tokenizer.status().message()));
   std::printf("tokenizer vocabulary: %s\n", origin.c_str());
   std::vector<std::string> ftfy_only;
@@ -80,8 +81,8 @@ void RunCases(const ParityContext& ctx, ParityReporter& r) {
     }
     if (c.contains("attention_mask")) {
       const size_t length = std::min<size_t>(tokenizer->EncodeUnpadded(text).size(),
-                                             diffusion::ClipTokenizer::kMaxLength);
-      std::vector<int64_t> mask(diffusion::ClipTokenizer::kMaxLength, 0);
+                                             diffusion::CLIPTokenizer::kMaxLength);
+      std::vector<int64_t> mask(diffusion::CLIPTokenizer::kMaxLength, 0);
       std::fill(mask.begin(), mask.begin() + length, 1);
       if (mask != Ints(c["attention_mask"])) problems.push_back("attention_mask");
     }

@@ -1,6 +1,6 @@
 // Golden check "unet": UNet2DConditionModel forward with integer and fractional timesteps.
 #include "tools/dbtool/parity_registry.h"
-#include "worker/diffusion/model_loader.h"
+#include "worker/diffusion/io/model_loader.h"
 
 namespace dreambooth::dbtool {
 namespace {

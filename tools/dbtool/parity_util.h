@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "tools/dbtool/parity_registry.h"
-#include "worker/diffusion/scheduler.h"
+#include "worker/diffusion/schedulers/scheduler.h"
 
 namespace dreambooth::dbtool {
 

@@ -1,6 +1,6 @@
 // Golden check "vae_decode": AutoencoderKL.decode raw output.
 #include "tools/dbtool/parity_registry.h"
-#include "worker/diffusion/model_loader.h"
+#include "worker/diffusion/io/model_loader.h"
 
 namespace dreambooth::dbtool {
 namespace {

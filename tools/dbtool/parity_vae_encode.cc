@@ -1,6 +1,6 @@
 // Golden check "vae_encode": AutoencoderKL.encode posterior mean and clamped logvar.
 #include "tools/dbtool/parity_registry.h"
-#include "worker/diffusion/model_loader.h"
+#include "worker/diffusion/io/model_loader.h"
 
 namespace dreambooth::dbtool {
 namespace {

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/safetensors.h"
 
 namespace dreambooth::train {
 

@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "common/image/image.h"
 #include "common/status_macros.h"
-#include "worker/diffusion/pipeline.h"
+#include "worker/diffusion/pipelines/pipeline.h"
 #include "worker/train/file_util.h"
 #include "worker/train/resume_state.h"
 

@@ -12,7 +12,7 @@
 #include "common/crypto.h"
 #include "common/image/image.h"
 #include "common/status_macros.h"
-#include "worker/diffusion/pipeline.h"
+#include "worker/diffusion/pipelines/pipeline.h"
 #include "worker/train/file_util.h"
 #include "worker/train/precision.h"
 

@@ -8,8 +8,8 @@
 #include <ATen/ATen.h>
 
 #include "absl/status/statusor.h"
-#include "worker/diffusion/scheduler.h"
-#include "worker/diffusion/unet_2d_condition.h"
+#include "worker/diffusion/models/unet_2d_condition.h"
+#include "worker/diffusion/schedulers/scheduler.h"
 
 namespace dreambooth::train {
 

@@ -66,8 +66,8 @@ absl::Status DreamBoothTrainer::Init() {
         absl::StrCat("resolution must be a multiple of the VAE's downscale factor ", factor,
                      ", got ", options_.resolution));
   }
-  absl::StatusOr<std::vector<ImageRecord>> instances =
-      ScanImageFolder(options_.instance_dir, options_.instance_prompt, &warnings_);
+  absl::StatusOr<std::vector<ImageRecord>> instances = ScanImageFolder(
+      options_.instance_dir, options_.instance_prompt, &warnings_, options_.verified_image_digests);
   if (!instances.ok()) {
     return absl::Status(instances.status().code(),
                         absl::StrCat("instance_dir: ", instances.status().message()));
@@ -158,7 +158,12 @@ absl::StatusOr<ClassImageSet> DreamBoothTrainer::GenerateClassImages() {
   for (const std::string& path : class_set_.paths) {
     ImageRecord r;
     r.path = path;
-    ASSIGN_OR_RETURN(r.digest, Sha256File(path));
+    if (auto known = options_.verified_image_digests.find(path);
+        known != options_.verified_image_digests.end()) {
+      r.digest = known->second;
+    } else {
+      ASSIGN_OR_RETURN(r.digest, Sha256File(path));
+    }
     r.prompt = options_.class_prompt;
     classes_.push_back(std::move(r));
   }

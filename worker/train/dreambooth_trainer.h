@@ -17,7 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "worker/diffusion/model_loader.h"
+#include "worker/diffusion/io/model_loader.h"
 #include "worker/train/class_images.h"
 #include "worker/train/frozen_modules.h"
 #include "worker/train/progress.h"

@@ -18,7 +18,8 @@ namespace fs = std::filesystem;
 
 absl::StatusOr<std::vector<ImageRecord>> ScanImageFolder(const std::string& dir,
                                                          const std::string& prompt,
-                                                         std::vector<std::string>* warnings) {
+                                                         std::vector<std::string>* warnings,
+                                                         const VerifiedDigests& verified) {
   ASSIGN_OR_RETURN(std::vector<std::string> files, ListImageFiles(dir));
   if (files.empty()) {
     return absl::InvalidArgumentError(
@@ -29,7 +30,11 @@ absl::StatusOr<std::vector<ImageRecord>> ScanImageFolder(const std::string& dir,
   for (const std::string& path : files) {
     ImageRecord rec;
     rec.path = path;
-    ASSIGN_OR_RETURN(rec.digest, Sha256File(path));
+    if (auto known = verified.find(path); known != verified.end()) {
+      rec.digest = known->second;
+    } else {
+      ASSIGN_OR_RETURN(rec.digest, Sha256File(path));
+    }
     rec.prompt = prompt;
     const fs::path caption = fs::path(path).replace_extension(".txt");
     std::error_code ec;

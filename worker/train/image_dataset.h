@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,13 +22,18 @@ struct ImageRecord {
   std::string prompt;  // the caption file's text when present, else the set's prompt
 };
 
-// Lists the PNG/JPEG files of `dir` (sorted by name) with their digests. A file `<stem>.txt`
+// Path of an image file -> its SHA-256 hex, for files whose bytes the caller has just verified.
+using VerifiedDigests = std::map<std::string, std::string>;
+
+// Lists the PNG/JPEG files of `dir` (sorted by name) with their digests (taken from `verified`
+// when it has the path, else computed). A file `<stem>.txt`
 // next to an image overrides `prompt` for that image (surrounding whitespace trimmed; an empty
 // caption file is ignored with a warning). Errors: NOT_FOUND when `dir` does not exist,
 // INVALID_ARGUMENT when it holds no image. Warnings are appended to `warnings` (may be null).
 absl::StatusOr<std::vector<ImageRecord>> ScanImageFolder(const std::string& dir,
                                                          const std::string& prompt,
-                                                         std::vector<std::string>* warnings);
+                                                         std::vector<std::string>* warnings,
+                                                         const VerifiedDigests& verified = {});
 
 // Where to crop the resized image: centered, or at a random offset drawn from a generator.
 struct CropSpec {

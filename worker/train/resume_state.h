@@ -15,7 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "worker/diffusion/safetensors.h"
+#include "worker/diffusion/io/safetensors.h"
 
 namespace dreambooth::train {
 

@@ -5,7 +5,8 @@
 #define DREAMBOOTH_WORKER_TRAIN_TRAIN_OPTIONS_H_
 
 #include <cstdint>
-#include <nlohmann/json.hpp>
+#include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,9 @@ struct TrainOptions {
   std::string base_model_variant;  // e.g. "fp16": weight-file variant to prefer
   std::string instance_dir;        // folder of instance images (+ optional <name>.txt captions)
   std::string instance_prompt;     // e.g. "a photo of sks dog"
+  // SHA-256 hex of image files the caller has just verified (path -> digest; the worker fills
+  // it for the images it downloaded): the trainer uses them instead of hashing those files again.
+  std::map<std::string, std::string> verified_image_digests;
 
   // ---- Prior preservation ----
   bool with_prior_preservation = false;

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "worker/diffusion/autoencoder_kl.h"
+#include "worker/diffusion/models/autoencoder_kl.h"
 #include "worker/train/image_dataset.h"
 #include "worker/train/latent_cache.h"
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "worker/diffusion/model_loader.h"
+#include "worker/diffusion/io/model_loader.h"
 #include "worker/train/dreambooth_trainer.h"
 #include "worker/train/frozen_modules.h"
 #include "worker/train/image_dataset.h"

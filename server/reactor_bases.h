@@ -1,0 +1,158 @@
+// Bases of the streaming calls' reactors (gRPC callback API), one per pattern:
+//  - ReadLoopReactor: a client stream handled one message at a time (UploadImages, WriteBlob);
+//  - PullWriteReactor: a server stream whose messages are produced on demand (DownloadCheckpoint,
+//    ReadBlob);
+//  - QueuedWriteReactor: a server stream fed from other threads (WatchJob, Sample).
+// Each reactor deletes itself when its call is done. Subclasses start the call at the end of
+// their constructor, never in a base constructor, so no callback reaches a half-built object.
+#ifndef DREAMBOOTH_SERVER_REACTOR_BASES_H_
+#define DREAMBOOTH_SERVER_REACTOR_BASES_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <deque>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/convert.h"
+
+namespace dreambooth::server {
+
+template <typename Request>
+class ReadLoopReactor : public grpc::ServerReadReactor<Request> {
+ public:
+  void OnReadDone(bool ok) final {
+    const absl::Status status = ok ? OnMessage(request_) : OnStreamEnd();
+    if (!status.ok() || !ok) {
+      this->Finish(ToGrpc(status));
+      return;
+    }
+    this->StartRead(&request_);
+  }
+  void OnDone() override { delete this; }
+
+ protected:
+  // Reads the first message; call at the end of the subclass's constructor.
+  void StartReading() { this->StartRead(&request_); }
+  // One message of the stream; an error finishes the call with it.
+  virtual absl::Status OnMessage(const Request& request) = 0;
+  // The client half-closed; the call finishes with the returned status.
+  virtual absl::Status OnStreamEnd() = 0;
+
+ private:
+  Request request_;
+};
+
+template <typename Message>
+class PullWriteReactor : public grpc::ServerWriteReactor<Message> {
+ public:
+  void OnWriteDone(bool ok) final {
+    if (!ok) {
+      this->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client stopped reading"));
+      return;
+    }
+    WriteNext();
+  }
+  void OnDone() override { delete this; }
+
+ protected:
+  // Starts writing, or finishes at once with `status` when it is an error; call at the end of
+  // the subclass's constructor.
+  void Start(const absl::Status& status) {
+    if (!status.ok()) {
+      this->Finish(ToGrpc(status));
+      return;
+    }
+    WriteNext();
+  }
+  // Fills the next message (cleared); false when the stream is complete, an error finishes it.
+  virtual absl::StatusOr<bool> Next(Message* message) = 0;
+
+ private:
+  void WriteNext() {
+    message_.Clear();
+    const absl::StatusOr<bool> more = Next(&message_);
+    if (!more.ok()) {
+      this->Finish(ToGrpc(more.status()));
+    } else if (!*more) {
+      this->Finish(grpc::Status::OK);
+    } else {
+      this->StartWrite(&message_);
+    }
+  }
+
+  Message message_;
+};
+
+template <typename Message>
+class QueuedWriteReactor : public grpc::ServerWriteReactor<Message> {
+ public:
+  // `call` names the call in the status of a cancelled call ("<call> cancelled").
+  explicit QueuedWriteReactor(std::string call) : call_(std::move(call)) {}
+
+  void OnWriteDone(bool ok) final {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "client stopped reading"));
+      return;
+    }
+    const Message sent = std::move(queue_.front());
+    queue_.pop_front();
+    OnWrittenLocked(sent);
+    PumpLocked();
+  }
+  void OnCancel() final {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, call_ + " cancelled"));
+  }
+  void OnDone() override { delete this; }
+
+ protected:
+  // Appends `message` without starting a write (for OnDrainedLocked).
+  void PushLocked(Message message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!finished_) queue_.push_back(std::move(message));
+  }
+  // Appends `message` and starts writing it when no write is in flight.
+  void QueueLocked(Message message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    PushLocked(std::move(message));
+    PumpLocked();
+  }
+  // Starts the next write when none is in flight; when the queue is empty, OnDrainedLocked may
+  // refill it or finish the call.
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || writing_) return;
+    if (queue_.empty()) OnDrainedLocked();
+    if (finished_ || writing_ || queue_.empty()) return;
+    writing_ = true;
+    this->StartWrite(&queue_.front());
+  }
+  // Finishes the call once; later messages are dropped.
+  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    this->Finish(status);
+  }
+  bool finished() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return finished_; }
+
+  // Called after `message` was written.
+  virtual void OnWrittenLocked(const Message& /*message*/) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {}
+  // Called when the queue runs empty with no write in flight.
+  virtual void OnDrainedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {}
+
+  // Guards this base's state and the subclass's.
+  absl::Mutex mu_;
+
+ private:
+  const std::string call_;
+  std::deque<Message> queue_ ABSL_GUARDED_BY(mu_);  // front is in flight while writing_
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace dreambooth::server
+
+#endif  // DREAMBOOTH_SERVER_REACTOR_BASES_H_

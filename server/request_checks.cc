@@ -1,0 +1,56 @@
+#include "server/request_checks.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace dreambooth::server {
+
+absl::Status CheckRequired(const std::string& field, const std::string& value, size_t max_bytes) {
+  if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " is required"));
+  if (value.size() > max_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " must be at most ", max_bytes, " bytes, got ", value.size()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckId(const std::string& field, const std::string& id) {
+  return CheckRequired(field, id, 128);
+}
+
+absl::Status CheckLeaseToken(const std::string& token) {
+  return CheckRequired("lease_token", token, 128);
+}
+
+absl::Status CheckRelativePath(const std::string& field, const std::string& path) {
+  RETURN_IF_ERROR(CheckRequired(field, path, 1024));
+  if (path.front() == '/' || path.find('\\') != std::string::npos ||
+      path.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " '", path, "' must be relative"));
+  }
+  size_t start = 0;
+  while (start <= path.size()) {
+    const size_t end = std::min(path.find('/', start), path.size());
+    const std::string segment = path.substr(start, end - start);
+    if (segment.empty() || segment == "." || segment == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " '", path, "' has an empty, '.' or '..' segment"));
+    }
+    start = end + 1;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckFileName(const std::string& field, const std::string& name) {
+  RETURN_IF_ERROR(CheckRequired(field, name, 255));
+  if (name == "." || name == ".." ||
+      name.find_first_of(std::string("/\\\0", 3)) != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " '", name, "' must be a plain file name (no '/', '\\\\', NUL, '.' or '..')"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace dreambooth::server

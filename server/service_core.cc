@@ -1,0 +1,162 @@
+#include "server/service_core.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+#include "common/status_macros.h"
+#include "server/sample_broker.h"
+#include "spec/job_spec_rules.h"
+
+namespace dreambooth::server {
+namespace {
+constexpr char kBuiltinModel[] = "tiny";
+constexpr size_t kMacBytes = 16;
+}  // namespace
+
+ServiceCore::ServiceCore(ServerOptions options) : options_(std::move(options)) {}
+ServiceCore::~ServiceCore() = default;
+
+absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Open(const ServerOptions& options) {
+  std::unique_ptr<ServiceCore> b(new ServiceCore(options));
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create data dir ", options.data_dir, ": ", ec.message()));
+  }
+  storage::Database::Options db_options;
+  db_options.path = options.data_dir + "/db.sqlite";
+  ASSIGN_OR_RETURN(b->db_, storage::Database::Open(db_options));
+  b->jobs_ = std::make_unique<storage::JobStore>(b->db_.get());
+  b->catalog_ = std::make_unique<storage::CatalogStore>(b->db_.get());
+  ASSIGN_OR_RETURN(b->blobs_, storage::BlobStore::Open(options.data_dir));
+  b->samples_ = std::make_unique<SampleBroker>();
+  b->progress_ = std::make_unique<ProgressCoalescer>(b->jobs_.get(), options.progress_interval_ms);
+  ASSIGN_OR_RETURN(b->page_token_key_,
+                   b->catalog_->GetOrCreateMeta("page_token_key", RandomHex(32)));
+  return b;
+}
+
+int64_t ServiceCore::NowMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+absl::StatusOr<bool> ServiceCore::IsKnownBaseModel(const std::string& name) {
+  if (name == kBuiltinModel) return true;
+  if (!options_.model_root.empty()) {
+    struct stat st;
+    const std::string dir = options_.model_root + "/" + name;
+    if (stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return true;
+  }
+  return catalog_->IsKnownBaseModel(name);
+}
+
+absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const v1::JobSpec& spec,
+                                                          const std::string& request_id) {
+  if (request_id.size() > 255) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id must be at most 255 bytes, got ", request_id.size()));
+  }
+  for (char c : request_id) {
+    if (c < 0x21 || c > 0x7e) {
+      return absl::InvalidArgumentError("request_id must be printable ASCII without spaces");
+    }
+  }
+  ASSIGN_OR_RETURN(v1::JobSpec resolved, spec::ResolveJobSpec(spec));
+  ASSIGN_OR_RETURN(bool known, IsKnownBaseModel(resolved.base_model()));
+  if (!known) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.base_model '", resolved.base_model(),
+        "' is not a known model: use 'tiny', a folder under the server's --model-root, or a "
+        "model a worker advertises"));
+  }
+  for (const auto& [field, id] :
+       {std::pair<std::string, std::string>{"spec.instance_image_set",
+                                            resolved.instance_image_set()},
+        {"spec.regularization_image_set", resolved.regularization_image_set()}}) {
+    if (id.empty()) continue;
+    absl::StatusOr<storage::ImageSetRecord> set = catalog_->GetImageSet(id);
+    if (absl::IsNotFound(set.status())) {
+      return absl::InvalidArgumentError(absl::StrCat(field, " '", id, "' does not exist"));
+    }
+    if (!set.ok()) return set.status();
+    if (set->images.empty() && field == "spec.instance_image_set") {
+      return absl::InvalidArgumentError(absl::StrCat(field, " '", id, "' holds no images"));
+    }
+  }
+  storage::NewJob job;
+  job.spec = resolved.SerializeAsString();
+  job.base_model = resolved.base_model();
+  job.instance_set = resolved.instance_image_set();
+  job.regularization_set = resolved.regularization_image_set();
+  job.max_attempts = resolved.max_attempts();
+  job.max_infra_attempts = resolved.max_infra_attempts();
+  job.request_id = request_id;
+  job.request_fingerprint = spec::SpecFingerprint(spec);
+  ASSIGN_OR_RETURN(storage::JobRecord created,
+                   jobs_->Create(job, NowMs(), options_.request_retention_ms));
+  hub_.Notify(created.id);
+  NotifyTaskAvailable();
+  return created;
+}
+
+absl::StatusOr<storage::JobRecord> ServiceCore::CancelJob(const std::string& job_id) {
+  ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->Cancel(job_id, NowMs()));
+  hub_.Notify(job_id);
+  return job;
+}
+
+std::string ServiceCore::EncodePageToken(const std::string& kind, int64_t cursor) const {
+  std::string payload(8, '\0');
+  for (int i = 0; i < 8; ++i) payload[i] = static_cast<char>((cursor >> (56 - 8 * i)) & 0xFF);
+  const std::string mac =
+      HmacSha256(page_token_key_, absl::StrCat(kind, "|", payload)).substr(0, kMacBytes);
+  std::string token;
+  absl::WebSafeBase64Escape(payload + mac, &token);
+  return token;
+}
+
+absl::StatusOr<int64_t> ServiceCore::DecodePageToken(const std::string& kind,
+                                                     const std::string& token) const {
+  static const absl::Status kBad = absl::InvalidArgumentError(
+      "page_token is invalid: pass the next_page_token of a previous response to the same "
+      "method with the same filter");
+  std::string raw;
+  if (token.size() > 64 || !absl::WebSafeBase64Unescape(token, &raw) ||
+      raw.size() != 8 + kMacBytes) {
+    return kBad;
+  }
+  const std::string payload = raw.substr(0, 8);
+  const std::string mac =
+      HmacSha256(page_token_key_, absl::StrCat(kind, "|", payload)).substr(0, kMacBytes);
+  unsigned char diff = 0;
+  for (size_t i = 0; i < kMacBytes; ++i) diff |= raw[8 + i] ^ mac[i];
+  if (diff != 0) return kBad;
+  int64_t cursor = 0;
+  for (int i = 0; i < 8; ++i) cursor = (cursor << 8) | static_cast<unsigned char>(payload[i]);
+  if (cursor <= 0) return kBad;
+  return cursor;
+}
+
+void ServiceCore::SweepExpiredLeases() {
+  const int64_t now = NowMs();
+  for (const std::string& id : progress_->FlushDue(now)) hub_.Notify(id);
+  absl::StatusOr<std::vector<std::string>> changed = jobs_->SweepExpired(now);
+  if (changed.ok()) {
+    for (const std::string& id : *changed) hub_.Notify(id);
+    if (!changed->empty()) NotifyTaskAvailable();
+  } else {
+    spdlog::warn("lease sweep failed: {}", changed.status().ToString());
+  }
+  samples_->SweepExpired(now);
+}
+
+}  // namespace dreambooth::server

@@ -1,0 +1,160 @@
+// The daemon's core: owns the database, the stores, the blob store, the sample broker and the
+// event hub, and holds every operation that changes more than one of them: creating and
+// cancelling jobs, storing uploaded images, preparing samples, and the worker protocol (lease,
+// heartbeat, events, checkpoints, complete/fail/release, shared cache). gRPC services parse a
+// request, call one operation and map its result; they read the stores directly only for plain
+// lookups. See docs/architecture.md. Thread-safe.
+#ifndef DREAMBOOTH_SERVER_SERVICE_CORE_H_
+#define DREAMBOOTH_SERVER_SERVICE_CORE_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "dreambooth/v1/job_spec.pb.h"
+#include "dreambooth/v1/service.pb.h"
+#include "dreambooth/v1/worker_gateway.pb.h"
+#include "server/event_hub.h"
+#include "server/options.h"
+#include "server/progress_coalescer.h"
+#include "server/sample_broker.h"
+#include "storage/blob_store.h"
+#include "storage/catalog_store.h"
+#include "storage/database.h"
+#include "storage/job_store.h"
+
+namespace dreambooth::server {
+
+class ServiceCore {
+ public:
+  // Opens (creating) data_dir/db.sqlite and data_dir/blobs.
+  static absl::StatusOr<std::unique_ptr<ServiceCore>> Open(const ServerOptions& options);
+  ~ServiceCore();
+
+  // Validates the spec (INVALID_ARGUMENT naming the field), checks that its image sets exist
+  // and are non-empty and that its base model is known, then creates the job (idempotent on
+  // request_id). Wakes watchers.
+  absl::StatusOr<storage::JobRecord> CreateJob(const v1::JobSpec& spec,
+                                               const std::string& request_id);
+  // Cancels and wakes watchers.
+  absl::StatusOr<storage::JobRecord> CancelJob(const std::string& job_id);
+
+  // Deletes an image set no queued or running job uses (FAILED_PRECONDITION otherwise).
+  absl::Status DeleteImageSet(const std::string& set_id);
+
+  // ---- Uploads ----
+  // The number of images in set `set_id` (NOT_FOUND when there is none).
+  absl::StatusOr<int> ImageCount(const std::string& set_id);
+  // Checks that `bytes` is a fully decodable image within the upload limits and stores it in the
+  // blob store (`declared_sha256`, when not empty, must match). Errors name the file `name`.
+  absl::StatusOr<storage::StoredImageRecord> StoreUploadedImage(const std::string& name,
+                                                                const std::string& bytes,
+                                                                const std::string& declared_sha256);
+  // Records stored `images` in set `set_id` ("" creates a set named `display_name`), within the
+  // per-set image limit.
+  absl::StatusOr<storage::ImageSetRecord> AddImages(
+      const std::string& set_id, const std::string& display_name,
+      const std::vector<storage::StoredImageRecord>& images);
+
+  // ---- Samples ----
+  // Checks and resolves `request` against its job (spec::ResolveSampleRequest) and picks the
+  // checkpoint (the newest sampleable one when none is named): the task to queue.
+  absl::StatusOr<SampleBroker::Task> PrepareSample(const v1::SampleRequest& request);
+
+  // ---- Worker protocol (WorkerGateway). Tokens of SAMPLE tasks go to the sample broker, the
+  // others to the job queue; a stale token changes nothing (FAILED_PRECONDITION). ----
+  // Records the base models `worker_id` advertises.
+  absl::Status AdvertiseBaseModels(const std::string& worker_id,
+                                   const std::vector<std::string>& models);
+  // One non-blocking lease attempt for `request` (SAMPLE tasks first); nullopt when no task is
+  // queued for it.
+  absl::StatusOr<std::optional<v1::Task>> TryLeaseTask(const v1::LeaseTaskRequest& request);
+  struct HeartbeatResult {
+    bool cancel_requested = false;
+    int64_t expires_ms = 0;
+  };
+  absl::StatusOr<HeartbeatResult> Heartbeat(const std::string& token, v1::JobStage stage,
+                                            int64_t step, int64_t total);
+  // Appends events to the leased job (progress coalesced); returns the last sequence.
+  absl::StatusOr<int64_t> ReportEvents(const std::string& token,
+                                       std::vector<storage::EventRecord> events);
+  // Commits a checkpoint whose files are all in the blob store with the declared sizes.
+  absl::StatusOr<storage::CheckpointRecord> CommitCheckpoint(
+      const std::string& token, int64_t step, storage::CheckpointKind kind,
+      const std::vector<storage::CheckpointFileRecord>& files);
+  // End a lease; each returns the task's resulting state.
+  absl::StatusOr<storage::JobState> CompleteTask(const std::string& token);
+  absl::StatusOr<storage::JobState> FailTask(const std::string& token, const std::string& error,
+                                             bool retryable);
+  absl::StatusOr<storage::JobState> ReleaseTask(const std::string& token,
+                                                const std::string& reason);
+  // Relays a SAMPLE task's output; false when its caller has gone.
+  absl::StatusOr<bool> ReportSampleOutput(const std::string& token,
+                                          const v1::SampleResponse& output);
+  // OK when `token` is a current job or sample lease.
+  absl::Status CheckAnyLease(const std::string& token);
+  // Writes a shared-cache entry for the holder of lease `token`; its items must be stored blobs.
+  absl::StatusOr<int> PutCacheEntry(const std::string& token, const std::string& key,
+                                    const std::vector<storage::CacheItemRecord>& items, bool append,
+                                    const std::string& metadata_json);
+
+  // "tiny", names a worker advertised, and folders under --model-root.
+  absl::StatusOr<bool> IsKnownBaseModel(const std::string& name);
+
+  // Opaque, tamper-evident page tokens: `kind` scopes a token to one list method and filter.
+  std::string EncodePageToken(const std::string& kind, int64_t cursor) const;
+  // INVALID_ARGUMENT when the token is malformed, tampered with or from another kind.
+  absl::StatusOr<int64_t> DecodePageToken(const std::string& kind, const std::string& token) const;
+
+  // Called whenever a task may have become available (job queued or requeued, sample queued).
+  void SetTaskAvailableCallback(std::function<void()> callback) {
+    task_available_ = std::move(callback);
+  }
+  void NotifyTaskAvailable() const {
+    if (task_available_) task_available_();
+  }
+
+  // Sweeps expired leases (jobs and sample tasks) and wakes watchers of changed jobs.
+  void SweepExpiredLeases();
+
+  int64_t NowMs() const;
+
+  const ServerOptions& options() const { return options_; }
+  storage::JobStore& jobs() { return *jobs_; }
+  storage::CatalogStore& catalog() { return *catalog_; }
+  storage::BlobStore& blobs() { return *blobs_; }
+  EventHub& hub() { return hub_; }
+  SampleBroker& samples() { return *samples_; }
+  ProgressCoalescer& progress() { return *progress_; }
+
+ private:
+  explicit ServiceCore(ServerOptions options);
+
+  // Checks lease `token` of a TRAIN task, flushes the job's coalesced progress, runs `store` on
+  // the job and, when it succeeds, wakes the job's watchers.
+  template <typename Store>
+  auto WithJobLease(const std::string& token, Store store)
+      -> decltype(store(std::declval<const storage::JobRecord&>()));
+  // OK when `digest` names a stored blob of `size` bytes; `field` names it in errors.
+  absl::Status CheckStoredBlob(const std::string& field, const std::string& digest, int64_t size);
+  // Fills `task` for a granted job lease (images, resume checkpoint).
+  absl::Status BuildTrainTask(const storage::Lease& lease, v1::Task* task);
+
+  const ServerOptions options_;
+  std::unique_ptr<storage::Database> db_;
+  std::unique_ptr<storage::JobStore> jobs_;
+  std::unique_ptr<storage::CatalogStore> catalog_;
+  std::unique_ptr<storage::BlobStore> blobs_;
+  std::unique_ptr<SampleBroker> samples_;
+  std::unique_ptr<ProgressCoalescer> progress_;
+  EventHub hub_;
+  std::string page_token_key_;            // constant after Open
+  std::function<void()> task_available_;  // set once before serving
+};
+
+}  // namespace dreambooth::server
+
+#endif  // DREAMBOOTH_SERVER_SERVICE_CORE_H_

@@ -1,0 +1,204 @@
+// ServiceCore: the worker protocol (WorkerGateway), fenced by lease tokens.
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+#include "common/status_macros.h"
+#include "server/convert.h"
+#include "server/service_core.h"
+
+namespace dreambooth::server {
+
+template <typename Store>
+auto ServiceCore::WithJobLease(const std::string& token, Store store)
+    -> decltype(store(std::declval<const storage::JobRecord&>())) {
+  ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->CheckLease(token, NowMs()));
+  progress_->Flush(job.id, NowMs());
+  auto result = store(job);
+  if (result.ok()) hub_.Notify(job.id);
+  return result;
+}
+
+absl::Status ServiceCore::CheckStoredBlob(const std::string& field, const std::string& digest,
+                                          int64_t size) {
+  if (!IsSha256Hex(digest)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " '", digest.substr(0, 80), "' is not a hex SHA-256"));
+  }
+  absl::StatusOr<int64_t> stored = blobs_->Size(digest);
+  if (absl::IsNotFound(stored.status())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, " ", digest, " is not in the blob store; WriteBlob it first"));
+  }
+  if (!stored.ok()) return stored.status();
+  if (*stored != size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " ", digest, " has ", *stored, " bytes, not the declared ", size));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServiceCore::CheckAnyLease(const std::string& token) {
+  if (SampleBroker::IsSampleToken(token)) return samples_->Check(token, NowMs());
+  return jobs_->CheckLease(token, NowMs()).status();
+}
+
+absl::Status ServiceCore::AdvertiseBaseModels(const std::string& worker_id,
+                                              const std::vector<std::string>& models) {
+  return catalog_->RememberBaseModels(models, worker_id, NowMs());
+}
+
+absl::Status ServiceCore::BuildTrainTask(const storage::Lease& lease, v1::Task* task) {
+  const storage::JobRecord& job = lease.job;
+  task->set_task_id(job.id);
+  task->set_kind(v1::TASK_KIND_TRAIN);
+  task->set_job_id(job.id);
+  task->set_attempt(job.attempt);
+  task->set_lease_token(lease.token);
+  task->set_lease_expire_time_ms(lease.expires_ms);
+  task->set_lease_ttl_ms(options_.lease_ttl_ms);
+  ASSIGN_OR_RETURN(*task->mutable_spec(), ParseStoredSpec(job.spec, job.id));
+  ASSIGN_OR_RETURN(storage::ImageSetRecord instance, catalog_->GetImageSet(job.instance_set));
+  for (const auto& img : instance.images) *task->add_instance_images() = ToProto(img);
+  if (!job.regularization_set.empty()) {
+    ASSIGN_OR_RETURN(storage::ImageSetRecord reg, catalog_->GetImageSet(job.regularization_set));
+    for (const auto& img : reg.images) *task->add_regularization_images() = ToProto(img);
+  }
+  ASSIGN_OR_RETURN(std::optional<storage::CheckpointRecord> resume,
+                   jobs_->LatestCheckpoint(job.id, {storage::CheckpointKind::kResume}));
+  if (resume.has_value()) *task->mutable_resume_from() = ToProto(*resume);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<v1::Task>> ServiceCore::TryLeaseTask(
+    const v1::LeaseTaskRequest& request) {
+  bool train = request.kinds().empty();
+  bool sample = request.kinds().empty();
+  for (int kind : request.kinds()) {
+    train |= kind == v1::TASK_KIND_TRAIN;
+    sample |= kind == v1::TASK_KIND_SAMPLE;
+  }
+  std::vector<std::string> models = {"tiny"};
+  for (const std::string& m : request.base_models()) {
+    if (m != "tiny") models.push_back(m);
+  }
+  const int64_t ttl = options_.lease_ttl_ms;
+  if (sample) {
+    std::optional<SampleBroker::Task> t =
+        samples_->Lease(request.worker_id(), models, NowMs(), ttl);
+    if (t.has_value()) {
+      v1::Task task;
+      task.set_task_id(t->id);
+      task.set_kind(v1::TASK_KIND_SAMPLE);
+      task.set_job_id(t->job_id);
+      task.set_attempt(1);
+      task.set_lease_token(t->token);
+      task.set_lease_expire_time_ms(t->expires_ms);
+      task.set_lease_ttl_ms(ttl);
+      ASSIGN_OR_RETURN(*task.mutable_spec(), ParseStoredSpec(t->spec, t->job_id));
+      *task.mutable_sample() = t->request;
+      *task.mutable_sample_checkpoint() = t->checkpoint;
+      return task;
+    }
+  }
+  if (train) {
+    ASSIGN_OR_RETURN(std::optional<storage::Lease> lease,
+                     jobs_->Claim(request.worker_id(), models, NowMs(), ttl));
+    if (lease.has_value()) {
+      hub_.Notify(lease->job.id);
+      v1::Task task;
+      RETURN_IF_ERROR(BuildTrainTask(*lease, &task));
+      return task;
+    }
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<ServiceCore::HeartbeatResult> ServiceCore::Heartbeat(const std::string& token,
+                                                                    v1::JobStage stage,
+                                                                    int64_t step, int64_t total) {
+  const int64_t now = NowMs();
+  const int64_t ttl = options_.lease_ttl_ms;
+  if (SampleBroker::IsSampleToken(token)) {
+    ASSIGN_OR_RETURN(bool gone, samples_->Heartbeat(token, now, ttl));
+    return HeartbeatResult{gone, now + ttl};
+  }
+  ASSIGN_OR_RETURN(storage::JobStore::HeartbeatResult result,
+                   jobs_->Heartbeat(token, now, ttl, stage, step, total));
+  return HeartbeatResult{result.cancel_requested, result.expires_ms};
+}
+
+absl::StatusOr<int64_t> ServiceCore::ReportEvents(const std::string& token,
+                                                  std::vector<storage::EventRecord> events) {
+  ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->CheckLease(token, NowMs()));
+  ASSIGN_OR_RETURN(int64_t last,
+                   progress_->Report(job.id, token, job.last_sequence, NowMs(), events));
+  hub_.Notify(job.id);
+  return last;
+}
+
+absl::StatusOr<storage::CheckpointRecord> ServiceCore::CommitCheckpoint(
+    const std::string& token, int64_t step, storage::CheckpointKind kind,
+    const std::vector<storage::CheckpointFileRecord>& files) {
+  for (const storage::CheckpointFileRecord& f : files) {
+    RETURN_IF_ERROR(
+        CheckStoredBlob(absl::StrCat("files['", f.path, "'].digest"), f.digest, f.size_bytes));
+  }
+  return WithJobLease(token, [&](const storage::JobRecord&) {
+    return jobs_->CommitCheckpoint(token, NowMs(), step, kind, files);
+  });
+}
+
+absl::StatusOr<storage::JobState> ServiceCore::CompleteTask(const std::string& token) {
+  if (SampleBroker::IsSampleToken(token)) {
+    RETURN_IF_ERROR(samples_->Complete(token, NowMs()));
+    return storage::JobState::kSucceeded;
+  }
+  return WithJobLease(token,
+                      [&](const storage::JobRecord&) { return jobs_->Complete(token, NowMs()); });
+}
+
+absl::StatusOr<storage::JobState> ServiceCore::FailTask(const std::string& token,
+                                                        const std::string& error, bool retryable) {
+  if (SampleBroker::IsSampleToken(token)) {
+    RETURN_IF_ERROR(samples_->Fail(token, NowMs(), error, retryable));
+    return storage::JobState::kFailed;
+  }
+  ASSIGN_OR_RETURN(storage::JobState state, WithJobLease(token, [&](const storage::JobRecord&) {
+                     return jobs_->Fail(token, NowMs(), error, retryable);
+                   }));
+  if (state == storage::JobState::kQueued) NotifyTaskAvailable();
+  return state;
+}
+
+absl::StatusOr<storage::JobState> ServiceCore::ReleaseTask(const std::string& token,
+                                                           const std::string& reason) {
+  if (SampleBroker::IsSampleToken(token)) {
+    RETURN_IF_ERROR(samples_->Release(token, NowMs(), reason));
+    return storage::JobState::kQueued;
+  }
+  ASSIGN_OR_RETURN(storage::JobState state, WithJobLease(token, [&](const storage::JobRecord&) {
+                     return jobs_->Release(token, NowMs(), reason);
+                   }));
+  if (state == storage::JobState::kQueued) NotifyTaskAvailable();
+  return state;
+}
+
+absl::StatusOr<bool> ServiceCore::ReportSampleOutput(const std::string& token,
+                                                     const v1::SampleResponse& output) {
+  if (!SampleBroker::IsSampleToken(token)) {
+    return absl::InvalidArgumentError("lease_token does not belong to a SAMPLE task");
+  }
+  return samples_->Report(token, NowMs(), output);
+}
+
+absl::StatusOr<int> ServiceCore::PutCacheEntry(const std::string& token, const std::string& key,
+                                               const std::vector<storage::CacheItemRecord>& items,
+                                               bool append, const std::string& metadata_json) {
+  RETURN_IF_ERROR(CheckAnyLease(token));
+  for (const storage::CacheItemRecord& item : items) {
+    RETURN_IF_ERROR(CheckStoredBlob(absl::StrCat("items['", item.name, "'].digest"), item.digest,
+                                    item.size_bytes));
+  }
+  return catalog_->PutCacheEntry(key, items, append, metadata_json, NowMs());
+}
+
+}  // namespace dreambooth::server

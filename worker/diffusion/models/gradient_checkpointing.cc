@@ -1,0 +1,76 @@
+#include "worker/diffusion/models/gradient_checkpointing.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/ivalue.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/custom_class.h>
+
+#include "worker/diffusion/models/attention.h"
+
+namespace dreambooth::diffusion {
+namespace {
+
+// Holds the block's forward for the backward pass (saved in the autograd context).
+struct FnHolder : torch::CustomClassHolder {
+  explicit FnHolder(CheckpointedFn f) : fn(std::move(f)) {}
+  CheckpointedFn fn;
+};
+
+// Reentrant checkpoint: forward without a graph, backward recomputes with one.
+class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
+                                                const at::Tensor& a,
+                                                const c10::optional<at::Tensor>& b,
+                                                c10::intrusive_ptr<FnHolder> holder) {
+    const at::Tensor b_value = b.has_value() ? *b : at::Tensor();
+    ctx->saved_data["fn"] = c10::IValue::make_capsule(holder);
+    ctx->saved_data["has_b"] = b_value.defined();
+    ctx->saved_data["a_grad"] = a.requires_grad();
+    ctx->saved_data["b_grad"] = b_value.defined() && b_value.requires_grad();
+    if (b_value.defined()) {
+      ctx->save_for_backward({a, b_value});
+    } else {
+      ctx->save_for_backward({a});
+    }
+    // Grad mode is off inside Function::forward; attention still takes its training kernels so
+    // that the recomputation in backward reproduces these values exactly.
+    ScopedTrainingAttentionPath same_path_as_backward;
+    return {holder->fn(a, b_value)};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    auto holder = ctx->saved_data["fn"].toCapsule();
+    auto* fn_holder = static_cast<FnHolder*>(holder.get());
+    const bool has_b = ctx->saved_data["has_b"].toBool();
+    torch::autograd::variable_list saved = ctx->get_saved_variables();
+    at::Tensor a = saved[0].detach().requires_grad_(ctx->saved_data["a_grad"].toBool());
+    at::Tensor b;
+    if (has_b) b = saved[1].detach().requires_grad_(ctx->saved_data["b_grad"].toBool());
+    at::Tensor out;
+    {
+      at::AutoGradMode enable(true);
+      out = fn_holder->fn(a, b);
+    }
+    if (out.requires_grad()) {
+      torch::autograd::backward({out}, {grad_outputs[0]});
+    }
+    at::Tensor grad_a = a.requires_grad() ? a.grad() : at::Tensor();
+    at::Tensor grad_b = (has_b && b.requires_grad()) ? b.grad() : at::Tensor();
+    return {grad_a, grad_b, at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor Checkpoint(const CheckpointedFn& fn, const at::Tensor& a, const at::Tensor& b) {
+  const bool any_grad = a.requires_grad() || (b.defined() && b.requires_grad());
+  if (!at::GradMode::is_enabled() || !any_grad) return fn(a, b);
+  c10::optional<at::Tensor> b_opt;
+  if (b.defined()) b_opt = b;
+  return CheckpointFunction::apply(a, b_opt, c10::make_intrusive<FnHolder>(fn))[0];
+}
+
+}  // namespace dreambooth::diffusion

@@ -1,0 +1,68 @@
+// CLIP byte-level BPE tokenizer, equal to transformers' CLIPTokenizer (slow, without ftfy) as used
+// by Stable Diffusion: text cleanup, lower-casing, CLIP's pre-tokenisation regex, GPT-2 byte-to-
+// unicode mapping, "</w>" word ends, merges by rank, BOS/EOS, truncation and padding to 77.
+#ifndef DREAMBOOTH_WORKER_DIFFUSION_TOKENIZER_CLIP_TOKENIZER_H_
+#define DREAMBOOTH_WORKER_DIFFUSION_TOKENIZER_CLIP_TOKENIZER_H_
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace dreambooth::diffusion {
+
+// Immutable after construction; Encode/EncodeBatch/Tokenize are thread-safe (the BPE cache is
+// guarded internally). Copies share the vocabulary.
+class CLIPTokenizer {
+ public:
+  static constexpr int kMaxLength = 77;
+
+  // Loads tokenizer/vocab.json + merges.txt from `dir` (a diffusers `tokenizer/` folder).
+  // pad_token comes from special_tokens_map.json when present ("<|endoftext|>" for SD 1.x,
+  // "!" for SD 2.x); the default is "<|endoftext|>".
+  static absl::StatusOr<CLIPTokenizer> FromFolder(const std::string& dir);
+  // The OpenAI CLIP vocabulary (49408 ids) embedded in the binary, padding with EOS (SD 1.x).
+  static absl::StatusOr<CLIPTokenizer> BuiltIn();
+
+  // BPE tokens (vocab strings such as "photo</w>") of `text`, without BOS/EOS.
+  std::vector<std::string> Tokenize(const std::string& text) const;
+  // BOS + ids + EOS, not truncated (may exceed 77): transformers' tokenizer(text).input_ids.
+  std::vector<int64_t> EncodeUnpadded(const std::string& text) const;
+  // BOS + the first 75 ids + EOS, padded with pad_id() to 77: the Stable Diffusion pipeline's
+  // call. `truncated`, when not null, is set to whether tokens were dropped.
+  std::vector<int64_t> Encode(const std::string& text, bool* truncated = nullptr) const;
+  // Encode() of each text stacked into an int64 [N, 77] CPU tensor.
+  at::Tensor EncodeBatch(const std::vector<std::string>& texts) const;
+
+  int64_t bos_id() const;
+  int64_t eos_id() const;
+  int64_t pad_id() const;
+  int64_t vocab_size() const;
+  // The id of a vocabulary string, or -1.
+  int64_t TokenId(const std::string& token) const;
+
+  // Writes vocab.json, merges.txt, special_tokens_map.json and tokenizer_config.json into `dir`
+  // (created if needed): a diffusers `tokenizer/` folder that FromFolder reads back identically.
+  absl::Status SaveToFolder(const std::string& dir) const;
+
+  CLIPTokenizer(const CLIPTokenizer&) = default;
+  CLIPTokenizer& operator=(const CLIPTokenizer&) = default;
+  CLIPTokenizer(CLIPTokenizer&&) = default;
+  CLIPTokenizer& operator=(CLIPTokenizer&&) = default;
+  ~CLIPTokenizer();
+
+  struct Impl;
+
+ private:
+  explicit CLIPTokenizer(std::shared_ptr<const Impl> impl);
+  std::shared_ptr<const Impl> impl_;
+};
+
+}  // namespace dreambooth::diffusion
+
+#endif  // DREAMBOOTH_WORKER_DIFFUSION_TOKENIZER_CLIP_TOKENIZER_H_
