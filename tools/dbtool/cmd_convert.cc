@@ -7,7 +7,7 @@
 #include "common/cli_flags.h"
 #include "tools/dbtool/command_registry.h"
 #include "tools/dbtool/sample_args.h"
-#include "worker/diffusion/model_loader.h"
+#include "worker/diffusion/io/model_loader.h"
 
 namespace dreambooth::dbtool {
 namespace {

@@ -12,7 +12,7 @@
 
 #include "common/cli_flags.h"
 #include "kernels/fused_kernels.h"
-#include "worker/diffusion/attention.h"
+#include "worker/diffusion/models/attention.h"
 
 namespace dreambooth::dbtool {
 
