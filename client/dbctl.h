@@ -1,26 +1,19 @@
-// Internal to dbctl: parsed command-line arguments and the command implementations.
+// Internal to dbctl: its commands and the output helpers they share. Each Add* function declares
+// one subcommand (its options and arguments, parsed by CLI11 through common/cli_flags.h) under
+// `parent` and returns it with the function that runs it once the command line is parsed.
 #ifndef DREAMBOOTH_CLIENT_DBCTL_H_
 #define DREAMBOOTH_CLIENT_DBCTL_H_
 
-#include <map>
-#include <string>
-#include <vector>
+#include <google/protobuf/message.h>
 
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
 #include "client/client.h"
+#include "common/cli_flags.h"
 
 namespace dreambooth::dbctl {
-
-// "--key=value" / "--key value" flags and positional arguments after the command words.
-struct Args {
-  std::map<std::string, std::string> flags;  // without the leading "--"; "" for bare switches
-  std::vector<std::string> positional;
-
-  bool Has(const std::string& key) const { return flags.count(key) > 0; }
-  std::string Get(const std::string& key, const std::string& fallback = "") const {
-    auto it = flags.find(key);
-    return it == flags.end() ? fallback : it->second;
-  }
-};
 
 // Global output settings.
 struct Output {
@@ -28,22 +21,36 @@ struct Output {
   bool tty = false;  // stdout is a terminal (live progress bar for watch)
 };
 
-// Each returns the process exit code (0 ok, 1 failure, 2 usage) after printing.
-int Upload(client::Client& client, const Args& args, const Output& out);
-int JobsSubmit(client::Client& client, const Args& args, const Output& out);
-int JobsGet(client::Client& client, const Args& args, const Output& out);
-int JobsList(client::Client& client, const Args& args, const Output& out);
-int JobsCancel(client::Client& client, const Args& args, const Output& out);
-int JobsWatch(client::Client& client, const Args& args, const Output& out);
-int CheckpointsList(client::Client& client, const Args& args, const Output& out);
-int CheckpointsDownload(client::Client& client, const Args& args, const Output& out);
-int Health(client::Client& client, const Args& args, const Output& out);
-// dbctl sample JOB_ID --prompt=TEXT [--checkpoint=ID] [--num-images=N] [--width=N] [--height=N]
-//   [--steps=N] [--guidance=X] [--seed=N] [--negative-prompt=TEXT] [--out=DIR]
-int Sample(client::Client& client, const Args& args, const Output& out);
+// A parsed command line's command: `run` returns the process exit code (0 ok, 1 request failed,
+// 2 usage) after printing. The options it reads are owned by the closure.
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int(client::Client& client, const Output& out)> run;
+};
 
-// Prints "dbctl: <message>" to stderr and returns 2.
-int UsageError(const std::string& message);
+// dbctl upload [--set=ID] [--name=NAME] FILE_OR_DIR...
+Command AddUpload(CLI::App& parent);
+// dbctl jobs submit|get|list|cancel|watch (dbctl_jobs.cc); `jobs` is the group's subcommand.
+Command AddJobsSubmit(CLI::App& jobs);
+Command AddJobsGet(CLI::App& jobs);
+Command AddJobsList(CLI::App& jobs);
+Command AddJobsCancel(CLI::App& jobs);
+Command AddJobsWatch(CLI::App& jobs);
+// dbctl checkpoints list JOB_ID | download CHECKPOINT_ID --out=DIR
+Command AddCheckpointsList(CLI::App& checkpoints);
+Command AddCheckpointsDownload(CLI::App& checkpoints);
+// dbctl health [SERVICE]
+Command AddHealth(CLI::App& parent);
+// dbctl sample JOB_ID --prompt=TEXT [...] (dbctl_sample.cc)
+Command AddSample(CLI::App& parent);
+
+// `m` as one line of proto JSON (proto field names).
+std::string Json(const google::protobuf::Message& m);
+// Prints "dbctl: CODE: message" to stderr and returns 1.
+int Fail(const absl::Status& status);
+// "QUEUED" for JOB_STATE_QUEUED; "-" / "TRAINING" for the job stage.
+std::string StateName(v1::JobState s);
+std::string StageName(v1::JobStage s);
 
 }  // namespace dreambooth::dbctl
 

@@ -1,21 +1,21 @@
-// dbctl's commands: each calls the SDK and prints a table, plain lines or JSON.
+// dbctl's commands other than jobs and sample: upload, checkpoints, health, and the output
+// helpers every command shares. Each declares its options, calls the SDK and prints a table,
+// plain lines or JSON.
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <nlohmann/json.hpp>
-#include <sstream>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
 #include "client/dbctl.h"
+#include "common/cli_flags.h"
 
 namespace dreambooth::dbctl {
-namespace {
 
 std::string Json(const google::protobuf::Message& m) {
   std::string out;
@@ -41,39 +41,18 @@ std::string StageName(v1::JobStage s) {
   return v1::JobStage_Name(s).substr(std::string("JOB_STAGE_").size());
 }
 
-void PrintJob(const v1::Job& job, const Output& out) {
-  if (out.json) {
-    std::cout << Json(job) << "\n";
-    return;
-  }
-  std::cout << "id:          " << job.id() << "\n"
-            << "state:       " << StateName(job.state()) << "\n"
-            << "stage:       " << StageName(job.stage()) << "\n"
-            << "progress:    " << job.step() << "/" << job.total_steps() << "\n"
-            << "base_model:  " << job.spec().base_model() << "\n"
-            << "image_set:   " << job.spec().instance_image_set() << "\n"
-            << "prompt:      " << job.spec().instance_prompt() << "\n"
-            << "steps:       " << job.spec().max_train_steps() << "\n"
-            << "attempts:    " << job.attempt() << " (errors " << job.error_attempts()
-            << ", infrastructure " << job.infra_attempts() << ")\n";
-  if (!job.error().empty()) std::cout << "error:       " << job.error() << "\n";
-  if (job.cancel_requested()) std::cout << "cancel:      requested\n";
-}
+namespace {
 
-absl::Status ParseInt(const Args& args, const std::string& key, int64_t* out) {
-  if (!args.Has(key)) return absl::OkStatus();
-  if (!absl::SimpleAtoi(args.Get(key), out)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", key, " must be an integer"));
-  }
-  return absl::OkStatus();
-}
+struct UploadArgs {
+  std::string set;
+  std::string name;
+  std::vector<std::string> files_or_dirs;
+};
 
-}  // namespace
-
-int Upload(client::Client& client, const Args& args, const Output& out) {
-  if (args.positional.empty()) return UsageError("upload needs at least one file or directory");
+int Upload(client::Client& client, const CLI::App& command, const UploadArgs& args,
+           const Output& out) {
   std::vector<std::string> paths;
-  for (const std::string& p : args.positional) {
+  for (const std::string& p : args.files_or_dirs) {
     std::error_code ec;
     if (std::filesystem::is_directory(p, ec)) {
       std::vector<std::string> found;
@@ -84,13 +63,13 @@ int Upload(client::Client& client, const Args& args, const Output& out) {
         }
       }
       std::sort(found.begin(), found.end());
-      if (found.empty()) return UsageError("no .png/.jpg/.jpeg files in " + p);
+      if (found.empty()) return cli::UsageError(command, "no .png/.jpg/.jpeg files in " + p);
       paths.insert(paths.end(), found.begin(), found.end());
     } else {
       paths.push_back(p);
     }
   }
-  auto response = client.UploadFiles(paths, args.Get("set"), args.Get("name"));
+  auto response = client.UploadFiles(paths, args.set, args.name);
   if (!response.ok()) return Fail(response.status());
   if (out.json) {
     std::cout << Json(*response) << "\n";
@@ -106,171 +85,8 @@ int Upload(client::Client& client, const Args& args, const Output& out) {
   return 0;
 }
 
-int JobsSubmit(client::Client& client, const Args& args, const Output& out) {
-  v1::JobSpec spec;
-  if (args.Has("spec-json")) {
-    std::ifstream in(args.Get("spec-json"));
-    if (!in) return UsageError("cannot read " + args.Get("spec-json"));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto parsed = google::protobuf::util::JsonStringToMessage(ss.str(), &spec);
-    if (!parsed.ok()) {
-      return UsageError("--spec-json: " + parsed.ToString());
-    }
-  }
-  if (args.Has("base-model")) spec.set_base_model(args.Get("base-model"));
-  if (spec.base_model().empty()) spec.set_base_model("tiny");
-  if (args.Has("image-set")) spec.set_instance_image_set(args.Get("image-set"));
-  if (args.Has("prompt")) spec.set_instance_prompt(args.Get("prompt"));
-  if (args.Has("prior")) spec.set_with_prior_preservation(true);
-  if (args.Has("class-prompt")) spec.set_regularization_prompt(args.Get("class-prompt"));
-  if (args.Has("reg-set")) spec.set_regularization_image_set(args.Get("reg-set"));
-  if (args.Has("train-text-encoder")) spec.set_train_text_encoder(true);
-  int64_t v = 0;
-  struct IntFlag {
-    const char* flag;
-    void (v1::JobSpec::*set)(int32_t);
-  };
-  for (const IntFlag& f : {IntFlag{"steps", &v1::JobSpec::set_max_train_steps},
-                           IntFlag{"resolution", &v1::JobSpec::set_resolution},
-                           IntFlag{"batch-size", &v1::JobSpec::set_train_batch_size},
-                           IntFlag{"num-reg-images", &v1::JobSpec::set_num_reg_images},
-                           IntFlag{"checkpointing-steps", &v1::JobSpec::set_checkpointing_steps}}) {
-    if (!args.Has(f.flag)) continue;
-    if (absl::Status s = ParseInt(args, f.flag, &v); !s.ok()) return UsageError(s.ToString());
-    (spec.*f.set)(static_cast<int32_t>(v));
-  }
-  if (args.Has("seed")) {
-    if (absl::Status s = ParseInt(args, "seed", &v); !s.ok()) return UsageError(s.ToString());
-    spec.set_seed(static_cast<uint64_t>(v));
-  }
-  if (args.Has("lr")) {
-    double lr = 0;
-    if (!absl::SimpleAtod(args.Get("lr"), &lr)) return UsageError("--lr must be a number");
-    spec.set_learning_rate(lr);
-  }
-  auto job = client.CreateJob(spec, args.Get("request-id"));
-  if (!job.ok()) return Fail(job.status());
-  if (out.json) {
-    std::cout << Json(*job) << "\n";
-  } else {
-    std::printf("%s %s\n", job->id().c_str(), StateName(job->state()).c_str());
-  }
-  return 0;
-}
-
-int JobsGet(client::Client& client, const Args& args, const Output& out) {
-  if (args.positional.size() != 1) return UsageError("jobs get needs one JOB_ID");
-  auto job = client.GetJob(args.positional[0]);
-  if (!job.ok()) return Fail(job.status());
-  PrintJob(*job, out);
-  return 0;
-}
-
-int JobsList(client::Client& client, const Args& args, const Output& out) {
-  v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
-  if (args.Has("state")) {
-    const std::string name = "JOB_STATE_" + absl::AsciiStrToUpper(args.Get("state"));
-    if (!v1::JobState_Parse(name, &state))
-      return UsageError("unknown --state " + args.Get("state"));
-  }
-  int64_t page_size = 0;
-  if (absl::Status s = ParseInt(args, "page-size", &page_size); !s.ok()) {
-    return UsageError(s.ToString());
-  }
-  std::string token = args.Get("page-token");
-  if (!out.json) {
-    std::printf("%-22s %-10s %-24s %-12s %s\n", "ID", "STATE", "STAGE", "PROGRESS", "PROMPT");
-  }
-  do {
-    auto page = client.ListJobs(static_cast<int>(page_size), token, state);
-    if (!page.ok()) return Fail(page.status());
-    for (const auto& job : page->jobs()) {
-      if (out.json) {
-        std::cout << Json(job) << "\n";
-      } else {
-        std::printf("%-22s %-10s %-24s %-12s %s\n", job.id().c_str(),
-                    StateName(job.state()).c_str(), StageName(job.stage()).c_str(),
-                    absl::StrCat(job.step(), "/", job.total_steps()).c_str(),
-                    job.spec().instance_prompt().c_str());
-      }
-    }
-    token = page->next_page_token();
-    if (!args.Has("all") && !token.empty()) {
-      if (out.json) {
-        std::cout << "{\"next_page_token\":\"" << token << "\"}\n";
-      } else {
-        std::printf("(more: --page-token=%s, or --all)\n", token.c_str());
-      }
-      break;
-    }
-  } while (!token.empty());
-  return 0;
-}
-
-int JobsCancel(client::Client& client, const Args& args, const Output& out) {
-  if (args.positional.size() != 1) return UsageError("jobs cancel needs one JOB_ID");
-  auto job = client.CancelJob(args.positional[0]);
-  if (!job.ok()) return Fail(job.status());
-  if (out.json) {
-    std::cout << Json(*job) << "\n";
-  } else {
-    std::printf("%s %s%s\n", job->id().c_str(), StateName(job->state()).c_str(),
-                job->state() == v1::JOB_STATE_RUNNING ? " (cancel requested)" : "");
-  }
-  return 0;
-}
-
-int JobsWatch(client::Client& client, const Args& args, const Output& out) {
-  if (args.positional.size() != 1) return UsageError("jobs watch needs one JOB_ID");
-  int64_t after = 0;
-  if (absl::Status s = ParseInt(args, "after", &after); !s.ok()) return UsageError(s.ToString());
-  v1::JobState last_state = v1::JOB_STATE_UNSPECIFIED;
-  bool bar_open = false;
-  absl::Status status = client.WatchJob(args.positional[0], after, [&](const v1::JobEvent& e) {
-    last_state = e.state();
-    if (out.json) {
-      std::cout << Json(e) << std::endl;
-      return true;
-    }
-    if (out.tty && e.kind() == v1::EVENT_KIND_PROGRESS && e.total() > 0) {
-      constexpr int kWidth = 30;
-      const int filled =
-          static_cast<int>(kWidth * std::min<int64_t>(e.step(), e.total()) / e.total());
-      std::printf("\r%-24s [%s%s] %lld/%lld loss %.4f lr %.2e %.1f img/s eta %.0fs   ",
-                  StageName(e.stage()).c_str(), std::string(filled, '#').c_str(),
-                  std::string(kWidth - filled, '.').c_str(), static_cast<long long>(e.step()),
-                  static_cast<long long>(e.total()), e.loss(), e.learning_rate(),
-                  e.images_per_second(), e.eta_seconds());
-      std::fflush(stdout);
-      bar_open = true;
-      return true;
-    }
-    if (bar_open) {
-      std::printf("\n");
-      bar_open = false;
-    }
-    std::string kind = v1::EventKind_Name(e.kind()).substr(std::string("EVENT_KIND_").size());
-    std::printf("#%lld %s %s", static_cast<long long>(e.sequence()), StateName(e.state()).c_str(),
-                kind.c_str());
-    if (e.kind() == v1::EVENT_KIND_PROGRESS) {
-      std::printf(" %s %lld/%lld loss=%.4f lr=%.2e", StageName(e.stage()).c_str(),
-                  static_cast<long long>(e.step()), static_cast<long long>(e.total()), e.loss(),
-                  e.learning_rate());
-    }
-    if (!e.message().empty()) std::printf(" %s", e.message().c_str());
-    std::printf("\n");
-    std::fflush(stdout);
-    return true;
-  });
-  if (bar_open) std::printf("\n");
-  if (!status.ok()) return Fail(status);
-  return last_state == v1::JOB_STATE_FAILED ? 1 : 0;
-}
-
-int CheckpointsList(client::Client& client, const Args& args, const Output& out) {
-  if (args.positional.size() != 1) return UsageError("checkpoints list needs one JOB_ID");
-  auto list = client.ListCheckpoints(args.positional[0]);
+int CheckpointsList(client::Client& client, const std::string& job_id, const Output& out) {
+  auto list = client.ListCheckpoints(job_id);
   if (!list.ok()) return Fail(list.status());
   if (out.json) {
     for (const auto& c : list->checkpoints()) std::cout << Json(c) << "\n";
@@ -285,24 +101,22 @@ int CheckpointsList(client::Client& client, const Args& args, const Output& out)
   return 0;
 }
 
-int CheckpointsDownload(client::Client& client, const Args& args, const Output& out) {
-  if (args.positional.size() != 1 || !args.Has("out")) {
-    return UsageError("checkpoints download needs CHECKPOINT_ID and --out=DIR");
-  }
-  auto manifest = client.DownloadCheckpoint(args.positional[0], args.Get("out"));
+int CheckpointsDownload(client::Client& client, const std::string& checkpoint_id,
+                        const std::string& dir, const Output& out) {
+  auto manifest = client.DownloadCheckpoint(checkpoint_id, dir);
   if (!manifest.ok()) return Fail(manifest.status());
   if (out.json) {
     std::cout << Json(*manifest) << "\n";
   } else {
     std::printf("downloaded %d files (%lld bytes) to %s; digests verified\n",
                 manifest->files_size(), static_cast<long long>(manifest->total_bytes()),
-                args.Get("out").c_str());
+                dir.c_str());
   }
   return 0;
 }
 
-int Health(client::Client& client, const Args& args, const Output& out) {
-  auto status = client.CheckHealth(args.positional.empty() ? "" : args.positional[0]);
+int Health(client::Client& client, const std::string& service, const Output& out) {
+  auto status = client.CheckHealth(service);
   if (!status.ok()) return Fail(status.status());
   const std::string name = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(*status);
   if (out.json) {
@@ -311,6 +125,54 @@ int Health(client::Client& client, const Args& args, const Output& out) {
     std::cout << name << "\n";
   }
   return *status == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+}
+
+}  // namespace
+
+Command AddUpload(CLI::App& parent) {
+  CLI::App* cmd = parent.add_subcommand(
+      "upload", "Upload PNG/JPEG images (a folder: its .png/.jpg/.jpeg files) into an image set");
+  auto args = std::make_shared<UploadArgs>();
+  cli::AddString(*cmd, "--set", &args->set, "add to this image set (default: a new one)");
+  cli::AddString(*cmd, "--name", &args->name, "display name of a new set");
+  cmd->add_option("FILE_OR_DIR", args->files_or_dirs, "images, or folders of images")->required();
+  return {cmd, [cmd, args](client::Client& client, const Output& out) {
+            return Upload(client, *cmd, *args, out);
+          }};
+}
+
+Command AddCheckpointsList(CLI::App& checkpoints) {
+  CLI::App* cmd = checkpoints.add_subcommand("list", "List a job's checkpoints");
+  auto job_id = std::make_shared<std::string>();
+  cmd->add_option("JOB_ID", *job_id, "the job")->required();
+  return {cmd, [job_id](client::Client& client, const Output& out) {
+            return CheckpointsList(client, *job_id, out);
+          }};
+}
+
+Command AddCheckpointsDownload(CLI::App& checkpoints) {
+  CLI::App* cmd = checkpoints.add_subcommand(
+      "download", "Download a checkpoint's files into a folder (resumes; verifies SHA-256)");
+  struct Args {
+    std::string checkpoint_id;
+    std::string dir;
+  };
+  auto args = std::make_shared<Args>();
+  cmd->add_option("CHECKPOINT_ID", args->checkpoint_id, "the checkpoint")->required();
+  cli::AddString(*cmd, "--out", &args->dir, "destination folder")->required();
+  return {cmd, [args](client::Client& client, const Output& out) {
+            return CheckpointsDownload(client, args->checkpoint_id, args->dir, out);
+          }};
+}
+
+Command AddHealth(CLI::App& parent) {
+  CLI::App* cmd = parent.add_subcommand(
+      "health", "Check the server's health (exit status 0 when SERVING, else 1)");
+  auto service = std::make_shared<std::string>();
+  cmd->add_option("SERVICE", *service, "a gRPC service name (default: the server as a whole)");
+  return {cmd, [service](client::Client& client, const Output& out) {
+            return Health(client, *service, out);
+          }};
 }
 
 }  // namespace dreambooth::dbctl

@@ -1,52 +1,58 @@
 // dbctl sample: renders images from a job's checkpoint through the Sample RPC and writes them
 // as PNG files.
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <limits>
+#include <memory>
+#include <string>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "client/dbctl.h"
+#include "common/cli_flags.h"
+#include "spec/job_spec_defaults.h"
 
 namespace dreambooth::dbctl {
 
-int Sample(client::Client& client, const Args& args, const Output& out) {
-  if (args.positional.size() != 1) return UsageError("sample needs one JOB_ID");
-  if (!args.Has("prompt")) return UsageError("sample needs --prompt");
+namespace {
+
+// What `dbctl sample` reads. Only the options given are sent; the values here are the server's
+// defaults, shown by --help. Integers need only fit the request's fields and be non-negative: the
+// server owns the bounds.
+struct SampleArgs {
+  std::string job_id;
+  std::string checkpoint;
+  std::string prompt;
+  std::string negative_prompt;
+  int32_t num_images = 1;
+  int32_t width = 0;
+  int32_t height = 0;
+  int32_t steps = spec::kNumInferenceSteps;
+  double guidance = spec::kGuidanceScale;
+  uint64_t seed = 0;
+  std::string out = ".";
+};
+
+int Sample(client::Client& client, const CLI::App& command, const SampleArgs& args,
+           const Output& out) {
+  const auto given = [&command](const char* flag) { return command.count(flag) > 0; };
   v1::SampleRequest request;
-  request.set_job_id(args.positional[0]);
-  request.set_checkpoint_id(args.Get("checkpoint"));
-  request.set_prompt(args.Get("prompt"));
-  request.mutable_sampler()->set_negative_prompt(args.Get("negative-prompt"));
-  struct IntFlag {
-    const char* flag;
-    std::function<void(int64_t)> set;
-  };
-  for (const IntFlag& f : {
-           IntFlag{"num-images", [&](int64_t v) { request.set_num_images(static_cast<int>(v)); }},
-           IntFlag{"width", [&](int64_t v) { request.set_width(static_cast<int>(v)); }},
-           IntFlag{"height", [&](int64_t v) { request.set_height(static_cast<int>(v)); }},
-           IntFlag{"steps",
-                   [&](int64_t v) {
-                     request.mutable_sampler()->set_num_inference_steps(static_cast<int>(v));
-                   }},
-           IntFlag{"seed", [&](int64_t v) { request.set_seed(static_cast<uint64_t>(v)); }},
-       }) {
-    if (!args.Has(f.flag)) continue;
-    int64_t v = 0;
-    if (!absl::SimpleAtoi(args.Get(f.flag), &v) || v < 0) {
-      return UsageError(absl::StrFormat("--%s must be a non-negative integer", f.flag));
-    }
-    f.set(v);
+  request.set_job_id(args.job_id);
+  request.set_checkpoint_id(args.checkpoint);
+  request.set_prompt(args.prompt);
+  request.mutable_sampler()->set_negative_prompt(args.negative_prompt);
+  if (given("--num-images")) request.set_num_images(args.num_images);
+  if (given("--width")) request.set_width(args.width);
+  if (given("--height")) request.set_height(args.height);
+  if (given("--steps")) request.mutable_sampler()->set_num_inference_steps(args.steps);
+  if (given("--seed")) request.set_seed(args.seed);
+  if (given("--guidance")) {
+    request.mutable_sampler()->set_guidance_scale(static_cast<float>(args.guidance));
   }
-  if (args.Has("guidance")) {
-    double g = 0;
-    if (!absl::SimpleAtod(args.Get("guidance"), &g)) return UsageError("--guidance: a number");
-    request.mutable_sampler()->set_guidance_scale(static_cast<float>(g));
-  }
-  const std::string dir = args.Get("out", ".");
+  const std::string& dir = args.out;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   int written = 0;
@@ -90,6 +96,33 @@ int Sample(client::Client& client, const Args& args, const Output& out) {
   }
   if (!out.json) std::printf("%d image(s) written to %s\n", written, dir.c_str());
   return 0;
+}
+
+}  // namespace
+
+Command AddSample(CLI::App& parent) {
+  CLI::App* cmd = parent.add_subcommand(
+      "sample", "Render images from a job's checkpoint into PNG files (sample-NN.png)");
+  auto a = std::make_shared<SampleArgs>();
+  constexpr int32_t kMax = std::numeric_limits<int32_t>::max();
+  cmd->add_option("JOB_ID", a->job_id, "the job")->required();
+  cli::AddString(*cmd, "--prompt", &a->prompt, "what to render")->required();
+  cli::AddString(*cmd, "--checkpoint", &a->checkpoint,
+                 "checkpoint id (default: the job's newest sampleable one)");
+  cli::AddString(*cmd, "--negative-prompt", &a->negative_prompt, "the unconditional prompt");
+  cli::AddInt(*cmd, "--num-images", &a->num_images, "images to render", 0, kMax);
+  cli::AddInt(*cmd, "--width", &a->width, "pixels (default: the job's resolution)", 0, kMax)
+      ->default_str("");
+  cli::AddInt(*cmd, "--height", &a->height, "pixels (default: the job's resolution)", 0, kMax)
+      ->default_str("");
+  cli::AddInt(*cmd, "--steps", &a->steps, "denoising steps", 0, kMax);
+  cli::AddDouble(*cmd, "--guidance", &a->guidance, "classifier-free guidance scale");
+  cli::AddInt(*cmd, "--seed", &a->seed, "seed (default: random, reported per image)")
+      ->default_str("");
+  cli::AddString(*cmd, "--out", &a->out, "folder for the PNG files");
+  return {cmd, [cmd, a](client::Client& client, const Output& out) {
+            return Sample(client, *cmd, *a, out);
+          }};
 }
 
 }  // namespace dreambooth::dbctl

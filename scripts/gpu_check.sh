@@ -15,8 +15,8 @@
 #   --python     the Python whose torch provides LibTorch (default: python3 if it has torch,
 #                else .deps/venv/bin/python3)
 #   --deps-root  Debian packages unpacked with dpkg -x (absl, re2, ICU, libpng, libjpeg, OpenSSL,
-#                GoogleTest, nlohmann-json) for a machine without them; default: .gpu-deps/root
-#                when .gpu-deps/debs exists (scripts/gpu_deps.sh downloads them)
+#                GoogleTest, nlohmann-json, CLI11) for a machine without them; default:
+#                .gpu-deps/root when .gpu-deps/debs exists (scripts/gpu_deps.sh downloads them)
 #   --quick      skip the benchmarks
 # Exit status: 0 when every step passed.
 set -uo pipefail

@@ -1,131 +1,98 @@
 // dreamboothd: the DreamBooth training service daemon.
 //
 //   dreamboothd [--listen=127.0.0.1:50051] [--data-dir=./dreambooth-data] [--lease-ttl=30s]
-//               [--max-upload-bytes=52428800] [--model-root=DIR] [--log-level=info]
+//               [--sweep-interval=1s] [--shutdown-grace=10s] [--max-upload-bytes=52428800]
+//               [--max-images-per-set=1000] [--model-root=DIR] [--log-level=info]
 //               [--log-format=text|json] [--local-workers=N|auto] [--worker-cache-dir=DIR]
 //               [--worker-binary=PATH] [--worker-threads=N]
+//
+// `dreamboothd --help` lists the options with their defaults. A DURATION is a whole number with a
+// unit (500ms, 30s, 2m, 1h). Bad usage exits with status 2 before anything starts.
 //
 // Stops gracefully on SIGTERM or SIGINT: health goes NOT_SERVING, in-flight calls finish (up to
 // --shutdown-grace), the database is closed.
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/cli_flags.h"
 #include "server/logging.h"
 #include "server/server.h"
 #include "server/worker_supervisor.h"
 
 namespace {
 
-constexpr char kUsage[] =
-    "usage: dreamboothd [--listen=HOST:PORT] [--data-dir=DIR] [--lease-ttl=DURATION]\n"
-    "                   [--max-upload-bytes=N] [--max-images-per-set=N] [--model-root=DIR]\n"
-    "                   [--shutdown-grace=DURATION] [--log-level=LEVEL] [--log-format=text|json]\n"
-    "                   [--local-workers=N|auto] [--worker-cache-dir=DIR] [--worker-binary=PATH]\n"
-    "                   [--worker-threads=N]\n"
-    "DURATION: an integer with a unit, e.g. 500ms, 30s, 2m.\n";
+// The command line: ServerOptions plus what main itself uses.
+struct Flags {
+  dreambooth::server::ServerOptions server;
+  absl::Duration lease_ttl = absl::Milliseconds(server.lease_ttl_ms);
+  absl::Duration sweep_interval = absl::Milliseconds(server.sweep_interval_ms);
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  std::string log_level = "info";
+  std::string log_format = "text";
+  std::string local_workers;  // "" => none
+  std::string worker_cache_dir;
+  std::string worker_binary;
+  int worker_threads = 0;  // 0 => the worker's default
+};
 
-bool ParseDurationMs(const std::string& text, int64_t* out) {
-  int64_t scale = 1;
-  std::string number = text;
-  auto ends = [&](const char* suffix) {
-    const std::string s(suffix);
-    return text.size() > s.size() && text.compare(text.size() - s.size(), s.size(), s) == 0;
-  };
-  if (ends("ms")) {
-    number = text.substr(0, text.size() - 2);
-  } else if (ends("s")) {
-    number = text.substr(0, text.size() - 1);
-    scale = 1000;
-  } else if (ends("m")) {
-    number = text.substr(0, text.size() - 1);
-    scale = 60'000;
-  } else {
-    return false;
-  }
-  int64_t value = 0;
-  if (!absl::SimpleAtoi(number, &value) || value <= 0) return false;
-  *out = value * scale;
-  return true;
-}
-
-[[noreturn]] void Die(const std::string& message) {
-  std::fprintf(stderr, "dreamboothd: %s\n%s", message.c_str(), kUsage);
-  std::exit(2);
+void AddFlags(CLI::App& app, Flags& f) {
+  namespace cli = dreambooth::cli;
+  cli::AddString(app, "--listen", &f.server.listen, "HOST:PORT to serve on (port 0: a free one)");
+  cli::AddString(app, "--data-dir", &f.server.data_dir, "database and blobs (created if missing)");
+  cli::AddDuration(app, "--lease-ttl", &f.lease_ttl, "task lease lifetime; workers renew at 1/3");
+  cli::AddDuration(app, "--sweep-interval", &f.sweep_interval, "how often expired leases requeue");
+  cli::AddDuration(app, "--shutdown-grace", &f.shutdown_grace,
+                   "how long in-flight calls may finish on SIGTERM");
+  cli::AddInt(app, "--max-upload-bytes", &f.server.max_upload_bytes, "per uploaded file",
+              int64_t{1});
+  cli::AddInt(app, "--max-images-per-set", &f.server.max_images_per_set, "per image set", 1);
+  cli::AddString(app, "--model-root", &f.server.model_root,
+                 "folder of diffusers model folders (each a base model)");
+  cli::AddString(app, "--log-level", &f.log_level, "trace|debug|info|warn|error");
+  cli::AddString(app, "--log-format", &f.log_format, "text|json");
+  cli::AddString(app, "--local-workers", &f.local_workers,
+                 "N|auto: run dreambooth-worker children (auto: one per visible GPU, else one)");
+  cli::AddString(app, "--worker-cache-dir", &f.worker_cache_dir,
+                 "the local workers' cache (default: <data-dir>/worker-cache)");
+  cli::AddString(app, "--worker-binary", &f.worker_binary,
+                 "dreambooth-worker to run (default: found beside this binary)");
+  cli::AddInt(app, "--worker-threads", &f.worker_threads,
+              "the local workers' --threads (0: their default)", 0);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  dreambooth::server::ServerOptions options;
-  std::string log_level = "info";
-  std::string log_format = "text";
-  int64_t grace_ms = 10'000;
-  std::string local_workers;  // "" => none
-  std::string worker_cache_dir;
-  std::string worker_binary;
-  std::string worker_threads;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    std::string key = arg;
-    std::string value;
-    const size_t eq = arg.find('=');
-    if (eq != std::string::npos) {
-      key = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    } else {
-      Die(absl::StrCat("missing value for ", arg));
-    }
-    if (key == "--listen") {
-      options.listen = value;
-    } else if (key == "--data-dir") {
-      options.data_dir = value;
-    } else if (key == "--lease-ttl") {
-      if (!ParseDurationMs(value, &options.lease_ttl_ms)) Die("bad --lease-ttl " + value);
-    } else if (key == "--sweep-interval") {
-      if (!ParseDurationMs(value, &options.sweep_interval_ms)) Die("bad --sweep-interval " + value);
-    } else if (key == "--shutdown-grace") {
-      if (!ParseDurationMs(value, &grace_ms)) Die("bad --shutdown-grace " + value);
-    } else if (key == "--max-upload-bytes") {
-      if (!absl::SimpleAtoi(value, &options.max_upload_bytes) || options.max_upload_bytes <= 0) {
-        Die("bad --max-upload-bytes " + value);
-      }
-    } else if (key == "--max-images-per-set") {
-      if (!absl::SimpleAtoi(value, &options.max_images_per_set) ||
-          options.max_images_per_set <= 0) {
-        Die("bad --max-images-per-set " + value);
-      }
-    } else if (key == "--model-root") {
-      options.model_root = value;
-    } else if (key == "--local-workers") {
-      local_workers = value;
-    } else if (key == "--worker-cache-dir") {
-      worker_cache_dir = value;
-    } else if (key == "--worker-binary") {
-      worker_binary = value;
-    } else if (key == "--worker-threads") {
-      worker_threads = value;
-    } else if (key == "--log-level") {
-      log_level = value;
-    } else if (key == "--log-format") {
-      log_format = value;
-    } else {
-      Die("unknown flag " + key);
-    }
+  CLI::App app("The DreamBooth fine-tuning service daemon.", "dreamboothd");
+  dreambooth::cli::ConfigureApp(app);
+  Flags flags;
+  AddFlags(app, flags);
+  if (std::optional<int> exit_code = dreambooth::cli::ParseCommandLine(app, argc, argv)) {
+    return *exit_code;
   }
-  if (absl::Status s = dreambooth::server::ConfigureLogging(log_level, log_format); !s.ok()) {
-    Die(std::string(s.message()));
+  dreambooth::server::ServerOptions options = flags.server;
+  options.lease_ttl_ms = absl::ToInt64Milliseconds(flags.lease_ttl);
+  options.sweep_interval_ms = absl::ToInt64Milliseconds(flags.sweep_interval);
+  const int64_t grace_ms = absl::ToInt64Milliseconds(flags.shutdown_grace);
+  if (absl::Status s = dreambooth::server::ConfigureLogging(flags.log_level, flags.log_format);
+      !s.ok()) {
+    return dreambooth::cli::UsageError(app, s.message());
+  }
+  // Local workers (see docs/worker.md): planned now, so a bad --local-workers is a usage error.
+  std::vector<dreambooth::server::WorkerSlot> slots;
+  if (!flags.local_workers.empty()) {
+    auto planned = dreambooth::server::PlanLocalWorkers(flags.local_workers,
+                                                        std::getenv("CUDA_VISIBLE_DEVICES"));
+    if (!planned.ok()) return dreambooth::cli::UsageError(app, planned.status().message());
+    slots = *std::move(planned);
   }
 
   // Block the stop signals in every thread; the main thread waits for them with sigwait.
@@ -142,18 +109,16 @@ int main(int argc, char** argv) {
   }
   // Local workers (see docs/worker.md): children of this process, pointed at its port.
   std::unique_ptr<dreambooth::server::WorkerSupervisor> workers;
-  if (!local_workers.empty()) {
-    auto slots =
-        dreambooth::server::PlanLocalWorkers(local_workers, std::getenv("CUDA_VISIBLE_DEVICES"));
-    if (!slots.ok()) Die(std::string(slots.status().message()));
+  if (!slots.empty()) {
     dreambooth::server::WorkerSupervisorOptions wo;
-    wo.worker_binary = dreambooth::server::FindWorkerBinary(worker_binary, "/proc/self/exe");
+    wo.worker_binary = dreambooth::server::FindWorkerBinary(flags.worker_binary, "/proc/self/exe");
     wo.server_address = absl::StrCat("127.0.0.1:", (*server)->port());
     wo.model_root = options.model_root;
-    wo.cache_dir = worker_cache_dir.empty() ? options.data_dir + "/worker-cache" : worker_cache_dir;
-    if (!worker_threads.empty()) wo.extra_args = {"--threads", worker_threads};
+    wo.cache_dir = flags.worker_cache_dir.empty() ? options.data_dir + "/worker-cache"
+                                                  : flags.worker_cache_dir;
+    if (flags.worker_threads > 0) wo.extra_args = {"--threads", absl::StrCat(flags.worker_threads)};
     wo.grace_ms = 60'000;
-    auto started = dreambooth::server::WorkerSupervisor::Start(wo, *std::move(slots));
+    auto started = dreambooth::server::WorkerSupervisor::Start(wo, std::move(slots));
     if (!started.ok()) {
       spdlog::error("cannot start local workers: {}", started.status().ToString());
       (*server)->Shutdown(grace_ms);

@@ -1,9 +1,12 @@
 // dreambooth-worker: pulls TRAIN and SAMPLE tasks from a dreamboothd and runs them.
 //
-//   dreambooth-worker --server HOST:PORT --model-root DIR --cache-dir DIR [--device cuda:N|cpu]
-//                     [--sample-dtype auto|fp32|bf16|fp16]
+//   dreambooth-worker --cache-dir DIR [--server HOST:PORT] [--model-root DIR]
+//                     [--device cpu|cuda|cuda:N] [--sample-dtype auto|fp32|bf16|fp16]
 //                     [--worker-id ID] [--threads N] [--sample-cache-mb N] [--no-train]
 //                     [--no-sample] [--max-tasks N]
+//
+// `dreambooth-worker --help` lists the options with their defaults. Bad usage, or a device this
+// machine lacks, exits with status 2 at start.
 //
 // SIGTERM / SIGINT: a training task saves and commits a resume checkpoint and gives its lease
 // back; then the process exits 0.
@@ -11,13 +14,15 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include <cstdint>
 #include <iostream>
+#include <limits>
+#include <optional>
 #include <string>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/cli_flags.h"
 #include "kernels/caching_cpu_allocator.h"
 #include "worker/diffusion/device.h"
 #include "worker/gateway_client.h"
@@ -27,88 +32,27 @@
 
 namespace {
 
+namespace cli = dreambooth::cli;
 using dreambooth::worker::WorkerOptions;
 
-constexpr char kUsage[] =
-    "usage: dreambooth-worker --server HOST:PORT [--model-root DIR] --cache-dir DIR\n"
-    "                         [--device cpu|cuda|cuda:N] [--sample-dtype auto|fp32|bf16|fp16]\n"
-    "                         [--worker-id ID] [--threads N]\n"
-    "                         [--sample-cache-mb N] [--no-train] [--no-sample] [--max-tasks N]\n";
-
-bool ParseFlags(int argc, char** argv, WorkerOptions* o, std::string* error) {
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    const size_t eq = arg.find('=');
-    const bool has_inline = arg.rfind("--", 0) == 0 && eq != std::string::npos;
-    if (has_inline) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-    }
-    auto next = [&](std::string* out) {
-      if (has_inline) {
-        *out = value;
-        return true;
-      }
-      if (i + 1 >= argc) {
-        *error = absl::StrCat(arg, " needs a value");
-        return false;
-      }
-      *out = argv[++i];
-      return true;
-    };
-    auto next_int = [&](int64_t* out) {
-      std::string v;
-      if (!next(&v)) return false;
-      if (!absl::SimpleAtoi(v, out) || *out < 0) {
-        *error = absl::StrCat(arg, " must be a non-negative integer, got '", v, "'");
-        return false;
-      }
-      return true;
-    };
-    int64_t n = 0;
-    if (arg == "--server") {
-      if (!next(&o->server)) return false;
-    } else if (arg == "--model-root") {
-      if (!next(&o->model_root)) return false;
-    } else if (arg == "--cache-dir") {
-      if (!next(&o->cache_dir)) return false;
-    } else if (arg == "--device") {
-      if (!next(&o->device)) return false;
-    } else if (arg == "--sample-dtype") {
-      if (!next(&o->sample_dtype)) return false;
-    } else if (arg == "--worker-id") {
-      if (!next(&o->worker_id)) return false;
-    } else if (arg == "--threads") {
-      if (!next_int(&n)) return false;
-      o->num_threads = static_cast<int>(n);
-    } else if (arg == "--sample-cache-mb") {
-      if (!next_int(&n)) return false;
-      o->sample_cache_bytes = n << 20;
-    } else if (arg == "--max-tasks") {
-      if (!next_int(&n)) return false;
-      o->max_tasks = static_cast<int>(n);
-    } else if (arg == "--no-train") {
-      o->train = false;
-    } else if (arg == "--no-sample") {
-      o->sample = false;
-    } else if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      std::exit(0);
-    } else {
-      *error = absl::StrCat("unknown flag ", arg);
-      return false;
-    }
-  }
-  if (o->cache_dir.empty()) {
-    *error = "--cache-dir is required";
-    return false;
-  }
-  if (!o->train && !o->sample) {
-    *error = "--no-train and --no-sample leave nothing to do";
-    return false;
-  }
-  return true;
+// Declares the options on `app`; they are stored into `o`, the model cache budget into
+// `sample_cache_mb`.
+void AddFlags(CLI::App& app, WorkerOptions& o, int64_t& sample_cache_mb) {
+  cli::AddString(app, "--server", &o.server, "the dreamboothd to pull tasks from (HOST:PORT)");
+  cli::AddString(app, "--model-root", &o.model_root,
+                 "folder of diffusers model folders (none: only 'tiny')");
+  cli::AddString(app, "--cache-dir", &o.cache_dir, "local caches and per-task work folders")
+      ->required();
+  cli::AddString(app, "--device", &o.device, "cpu|cuda|cuda:N");
+  cli::AddString(app, "--sample-dtype", &o.sample_dtype,
+                 "auto|fp32|bf16|fp16: weights of Sample tasks (auto: fp16 on CUDA, else fp32)");
+  cli::AddString(app, "--worker-id", &o.worker_id, "default: <hostname>/<device>/<pid>");
+  cli::AddInt(app, "--threads", &o.num_threads, "LibTorch intra-op threads (0: its default)", 0);
+  cli::AddInt(app, "--sample-cache-mb", &sample_cache_mb, "memory for cached sampling models",
+              int64_t{0}, std::numeric_limits<int64_t>::max() >> 20);
+  cli::AddSwitch(app, "--no-train", &o.train, false, "do not run TRAIN tasks");
+  cli::AddSwitch(app, "--no-sample", &o.sample, false, "do not run SAMPLE tasks");
+  cli::AddInt(app, "--max-tasks", &o.max_tasks, "exit after this many tasks (0: never)", 0);
 }
 
 std::string DefaultWorkerId(const std::string& device) {
@@ -120,24 +64,25 @@ std::string DefaultWorkerId(const std::string& device) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app("Runs the TRAIN and SAMPLE tasks of a dreamboothd on one device.",
+               "dreambooth-worker");
+  cli::ConfigureApp(app);
   WorkerOptions options;
-  std::string error;
-  if (!ParseFlags(argc, argv, &options, &error)) {
-    std::cerr << "dreambooth-worker: " << error << "\n" << kUsage;
-    return 2;
+  int64_t sample_cache_mb = options.sample_cache_bytes >> 20;
+  AddFlags(app, options, sample_cache_mb);
+  if (std::optional<int> exit_code = cli::ParseCommandLine(app, argc, argv)) return *exit_code;
+  options.sample_cache_bytes = sample_cache_mb << 20;
+  if (!options.train && !options.sample) {
+    return cli::UsageError(app, "--no-train and --no-sample leave nothing to do");
   }
   // A device this machine lacks fails here, at start, not on the first task.
   absl::StatusOr<c10::Device> device = dreambooth::diffusion::ResolveDevice(options.device);
-  if (!device.ok()) {
-    std::cerr << "dreambooth-worker: --" << device.status().message() << "\n";
-    return 2;
-  }
+  if (!device.ok()) return cli::UsageError(app, absl::StrCat("--", device.status().message()));
   options.device = device->str();
   absl::StatusOr<c10::ScalarType> sample_dtype =
       dreambooth::diffusion::ResolveInferenceDtype(options.sample_dtype, *device);
   if (!sample_dtype.ok()) {
-    std::cerr << "dreambooth-worker: --sample-dtype: " << sample_dtype.status().message() << "\n";
-    return 2;
+    return cli::UsageError(app, absl::StrCat("--sample-dtype: ", sample_dtype.status().message()));
   }
   if (options.worker_id.empty()) options.worker_id = DefaultWorkerId(options.device);
   dreambooth::kernels::InstallCachingCpuAllocator();

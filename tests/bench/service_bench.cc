@@ -3,18 +3,19 @@
 //   2. CreateJob latency p50/p99 with 1 and 16 concurrent clients;
 //   3. claim + complete throughput (jobs/s) through the WorkerGateway.
 // Usage: service_bench [--upload-mb=200] [--creates=400] [--claims=400] [--workers=4]
-// Prints one line per measurement (and JSON with --json).
+// Prints one line per measurement. --help lists the options; bad usage exits with status 2.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "client/client.h"
+#include "common/cli_flags.h"
 #include "tests/testing/daemon.h"
 #include "tests/testing/image_files.h"
 #include "tests/testing/temp_dir.h"
@@ -25,16 +26,6 @@ using Clock = std::chrono::steady_clock;
 using dreambooth::v1::JobSpec;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-int Flag(int argc, char** argv, const char* name, int fallback) {
-  const std::string prefix = std::string("--") + name + "=";
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], prefix.c_str(), prefix.size()) == 0) {
-      return std::atoi(argv[i] + prefix.size());
-    }
-  }
-  return fallback;
-}
 
 double Percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
@@ -51,10 +42,17 @@ double Percentile(std::vector<double> v, double p) {
 
 int main(int argc, char** argv) {
   using namespace dreambooth;
-  const int upload_mb = Flag(argc, argv, "upload-mb", 200);
-  const int creates = Flag(argc, argv, "creates", 400);
-  const int claims = Flag(argc, argv, "claims", 400);
-  const int workers = Flag(argc, argv, "workers", 4);
+  CLI::App app("Service benchmarks against a real dreamboothd on loopback.", "service_bench");
+  cli::ConfigureApp(app);
+  int upload_mb = 200;
+  int creates = 400;
+  int claims = 400;
+  int workers = 4;
+  cli::AddInt(app, "--upload-mb", &upload_mb, "size of the uploaded image set", 1, 1 << 20);
+  cli::AddInt(app, "--creates", &creates, "CreateJob calls per concurrency level", 1);
+  cli::AddInt(app, "--claims", &claims, "jobs claimed and completed through the gateway", 1);
+  cli::AddInt(app, "--workers", &workers, "concurrent claiming workers", 1);
+  if (std::optional<int> exit_code = cli::ParseCommandLine(app, argc, argv)) return *exit_code;
 
   testing::TempDir dir;
   testing::DaemonOptions options;

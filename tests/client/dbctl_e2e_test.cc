@@ -1,11 +1,19 @@
 // dbctl against a real dreamboothd: the README flow (upload a folder, submit, list, get, watch,
-// cancel), JSON output, and non-zero exits with readable messages on failures.
+// cancel), JSON output, non-zero exits with readable messages on failures, and a strict command
+// line (a misspelt flag, an integer its field cannot hold or a duration without a unit is a usage
+// error and sends nothing).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <string>
 
 #include "tests/server/e2e_util.h"
 #include "tests/testing/image_files.h"
@@ -101,15 +109,68 @@ TEST_F(DbctlTest, FailuresExitNonZeroWithAReadableMessage) {
   EXPECT_NE(bad.out.find("INVALID_ARGUMENT: spec.max_train_steps"), std::string::npos) << bad.out;
   CliRun usage = Dbctl("jobs frobnicate");
   EXPECT_EQ(usage.exit_code, 2);
-  EXPECT_NE(usage.out.find("unknown jobs command 'frobnicate'"), std::string::npos);
+  EXPECT_NE(usage.out.find("dbctl jobs: unknown command 'frobnicate'"), std::string::npos)
+      << usage.out;
   const std::string bogus = dir_.Join("bogus.png");
   WriteFile(bogus, "PK\x03\x04 this is a zip");
   CliRun upload = Dbctl("upload " + bogus);
   EXPECT_EQ(upload.exit_code, 1);
   EXPECT_NE(upload.out.find("file 'bogus.png'"), std::string::npos) << upload.out;
-  CliRun down = Dbctl("--server=127.0.0.1:1 --timeout=2 health");
+  CliRun down = Dbctl("--server=127.0.0.1:1 --timeout=2s health");
   EXPECT_EQ(down.exit_code, 1);
   EXPECT_NE(down.out.find("UNAVAILABLE"), std::string::npos) << down.out;
+}
+
+TEST_F(DbctlTest, BadFlagsAreUsageErrorsAndSubmitNothing) {
+  const std::string set = UploadImages(1);
+  const std::string submit = "jobs submit --image-set=" + set + " --prompt=p ";
+  struct Case {
+    std::string flags;
+    std::string message;
+  };
+  for (const Case& c : {
+           Case{"--step=100", "not expected: --step=100"},  // misspelt, was ignored (400 steps)
+           Case{"--steps=4294967696", "--steps: '4294967696' is out of range"},  // was 400
+           Case{"--steps 1e3", "--steps: '1e3' is not an integer"},
+           Case{"--seed=-1", "--seed: '-1' is not a non-negative integer"},
+           Case{"--lr=fast", "--lr: 'fast' is not a finite number"},
+           Case{"--timeout=2", "--timeout: '2' has no unit"},
+       }) {
+    CliRun run = Dbctl(submit + c.flags);
+    EXPECT_EQ(run.exit_code, 2) << c.flags << ": " << run.out;
+    EXPECT_NE(run.out.find(c.message), std::string::npos) << run.out;
+    EXPECT_NE(run.out.find("Run 'dbctl jobs submit --help' for usage."), std::string::npos)
+        << run.out;
+  }
+  EXPECT_EQ(client_->ListJobs(0, "", v1::JOB_STATE_UNSPECIFIED)->jobs_size(), 0);
+  // The same command line without the mistakes goes through, values in either spelling.
+  CliRun ok = Dbctl(submit + "--steps 100 --seed=7 --lr=1e-5 --timeout=2m --json");
+  ASSERT_EQ(ok.exit_code, 0) << ok.out;
+  const v1::JobSpec spec = client_->GetJob(JsonField(ok.out, "id"))->spec();
+  EXPECT_EQ(spec.max_train_steps(), 100);
+  EXPECT_EQ(spec.seed(), 7u);
+  EXPECT_DOUBLE_EQ(spec.learning_rate(), 1e-5);
+}
+
+TEST_F(DbctlTest, TimeoutTakesAUnit) {
+  // A server that accepts connections and never answers: each call runs into its deadline.
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 16), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string silent = "--server=127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  CliRun seconds = Dbctl(silent + " --timeout=2s health");
+  EXPECT_EQ(seconds.exit_code, 1) << seconds.out;
+  EXPECT_NE(seconds.out.find("DEADLINE_EXCEEDED"), std::string::npos) << seconds.out;
+  // Two minutes, not two seconds: still waiting when `timeout` stops it after 5 s.
+  const std::string minutes =
+      std::string("timeout 5 ") + DB_DBCTL_PATH + " " + silent + " --timeout=2m health 2>&1";
+  EXPECT_EQ(WEXITSTATUS(std::system(minutes.c_str())), 124);
+  close(fd);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 //                 as tests/data/bench/README.md's measurement 4 defines it.
 // Usage: train_step_bench CONFIG [--steps N] [--threads T] [--gradient-checkpointing]
 //                          [--attention auto|math|chunked|sliced|sdpa] [--mixed-precision no|bf16]
+// (--help lists the options with their defaults; bad usage exits with status 2).
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
@@ -15,9 +16,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
-#include "absl/strings/numbers.h"
+#include "common/cli_flags.h"
 #include "kernels/caching_cpu_allocator.h"
 #include "tests/train/test_util.h"
 #include "worker/diffusion/models/attention.h"
@@ -134,48 +136,40 @@ int RunMid(int steps, bool checkpointing, const diffusion::AttentionOptions& att
 }  // namespace dreambooth::train
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(
-        stderr,
-        "usage: train_step_bench tiny_cached|tiny_online|mid_step [--steps N] "
-        "[--threads T] [--gradient-checkpointing] [--attention auto|math|chunked|sliced|sdpa] "
-        "[--mixed-precision no|bf16]\n");
-    return 2;
-  }
-  dreambooth::kernels::InstallCachingCpuAllocator();
-  const std::string config = argv[1];
+  namespace cli = dreambooth::cli;
+  CLI::App app("Training throughput on CPU: steps/s and peak RSS, one JSON line.",
+               "train_step_bench");
+  cli::ConfigureApp(app);
+  std::string config;
   int steps = 20;
   int threads = 0;
   bool checkpointing = false;
   dreambooth::diffusion::AttentionOptions attention;
   dreambooth::train::MixedPrecision precision = dreambooth::train::MixedPrecision::kNo;
-  for (int i = 2; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--steps" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &steps)) {
-      ++i;
-    } else if (arg == "--threads" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &threads)) {
-      ++i;
-    } else if (arg == "--attention" && i + 1 < argc &&
-               dreambooth::diffusion::ParseAttentionBackend(argv[i + 1])) {
-      attention.backend = *dreambooth::diffusion::ParseAttentionBackend(argv[++i]);
-    } else if (arg == "--mixed-precision" && i + 1 < argc &&
-               dreambooth::train::ParseMixedPrecision(argv[i + 1]).ok()) {
-      precision = *dreambooth::train::ParseMixedPrecision(argv[++i]);
-    } else if (arg == "--gradient-checkpointing") {
-      checkpointing = true;
-    } else {
-      std::fprintf(stderr, "train_step_bench: bad argument '%s'\n", arg.c_str());
-      return 2;
-    }
-  }
+  app.add_option("CONFIG", config, "which measurement (see the top of train_step_bench.cc)")
+      ->required()
+      ->check(CLI::IsMember({"tiny_cached", "tiny_online", "mid_step"}));
+  cli::AddInt(app, "--steps", &steps, "timed steps (after two warm-up steps)", 1);
+  cli::AddInt(app, "--threads", &threads, "LibTorch intra-op threads (0: its default)", 0);
+  cli::AddSwitch(app, "--gradient-checkpointing", &checkpointing, true,
+                 "recompute UNet blocks in backward");
+  cli::AddParsed(
+      app, "--attention", &attention.backend,
+      [](const std::string& name) -> absl::StatusOr<dreambooth::diffusion::AttentionBackend> {
+        auto backend = dreambooth::diffusion::ParseAttentionBackend(name);
+        if (!backend) return absl::InvalidArgumentError("unknown backend '" + name + "'");
+        return *backend;
+      },
+      "auto|math|chunked|sliced|sdpa", "BACKEND",
+      dreambooth::diffusion::AttentionBackendName(attention.backend));
+  cli::AddParsed(app, "--mixed-precision", &precision, dreambooth::train::ParseMixedPrecision,
+                 "no|bf16", "NAME", dreambooth::train::MixedPrecisionName(precision));
+  if (std::optional<int> exit_code = cli::ParseCommandLine(app, argc, argv)) return *exit_code;
+  dreambooth::kernels::InstallCachingCpuAllocator();
   if (threads > 0) at::set_num_threads(threads);
   if (config == "tiny_cached")
     return dreambooth::train::RunTiny(true, steps, checkpointing, attention, precision);
   if (config == "tiny_online")
     return dreambooth::train::RunTiny(false, steps, checkpointing, attention, precision);
-  if (config == "mid_step") {
-    return dreambooth::train::RunMid(steps, checkpointing, attention, precision);
-  }
-  std::fprintf(stderr, "train_step_bench: unknown configuration '%s'\n", config.c_str());
-  return 2;
+  return dreambooth::train::RunMid(steps, checkpointing, attention, precision);
 }

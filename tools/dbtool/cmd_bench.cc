@@ -10,10 +10,13 @@
 #include <cstdio>
 #include <functional>
 #include <initializer_list>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/cli_flags.h"
 #include "kernels/fused_kernels.h"
 #include "tools/dbtool/bench_util.h"
 #include "tools/dbtool/command_registry.h"
@@ -27,70 +30,10 @@
 namespace dreambooth::dbtool {
 namespace {
 
-constexpr char kUsage[] =
-    "bench [--device cpu|cuda[:N]] [--dtype fp32|bf16|fp16] [--threads T] [--repeats R=5] "
-    "[--warmup W=1] [--only NAME_SUBSTRING|attention|sd15] [--peak-tflops T] [--channels-last] "
-    "[--attention auto|math|chunked|sliced|sdpa] [--chunk ROWS] [--fused-kernels none|all|LIST] "
-    "[--cuda-graphs] "
-    "[--mid-config tests/data/bench/mid/unet/config.json] [--tiny-a tests/data/fixtures/tiny-a]";
-
 // Whether --only selects any of `names`.
 bool Wanted(const BenchFlags& f, std::initializer_list<const char*> names) {
   return std::any_of(names.begin(), names.end(),
                      [&](const char* name) { return Selected(f, name); });
-}
-
-absl::Status ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--channels-last") {
-      f->channels_last = true;
-      continue;
-    }
-    if (a == "--cuda-graphs") {
-      f->cuda_graphs = true;
-      continue;
-    }
-    if (i + 1 >= args.size()) return absl::InvalidArgumentError(a + " needs a value");
-    const std::string& v = args[++i];
-    absl::StatusOr<int64_t> n = ParseIntFlag(a, v);
-    if (a == "--threads" || a == "--repeats" || a == "--warmup" || a == "--chunk") {
-      if (!n.ok()) return n.status();
-      if (a == "--threads") f->threads = *n;
-      if (a == "--repeats") f->repeats = std::max<int64_t>(1, *n);
-      if (a == "--warmup") f->warmup = std::max<int64_t>(0, *n);
-      if (a == "--chunk") f->attention.query_chunk_size = *n;
-    } else if (a == "--fused-kernels") {
-      absl::StatusOr<kernels::FusedKernels> k = kernels::ParseFusedKernels(v);
-      if (!k.ok()) return k.status();
-      kernels::SetFusedKernels(*k);
-    } else if (a == "--only") {
-      f->only = v;
-    } else if (a == "--attention") {
-      std::optional<diffusion::AttentionBackend> b = diffusion::ParseAttentionBackend(v);
-      if (!b) return absl::InvalidArgumentError("unknown --attention " + v);
-      f->attention.backend = *b;
-    } else if (a == "--device") {
-      absl::StatusOr<at::Device> d = ParseDeviceFlag(v);
-      if (!d.ok()) return d.status();
-      f->device = *d;
-    } else if (a == "--dtype") {
-      absl::StatusOr<at::ScalarType> d = ParseDtypeFlag(v);
-      if (!d.ok()) return d.status();
-      f->dtype = *d;
-    } else if (a == "--peak-tflops") {
-      absl::StatusOr<double> d = ParseDoubleFlag(a, v);
-      if (!d.ok()) return d.status();
-      f->peak_tflops = *d;
-    } else if (a == "--mid-config") {
-      f->mid_config = v;
-    } else if (a == "--tiny-a") {
-      f->tiny_a = v;
-    } else {
-      return absl::InvalidArgumentError("unknown flag " + a);
-    }
-  }
-  return absl::OkStatus();
 }
 
 absl::Status BenchMidUNet(const BenchFlags& f) {
@@ -217,13 +160,8 @@ absl::Status BenchAttention(const BenchFlags& f) {
   return absl::OkStatus();
 }
 
-int RunBench(const std::vector<std::string>& args) {
-  BenchFlags flags;
-  if (absl::Status st = ParseFlags(args, &flags); !st.ok()) {
-    std::fprintf(stderr, "dbtool bench: %s\nusage: dbtool %s\n", std::string(st.message()).c_str(),
-                 kUsage);
-    return 2;
-  }
+int RunBench(const BenchFlags& flags, const std::optional<kernels::FusedKernels>& fused) {
+  if (fused) kernels::SetFusedKernels(*fused);
   if (flags.threads > 0) at::set_num_threads(static_cast<int>(flags.threads));
   for (const auto& bench : {BenchMidUNet, BenchTinyA, BenchAttention, BenchSd15}) {
     try {
@@ -239,9 +177,35 @@ int RunBench(const std::vector<std::string>& args) {
   return 0;
 }
 
-DB_REGISTER_COMMAND({"bench", kUsage,
-                     "Time UNet forward/backward, guided sampling and VAE encode/decode.",
-                     RunBench});
+Runner DeclareBench(CLI::App& app) {
+  auto f = std::make_shared<BenchFlags>();
+  auto fused = std::make_shared<std::optional<kernels::FusedKernels>>();
+  AddDeviceOption(app, &f->device);
+  AddDtypeOption(app, &f->dtype);
+  AddThreadsOption(app, &f->threads);
+  cli::AddInt(app, "--repeats", &f->repeats, "timed runs per measurement (the median is shown)",
+              int64_t{1});
+  cli::AddInt(app, "--warmup", &f->warmup, "untimed runs first", int64_t{0});
+  cli::AddString(app, "--only", &f->only,
+                 "measurements whose name contains this; 'attention' and 'sd15' select suites "
+                 "that the default run skips");
+  cli::AddDouble(app, "--peak-tflops", &f->peak_tflops,
+                 "the device's peak for --dtype, to print the fraction reached (0: unknown)");
+  cli::AddSwitch(app, "--channels-last", &f->channels_last, true,
+                 "UNet weights and inputs in channels_last");
+  AddAttentionOption(app, &f->attention.backend);
+  cli::AddInt(app, "--chunk", &f->attention.query_chunk_size,
+              "query rows per block of the chunked attention", int64_t{1});
+  AddFusedKernelsOption(app, fused.get());
+  cli::AddSwitch(app, "--cuda-graphs", &f->cuda_graphs, true,
+                 "sampling replays the UNet as a CUDA graph (CUDA only)");
+  cli::AddString(app, "--mid-config", &f->mid_config, "config.json of the mid-size UNet");
+  cli::AddString(app, "--tiny-a", &f->tiny_a, "the tiny-a fixture folder");
+  return [f, fused] { return RunBench(*f, *fused); };
+}
+
+DB_REGISTER_COMMAND({"bench", "Time UNet forward/backward, guided sampling and VAE encode/decode.",
+                     DeclareBench});
 
 }  // namespace
 }  // namespace dreambooth::dbtool

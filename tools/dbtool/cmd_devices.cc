@@ -1,22 +1,19 @@
 // `dbtool devices [--json]`: lists this machine's compute devices (the CPU, then every visible
 // CUDA device) with their memory, as the worker reports them to the server.
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "common/cli_flags.h"
 #include "tools/dbtool/command_registry.h"
 #include "worker/diffusion/device.h"
 
 namespace dreambooth::dbtool {
 namespace {
 
-int RunDevices(const std::vector<std::string>& args) {
-  const bool json = args.size() == 1 && args[0] == "--json";
-  if (!args.empty() && !json) {
-    std::fprintf(stderr, "usage: dbtool devices [--json]\n");
-    return 2;
-  }
+int RunDevices(bool json) {
   const std::vector<diffusion::DeviceInfo> devices = diffusion::ListDevices();
   if (json) {
     nlohmann::json out = nlohmann::json::array();
@@ -35,9 +32,14 @@ int RunDevices(const std::vector<std::string>& args) {
   return 0;
 }
 
-DB_REGISTER_COMMAND({"devices", "devices [--json]",
-                     "list the CPU and the visible CUDA devices with their free memory",
-                     RunDevices});
+Runner DeclareDevices(CLI::App& app) {
+  auto json = std::make_shared<bool>(false);
+  cli::AddSwitch(app, "--json", json.get(), true, "one JSON array");
+  return [json] { return RunDevices(*json); };
+}
+
+DB_REGISTER_COMMAND({"devices", "List the CPU and the visible CUDA devices with their free memory",
+                     DeclareDevices});
 
 }  // namespace
 }  // namespace dreambooth::dbtool

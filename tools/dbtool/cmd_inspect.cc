@@ -3,12 +3,13 @@
 // .safetensors file, lists its tensors.
 #include <cstdio>
 #include <filesystem>
-#include <nlohmann/json.hpp>
+#include <map>
+#include <memory>
 #include <string>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/cli_flags.h"
 #include "tools/dbtool/command_registry.h"
 #include "worker/diffusion/io/model_loader.h"
 #include "worker/diffusion/io/safetensors.h"
@@ -35,12 +36,7 @@ int ListTensors(const std::string& path) {
   return 0;
 }
 
-int RunInspect(const std::vector<std::string>& args) {
-  if (args.size() != 1) {
-    std::fprintf(stderr, "usage: dbtool inspect MODEL|FILE.safetensors\n");
-    return 2;
-  }
-  const std::string& target = args[0];
+int RunInspect(const std::string& target) {
   absl::StatusOr<diffusion::StableDiffusion> model = diffusion::LoadStableDiffusion(target);
   if (!model.ok()) {
     // Not a model: a plain safetensors file is still worth listing.
@@ -73,9 +69,15 @@ int RunInspect(const std::vector<std::string>& args) {
   return 0;
 }
 
-DB_REGISTER_COMMAND({"inspect", "inspect MODEL",
-                     "print a model's configs, parameter counts and digest (or a file's tensors)",
-                     RunInspect});
+Runner DeclareInspect(CLI::App& app) {
+  auto target = std::make_shared<std::string>();
+  app.add_option("MODEL", *target, "tiny, a diffusers folder, or a .safetensors file")->required();
+  return [target] { return RunInspect(*target); };
+}
+
+DB_REGISTER_COMMAND({"inspect",
+                     "Print a model's configs, parameter counts and digest (or a file's tensors)",
+                     DeclareInspect});
 
 }  // namespace
 }  // namespace dreambooth::dbtool

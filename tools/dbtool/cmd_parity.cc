@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -12,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/cli_flags.h"
 #include "kernels/fused_kernels.h"
 #include "tools/dbtool/command_registry.h"
 #include "tools/dbtool/parity_registry.h"
@@ -54,59 +55,24 @@ void RunCheck(const ParityCheck& check, const ParityContext& context, ParityRepo
   }
 }
 
-int RunParity(const std::vector<std::string>& args) {
+struct ParityFlags {
   std::string dir;
+  int64_t threads = 0;
   at::Device device = at::kCPU;
   at::ScalarType dtype = at::kFloat;
   bool cuda_graphs = false;
   diffusion::AttentionOptions attention;
-  for (size_t i = 0; i < args.size(); ++i) {
-    int threads = 0;
-    if (args[i] == "--threads" && i + 1 < args.size() && absl::SimpleAtoi(args[i + 1], &threads) &&
-        threads > 0) {
-      at::set_num_threads(threads);
-      ++i;
-    } else if (args[i] == "--device" && i + 1 < args.size()) {
-      absl::StatusOr<at::Device> parsed = ParseDeviceFlag(args[++i]);
-      if (!parsed.ok()) {
-        std::fprintf(stderr, "dbtool parity: %s\n", std::string(parsed.status().message()).c_str());
-        return 2;
-      }
-      device = *parsed;
-    } else if (args[i] == "--dtype" && i + 1 < args.size()) {
-      absl::StatusOr<at::ScalarType> parsed = ParseDtypeFlag(args[++i]);
-      if (!parsed.ok()) {
-        std::fprintf(stderr, "dbtool parity: %s\n", std::string(parsed.status().message()).c_str());
-        return 2;
-      }
-      dtype = *parsed;
-    } else if (args[i] == "--cuda-graphs") {
-      cuda_graphs = true;
-    } else if (args[i] == "--fused-kernels" && i + 1 < args.size()) {
-      absl::StatusOr<kernels::FusedKernels> parsed = kernels::ParseFusedKernels(args[++i]);
-      if (!parsed.ok()) {
-        std::fprintf(stderr, "dbtool parity: %s\n", std::string(parsed.status().message()).c_str());
-        return 2;
-      }
-      kernels::SetFusedKernels(*parsed);
-    } else if (args[i] == "--attention" && i + 1 < args.size()) {
-      std::optional<diffusion::AttentionBackend> backend =
-          diffusion::ParseAttentionBackend(args[++i]);
-      if (!backend) {
-        std::fprintf(stderr, "dbtool parity: unknown --attention '%s'\n", args[i].c_str());
-        return 2;
-      }
-      attention.backend = *backend;
-    } else if (dir.empty() && args[i].rfind("--", 0) != 0) {
-      dir = args[i];
-    } else {
-      std::fprintf(stderr,
-                   "usage: dbtool parity FIXTURE_DIR [--threads N] [--device D] "
-                   "[--dtype fp32|bf16|fp16] [--attention auto|math|chunked|sliced|sdpa]\n"
-                   "                          [--fused-kernels none|all|LIST] [--cuda-graphs]\n");
-      return 2;
-    }
-  }
+  std::optional<kernels::FusedKernels> fused_kernels;
+};
+
+int RunParity(const ParityFlags& flags) {
+  const std::string& dir = flags.dir;
+  const at::Device device = flags.device;
+  const at::ScalarType dtype = flags.dtype;
+  const bool cuda_graphs = flags.cuda_graphs;
+  const diffusion::AttentionOptions& attention = flags.attention;
+  if (flags.threads > 0) at::set_num_threads(static_cast<int>(flags.threads));
+  if (flags.fused_kernels) kernels::SetFusedKernels(*flags.fused_kernels);
   if (dtype == at::kHalf && !device.is_cuda()) {
     std::fprintf(stderr, "dbtool parity: --dtype fp16 needs a CUDA device (use bf16 on CPU)\n");
     return 2;
@@ -218,11 +184,24 @@ int RunParity(const std::vector<std::string>& args) {
   return reporter.failures() == 0 ? 0 : 1;
 }
 
-DB_REGISTER_COMMAND({"parity",
-                     "parity FIXTURE_DIR [--threads N] [--device cpu|cuda[:N]] "
-                     "[--dtype fp32|bf16|fp16] [--attention auto|math|chunked|sliced|sdpa] "
-                     "[--fused-kernels none|all|LIST] [--cuda-graphs]",
-                     "compare every component against the fixture's golden outputs", RunParity});
+Runner DeclareParity(CLI::App& app) {
+  auto f = std::make_shared<ParityFlags>();
+  app.add_option("FIXTURE_DIR", f->dir,
+                 "a fixture folder (golden/*.safetensors, golden/*.json) or a tokenizer cases.json "
+                 "folder")
+      ->required();
+  AddThreadsOption(app, &f->threads);
+  AddDeviceOption(app, &f->device);
+  AddDtypeOption(app, &f->dtype);
+  AddAttentionOption(app, &f->attention.backend);
+  AddFusedKernelsOption(app, &f->fused_kernels);
+  cli::AddSwitch(app, "--cuda-graphs", &f->cuda_graphs, true,
+                 "sampling replays the UNet as a CUDA graph (CUDA only)");
+  return [f] { return RunParity(*f); };
+}
+
+DB_REGISTER_COMMAND({"parity", "Compare every component against the fixture's golden outputs",
+                     DeclareParity});
 
 }  // namespace
 }  // namespace dreambooth::dbtool

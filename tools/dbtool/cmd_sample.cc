@@ -6,11 +6,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/cli_flags.h"
 #include "common/image/image.h"
 #include "tools/dbtool/command_registry.h"
 #include "tools/dbtool/sample_args.h"
@@ -21,13 +23,6 @@
 namespace dreambooth::dbtool {
 namespace {
 
-constexpr char kUsage[] =
-    "sample MODEL --prompt TEXT [--prompt TEXT ...] [--negative-prompt TEXT] [--steps N=30] "
-    "[--guidance G=7.5] [--scheduler ddim|pndm|euler|euler_ancestral|dpmpp_2m|ddpm] [--seed S=0] "
-    "[--width W] [--height H] [--num-images N=1] [--out DIR=.] [--save-latents FILE] "
-    "[--clip-skip K] [--threads T] [--device cpu|cuda] [--dtype fp32|fp16|bf16] "
-    "[--attention auto|sdpa|math|chunked|sliced]";
-
 struct SampleFlags {
   std::string model;
   diffusion::Text2ImageOptions options;
@@ -37,76 +32,6 @@ struct SampleFlags {
   diffusion::LoadOptions load;
   diffusion::AttentionOptions attention;
 };
-
-absl::Status ParseFlags(const std::vector<std::string>& args, SampleFlags* f) {
-  f->options.steps = 30;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a.rfind("--", 0) != 0) {
-      if (!f->model.empty()) return absl::InvalidArgumentError("unexpected argument " + a);
-      f->model = a;
-      continue;
-    }
-    if (i + 1 >= args.size()) return absl::InvalidArgumentError(a + " needs a value");
-    const std::string& v = args[++i];
-    auto set_int = [&](int64_t* out) -> absl::Status {
-      absl::StatusOr<int64_t> x = ParseIntFlag(a, v);
-      if (!x.ok()) return x.status();
-      *out = *x;
-      return absl::OkStatus();
-    };
-    absl::Status st;
-    if (a == "--prompt") {
-      f->options.prompts.push_back(v);
-    } else if (a == "--negative-prompt") {
-      f->options.negative_prompts.push_back(v);
-    } else if (a == "--steps") {
-      st = set_int(&f->options.steps);
-    } else if (a == "--guidance") {
-      absl::StatusOr<double> x = ParseDoubleFlag(a, v);
-      if (!x.ok()) return x.status();
-      f->options.guidance = *x;
-    } else if (a == "--scheduler") {
-      f->options.scheduler = v;
-    } else if (a == "--seed") {
-      int64_t seed = 0;
-      st = set_int(&seed);
-      f->options.seed = static_cast<uint64_t>(seed);
-    } else if (a == "--width") {
-      st = set_int(&f->options.width);
-    } else if (a == "--height") {
-      st = set_int(&f->options.height);
-    } else if (a == "--num-images") {
-      st = set_int(&f->options.num_images_per_prompt);
-    } else if (a == "--clip-skip") {
-      st = set_int(&f->options.clip_skip);
-    } else if (a == "--out") {
-      f->out_dir = v;
-    } else if (a == "--save-latents") {
-      f->save_latents = v;
-    } else if (a == "--threads") {
-      st = set_int(&f->threads);
-    } else if (a == "--device") {
-      absl::StatusOr<at::Device> d = ParseDeviceFlag(v);
-      if (!d.ok()) return d.status();
-      f->load.device = *d;
-    } else if (a == "--dtype") {
-      absl::StatusOr<at::ScalarType> t = ParseDtypeFlag(v);
-      if (!t.ok()) return t.status();
-      f->load.dtype = *t;
-    } else if (a == "--attention") {
-      std::optional<diffusion::AttentionBackend> b = diffusion::ParseAttentionBackend(v);
-      if (!b) return absl::InvalidArgumentError("unknown --attention " + v);
-      f->attention.backend = *b;
-    } else {
-      return absl::InvalidArgumentError("unknown flag " + a);
-    }
-    if (!st.ok()) return st;
-  }
-  if (f->model.empty()) return absl::InvalidArgumentError("MODEL is required");
-  if (f->options.prompts.empty()) return absl::InvalidArgumentError("--prompt is required");
-  return absl::OkStatus();
-}
 
 absl::Status WritePngs(const at::Tensor& images, const std::string& dir,
                        std::vector<std::string>* written) {
@@ -130,13 +55,7 @@ absl::Status WritePngs(const at::Tensor& images, const std::string& dir,
   return absl::OkStatus();
 }
 
-int RunSample(const std::vector<std::string>& args) {
-  SampleFlags flags;
-  if (absl::Status st = ParseFlags(args, &flags); !st.ok()) {
-    std::fprintf(stderr, "dbtool sample: %s\nusage: dbtool %s\n", std::string(st.message()).c_str(),
-                 kUsage);
-    return 2;
-  }
+int RunSample(SampleFlags& flags) {
   if (flags.threads > 0) at::set_num_threads(static_cast<int>(flags.threads));
   const auto t0 = std::chrono::steady_clock::now();
   absl::StatusOr<diffusion::StableDiffusion> model =
@@ -186,8 +105,34 @@ int RunSample(const std::vector<std::string>& args) {
   return 0;
 }
 
-DB_REGISTER_COMMAND({"sample", kUsage, "Generate images from text prompts (PNG files).",
-                     RunSample});
+Runner DeclareSample(CLI::App& app) {
+  auto f = std::make_shared<SampleFlags>();
+  diffusion::Text2ImageOptions& o = f->options;
+  o.steps = 30;
+  app.add_option("MODEL", f->model, "tiny, a diffusers folder or a .safetensors file")->required();
+  cli::AddRepeated(app, "--prompt", &o.prompts, "a prompt (repeatable: one image batch each)")
+      ->required();
+  cli::AddRepeated(app, "--negative-prompt", &o.negative_prompts,
+                   "one for all prompts, or one per prompt (repeatable)");
+  cli::AddInt(app, "--steps", &o.steps, "denoising steps", int64_t{1});
+  cli::AddDouble(app, "--guidance", &o.guidance, "classifier-free guidance scale");
+  cli::AddString(app, "--scheduler", &o.scheduler, "ddim|pndm|euler|euler_ancestral|dpmpp_2m|ddpm");
+  cli::AddInt(app, "--seed", &o.seed, "seed of the initial noise");
+  cli::AddInt(app, "--width", &o.width, "pixels (0: the model's native size)", int64_t{0});
+  cli::AddInt(app, "--height", &o.height, "pixels (0: the model's native size)", int64_t{0});
+  cli::AddInt(app, "--num-images", &o.num_images_per_prompt, "images per prompt", int64_t{1});
+  cli::AddInt(app, "--clip-skip", &o.clip_skip, "text-encoder layers to skip from the end",
+              int64_t{0});
+  cli::AddString(app, "--out", &f->out_dir, "folder for sample_NNN.png");
+  cli::AddString(app, "--save-latents", &f->save_latents, "also write the final latents here");
+  AddThreadsOption(app, &f->threads);
+  AddDeviceOption(app, &f->load.device);
+  AddDtypeOption(app, &f->load.dtype);
+  AddAttentionOption(app, &f->attention.backend);
+  return [f] { return RunSample(*f); };
+}
+
+DB_REGISTER_COMMAND({"sample", "Generate images from text prompts (PNG files).", DeclareSample});
 
 }  // namespace
 }  // namespace dreambooth::dbtool

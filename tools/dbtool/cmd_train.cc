@@ -1,17 +1,15 @@
 // `dbtool train`: a DreamBooth fine-tune from local folders, without the server. Every option of
-// the job spec (proto/dreambooth/v1/job_spec.proto) has a flag; progress is printed one line per
+// the job spec (proto/dreambooth/v1/job_spec.proto) has a flag; `dbtool train --help` lists them
+// with the defaults of a default-constructed train::TrainOptions. Progress is printed one line per
 // event.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
-#include <functional>
-#include <map>
+#include <memory>
 #include <string>
-#include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
+#include "common/cli_flags.h"
 #include "tools/dbtool/command_registry.h"
 #include "worker/train/dreambooth_trainer.h"
 
@@ -24,201 +22,108 @@ std::atomic<bool> g_cancel{false};
 
 void OnSignal(int) { g_cancel.store(true); }
 
-struct Flag {
-  bool takes_value;
-  std::string help;
-  std::function<absl::Status(TrainOptions&, const std::string&)> set;
-};
-
-template <typename T>
-absl::Status ParseNumber(const std::string& flag, const std::string& text, T* out) {
-  bool ok = false;
-  if constexpr (std::is_same_v<T, double>) {
-    ok = absl::SimpleAtod(text, out);
-  } else if constexpr (std::is_same_v<T, uint64_t>) {
-    ok = absl::SimpleAtoi(text, out);
-  } else {
-    ok = absl::SimpleAtoi(text, out);
-  }
-  if (!ok) return absl::InvalidArgumentError(absl::StrCat(flag, ": not a number: '", text, "'"));
-  return absl::OkStatus();
+// Declares the options of a sampler (class images or validation images) as --<prefix>-....
+void AddSamplerOptions(CLI::App& app, const std::string& prefix, train::SamplerOptions& s) {
+  const std::string p = "--" + prefix + "-";
+  cli::AddString(app, p + "scheduler", &s.scheduler,
+                 prefix + " sampler: ddim|pndm|euler|euler_ancestral|dpmpp_2m|ddpm");
+  cli::AddInt(app, p + "inference-steps", &s.num_inference_steps, prefix + " denoising steps");
+  cli::AddDouble(app, p + "guidance-scale", &s.guidance_scale,
+                 prefix + " classifier-free guidance");
+  cli::AddString(app, p + "negative-prompt", &s.negative_prompt, prefix + " negative prompt");
+  cli::AddDouble(app, p + "eta", &s.eta, prefix + " DDIM eta");
 }
 
-// Flag table: --name -> how it sets TrainOptions.
-std::map<std::string, Flag> Flags() {
-  std::map<std::string, Flag> f;
-  auto str = [&](const std::string& name, std::string TrainOptions::*field, std::string help) {
-    f[name] = {true, std::move(help), [field](TrainOptions& o, const std::string& v) {
-                 o.*field = v;
-                 return absl::OkStatus();
-               }};
-  };
-  auto num = [&](const std::string& name, auto TrainOptions::*field, std::string help) {
-    f[name] = {true, std::move(help), [name, field](TrainOptions& o, const std::string& v) {
-                 return ParseNumber(name, v, &(o.*field));
-               }};
-  };
-  auto on = [&](const std::string& name, bool TrainOptions::*field, bool value, std::string help) {
-    f[name] = {false, std::move(help), [field, value](TrainOptions& o, const std::string&) {
-                 o.*field = value;
-                 return absl::OkStatus();
-               }};
-  };
-  auto sampler = [&](const std::string& prefix, train::SamplerOptions TrainOptions::*s) {
-    f["--" + prefix + "-scheduler"] = {true,
-                                       "sampler: ddim|pndm|euler|euler_ancestral|dpmpp_2m|ddpm",
-                                       [s](TrainOptions& o, const std::string& v) {
-                                         (o.*s).scheduler = v;
-                                         return absl::OkStatus();
-                                       }};
-    f["--" + prefix + "-inference-steps"] = {
-        true, "denoising steps", [s, prefix](TrainOptions& o, const std::string& v) {
-          return ParseNumber("--" + prefix + "-inference-steps", v, &(o.*s).num_inference_steps);
-        }};
-    f["--" + prefix + "-guidance-scale"] = {
-        true, "classifier-free guidance", [s, prefix](TrainOptions& o, const std::string& v) {
-          return ParseNumber("--" + prefix + "-guidance-scale", v, &(o.*s).guidance_scale);
-        }};
-    f["--" + prefix + "-negative-prompt"] = {true, "negative prompt",
-                                             [s](TrainOptions& o, const std::string& v) {
-                                               (o.*s).negative_prompt = v;
-                                               return absl::OkStatus();
-                                             }};
-    f["--" + prefix + "-eta"] = {true, "DDIM eta",
-                                 [s, prefix](TrainOptions& o, const std::string& v) {
-                                   return ParseNumber("--" + prefix + "-eta", v, &(o.*s).eta);
-                                 }};
-  };
-  str("--base-model", &TrainOptions::base_model, "tiny | diffusers folder | .safetensors file");
-  str("--variant", &TrainOptions::base_model_variant, "weight variant to prefer, e.g. fp16");
-  str("--instance-dir", &TrainOptions::instance_dir, "folder of instance images (+ .txt captions)");
-  str("--instance-prompt", &TrainOptions::instance_prompt, "e.g. \"a photo of sks dog\"");
-  on("--with-prior-preservation", &TrainOptions::with_prior_preservation, true,
-     "add the class-prior preservation loss");
-  num("--prior-loss-weight", &TrainOptions::prior_loss_weight, "weight of the prior loss (0.5)");
-  str("--class-prompt", &TrainOptions::class_prompt, "e.g. \"a photo of a dog\"");
-  str("--class-dir", &TrainOptions::class_dir, "user-supplied class images (optional)");
-  num("--num-class-images", &TrainOptions::num_class_images, "class images to train with (10)");
-  num("--num-images-per-prompt", &TrainOptions::num_images_per_prompt,
-      "class-generation batch (4)");
-  sampler("class", &TrainOptions::class_sampler);
-  str("--class-cache-dir", &TrainOptions::class_cache_dir, "generated class-image store");
-  num("--resolution", &TrainOptions::resolution, "square resolution, multiple of 8 (512)");
-  on("--center-crop", &TrainOptions::center_crop, true, "center crop (default)");
-  on("--random-crop", &TrainOptions::center_crop, false, "random crop (needs --no-cached-latents)");
-  on("--random-flip", &TrainOptions::random_flip, true, "random horizontal flip");
-  on("--use-cached-latents", &TrainOptions::use_cached_latents, true, "latent cache (default)");
-  on("--no-cached-latents", &TrainOptions::use_cached_latents, false, "encode every step");
-  str("--latent-cache-dir", &TrainOptions::latent_cache_dir, "latent cache folder");
-  on("--train-text-encoder", &TrainOptions::train_text_encoder, true, "fine-tune CLIP too");
-  num("--text-encoder-learning-rate", &TrainOptions::text_encoder_learning_rate,
-      "text-encoder LR (default: --learning-rate)");
-  on("--no-precompute-text-embeddings", &TrainOptions::precompute_text_embeddings, false,
-     "run the frozen text encoder every step");
-  num("--max-train-steps", &TrainOptions::max_train_steps, "optimizer steps (400)");
-  num("--learning-rate", &TrainOptions::learning_rate, "peak learning rate (1e-6)");
-  f["--lr-scheduler"] = {true,
-                         "constant|constant_with_warmup|linear|cosine|cosine_with_restarts|"
-                         "polynomial",
-                         [](TrainOptions& o, const std::string& v) -> absl::Status {
-                           absl::StatusOr<train::LrScheduleType> t = train::ParseLrScheduleType(v);
-                           if (!t.ok()) return t.status();
-                           o.lr_scheduler = *t;
-                           return absl::OkStatus();
-                         }};
-  num("--lr-warmup-steps", &TrainOptions::lr_warmup_steps, "linear warmup steps (0)");
-  num("--lr-num-cycles", &TrainOptions::lr_num_cycles, "cosine_with_restarts cycles (1)");
-  num("--lr-power", &TrainOptions::lr_power, "polynomial power (1)");
-  num("--train-batch-size", &TrainOptions::train_batch_size, "instance images per step (1)");
-  num("--gradient-accumulation-steps", &TrainOptions::gradient_accumulation_steps,
-      "micro-batches per step (1)");
-  num("--max-grad-norm", &TrainOptions::max_grad_norm, "clip norm, 0 = off (1.0)");
-  num("--adam-beta1", &TrainOptions::adam_beta1, "(0.9)");
-  num("--adam-beta2", &TrainOptions::adam_beta2, "(0.999)");
-  num("--adam-weight-decay", &TrainOptions::adam_weight_decay, "(0)");
-  num("--adam-epsilon", &TrainOptions::adam_epsilon, "(1e-8)");
-  num("--seed", &TrainOptions::seed, "seed of noise, timesteps, crops, class images (0)");
-  f["--mixed-precision"] = {
-      true, "no|fp16|bf16", [](TrainOptions& o, const std::string& v) -> absl::Status {
-        absl::StatusOr<train::MixedPrecision> m = train::ParseMixedPrecision(v);
-        if (!m.ok()) return m.status();
-        o.mixed_precision = *m;
-        return absl::OkStatus();
-      }};
-  on("--gradient-checkpointing", &TrainOptions::gradient_checkpointing, true,
-     "recompute UNet blocks in backward");
-  num("--snr-gamma", &TrainOptions::snr_gamma, "min-SNR gamma, 0 = off");
-  num("--offset-noise", &TrainOptions::offset_noise, "offset-noise scale, 0 = off");
-  on("--use-ema", &TrainOptions::use_ema, true, "EMA of the UNet weights (exported)");
-  num("--ema-decay", &TrainOptions::ema_decay, "(0.9999)");
-  str("--output", &TrainOptions::output_dir, "output folder");
-  num("--checkpointing-steps", &TrainOptions::checkpointing_steps,
-      "checkpoint + resume state every N steps (200)");
-  num("--checkpoints-total-limit", &TrainOptions::checkpoints_total_limit,
-      "sampleable checkpoints kept, 0 = all");
-  num("--resume-states-to-keep", &TrainOptions::resume_states_to_keep, "resume states kept (2)");
-  f["--resume"] = {false, "continue from the newest resume state in --output",
-                   [](TrainOptions& o, const std::string&) {
-                     o.resume_from = "latest";
-                     return absl::OkStatus();
-                   }};
-  str("--resume-from", &TrainOptions::resume_from, "continue from this resume-state folder");
-  f["--validation-prompt"] = {true, "validation prompt (repeatable)",
-                              [](TrainOptions& o, const std::string& v) {
-                                o.validation_prompts.push_back(v);
-                                return absl::OkStatus();
-                              }};
-  num("--validation-steps", &TrainOptions::validation_steps, "validate every N steps (100)");
-  num("--num-validation-images", &TrainOptions::num_validation_images, "per prompt (1)");
-  sampler("validation", &TrainOptions::validation_sampler);
-  str("--device", &TrainOptions::device, "cpu | cuda | cuda:N");
-  num("--threads", &TrainOptions::num_threads, "CPU threads (0 = LibTorch default)");
-  return f;
+// Declares every option on `app`, stored into `o`; --help shows o's values as the defaults, so
+// `o` must be a default-constructed TrainOptions. Bounds are ValidateTrainOptions's.
+void AddTrainOptions(CLI::App& app, TrainOptions& o) {
+  // Model and data.
+  cli::AddString(app, "--base-model", &o.base_model, "tiny | diffusers folder | .safetensors file")
+      ->required();
+  cli::AddString(app, "--variant", &o.base_model_variant, "weight variant to prefer, e.g. fp16");
+  cli::AddString(app, "--instance-dir", &o.instance_dir,
+                 "folder of instance images (+ .txt captions)")
+      ->required();
+  cli::AddString(app, "--instance-prompt", &o.instance_prompt, "e.g. \"a photo of sks dog\"")
+      ->required();
+  // Prior preservation.
+  cli::AddSwitch(app, "--with-prior-preservation", &o.with_prior_preservation, true,
+                 "add the class-prior preservation loss");
+  cli::AddDouble(app, "--prior-loss-weight", &o.prior_loss_weight, "weight of the prior loss");
+  cli::AddString(app, "--class-prompt", &o.class_prompt, "e.g. \"a photo of a dog\"");
+  cli::AddString(app, "--class-dir", &o.class_dir, "user-supplied class images (optional)");
+  cli::AddInt(app, "--num-class-images", &o.num_class_images, "class images to train with");
+  cli::AddInt(app, "--num-images-per-prompt", &o.num_images_per_prompt, "class-generation batch");
+  AddSamplerOptions(app, "class", o.class_sampler);
+  cli::AddString(app, "--class-cache-dir", &o.class_cache_dir,
+                 "generated class-image store (default: <output>/cache/class_images)");
+  // Data pipeline.
+  cli::AddInt(app, "--resolution", &o.resolution, "square resolution, a multiple of 8");
+  CLI::Option* center = cli::AddSwitch(app, "--center-crop", &o.center_crop, true, "center crop");
+  cli::AddSwitch(app, "--random-crop", &o.center_crop, false,
+                 "random crop (needs --no-cached-latents)")
+      ->excludes(center);
+  cli::AddSwitch(app, "--random-flip", &o.random_flip, true, "random horizontal flip");
+  CLI::Option* cached = cli::AddSwitch(app, "--use-cached-latents", &o.use_cached_latents, true,
+                                       "encode each image once (latent cache)");
+  cli::AddSwitch(app, "--no-cached-latents", &o.use_cached_latents, false, "encode every step")
+      ->excludes(cached);
+  cli::AddString(app, "--latent-cache-dir", &o.latent_cache_dir,
+                 "latent cache folder (default: <output>/cache/latents)");
+  // Optimisation.
+  cli::AddSwitch(app, "--train-text-encoder", &o.train_text_encoder, true, "fine-tune CLIP too");
+  cli::AddDouble(app, "--text-encoder-learning-rate", &o.text_encoder_learning_rate,
+                 "text-encoder LR (0: --learning-rate)");
+  cli::AddSwitch(app, "--no-precompute-text-embeddings", &o.precompute_text_embeddings, false,
+                 "run the frozen text encoder every step");
+  cli::AddInt(app, "--max-train-steps", &o.max_train_steps, "optimizer steps");
+  cli::AddDouble(app, "--learning-rate", &o.learning_rate, "peak learning rate");
+  cli::AddParsed(app, "--lr-scheduler", &o.lr_scheduler, train::ParseLrScheduleType,
+                 "constant|constant_with_warmup|linear|cosine|cosine_with_restarts|polynomial",
+                 "NAME", train::LrScheduleTypeName(o.lr_scheduler));
+  cli::AddInt(app, "--lr-warmup-steps", &o.lr_warmup_steps, "linear warmup steps");
+  cli::AddInt(app, "--lr-num-cycles", &o.lr_num_cycles, "cosine_with_restarts cycles");
+  cli::AddDouble(app, "--lr-power", &o.lr_power, "polynomial power");
+  cli::AddInt(app, "--train-batch-size", &o.train_batch_size, "instance images per step");
+  cli::AddInt(app, "--gradient-accumulation-steps", &o.gradient_accumulation_steps,
+              "micro-batches per step");
+  cli::AddDouble(app, "--max-grad-norm", &o.max_grad_norm, "clip norm (0: off)");
+  cli::AddDouble(app, "--adam-beta1", &o.adam_beta1, "AdamW beta1");
+  cli::AddDouble(app, "--adam-beta2", &o.adam_beta2, "AdamW beta2");
+  cli::AddDouble(app, "--adam-weight-decay", &o.adam_weight_decay, "AdamW weight decay");
+  cli::AddDouble(app, "--adam-epsilon", &o.adam_epsilon, "AdamW epsilon");
+  cli::AddInt(app, "--seed", &o.seed, "seed of noise, timesteps, crops, class images");
+  cli::AddParsed(app, "--mixed-precision", &o.mixed_precision, train::ParseMixedPrecision,
+                 "no|fp16|bf16", "NAME", train::MixedPrecisionName(o.mixed_precision));
+  cli::AddSwitch(app, "--gradient-checkpointing", &o.gradient_checkpointing, true,
+                 "recompute UNet blocks in backward");
+  cli::AddDouble(app, "--snr-gamma", &o.snr_gamma, "min-SNR gamma (0: off)");
+  cli::AddDouble(app, "--offset-noise", &o.offset_noise, "offset-noise scale (0: off)");
+  cli::AddSwitch(app, "--use-ema", &o.use_ema, true, "EMA of the UNet weights (exported)");
+  cli::AddDouble(app, "--ema-decay", &o.ema_decay, "EMA decay");
+  // Checkpoints, resume, validation.
+  cli::AddString(app, "--output", &o.output_dir, "output folder")->required();
+  cli::AddInt(app, "--checkpointing-steps", &o.checkpointing_steps,
+              "checkpoint + resume state every N steps (0: only the final model)");
+  cli::AddInt(app, "--checkpoints-total-limit", &o.checkpoints_total_limit,
+              "sampleable checkpoints kept (0: all)");
+  cli::AddInt(app, "--resume-states-to-keep", &o.resume_states_to_keep, "resume states kept");
+  CLI::Option* resume = app.add_flag_callback(
+      "--resume", [&o] { o.resume_from = "latest"; },
+      "continue from the newest resume state in --output");
+  cli::AddString(app, "--resume-from", &o.resume_from, "continue from this resume-state folder")
+      ->excludes(resume);
+  cli::AddRepeated(app, "--validation-prompt", &o.validation_prompts,
+                   "validation prompt (repeatable)");
+  cli::AddInt(app, "--validation-steps", &o.validation_steps, "validate every N steps");
+  cli::AddInt(app, "--num-validation-images", &o.num_validation_images, "per prompt");
+  AddSamplerOptions(app, "validation", o.validation_sampler);
+  // Runtime.
+  cli::AddString(app, "--device", &o.device, "cpu | cuda | cuda:N");
+  cli::AddInt(app, "--threads", &o.num_threads, "CPU threads (0: LibTorch's default)");
 }
 
-void PrintHelp(const std::map<std::string, Flag>& flags) {
-  std::printf(
-      "usage: dbtool train --base-model M --instance-dir DIR --instance-prompt P --output DIR "
-      "[options]\n\n");
-  for (const auto& [name, flag] : flags) {
-    std::printf("  %-36s %s\n", (name + (flag.takes_value ? " V" : "")).c_str(), flag.help.c_str());
-  }
-}
-
-int RunTrain(const std::vector<std::string>& args) {
-  const std::map<std::string, Flag> flags = Flags();
-  TrainOptions options;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string name = args[i];
-    if (name == "--help" || name == "-h") {
-      PrintHelp(flags);
-      return 0;
-    }
-    std::string value;
-    bool has_inline = false;
-    if (const size_t eq = name.find('='); eq != std::string::npos && name.rfind("--", 0) == 0) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-      has_inline = true;
-    }
-    auto it = flags.find(name);
-    if (it == flags.end()) {
-      std::fprintf(stderr, "dbtool train: unknown option '%s' (see --help)\n", name.c_str());
-      return 2;
-    }
-    if (it->second.takes_value && !has_inline) {
-      if (i + 1 >= args.size()) {
-        std::fprintf(stderr, "dbtool train: %s needs a value\n", name.c_str());
-        return 2;
-      }
-      value = args[++i];
-    }
-    if (absl::Status st = it->second.set(options, value); !st.ok()) {
-      std::fprintf(stderr, "dbtool train: %s\n", std::string(st.message()).c_str());
-      return 2;
-    }
-  }
-
+int RunTrain(const TrainOptions& options) {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   train::TrainCallbacks callbacks;
@@ -281,12 +186,17 @@ int RunTrain(const std::vector<std::string>& args) {
   return 0;
 }
 
+Runner DeclareTrain(CLI::App& app) {
+  auto options = std::make_shared<TrainOptions>();
+  AddTrainOptions(app, *options);
+  return [options] { return RunTrain(*options); };
+}
+
 }  // namespace
 
 DB_REGISTER_COMMAND({"train",
-                     "train --base-model M --instance-dir DIR --instance-prompt P --output DIR ...",
                      "DreamBooth fine-tune (prior preservation, class images, cached latents, "
-                     "checkpoints, resume); --help lists every option",
-                     RunTrain});
+                     "checkpoints, resume); train --help lists every option",
+                     DeclareTrain});
 
 }  // namespace dreambooth::dbtool

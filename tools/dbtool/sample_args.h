@@ -1,23 +1,32 @@
-// Small helpers for parsing the `--flag value` options of dbtool's model commands.
+// The options dbtool's model commands (sample, bench, parity) share, declared on a command with
+// the strict parsers of common/cli_flags.h. Each stores into the caller's variable, whose value
+// before parsing is the default --help shows.
 #ifndef DREAMBOOTH_TOOLS_DBTOOL_SAMPLE_ARGS_H_
 #define DREAMBOOTH_TOOLS_DBTOOL_SAMPLE_ARGS_H_
 
-#include <ATen/ATen.h>
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
 
 #include <cstdint>
-#include <string>
+#include <optional>
 
-#include "absl/status/statusor.h"
+#include "common/cli_flags.h"
+#include "kernels/fused_kernels.h"
+#include "worker/diffusion/models/attention.h"
 
 namespace dreambooth::dbtool {
 
-// Parses an integer / floating-point flag value; INVALID_ARGUMENT names the flag.
-absl::StatusOr<int64_t> ParseIntFlag(const std::string& flag, const std::string& value);
-absl::StatusOr<double> ParseDoubleFlag(const std::string& flag, const std::string& value);
-// "cpu", "cuda", "cuda:N".
-absl::StatusOr<at::Device> ParseDeviceFlag(const std::string& value);
-// "fp32" / "float32", "fp16" / "float16", "bf16" / "bfloat16".
-absl::StatusOr<at::ScalarType> ParseDtypeFlag(const std::string& value);
+// --device cpu|cuda|cuda:N; a device this machine lacks is a usage error
+// (diffusion::ResolveDevice).
+CLI::Option* AddDeviceOption(CLI::App& app, c10::Device* device);
+// --dtype fp32|fp16|bf16 (or float32, float16, bfloat16): the models' weight dtype.
+CLI::Option* AddDtypeOption(CLI::App& app, c10::ScalarType* dtype);
+// --attention auto|sdpa|math|chunked|sliced.
+CLI::Option* AddAttentionOption(CLI::App& app, diffusion::AttentionBackend* backend);
+// --fused-kernels none|all|LIST; unset leaves the process default (DB_FUSED_KERNELS).
+CLI::Option* AddFusedKernelsOption(CLI::App& app, std::optional<kernels::FusedKernels>* fused);
+// --threads N: LibTorch's intra-op threads, 0 for its default.
+CLI::Option* AddThreadsOption(CLI::App& app, int64_t* threads);
 
 }  // namespace dreambooth::dbtool
 

@@ -1,0 +1,295 @@
+// dbctl jobs submit|get|list|cancel|watch.
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "client/dbctl.h"
+#include "common/cli_flags.h"
+#include "spec/job_spec_defaults.h"
+
+namespace dreambooth::dbctl {
+namespace {
+
+constexpr int32_t kInt32Min = std::numeric_limits<int32_t>::min();
+constexpr int32_t kInt32Max = std::numeric_limits<int32_t>::max();
+
+// What `jobs submit` reads. Only the flags given change the spec (over --spec-json); the values
+// here are the server's defaults (spec/job_spec_defaults.h), shown by --help. Integers need only
+// fit the spec's fields: the server owns the bounds (INVALID_ARGUMENT names the field).
+struct SubmitArgs {
+  std::string spec_json;
+  std::string request_id;
+  std::string base_model = "tiny";
+  std::string image_set;
+  std::string prompt;
+  bool prior = false;
+  std::string class_prompt;
+  std::string reg_set;
+  bool train_text_encoder = false;
+  int32_t steps = spec::kMaxTrainSteps;
+  int32_t resolution = spec::kResolution;
+  int32_t batch_size = spec::kTrainBatchSize;
+  int32_t num_reg_images = spec::kNumRegImages;
+  int32_t checkpointing_steps = spec::kCheckpointingSteps;
+  uint64_t seed = 0;
+  double lr = spec::kLearningRate;
+};
+
+struct ListArgs {
+  v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
+  int32_t page_size = 0;
+  std::string page_token;
+  bool all = false;
+};
+
+absl::StatusOr<v1::JobState> ParseJobState(const std::string& name) {
+  v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
+  if (!v1::JobState_Parse("JOB_STATE_" + absl::AsciiStrToUpper(name), &state) ||
+      state == v1::JOB_STATE_UNSPECIFIED) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown state '", name, "'; expected queued|running|succeeded|failed|cancelled"));
+  }
+  return state;
+}
+
+void PrintJob(const v1::Job& job, const Output& out) {
+  if (out.json) {
+    std::cout << Json(job) << "\n";
+    return;
+  }
+  std::cout << "id:          " << job.id() << "\n"
+            << "state:       " << StateName(job.state()) << "\n"
+            << "stage:       " << StageName(job.stage()) << "\n"
+            << "progress:    " << job.step() << "/" << job.total_steps() << "\n"
+            << "base_model:  " << job.spec().base_model() << "\n"
+            << "image_set:   " << job.spec().instance_image_set() << "\n"
+            << "prompt:      " << job.spec().instance_prompt() << "\n"
+            << "steps:       " << job.spec().max_train_steps() << "\n"
+            << "attempts:    " << job.attempt() << " (errors " << job.error_attempts()
+            << ", infrastructure " << job.infra_attempts() << ")\n";
+  if (!job.error().empty()) std::cout << "error:       " << job.error() << "\n";
+  if (job.cancel_requested()) std::cout << "cancel:      requested\n";
+}
+
+int JobsSubmit(client::Client& client, const CLI::App& command, const SubmitArgs& args,
+               const Output& out) {
+  v1::JobSpec spec;
+  if (!args.spec_json.empty()) {
+    std::ifstream in(args.spec_json);
+    if (!in) return cli::UsageError(command, "cannot read " + args.spec_json);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto parsed = google::protobuf::util::JsonStringToMessage(ss.str(), &spec);
+    if (!parsed.ok()) return cli::UsageError(command, "--spec-json: " + parsed.ToString());
+  }
+  const auto given = [&command](const char* flag) { return command.count(flag) > 0; };
+  if (given("--base-model")) spec.set_base_model(args.base_model);
+  if (spec.base_model().empty()) spec.set_base_model("tiny");
+  if (given("--image-set")) spec.set_instance_image_set(args.image_set);
+  if (given("--prompt")) spec.set_instance_prompt(args.prompt);
+  if (args.prior) spec.set_with_prior_preservation(true);
+  if (given("--class-prompt")) spec.set_regularization_prompt(args.class_prompt);
+  if (given("--reg-set")) spec.set_regularization_image_set(args.reg_set);
+  if (args.train_text_encoder) spec.set_train_text_encoder(true);
+  if (given("--steps")) spec.set_max_train_steps(args.steps);
+  if (given("--resolution")) spec.set_resolution(args.resolution);
+  if (given("--batch-size")) spec.set_train_batch_size(args.batch_size);
+  if (given("--num-reg-images")) spec.set_num_reg_images(args.num_reg_images);
+  if (given("--checkpointing-steps")) spec.set_checkpointing_steps(args.checkpointing_steps);
+  if (given("--seed")) spec.set_seed(args.seed);
+  if (given("--lr")) spec.set_learning_rate(args.lr);
+  auto job = client.CreateJob(spec, args.request_id);
+  if (!job.ok()) return Fail(job.status());
+  if (out.json) {
+    std::cout << Json(*job) << "\n";
+  } else {
+    std::printf("%s %s\n", job->id().c_str(), StateName(job->state()).c_str());
+  }
+  return 0;
+}
+
+int JobsGet(client::Client& client, const std::string& job_id, const Output& out) {
+  auto job = client.GetJob(job_id);
+  if (!job.ok()) return Fail(job.status());
+  PrintJob(*job, out);
+  return 0;
+}
+
+int JobsList(client::Client& client, const ListArgs& args, const Output& out) {
+  std::string token = args.page_token;
+  if (!out.json) {
+    std::printf("%-22s %-10s %-24s %-12s %s\n", "ID", "STATE", "STAGE", "PROGRESS", "PROMPT");
+  }
+  do {
+    auto page = client.ListJobs(args.page_size, token, args.state);
+    if (!page.ok()) return Fail(page.status());
+    for (const auto& job : page->jobs()) {
+      if (out.json) {
+        std::cout << Json(job) << "\n";
+      } else {
+        std::printf("%-22s %-10s %-24s %-12s %s\n", job.id().c_str(),
+                    StateName(job.state()).c_str(), StageName(job.stage()).c_str(),
+                    absl::StrCat(job.step(), "/", job.total_steps()).c_str(),
+                    job.spec().instance_prompt().c_str());
+      }
+    }
+    token = page->next_page_token();
+    if (!args.all && !token.empty()) {
+      if (out.json) {
+        std::cout << "{\"next_page_token\":\"" << token << "\"}\n";
+      } else {
+        std::printf("(more: --page-token=%s, or --all)\n", token.c_str());
+      }
+      break;
+    }
+  } while (!token.empty());
+  return 0;
+}
+
+int JobsCancel(client::Client& client, const std::string& job_id, const Output& out) {
+  auto job = client.CancelJob(job_id);
+  if (!job.ok()) return Fail(job.status());
+  if (out.json) {
+    std::cout << Json(*job) << "\n";
+  } else {
+    std::printf("%s %s%s\n", job->id().c_str(), StateName(job->state()).c_str(),
+                job->state() == v1::JOB_STATE_RUNNING ? " (cancel requested)" : "");
+  }
+  return 0;
+}
+
+int JobsWatch(client::Client& client, const std::string& job_id, int64_t after, const Output& out) {
+  v1::JobState last_state = v1::JOB_STATE_UNSPECIFIED;
+  bool bar_open = false;
+  absl::Status status = client.WatchJob(job_id, after, [&](const v1::JobEvent& e) {
+    last_state = e.state();
+    if (out.json) {
+      std::cout << Json(e) << std::endl;
+      return true;
+    }
+    if (out.tty && e.kind() == v1::EVENT_KIND_PROGRESS && e.total() > 0) {
+      constexpr int kWidth = 30;
+      const int filled =
+          static_cast<int>(kWidth * std::min<int64_t>(e.step(), e.total()) / e.total());
+      std::printf("\r%-24s [%s%s] %lld/%lld loss %.4f lr %.2e %.1f img/s eta %.0fs   ",
+                  StageName(e.stage()).c_str(), std::string(filled, '#').c_str(),
+                  std::string(kWidth - filled, '.').c_str(), static_cast<long long>(e.step()),
+                  static_cast<long long>(e.total()), e.loss(), e.learning_rate(),
+                  e.images_per_second(), e.eta_seconds());
+      std::fflush(stdout);
+      bar_open = true;
+      return true;
+    }
+    if (bar_open) {
+      std::printf("\n");
+      bar_open = false;
+    }
+    std::string kind = v1::EventKind_Name(e.kind()).substr(std::string("EVENT_KIND_").size());
+    std::printf("#%lld %s %s", static_cast<long long>(e.sequence()), StateName(e.state()).c_str(),
+                kind.c_str());
+    if (e.kind() == v1::EVENT_KIND_PROGRESS) {
+      std::printf(" %s %lld/%lld loss=%.4f lr=%.2e", StageName(e.stage()).c_str(),
+                  static_cast<long long>(e.step()), static_cast<long long>(e.total()), e.loss(),
+                  e.learning_rate());
+    }
+    if (!e.message().empty()) std::printf(" %s", e.message().c_str());
+    std::printf("\n");
+    std::fflush(stdout);
+    return true;
+  });
+  if (bar_open) std::printf("\n");
+  if (!status.ok()) return Fail(status);
+  return last_state == v1::JOB_STATE_FAILED ? 1 : 0;
+}
+
+// A subcommand of `jobs` taking one JOB_ID; `run` gets it.
+Command AddJobIdCommand(
+    CLI::App& jobs, const char* name, const char* summary,
+    std::function<int(client::Client&, const std::string&, const Output&)> run) {
+  CLI::App* cmd = jobs.add_subcommand(name, summary);
+  auto job_id = std::make_shared<std::string>();
+  cmd->add_option("JOB_ID", *job_id, "the job")->required();
+  return {cmd, [job_id, run](client::Client& client, const Output& out) {
+            return run(client, *job_id, out);
+          }};
+}
+
+}  // namespace
+
+Command AddJobsSubmit(CLI::App& jobs) {
+  CLI::App* cmd = jobs.add_subcommand(
+      "submit", "Submit a DreamBooth job; flags override --spec-json (defaults: the server's)");
+  auto a = std::make_shared<SubmitArgs>();
+  cli::AddString(*cmd, "--spec-json", &a->spec_json, "a JobSpec in proto JSON (any field)");
+  cli::AddString(*cmd, "--request-id", &a->request_id,
+                 "idempotency key (default: a fresh UUID per call)");
+  cli::AddString(*cmd, "--base-model", &a->base_model, "a base model the server knows");
+  cli::AddString(*cmd, "--image-set", &a->image_set, "the instance image set (is_...)");
+  cli::AddString(*cmd, "--prompt", &a->prompt, "the instance prompt, e.g. 'a photo of sks dog'");
+  cli::AddSwitch(*cmd, "--prior", &a->prior, true, "prior preservation (needs --class-prompt)");
+  cli::AddString(*cmd, "--class-prompt", &a->class_prompt, "e.g. 'a photo of a dog'");
+  cli::AddString(*cmd, "--reg-set", &a->reg_set, "an image set of class images");
+  cli::AddInt(*cmd, "--num-reg-images", &a->num_reg_images, "class images to train with", kInt32Min,
+              kInt32Max);
+  cli::AddSwitch(*cmd, "--train-text-encoder", &a->train_text_encoder, true,
+                 "fine-tune the text encoder too");
+  cli::AddInt(*cmd, "--steps", &a->steps, "optimizer steps", kInt32Min, kInt32Max);
+  cli::AddDouble(*cmd, "--lr", &a->lr, "peak learning rate");
+  cli::AddInt(*cmd, "--resolution", &a->resolution, "square training resolution", kInt32Min,
+              kInt32Max);
+  cli::AddInt(*cmd, "--batch-size", &a->batch_size, "instance images per step", kInt32Min,
+              kInt32Max);
+  cli::AddInt(*cmd, "--checkpointing-steps", &a->checkpointing_steps,
+              "resume checkpoint every N steps", kInt32Min, kInt32Max);
+  cli::AddInt(*cmd, "--seed", &a->seed, "training seed (default: chosen by the server)")
+      ->default_str("");
+  return {cmd, [cmd, a](client::Client& client, const Output& out) {
+            return JobsSubmit(client, *cmd, *a, out);
+          }};
+}
+
+Command AddJobsGet(CLI::App& jobs) { return AddJobIdCommand(jobs, "get", "Show a job", JobsGet); }
+
+Command AddJobsList(CLI::App& jobs) {
+  CLI::App* cmd = jobs.add_subcommand("list", "List jobs, newest first");
+  auto a = std::make_shared<ListArgs>();
+  cli::AddParsed(*cmd, "--state", &a->state, ParseJobState,
+                 "only jobs in this state: queued|running|succeeded|failed|cancelled", "STATE");
+  cli::AddInt(*cmd, "--page-size", &a->page_size, "jobs per page (0: the server's default)",
+              kInt32Min, kInt32Max);
+  cli::AddString(*cmd, "--page-token", &a->page_token, "continue from a previous page");
+  cli::AddSwitch(*cmd, "--all", &a->all, true, "follow next_page_token to the end");
+  return {cmd,
+          [a](client::Client& client, const Output& out) { return JobsList(client, *a, out); }};
+}
+
+Command AddJobsCancel(CLI::App& jobs) {
+  return AddJobIdCommand(jobs, "cancel", "Cancel a job", JobsCancel);
+}
+
+Command AddJobsWatch(CLI::App& jobs) {
+  CLI::App* cmd = jobs.add_subcommand(
+      "watch", "Stream a job's events until it ends (exit status 1 when it failed)");
+  struct Args {
+    std::string job_id;
+    int64_t after = 0;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("JOB_ID", a->job_id, "the job")->required();
+  cli::AddInt(*cmd, "--after", &a->after, "start after this event sequence number", int64_t{0});
+  return {cmd, [a](client::Client& client, const Output& out) {
+            return JobsWatch(client, a->job_id, a->after, out);
+          }};
+}
+
+}  // namespace dreambooth::dbctl
