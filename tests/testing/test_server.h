@@ -38,7 +38,7 @@ class TestServer {
   absl::Status Restart();
 
   // The running server's core, to look behind the API; valid until Stop().
-  server::Backend& backend() { return server_->backend(); }
+  server::ServiceCore& core() { return server_->core(); }
   // A client of the public API (its channel reconnects across Restart()).
   client::Client& api() { return *api_; }
 
