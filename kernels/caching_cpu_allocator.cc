@@ -133,6 +133,13 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
 
   const size_t limit_;
+  // Deliberately a std::mutex, not absl::Mutex: Free() runs wherever a CPU tensor dies, on any
+  // thread and at any time, inside LibTorch's and oneDNN's allocation paths, during thread
+  // teardown and after main returns (the instance is never destroyed). A pthread mutex keeps no
+  // per-thread state and has nothing to tear down; absl::Mutex's contended path relies on absl's
+  // thread-local identity (and, in debug builds, on its deadlock graph), machinery an allocator's
+  // free path should not depend on. libstdc++'s std::mutex carries no capability attribute, so
+  // the two fields below keep their "guarded by" as comments, unchecked by -Wthread-safety.
   mutable std::mutex mu_;
   mutable std::map<size_t, std::vector<void*>> free_;  // guarded by mu_
   mutable CpuAllocatorStats stats_;                    // guarded by mu_

@@ -3,7 +3,7 @@
 namespace dreambooth::server {
 
 uint64_t EventHub::Subscribe(const std::string& job_id, Callback callback) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const uint64_t handle = next_++;
   by_job_.emplace(job_id, std::make_pair(handle, std::move(callback)));
   job_of_[handle] = job_id;
@@ -11,7 +11,7 @@ uint64_t EventHub::Subscribe(const std::string& job_id, Callback callback) {
 }
 
 void EventHub::Unsubscribe(uint64_t handle) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = job_of_.find(handle);
   if (it == job_of_.end()) return;
   auto [begin, end] = by_job_.equal_range(it->second);
@@ -25,7 +25,7 @@ void EventHub::Unsubscribe(uint64_t handle) {
 }
 
 void EventHub::Notify(const std::string& job_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto [begin, end] = by_job_.equal_range(job_id);
   for (auto e = begin; e != end; ++e) e->second.second();
 }

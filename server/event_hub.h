@@ -10,8 +10,10 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace dreambooth::server {
 
@@ -20,16 +22,16 @@ class EventHub {
   using Callback = std::function<void()>;
 
   // Registers `callback` for events of `job_id`; returns a handle for Unsubscribe.
-  uint64_t Subscribe(const std::string& job_id, Callback callback);
-  void Unsubscribe(uint64_t handle);
+  uint64_t Subscribe(const std::string& job_id, Callback callback) ABSL_LOCKS_EXCLUDED(mu_);
+  void Unsubscribe(uint64_t handle) ABSL_LOCKS_EXCLUDED(mu_);
   // Runs the callbacks registered for `job_id`.
-  void Notify(const std::string& job_id);
+  void Notify(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  std::mutex mu_;
-  uint64_t next_ = 1;                                                 // Guarded by mu_.
-  std::multimap<std::string, std::pair<uint64_t, Callback>> by_job_;  // Guarded by mu_.
-  std::map<uint64_t, std::string> job_of_;                            // Guarded by mu_.
+  absl::Mutex mu_;
+  uint64_t next_ ABSL_GUARDED_BY(mu_) = 1;
+  std::multimap<std::string, std::pair<uint64_t, Callback>> by_job_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::string> job_of_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace dreambooth::server

@@ -1,5 +1,6 @@
 #include "server/lease_waiters.h"
 
+#include "absl/time/time.h"
 #include "server/convert.h"
 
 namespace dreambooth::server {
@@ -16,7 +17,7 @@ void LeaseWaiters::Park(grpc::CallbackServerContext* context, grpc::ServerUnaryR
                         const v1::LeaseTaskRequest* request, v1::LeaseTaskResponse* response,
                         std::chrono::steady_clock::time_point deadline) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!closed_) {
       waiters_.push_back({context, reactor, request, response, deadline});
       return;
@@ -26,33 +27,31 @@ void LeaseWaiters::Park(grpc::CallbackServerContext* context, grpc::ServerUnaryR
 }
 
 void LeaseWaiters::Wake() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    woken_ = true;
-  }
-  cv_.notify_all();
+  absl::MutexLock lock(&mu_);
+  woken_ = true;  // the loop's Await sees it when the lock is released
 }
 
 void LeaseWaiters::Close() {
   std::list<Waiter> closing;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     closed_ = true;
     closing.swap(waiters_);
   }
-  cv_.notify_all();
   for (Waiter& w : closing) w.reactor->Finish(grpc::Status::OK);
 }
 
 void LeaseWaiters::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    cv_.wait_for(lock, std::chrono::milliseconds(50), [this] { return woken_ || closed_; });
-    if (closed_ && waiters_.empty()) return;
-    woken_ = false;
     std::list<Waiter> batch;
-    batch.swap(waiters_);
-    lock.unlock();
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(this, &LeaseWaiters::WokenOrClosed),
+                           absl::Milliseconds(50));
+      if (closed_ && waiters_.empty()) return;
+      woken_ = false;
+      batch.swap(waiters_);
+    }
     // Oldest first, so long waiters get tasks first.
     std::list<Waiter> still_waiting;
     const auto now = std::chrono::steady_clock::now();
@@ -70,14 +69,15 @@ void LeaseWaiters::Loop() {
         still_waiting.push_back(w);
       }
     }
-    lock.lock();
-    if (closed_) {
-      lock.unlock();
-      for (Waiter& w : still_waiting) w.reactor->Finish(grpc::Status::OK);
-      lock.lock();
-      continue;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!closed_) {
+        waiters_.splice(waiters_.begin(), still_waiting);
+        continue;
+      }
     }
-    waiters_.splice(waiters_.begin(), still_waiting);
+    // Closed while these were being retried: Close() did not see them, so they end here.
+    for (Waiter& w : still_waiting) w.reactor->Finish(grpc::Status::OK);
   }
 }
 

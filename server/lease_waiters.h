@@ -8,13 +8,13 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <list>
-#include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "dreambooth/v1/worker_gateway.pb.h"
 
 namespace dreambooth::server {
@@ -33,11 +33,11 @@ class LeaseWaiters {
   // (gRPC guarantees this for an unfinished call). After Close(), finishes it at once (empty).
   void Park(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
             const v1::LeaseTaskRequest* request, v1::LeaseTaskResponse* response,
-            std::chrono::steady_clock::time_point deadline);
+            std::chrono::steady_clock::time_point deadline) ABSL_LOCKS_EXCLUDED(mu_);
   // Retries the parked calls now.
-  void Wake();
+  void Wake() ABSL_LOCKS_EXCLUDED(mu_);
   // Finishes every parked call with an empty response and parks no more (server shutdown).
-  void Close();
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Waiter {
@@ -47,14 +47,15 @@ class LeaseWaiters {
     v1::LeaseTaskResponse* response;
     std::chrono::steady_clock::time_point deadline;
   };
-  void Loop();
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_);
+  // The background thread's wake-up condition (for Mutex::AwaitWithTimeout).
+  bool WokenOrClosed() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return woken_ || closed_; }
 
   const TryLease try_lease_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::list<Waiter> waiters_;  // Guarded by mu_.
-  bool woken_ = false;         // Guarded by mu_.
-  bool closed_ = false;        // Guarded by mu_.
+  absl::Mutex mu_;
+  std::list<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  bool woken_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -6,7 +6,7 @@ absl::StatusOr<int64_t> ProgressCoalescer::Report(const std::string& job_id,
                                                   const std::string& token,
                                                   int64_t last_stored_sequence, int64_t now_ms,
                                                   std::vector<storage::EventRecord> events) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   State& state = states_[job_id];
   bool progress_only = !events.empty();
   for (const auto& e : events) progress_only &= e.kind == storage::EventKind::kProgress;
@@ -31,7 +31,7 @@ absl::StatusOr<int64_t> ProgressCoalescer::Report(const std::string& job_id,
 }
 
 bool ProgressCoalescer::Flush(const std::string& job_id, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = states_.find(job_id);
   if (it == states_.end()) return false;
   bool wrote = false;
@@ -43,7 +43,7 @@ bool ProgressCoalescer::Flush(const std::string& job_id, int64_t now_ms) {
 }
 
 std::vector<std::string> ProgressCoalescer::FlushDue(int64_t now_ms, bool all) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<std::string> written;
   for (auto it = states_.begin(); it != states_.end();) {
     State& state = it->second;

@@ -8,12 +8,13 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "storage/job_store.h"
 
 namespace dreambooth::server {
@@ -45,8 +46,9 @@ class ProgressCoalescer {
 
   storage::JobStore* const jobs_;
   const int64_t interval_ms_;
-  std::mutex mu_;  // Serializes writes per coalescer (keeps held + new events in order).
-  std::map<std::string, State> states_;  // by job id; Guarded by mu_.
+  // Serializes writes per coalescer (keeps held + new events in order).
+  absl::Mutex mu_;
+  std::map<std::string, State> states_ ABSL_GUARDED_BY(mu_);  // by job id
 };
 
 }  // namespace dreambooth::server

@@ -11,7 +11,7 @@ constexpr char kTokenPrefix[] = "st_";
 }  // namespace
 
 std::string SampleBroker::Enqueue(Task task, Sink* sink) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   task.id = absl::StrCat("sample_", RandomHex(8));
   const std::string id = task.id;
   tasks_[id] = Entry{std::move(task), sink, false};
@@ -20,7 +20,7 @@ std::string SampleBroker::Enqueue(Task task, Sink* sink) {
 }
 
 void SampleBroker::Remove(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = tasks_.find(id);
   if (it == tasks_.end()) return;
   if (it->second.leased) {
@@ -34,7 +34,7 @@ void SampleBroker::Remove(const std::string& id) {
 std::optional<SampleBroker::Task> SampleBroker::Lease(const std::string& worker_id,
                                                       const std::vector<std::string>& base_models,
                                                       int64_t now_ms, int64_t ttl_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (auto q = queue_.begin(); q != queue_.end(); ++q) {
     Entry& entry = tasks_.at(*q);
     if (std::find(base_models.begin(), base_models.end(), entry.task.base_model) ==
@@ -73,13 +73,13 @@ absl::StatusOr<std::map<std::string, SampleBroker::Entry>::iterator> SampleBroke
 }
 
 absl::Status SampleBroker::Check(const std::string& token, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return FindLeased(token, now_ms).status();
 }
 
 absl::StatusOr<bool> SampleBroker::Heartbeat(const std::string& token, int64_t now_ms,
                                              int64_t ttl_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = FindLeased(token, now_ms);
   if (!it.ok()) return it.status();
   (*it)->second.task.expires_ms = now_ms + ttl_ms;
@@ -88,7 +88,7 @@ absl::StatusOr<bool> SampleBroker::Heartbeat(const std::string& token, int64_t n
 
 absl::StatusOr<bool> SampleBroker::Report(const std::string& token, int64_t now_ms,
                                           const v1::SampleResponse& output) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = FindLeased(token, now_ms);
   if (!it.ok()) return it.status();
   Entry& entry = (*it)->second;
@@ -98,7 +98,7 @@ absl::StatusOr<bool> SampleBroker::Report(const std::string& token, int64_t now_
 }
 
 absl::Status SampleBroker::Complete(const std::string& token, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = FindLeased(token, now_ms);
   if (!it.ok()) return it.status();
   if ((*it)->second.sink != nullptr) (*it)->second.sink->OnFinished(absl::OkStatus());
@@ -108,7 +108,7 @@ absl::Status SampleBroker::Complete(const std::string& token, int64_t now_ms) {
 
 absl::Status SampleBroker::Fail(const std::string& token, int64_t now_ms, const std::string& error,
                                 bool retryable) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = FindLeased(token, now_ms);
   if (!it.ok()) return it.status();
   if ((*it)->second.sink != nullptr) {
@@ -122,7 +122,7 @@ absl::Status SampleBroker::Fail(const std::string& token, int64_t now_ms, const 
 
 absl::Status SampleBroker::Release(const std::string& token, int64_t now_ms,
                                    const std::string& reason) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = FindLeased(token, now_ms);
   if (!it.ok()) return it.status();
   if ((*it)->second.sink != nullptr) {
@@ -134,7 +134,7 @@ absl::Status SampleBroker::Release(const std::string& token, int64_t now_ms,
 }
 
 void SampleBroker::SweepExpired(int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (auto it = tasks_.begin(); it != tasks_.end();) {
     Entry& entry = it->second;
     if (entry.leased && entry.task.expires_ms < now_ms) {

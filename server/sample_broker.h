@@ -9,12 +9,13 @@
 #include <cstdint>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "dreambooth/v1/resources.pb.h"
 #include "storage/records.h"
 
@@ -44,34 +45,36 @@ class SampleBroker {
   };
 
   // Queues a task; returns its id. `sink` must stay valid until Remove(id) or OnFinished.
-  std::string Enqueue(Task task, Sink* sink);
+  std::string Enqueue(Task task, Sink* sink) ABSL_LOCKS_EXCLUDED(mu_);
   // Forgets the task (the caller went away or finished). A leased task's worker learns it from
   // Heartbeat/Report (caller disconnected) and its later calls are refused.
-  void Remove(const std::string& id);
+  void Remove(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Leases the oldest queued task whose base model is in `base_models`.
   std::optional<Task> Lease(const std::string& worker_id,
                             const std::vector<std::string>& base_models, int64_t now_ms,
-                            int64_t ttl_ms);
+                            int64_t ttl_ms) ABSL_LOCKS_EXCLUDED(mu_);
 
   // True when `token` names a SAMPLE lease (whether or not it is current).
   static bool IsSampleToken(const std::string& token);
 
   // OK when `token` is a current sample lease, else FAILED_PRECONDITION. Changes nothing.
-  absl::Status Check(const std::string& token, int64_t now_ms);
+  absl::Status Check(const std::string& token, int64_t now_ms) ABSL_LOCKS_EXCLUDED(mu_);
   // Renews the lease; returns whether the caller is gone (cancel). FAILED_PRECONDITION when the
   // token is not current.
-  absl::StatusOr<bool> Heartbeat(const std::string& token, int64_t now_ms, int64_t ttl_ms);
+  absl::StatusOr<bool> Heartbeat(const std::string& token, int64_t now_ms, int64_t ttl_ms)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Relays one output; returns whether the caller is still connected.
   absl::StatusOr<bool> Report(const std::string& token, int64_t now_ms,
-                              const v1::SampleResponse& output);
-  absl::Status Complete(const std::string& token, int64_t now_ms);
+                              const v1::SampleResponse& output) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Complete(const std::string& token, int64_t now_ms) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Fail(const std::string& token, int64_t now_ms, const std::string& error,
-                    bool retryable);
+                    bool retryable) ABSL_LOCKS_EXCLUDED(mu_);
   // The worker gives the task back (shutting down): the caller gets UNAVAILABLE.
-  absl::Status Release(const std::string& token, int64_t now_ms, const std::string& reason);
+  absl::Status Release(const std::string& token, int64_t now_ms, const std::string& reason)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Fails every leased task whose lease expired (UNAVAILABLE to its caller).
-  void SweepExpired(int64_t now_ms);
+  void SweepExpired(int64_t now_ms) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Entry {
@@ -79,13 +82,14 @@ class SampleBroker {
     Sink* sink = nullptr;  // null once the caller is gone
     bool leased = false;
   };
-  // Finds the entry of a current token; FAILED_PRECONDITION otherwise. Requires mu_.
+  // Finds the entry of a current token; FAILED_PRECONDITION otherwise.
   absl::StatusOr<std::map<std::string, Entry>::iterator> FindLeased(const std::string& token,
-                                                                    int64_t now_ms);
+                                                                    int64_t now_ms)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  std::mutex mu_;
-  std::map<std::string, Entry> tasks_;  // by id; Guarded by mu_.
-  std::deque<std::string> queue_;       // ids of unleased tasks, oldest first; Guarded by mu_.
+  absl::Mutex mu_;
+  std::map<std::string, Entry> tasks_ ABSL_GUARDED_BY(mu_);  // by id
+  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);       // ids of unleased tasks, oldest first
 };
 
 }  // namespace dreambooth::server

@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 namespace dreambooth::server {
 namespace {
@@ -50,22 +51,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 Server::~Server() { Shutdown(); }
 
 void Server::SweepLoop() {
-  const auto interval = std::chrono::milliseconds(core_->options().sweep_interval_ms);
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!cv_.wait_for(lock, interval, [this] { return stopping_; })) {
-    lock.unlock();
+  const absl::Duration interval = absl::Milliseconds(core_->options().sweep_interval_ms);
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) return;
+    }
     core_->SweepExpiredLeases();
-    lock.lock();
   }
 }
 
 void Server::Shutdown(int64_t grace_ms) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopping_) return;
-    stopping_ = true;
+    stopping_ = true;  // wakes SweepLoop's Await when the lock is released
   }
-  cv_.notify_all();
   if (grpc_server_ != nullptr) {
     grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
     if (health != nullptr) health->SetServingStatus(false);

@@ -6,12 +6,12 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "server/dreambooth_service.h"
 #include "server/options.h"
 #include "server/service_core.h"
@@ -32,13 +32,13 @@ class Server {
   // Graceful stop: health goes NOT_SERVING, new calls are refused, in-flight calls get up to
   // `grace_ms` to finish (then they are cancelled), the sweeper stops and the database closes.
   // Idempotent.
-  void Shutdown(int64_t grace_ms = 5000);
+  void Shutdown(int64_t grace_ms = 5000) ABSL_LOCKS_EXCLUDED(mu_);
 
   ServiceCore& core() { return *core_; }
 
  private:
   Server() = default;
-  void SweepLoop();
+  void SweepLoop() ABSL_LOCKS_EXCLUDED(mu_);
 
   std::unique_ptr<ServiceCore> core_;
   std::unique_ptr<DreamBoothService> public_service_;
@@ -46,9 +46,8 @@ class Server {
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;  // Guarded by mu_.
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread sweeper_;
 };
 

@@ -131,7 +131,7 @@ absl::StatusOr<std::unique_ptr<WorkerSupervisor>> WorkerSupervisor::Start(
   std::unique_ptr<WorkerSupervisor> s(new WorkerSupervisor(std::move(options), std::move(slots)));
   absl::Status status;
   {
-    std::lock_guard<std::mutex> lock(s->mu_);
+    absl::MutexLock lock(&s->mu_);
     for (auto& child : s->children_) {
       status = s->Spawn(*child);
       if (!status.ok()) break;
@@ -151,13 +151,13 @@ void WorkerSupervisor::Log(const std::string& line) const {
   if (options_.log) {
     options_.log(line);
   } else {
-    static std::mutex stderr_mu;
-    std::lock_guard<std::mutex> lock(stderr_mu);
+    // Keeps the reader threads' lines whole. Constant-initialized: no static-init order issue.
+    ABSL_CONST_INIT static absl::Mutex stderr_mu(absl::kConstInit);
+    absl::MutexLock lock(&stderr_mu);
     std::cerr << line << '\n' << std::flush;
   }
 }
 
-// Called with mu_ held.
 absl::Status WorkerSupervisor::Spawn(Child& child) {
   if (child.reader.joinable()) child.reader.join();  // the previous run's output has ended
   std::vector<std::string> args = {
@@ -242,7 +242,7 @@ absl::Status WorkerSupervisor::Spawn(Child& child) {
 void WorkerSupervisor::Monitor() {
   while (!stopping_.load()) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       for (auto& child : children_) {
         if (stopping_.load()) break;
         if (child->pid > 0) {
@@ -281,7 +281,7 @@ void WorkerSupervisor::Stop() {
     return;
   }
   if (monitor_.joinable()) monitor_.join();
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (auto& child : children_) {
     if (child->pid > 0) kill(child->pid, SIGTERM);
   }
@@ -316,14 +316,14 @@ void WorkerSupervisor::Stop() {
 }
 
 std::vector<pid_t> WorkerSupervisor::pids() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<pid_t> out;
   for (const auto& child : children_) out.push_back(child->pid);
   return out;
 }
 
 std::vector<int> WorkerSupervisor::starts() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<int> out;
   for (const auto& child : children_) out.push_back(child->starts);
   return out;

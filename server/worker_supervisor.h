@@ -11,13 +11,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace dreambooth::server {
 
@@ -66,23 +67,25 @@ class WorkerSupervisor {
   WorkerSupervisor& operator=(const WorkerSupervisor&) = delete;
 
   // SIGTERM to every child, SIGKILL to those still running after grace_ms; joins all threads.
-  void Stop();
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Current pid of each slot's child (0 while it is waiting to restart).
-  std::vector<pid_t> pids() const;
+  std::vector<pid_t> pids() const ABSL_LOCKS_EXCLUDED(mu_);
   // Times each slot's child was started (1 + restarts).
-  std::vector<int> starts() const;
+  std::vector<int> starts() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Child;
   WorkerSupervisor(WorkerSupervisorOptions options, std::vector<WorkerSlot> slots);
-  void Monitor();
-  absl::Status Spawn(Child& child);
+  void Monitor() ABSL_LOCKS_EXCLUDED(mu_);
+  // Starts `child`'s process and its output reader.
+  absl::Status Spawn(Child& child) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Log(const std::string& line) const;
 
   const WorkerSupervisorOptions options_;
-  mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Child>> children_;  // guarded by mu_ (fields inside too)
+  mutable absl::Mutex mu_;
+  // A Child's fields are reached only through children_, so mu_ guards them too.
+  std::vector<std::unique_ptr<Child>> children_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> stopping_{false};
   std::thread monitor_;
 };

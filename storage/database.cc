@@ -13,17 +13,23 @@ int Database::LatestSchemaVersion() { return static_cast<int>(Migrations().size(
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options) {
   std::unique_ptr<Database> db(new Database());
-  ASSIGN_OR_RETURN(db->writer_, Connection::Open(options.path, options.busy_timeout_ms));
+  // No other thread can see `db` yet; the locks only satisfy the annotations.
+  ASSIGN_OR_RETURN(Connection writer, Connection::Open(options.path, options.busy_timeout_ms));
+  {
+    absl::MutexLock lock(&db->writer_mu_);
+    db->writer_ = std::move(writer);
+  }
   RETURN_IF_ERROR(db->Migrate());
   for (int i = 0; i < std::max(1, options.readers); ++i) {
     ASSIGN_OR_RETURN(Connection reader, Connection::Open(options.path, options.busy_timeout_ms));
+    absl::MutexLock lock(&db->pool_mu_);
     db->idle_readers_.push_back(std::move(reader));
   }
   return db;
 }
 
 absl::StatusOr<int> Database::SchemaVersion() {
-  std::lock_guard<std::mutex> lock(writer_mu_);
+  absl::MutexLock lock(&writer_mu_);
   ASSIGN_OR_RETURN(Statement stmt, writer_.Prepare("PRAGMA user_version"));
   ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return absl::InternalError("PRAGMA user_version returned no row");
@@ -49,7 +55,7 @@ absl::Status Database::Migrate() {
 }
 
 absl::Status Database::Write(const std::function<absl::Status(Connection&)>& fn) {
-  std::lock_guard<std::mutex> lock(writer_mu_);
+  absl::MutexLock lock(&writer_mu_);
   // BUSY here can only come from another process; retry with backoff beyond the busy timeout.
   absl::StatusOr<Transaction> txn = Transaction::BeginImmediate(&writer_);
   for (int attempt = 0; !txn.ok() && absl::IsUnavailable(txn.status()) && attempt < 5; ++attempt) {
@@ -62,24 +68,25 @@ absl::Status Database::Write(const std::function<absl::Status(Connection&)>& fn)
 }
 
 absl::Status Database::Read(const std::function<absl::Status(Connection&)>& fn) {
-  Connection connection = [&] {
-    std::unique_lock<std::mutex> lock(pool_mu_);
-    pool_cv_.wait(lock, [&] { return !idle_readers_.empty(); });
-    Connection c = std::move(idle_readers_.back());
-    idle_readers_.pop_back();
-    return c;
-  }();
+  Connection connection = TakeReader();
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(Transaction txn, Transaction::BeginRead(&connection));
     RETURN_IF_ERROR(fn(connection));
     return txn.Commit();
   }();
   {
-    std::lock_guard<std::mutex> lock(pool_mu_);
-    idle_readers_.push_back(std::move(connection));
+    absl::MutexLock lock(&pool_mu_);
+    idle_readers_.push_back(std::move(connection));  // wakes a TakeReader waiting in Await
   }
-  pool_cv_.notify_one();
   return status;
+}
+
+Connection Database::TakeReader() {
+  absl::MutexLock lock(&pool_mu_);
+  pool_mu_.Await(absl::Condition(this, &Database::HasIdleReader));
+  Connection c = std::move(idle_readers_.back());
+  idle_readers_.pop_back();
+  return c;
 }
 
 }  // namespace dreambooth::storage

@@ -7,14 +7,14 @@
 #ifndef DREAMBOOTH_STORAGE_DATABASE_H_
 #define DREAMBOOTH_STORAGE_DATABASE_H_
 
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "storage/sqlite.h"
 
 namespace dreambooth::storage {
@@ -39,23 +39,29 @@ class Database {
 
   // Runs `fn` in a BEGIN IMMEDIATE transaction on the writer connection and commits when it
   // returns OK (rolls back otherwise). `fn` must not call Write or Read itself.
-  absl::Status Write(const std::function<absl::Status(Connection&)>& fn);
+  absl::Status Write(const std::function<absl::Status(Connection&)>& fn)
+      ABSL_LOCKS_EXCLUDED(writer_mu_);
   // Runs `fn` in a read transaction (a consistent snapshot) on a pooled reader connection.
-  absl::Status Read(const std::function<absl::Status(Connection&)>& fn);
+  absl::Status Read(const std::function<absl::Status(Connection&)>& fn)
+      ABSL_LOCKS_EXCLUDED(pool_mu_);
 
   // PRAGMA user_version of the open database.
-  absl::StatusOr<int> SchemaVersion();
+  absl::StatusOr<int> SchemaVersion() ABSL_LOCKS_EXCLUDED(writer_mu_);
 
  private:
   Database() = default;
-  absl::Status Migrate();
+  absl::Status Migrate() ABSL_LOCKS_EXCLUDED(writer_mu_);
+  // Takes an idle reader connection, waiting until one is returned.
+  Connection TakeReader() ABSL_LOCKS_EXCLUDED(pool_mu_);
+  bool HasIdleReader() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool_mu_) {
+    return !idle_readers_.empty();
+  }
 
-  std::mutex writer_mu_;
-  Connection writer_;  // Guarded by writer_mu_.
+  absl::Mutex writer_mu_;
+  Connection writer_ ABSL_GUARDED_BY(writer_mu_);
 
-  std::mutex pool_mu_;
-  std::condition_variable pool_cv_;
-  std::vector<Connection> idle_readers_;  // Guarded by pool_mu_.
+  absl::Mutex pool_mu_;
+  std::vector<Connection> idle_readers_ ABSL_GUARDED_BY(pool_mu_);
 };
 
 }  // namespace dreambooth::storage

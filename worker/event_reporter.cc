@@ -32,7 +32,7 @@ absl::Status EventReporter::SendLocked(const v1::JobEvent& event) {
 }
 
 absl::Status EventReporter::Progress(const v1::JobEvent& event, bool force) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   v1::JobEvent e = event;
   e.set_kind(v1::EVENT_KIND_PROGRESS);
   position_ = TaskPosition{e.stage(), e.step(), e.total()};
@@ -52,7 +52,7 @@ absl::Status EventReporter::Progress(const v1::JobEvent& event, bool force) {
 }
 
 absl::Status EventReporter::Log(v1::JobStage stage, const std::string& message) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (pending_.has_value()) {
     absl::Status status = SendLocked(*pending_);
     pending_.reset();
@@ -68,7 +68,7 @@ absl::Status EventReporter::Log(v1::JobStage stage, const std::string& message) 
 
 absl::Status EventReporter::ValidationImage(v1::JobStage stage, int64_t step,
                                             const std::string& digest) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (pending_.has_value()) {
     absl::Status status = SendLocked(*pending_);
     pending_.reset();
@@ -84,7 +84,7 @@ absl::Status EventReporter::ValidationImage(v1::JobStage stage, int64_t step,
 }
 
 absl::Status EventReporter::Flush() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!pending_.has_value()) return absl::OkStatus();
   absl::Status status = SendLocked(*pending_);
   pending_.reset();
@@ -92,12 +92,12 @@ absl::Status EventReporter::Flush() {
 }
 
 TaskPosition EventReporter::Position() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return position_;
 }
 
 int64_t EventReporter::sent() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return sent_;
 }
 

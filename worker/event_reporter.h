@@ -6,11 +6,12 @@
 #define DREAMBOOTH_WORKER_EVENT_REPORTER_H_
 
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "dreambooth/v1/resources.pb.h"
 #include "worker/gateway_client.h"
 
@@ -58,16 +59,16 @@ class EventReporter {
   int64_t sent() const;
 
  private:
-  absl::Status SendLocked(const v1::JobEvent& event);
+  absl::Status SendLocked(const v1::JobEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   GatewayClient* const client_;
   const std::string lease_token_;
 
-  mutable std::mutex mu_;
-  ProgressThrottle throttle_;            // guarded by mu_
-  std::optional<v1::JobEvent> pending_;  // guarded by mu_
-  TaskPosition position_;                // guarded by mu_
-  int64_t sent_ = 0;                     // guarded by mu_
+  mutable absl::Mutex mu_;
+  ProgressThrottle throttle_ ABSL_GUARDED_BY(mu_);
+  std::optional<v1::JobEvent> pending_ ABSL_GUARDED_BY(mu_);
+  TaskPosition position_ ABSL_GUARDED_BY(mu_);
+  int64_t sent_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Unix time in milliseconds (system clock).

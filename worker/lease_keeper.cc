@@ -4,6 +4,8 @@
 #include <iostream>
 #include <utility>
 
+#include "absl/time/time.h"
+
 namespace dreambooth::worker {
 
 LeaseKeeper::LeaseKeeper(GatewayClient* client, std::string lease_token,
@@ -24,15 +26,14 @@ void LeaseKeeper::Start() {
 
 void LeaseKeeper::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    absl::MutexLock lock(&mu_);
+    stop_ = true;  // wakes Run's Await when the lock is released
   }
-  cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
 void LeaseKeeper::BeatNow() {
-  std::lock_guard<std::mutex> beat_lock(beat_mu_);
+  absl::MutexLock beat_lock(&beat_mu_);
   if (lease_lost_.load()) return;
   v1::HeartbeatRequest request;
   request.set_lease_token(lease_token_);
@@ -68,17 +69,19 @@ void LeaseKeeper::BeatNow() {
 }
 
 void LeaseKeeper::Run() {
-  const auto tick = std::min(interval_, std::chrono::milliseconds(100));
+  const absl::Duration tick = absl::FromChrono(std::min(interval_, std::chrono::milliseconds(100)));
   auto next_beat = std::chrono::steady_clock::now() + interval_;
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_) {
-    if (cv_.wait_for(lock, tick, [this] { return stop_; })) break;
+  while (true) {
+    {
+      // Abseil 20220623 times this wait on the wall clock (futex with CLOCK_REALTIME), not the
+      // steady clock: a step back of the system time while waiting delays this tick by the step.
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop_), tick)) return;
+    }
     if (shutdown_ != nullptr && shutdown_->load() && stop_flag_ != nullptr) stop_flag_->store(true);
     if (std::chrono::steady_clock::now() < next_beat) continue;
-    lock.unlock();
     BeatNow();
     next_beat = std::chrono::steady_clock::now() + interval_;
-    lock.lock();
   }
 }
 

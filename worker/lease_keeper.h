@@ -5,12 +5,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "worker/event_reporter.h"
 #include "worker/gateway_client.h"
 
@@ -31,9 +31,9 @@ class LeaseKeeper {
   LeaseKeeper& operator=(const LeaseKeeper&) = delete;
 
   void Start();
-  void Stop();
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
   // Sends one heartbeat now (also used before long operations).
-  void BeatNow();
+  void BeatNow() ABSL_LOCKS_EXCLUDED(mu_, beat_mu_);
 
   // The user cancelled the job (from a heartbeat reply).
   bool cancel_requested() const { return cancel_requested_.load(); }
@@ -42,7 +42,7 @@ class LeaseKeeper {
   bool lease_lost() const { return lease_lost_.load(); }
 
  private:
-  void Run();
+  void Run() ABSL_LOCKS_EXCLUDED(mu_);
 
   GatewayClient* const client_;
   const std::string lease_token_;
@@ -53,10 +53,11 @@ class LeaseKeeper {
 
   std::atomic<bool> cancel_requested_{false};
   std::atomic<bool> lease_lost_{false};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;   // guarded by mu_
-  std::mutex beat_mu_;  // serializes heartbeats
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  // Serializes heartbeats (the thread's and BeatNow's); guards no field: what a heartbeat
+  // changes is in the atomics above.
+  absl::Mutex beat_mu_;
   std::thread thread_;
 };
 

@@ -20,7 +20,7 @@ int64_t ModelCache::ModelBytes(const diffusion::StableDiffusion& model) {
 
 absl::StatusOr<std::shared_ptr<diffusion::StableDiffusion>> ModelCache::GetOrLoad(
     const std::string& key, const Loader& loader, bool* hit) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (it->key != key) continue;
     entries_.splice(entries_.begin(), entries_, it);
@@ -48,14 +48,14 @@ void ModelCache::EvictLocked() {
 }
 
 std::vector<std::string> ModelCache::Keys() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<std::string> keys;
   for (const Entry& e : entries_) keys.push_back(e.key);
   return keys;
 }
 
 int64_t ModelCache::bytes() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return bytes_;
 }
 

@@ -8,11 +8,12 @@
 #include <functional>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "worker/diffusion/io/model_loader.h"
 
 namespace dreambooth::worker {
@@ -31,10 +32,11 @@ class ModelCache {
   // Loading happens under the cache's lock (one load at a time).
   absl::StatusOr<std::shared_ptr<diffusion::StableDiffusion>> GetOrLoad(const std::string& key,
                                                                         const Loader& loader,
-                                                                        bool* hit = nullptr);
+                                                                        bool* hit = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Keys, most recently used first.
-  std::vector<std::string> Keys() const;
-  int64_t bytes() const;
+  std::vector<std::string> Keys() const ABSL_LOCKS_EXCLUDED(mu_);
+  int64_t bytes() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Bytes of a model's parameters and buffers.
   static int64_t ModelBytes(const diffusion::StableDiffusion& model);
@@ -45,12 +47,12 @@ class ModelCache {
     std::shared_ptr<diffusion::StableDiffusion> model;
     int64_t bytes = 0;
   };
-  void EvictLocked();
+  void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const int64_t budget_bytes_;
-  mutable std::mutex mu_;
-  std::list<Entry> entries_;  // guarded by mu_; most recently used first
-  int64_t bytes_ = 0;         // guarded by mu_
+  mutable absl::Mutex mu_;
+  std::list<Entry> entries_ ABSL_GUARDED_BY(mu_);  // most recently used first
+  int64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace dreambooth::worker

@@ -7,13 +7,14 @@
 #include <climits>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <unordered_map>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "worker/diffusion/io/file_util.h"
@@ -92,9 +93,10 @@ struct CLIPTokenizer::Impl {
   int64_t bos = 0;
   int64_t eos = 0;
   int64_t pad = 0;
-  // BPE results by pre-token; guarded by cache_mutex.
-  mutable std::mutex cache_mutex;
-  mutable std::unordered_map<std::string, std::vector<std::string>> cache;
+  // BPE results by pre-token.
+  mutable absl::Mutex cache_mutex;
+  mutable std::unordered_map<std::string, std::vector<std::string>> cache
+      ABSL_GUARDED_BY(cache_mutex);
 
   std::vector<std::string> Bpe(const std::string& token) const;
   void TokenizeChunk(const std::string& chunk, std::vector<std::string>* out) const;
@@ -104,7 +106,7 @@ struct CLIPTokenizer::Impl {
 std::vector<std::string> CLIPTokenizer::Impl::Bpe(const std::string& token) const {
   if (token == kBos || token == kEos) return {token};
   {
-    std::lock_guard<std::mutex> lock(cache_mutex);
+    absl::MutexLock lock(&cache_mutex);
     auto it = cache.find(token);
     if (it != cache.end()) return it->second;
   }
@@ -136,7 +138,7 @@ std::vector<std::string> CLIPTokenizer::Impl::Bpe(const std::string& token) cons
     }
     word = std::move(merged);
   }
-  std::lock_guard<std::mutex> lock(cache_mutex);
+  absl::MutexLock lock(&cache_mutex);
   if (cache.size() < 100000) cache.emplace(token, word);
   return word;
 }
