@@ -144,7 +144,9 @@ void ExpectRejected(const std::string& bytes, absl::StatusCode code, const std::
   EXPECT_EQ(decode.status().code(), code) << decode.status();
   EXPECT_NE(decode.status().message().find(needle), std::string::npos) << decode.status();
   // A corrupt body may pass the header-only probe; a bad header never does.
-  if (!probe.ok()) EXPECT_EQ(probe.status().code(), code) << probe.status();
+  if (!probe.ok()) {
+    EXPECT_EQ(probe.status().code(), code) << probe.status();
+  }
 }
 
 TEST(ImageDecode, RejectsEmptyWrongMagicAndZip) {

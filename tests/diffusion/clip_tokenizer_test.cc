@@ -6,17 +6,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "tests/diffusion/test_util.h"
 #include "worker/diffusion/io/file_util.h"
 
 namespace dreambooth::diffusion {
 namespace {
 
-std::string FixtureTokenizerDir() { return testing::FixturesDir() + "/tiny-a/tokenizer"; }
+std::string FixtureTokenizerDir() {
+  return absl::StrCat(testing::FixturesDir(), "/tiny-a/tokenizer");
+}
 
 nlohmann::json Cases() {
   absl::StatusOr<nlohmann::json> json =
-      ReadJsonFile(testing::FixturesDir() + "/tokenizer/cases.json");
+      ReadJsonFile(absl::StrCat(testing::FixturesDir(), "/tokenizer/cases.json"));
   EXPECT_TRUE(json.ok()) << json.status();
   return json.ok() ? (*json)["cases"] : nlohmann::json::array();
 }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "tests/diffusion/test_util.h"
 #include "worker/diffusion/io/file_util.h"
 #include "worker/diffusion/io/model_loader.h"
@@ -17,7 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-std::string TinyA() { return testing::FixturesDir() + "/tiny-a"; }
+std::string TinyA() { return absl::StrCat(testing::FixturesDir(), "/tiny-a"); }
 
 void ExpectSameWeights(const torch::nn::Module& a, const torch::nn::Module& b,
                        const std::string& what) {

@@ -338,7 +338,7 @@ TEST(VPredictionTest, TrueVelocityRecoversTheCleanSample) {
   at::manual_seed(4);
   at::Tensor x0 = at::randn({1, 4, 8, 8});
   at::Tensor noise = at::randn({1, 4, 8, 8});
-  for (const std::string& name : {"ddim", "euler", "dpmpp_2m"}) {
+  for (std::string name : {"ddim", "euler", "dpmpp_2m"}) {
     auto s = Make(name, config, 10);
     at::Tensor t = s->timesteps()[2];  // integer-valued for every scheduler with "leading"
     at::Tensor t_int = t.to(at::kLong).reshape({1});

@@ -3,6 +3,8 @@
 // (about 1.1 billion parameters; weights are written in fp16 to halve the IO).
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "tests/diffusion/test_util.h"
 #include "worker/diffusion/io/model_loader.h"
 #include "worker/diffusion/io/safetensors.h"

@@ -16,7 +16,7 @@ inline void WriteBytes(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-inline std::string FixturesDir() { return std::string(DB_TEST_DATA_DIR) + "/fixtures"; }
+inline std::string FixturesDir() { return DB_TEST_DATA_DIR "/fixtures"; }
 
 }  // namespace dreambooth::diffusion::testing
 

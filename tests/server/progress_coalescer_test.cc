@@ -36,7 +36,10 @@ class ProgressCoalescerTest : public ::testing::Test {
 
   std::vector<EventRecord> Stored(EventKind kind) {
     std::vector<EventRecord> out;
-    for (const auto& e : *jobs_->ReadEvents(job_id_, 0, 1000)) {
+    const absl::StatusOr<std::vector<EventRecord>> events = jobs_->ReadEvents(job_id_, 0, 1000);
+    EXPECT_TRUE(events.ok()) << events.status();
+    if (!events.ok()) return out;
+    for (const auto& e : *events) {
       if (e.kind == kind) out.push_back(e);
     }
     return out;

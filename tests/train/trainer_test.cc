@@ -172,7 +172,9 @@ TEST(DreamBoothTrainerTest, CheckpointedBlocksGiveTheSameGradients) {
         c10::toString(dtype), rel, worst_name.c_str(), worst);
     EXPECT_GT(norm_sq, 0.0);
     EXPECT_LE(rel, 1e-6);
-    if (dtype == at::kDouble) EXPECT_LE(worst, 1e-6) << worst_name;
+    if (dtype == at::kDouble) {
+      EXPECT_LE(worst, 1e-6) << worst_name;
+    }
   }
   model.unet->to(at::kFloat);
 }

@@ -114,7 +114,7 @@ class Scheduler {
     bool v_prediction = false;
   };
   virtual std::optional<DdimCoefficients> DeterministicDdimCoefficients(
-      const at::Tensor& timestep) const {
+      const at::Tensor& /*timestep*/) const {
     return std::nullopt;
   }
 };
