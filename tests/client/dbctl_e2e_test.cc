@@ -6,16 +6,15 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 
 #include "tests/server/e2e_util.h"
+#include "tests/testing/command_run.h"
 #include "tests/testing/image_files.h"
 
 #ifndef DB_DBCTL_PATH
@@ -25,24 +24,10 @@
 namespace dreambooth::testing {
 namespace {
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr
-};
-
 class DbctlTest : public E2eTest {
  protected:
-  CliRun Dbctl(const std::string& args) {
-    const std::string command =
-        std::string(DB_DBCTL_PATH) + " --server=" + daemon_->address() + " " + args + " 2>&1";
-    CliRun run;
-    FILE* pipe = popen(command.c_str(), "r");
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) run.out.append(buf.data(), n);
-    const int status = pclose(pipe);
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return run;
+  CommandRun Dbctl(const std::string& args) {
+    return RunCommand(std::string(DB_DBCTL_PATH) + " --server=" + daemon_->address() + " " + args);
   }
 
   // The value of "field":"value" in a JSON line (enough for ids).
@@ -64,17 +49,17 @@ TEST_F(DbctlTest, UploadSubmitListWatchCancel) {
   }
   WriteFile(photos + "/notes.txt", "not an image");  // skipped by the folder scan
 
-  CliRun health = Dbctl("health");
+  CommandRun health = Dbctl("health");
   EXPECT_EQ(health.exit_code, 0) << health.out;
   EXPECT_NE(health.out.find("SERVING"), std::string::npos);
 
-  CliRun upload = Dbctl("--json upload --name=dog " + photos);
+  CommandRun upload = Dbctl("--json upload --name=dog " + photos);
   ASSERT_EQ(upload.exit_code, 0) << upload.out;
   const std::string set = JsonField(upload.out, "id");
   ASSERT_EQ(set.rfind("is_", 0), 0u) << upload.out;
   EXPECT_EQ(client_->GetImageSet(set)->images_size(), 3);
 
-  CliRun submit =
+  CommandRun submit =
       Dbctl("jobs submit --image-set=" + set + " --prompt='a photo of sks dog' --steps=20");
   ASSERT_EQ(submit.exit_code, 0) << submit.out;
   EXPECT_NE(submit.out.find("QUEUED"), std::string::npos) << submit.out;
@@ -82,41 +67,41 @@ TEST_F(DbctlTest, UploadSubmitListWatchCancel) {
   ASSERT_EQ(job.rfind("job_", 0), 0u) << submit.out;
   EXPECT_EQ(client_->GetJob(job)->spec().max_train_steps(), 20);
 
-  CliRun list = Dbctl("jobs list --state=queued");
+  CommandRun list = Dbctl("jobs list --state=queued");
   EXPECT_EQ(list.exit_code, 0);
   EXPECT_NE(list.out.find(job), std::string::npos) << list.out;
-  CliRun get = Dbctl("--json jobs get " + job);
+  CommandRun get = Dbctl("--json jobs get " + job);
   EXPECT_EQ(get.exit_code, 0);
   EXPECT_EQ(JsonField(get.out, "state"), "JOB_STATE_QUEUED") << get.out;
 
-  CliRun cancel = Dbctl("jobs cancel " + job);
+  CommandRun cancel = Dbctl("jobs cancel " + job);
   EXPECT_EQ(cancel.exit_code, 0);
   EXPECT_NE(cancel.out.find("CANCELLED"), std::string::npos) << cancel.out;
   // Not a terminal, so plain lines: one per event, ending with the terminal state.
-  CliRun watch = Dbctl("jobs watch " + job);
+  CommandRun watch = Dbctl("jobs watch " + job);
   EXPECT_EQ(watch.exit_code, 0) << watch.out;
   EXPECT_NE(watch.out.find("#1 QUEUED STATE_CHANGED"), std::string::npos) << watch.out;
   EXPECT_NE(watch.out.find("#2 CANCELLED STATE_CHANGED"), std::string::npos) << watch.out;
 }
 
 TEST_F(DbctlTest, FailuresExitNonZeroWithAReadableMessage) {
-  CliRun missing = Dbctl("jobs get job_0000000000000000");
+  CommandRun missing = Dbctl("jobs get job_0000000000000000");
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.out.find("NOT_FOUND: job 'job_0000000000000000' not found"), std::string::npos)
       << missing.out;
-  CliRun bad = Dbctl("jobs submit --image-set=is_x --prompt=p --steps=-3");
+  CommandRun bad = Dbctl("jobs submit --image-set=is_x --prompt=p --steps=-3");
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.out.find("INVALID_ARGUMENT: spec.max_train_steps"), std::string::npos) << bad.out;
-  CliRun usage = Dbctl("jobs frobnicate");
+  CommandRun usage = Dbctl("jobs frobnicate");
   EXPECT_EQ(usage.exit_code, 2);
   EXPECT_NE(usage.out.find("dbctl jobs: unknown command 'frobnicate'"), std::string::npos)
       << usage.out;
   const std::string bogus = dir_.Join("bogus.png");
   WriteFile(bogus, "PK\x03\x04 this is a zip");
-  CliRun upload = Dbctl("upload " + bogus);
+  CommandRun upload = Dbctl("upload " + bogus);
   EXPECT_EQ(upload.exit_code, 1);
   EXPECT_NE(upload.out.find("file 'bogus.png'"), std::string::npos) << upload.out;
-  CliRun down = Dbctl("--server=127.0.0.1:1 --timeout=2s health");
+  CommandRun down = Dbctl("--server=127.0.0.1:1 --timeout=2s health");
   EXPECT_EQ(down.exit_code, 1);
   EXPECT_NE(down.out.find("UNAVAILABLE"), std::string::npos) << down.out;
 }
@@ -136,7 +121,7 @@ TEST_F(DbctlTest, BadFlagsAreUsageErrorsAndSubmitNothing) {
            Case{"--lr=fast", "--lr: 'fast' is not a finite number"},
            Case{"--timeout=2", "--timeout: '2' has no unit"},
        }) {
-    CliRun run = Dbctl(submit + c.flags);
+    CommandRun run = Dbctl(submit + c.flags);
     EXPECT_EQ(run.exit_code, 2) << c.flags << ": " << run.out;
     EXPECT_NE(run.out.find(c.message), std::string::npos) << run.out;
     EXPECT_NE(run.out.find("Run 'dbctl jobs submit --help' for usage."), std::string::npos)
@@ -144,7 +129,7 @@ TEST_F(DbctlTest, BadFlagsAreUsageErrorsAndSubmitNothing) {
   }
   EXPECT_EQ(client_->ListJobs(0, "", v1::JOB_STATE_UNSPECIFIED)->jobs_size(), 0);
   // The same command line without the mistakes goes through, values in either spelling.
-  CliRun ok = Dbctl(submit + "--steps 100 --seed=7 --lr=1e-5 --timeout=2m --json");
+  CommandRun ok = Dbctl(submit + "--steps 100 --seed=7 --lr=1e-5 --timeout=2m --json");
   ASSERT_EQ(ok.exit_code, 0) << ok.out;
   const v1::JobSpec spec = client_->GetJob(JsonField(ok.out, "id"))->spec();
   EXPECT_EQ(spec.max_train_steps(), 100);
@@ -163,7 +148,7 @@ TEST_F(DbctlTest, TimeoutTakesAUnit) {
   socklen_t len = sizeof(addr);
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   const std::string silent = "--server=127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
-  CliRun seconds = Dbctl(silent + " --timeout=2s health");
+  CommandRun seconds = Dbctl(silent + " --timeout=2s health");
   EXPECT_EQ(seconds.exit_code, 1) << seconds.out;
   EXPECT_NE(seconds.out.find("DEADLINE_EXCEEDED"), std::string::npos) << seconds.out;
   // Two minutes, not two seconds: still waiting when `timeout` stops it after 5 s.

@@ -2,13 +2,12 @@
 // integer out of range exits with status 2 and the reason before anything starts (the data folder
 // is not even created); --help lists each option with its default.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 
+#include "tests/testing/command_run.h"
 #include "tests/testing/temp_dir.h"
 
 #ifndef DB_DREAMBOOTHD_PATH
@@ -18,28 +17,15 @@
 namespace dreambooth::testing {
 namespace {
 
-struct ProcessRun {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr
-};
-
-ProcessRun Dreamboothd(const std::string& args) {
-  const std::string command = std::string(DB_DREAMBOOTHD_PATH) + " " + args + " 2>&1";
-  ProcessRun run;
-  FILE* pipe = popen(command.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) run.out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+CommandRun Dreamboothd(const std::string& args) {
+  return RunCommand(std::string(DB_DREAMBOOTHD_PATH) + " " + args);
 }
 
 TEST(DaemonFlagsTest, RefusesALeaseTtlWithoutAUnit) {
   TempDir dir;
   const std::string data = dir.Join("data");
   // Seconds or minutes? A bare number is refused, with the reason, rather than guessed.
-  ProcessRun run = Dreamboothd("--listen=127.0.0.1:0 --data-dir=" + data + " --lease-ttl=30");
+  CommandRun run = Dreamboothd("--listen=127.0.0.1:0 --data-dir=" + data + " --lease-ttl=30");
   EXPECT_EQ(run.exit_code, 2) << run.out;
   EXPECT_NE(run.out.find("dreamboothd: --lease-ttl: '30' has no unit"), std::string::npos)
       << run.out;
@@ -60,7 +46,7 @@ TEST(DaemonFlagsTest, RefusesUnknownFlagsAndValuesOutOfRange) {
            Case{"--shutdown-grace=10", "--shutdown-grace: '10' has no unit"},
            Case{"--local-workers=two", "dreamboothd: "},
        }) {
-    ProcessRun run = Dreamboothd("--listen=127.0.0.1:0 --data-dir=" + data + " " + c.flag);
+    CommandRun run = Dreamboothd("--listen=127.0.0.1:0 --data-dir=" + data + " " + c.flag);
     EXPECT_EQ(run.exit_code, 2) << c.flag << ": " << run.out;
     EXPECT_NE(run.out.find(c.message), std::string::npos) << run.out;
   }
@@ -68,7 +54,7 @@ TEST(DaemonFlagsTest, RefusesUnknownFlagsAndValuesOutOfRange) {
 }
 
 TEST(DaemonFlagsTest, HelpListsTheOptionsWithTheirDefaults) {
-  ProcessRun run = Dreamboothd("--help");
+  CommandRun run = Dreamboothd("--help");
   EXPECT_EQ(run.exit_code, 0) << run.out;
   for (const char* line : {"--listen TEXT=127.0.0.1:50051", "--lease-ttl DURATION=30s",
                            "--shutdown-grace DURATION=10s", "--max-upload-bytes INT=52428800"}) {
