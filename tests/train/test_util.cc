@@ -17,10 +17,10 @@
 namespace dreambooth::train::testing {
 namespace fs = std::filesystem;
 
-std::string TinyAFixtureDir() { return std::string(DB_TEST_DATA_DIR) + "/fixtures/tiny-a"; }
+std::string TinyAFixtureDir() { return DB_TEST_DATA_DIR "/fixtures/tiny-a"; }
 
 std::string GoldenPath(const std::string& name) {
-  return TinyAFixtureDir() + "/golden/" + name + ".safetensors";
+  return absl::StrCat(TinyAFixtureDir(), "/golden/", name, ".safetensors");
 }
 
 void WriteImageSet(const std::string& dir, int count, int width, int height, uint64_t seed) {
