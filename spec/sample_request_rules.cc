@@ -1,6 +1,8 @@
 #include "spec/sample_request_rules.h"
 
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
