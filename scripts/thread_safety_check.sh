@@ -48,6 +48,8 @@ import concurrent.futures, json, os, re, shlex, subprocess, sys, time
 root, db_path, mode, jobs, clang = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 filters = sys.argv[6:]
 root = os.path.realpath(root)
+sys.path.insert(0, os.path.join(root, "scripts"))
+from clang_compile_db import arguments, without_pch  # noqa: E402
 MUTEX = re.compile(r"absl::Mutex\b|std::mutex\b|ABSL_GUARDED_BY|ABSL_PT_GUARDED_BY|"
                    r"ABSL_EXCLUSIVE_LOCKS_REQUIRED|ABSL_SHARED_LOCKS_REQUIRED|ABSL_LOCKS_EXCLUDED")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
@@ -78,19 +80,14 @@ def sees_mutex(path, stack=()):
     return found
 
 def clang_args(entry):
-    args = entry.get("arguments") or shlex.split(entry["command"])
+    args = without_pch(arguments(entry))
     source = os.path.realpath(os.path.join(entry["directory"], entry["file"]))
     out, i = [clang], 1  # args[0] is the gcc driver
     while i < len(args):
         a = args[i]
-        nxt = args[i + 1] if i + 1 < len(args) else ""
         if a in ("-o", "-MF", "-MT", "-MQ"):
             i += 1
-        elif a == "-include" and "cmake_pch" in nxt:  # the precompiled header: gcc's .gch
-            i += 1
-        elif a.startswith("-include") and "cmake_pch" in a:
-            pass
-        elif a in ("-c", "-MD", "-MMD", "-fpch-preprocess"):
+        elif a in ("-c", "-MD", "-MMD"):
             pass
         elif a.startswith("-W") and not a.startswith(("-Wl,", "-Wp,", "-Wa,")):
             pass  # the build's warnings are gcc's business; only thread safety is checked here
