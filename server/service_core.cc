@@ -11,11 +11,11 @@
 #include "common/crypto.h"
 #include "common/status_macros.h"
 #include "server/sample_broker.h"
+#include "spec/builtin_models.h"
 #include "spec/job_spec_rules.h"
 
 namespace dreambooth::server {
 namespace {
-constexpr char kBuiltinModel[] = "tiny";
 constexpr size_t kMacBytes = 16;
 }  // namespace
 
@@ -50,7 +50,7 @@ int64_t ServiceCore::NowMs() const {
 }
 
 absl::StatusOr<bool> ServiceCore::IsKnownBaseModel(const std::string& name) {
-  if (name == kBuiltinModel) return true;
+  if (spec::IsBuiltinModel(name)) return true;
   if (!options_.model_root.empty()) {
     struct stat st;
     const std::string dir = options_.model_root + "/" + name;
@@ -75,7 +75,7 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const v1::JobSpec& spe
   if (!known) {
     return absl::InvalidArgumentError(absl::StrCat(
         "spec.base_model '", resolved.base_model(),
-        "' is not a known model: use 'tiny', a folder under the server's --model-root, or a "
+        "' is not a known model: use 'tiny', 'toy', a folder under the server's --model-root, or a "
         "model a worker advertises"));
   }
   for (const auto& [field, id] :

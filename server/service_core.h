@@ -101,7 +101,8 @@ class ServiceCore {
                                     const std::vector<storage::CacheItemRecord>& items, bool append,
                                     const std::string& metadata_json);
 
-  // "tiny", names a worker advertised, and folders under --model-root.
+  // The built-in names ("tiny", "toy"), names a worker advertised, and folders under
+  // --model-root.
   absl::StatusOr<bool> IsKnownBaseModel(const std::string& name);
 
   // Opaque, tamper-evident page tokens: `kind` scopes a token to one list method and filter.

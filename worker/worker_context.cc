@@ -5,18 +5,21 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "spec/builtin_models.h"
+#include "worker/diffusion/io/builtin_models.h"
 
 namespace dreambooth::worker {
 namespace fs = std::filesystem;
 
 std::vector<std::string> ListBaseModels(const std::string& model_root) {
-  std::vector<std::string> names = {"tiny"};
+  std::vector<std::string> names = {std::string(spec::kTinyModel)};
+  if (diffusion::ToyModelAvailable()) names.emplace_back(spec::kToyModel);
   std::error_code ec;
   if (!model_root.empty()) {
     for (const auto& entry : fs::directory_iterator(model_root, ec)) {
       if (entry.is_directory(ec) && fs::is_regular_file(entry.path() / "model_index.json", ec)) {
         const std::string name = entry.path().filename().string();
-        if (name != "tiny") names.push_back(name);
+        if (!spec::IsBuiltinModel(name)) names.push_back(name);
       }
     }
   }
@@ -26,7 +29,7 @@ std::vector<std::string> ListBaseModels(const std::string& model_root) {
 
 absl::StatusOr<std::string> ResolveBaseModel(const std::string& model_root,
                                              const std::string& name) {
-  if (name == "tiny") return name;
+  if (spec::IsBuiltinModel(name)) return name;
   if (name.empty() || name == "." || name == ".." ||
       name.find_first_of("/\\") != std::string::npos) {
     return absl::InvalidArgumentError(

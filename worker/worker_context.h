@@ -44,10 +44,10 @@ struct WorkerContext {
 };
 
 // Base model names found under `model_root` (sub-folders holding model_index.json), plus
-// "tiny", sorted.
+// "tiny" and, when its weights are installed, "toy" (spec/builtin_models.h), sorted.
 std::vector<std::string> ListBaseModels(const std::string& model_root);
 
-// What LoadStableDiffusion should load for the job's base model name: "tiny", or the folder
+// What LoadStableDiffusion should load for the job's base model name: "tiny" / "toy", or the folder
 // <model_root>/<name>. NOT_FOUND naming the name and root when it is neither; INVALID_ARGUMENT
 // for names that are not a plain folder name.
 absl::StatusOr<std::string> ResolveBaseModel(const std::string& model_root,

@@ -19,6 +19,7 @@
 #include "worker/train/precision.h"
 #include "worker/train/resume_state.h"
 #include "worker/train/train_options.h"
+#include "worker/train/training_data.h"
 
 namespace dreambooth::train {
 namespace {
@@ -191,6 +192,37 @@ TEST(TrainOptionsTest, RejectsBadValuesNamingTheField) {
   bad = o;
   bad.learning_rate = 0;
   expect_invalid(bad, "learning_rate");
+  // Text-to-image: no instance prompt needed, and no prior loss.
+  bad = o;
+  bad.mode = TrainingMode::kTextToImage;
+  bad.instance_prompt = "";
+  EXPECT_TRUE(ValidateTrainOptions(bad).ok());
+  bad.with_prior_preservation = true;
+  bad.class_prompt = "a photo of a toy";
+  expect_invalid(bad, "with_prior_preservation");
+}
+
+TEST(SampleStreamTest, CaptionDropoutDropsTheRequestedShareReproducibly) {
+  SampleStream none(100, 0, false, 7);
+  SampleStream some(100, 0, false, 7, 0.1);
+  SampleStream again(100, 0, false, 7, 0.1);
+  int dropped = 0;
+  for (int64_t p = 0; p < 5000; ++p) {
+    EXPECT_FALSE(none.At(p).drop_caption);
+    const SampleStream::Draw d = some.At(p);
+    dropped += d.drop_caption ? 1 : 0;
+    EXPECT_EQ(d.drop_caption, again.At(p).drop_caption);
+    EXPECT_EQ(d.instance, none.At(p).instance);  // dropout does not change what is drawn
+  }
+  // Binomial(5000, 0.1): mean 500, sd 21.
+  EXPECT_NEAR(dropped, 500, 90);
+}
+
+TEST(TrainOptionsTest, ParsesTrainingModes) {
+  EXPECT_EQ(*ParseTrainingMode("dreambooth"), TrainingMode::kDreamBooth);
+  EXPECT_EQ(*ParseTrainingMode("text-to-image"), TrainingMode::kTextToImage);
+  EXPECT_EQ(TrainingModeName(TrainingMode::kTextToImage), "text-to-image");
+  EXPECT_EQ(ParseTrainingMode("t2i").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 at::Tensor Gradient(int h, int w) {

@@ -216,6 +216,29 @@ TEST(DreamBoothTrainerTest, WritesCheckpointsValidationImagesAndALoadableModel) 
   for (const auto& [name, w] : trained) EXPECT_TRUE(at::equal(w, exported.at(name))) << name;
 }
 
+TEST(DreamBoothTrainerTest, TextToImageTrainsOnEachImagesOwnCaption) {
+  TempDir tmp;
+  const std::string data = tmp.Join("captioned");
+  testing::WriteImageSet(data, 2, 32, 32, 5);
+  TrainOptions o = testing::SmallRunOptions(tmp.path(), data);
+  o.mode = TrainingMode::kTextToImage;
+  o.instance_prompt = "";
+  o.max_train_steps = 2;
+  std::ofstream(data + "/img-00.txt") << "a photo of a red circle";
+  // One image without a caption: refused, naming the file.
+  auto missing = DreamBoothTrainer::Create(o);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.status().message().find("img-01.png"), std::string::npos) << missing.status();
+
+  std::ofstream(data + "/img-01.txt") << "a blue square on a beach\n";
+  auto trainer = DreamBoothTrainer::Create(o);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  absl::StatusOr<TrainResult> r = (*trainer)->Train();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->end_step, 2);
+}
+
 TEST(DreamBoothTrainerTest, BadInputGivesClearErrorsOrWarnings) {
   TempDir tmp;
   testing::WriteImageSet(tmp.Join("instances"), 1, 32, 32, 2);

@@ -1,5 +1,6 @@
 // `dbtool convert SRC DST [--dtype fp32|fp16|bf16] [--variant NAME]`: a diffusers folder (or
-// "tiny") to a single-file LDM .safetensors checkpoint, or a single file to a diffusers folder.
+// "tiny") to a single-file LDM .safetensors checkpoint, a single file to a diffusers folder, or a
+// folder to a folder of another dtype or variant.
 #include <cstdio>
 #include <memory>
 #include <string>

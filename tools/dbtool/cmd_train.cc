@@ -38,14 +38,18 @@ void AddSamplerOptions(CLI::App& app, const std::string& prefix, train::SamplerO
 // `o` must be a default-constructed TrainOptions. Bounds are ValidateTrainOptions's.
 void AddTrainOptions(CLI::App& app, TrainOptions& o) {
   // Model and data.
+  cli::AddParsed(app, "--mode", &o.mode, train::ParseTrainingMode,
+                 "dreambooth | text-to-image (every image captioned by its <stem>.txt, no prior "
+                 "loss, no instance prompt)",
+                 "NAME", train::TrainingModeName(o.mode));
   cli::AddString(app, "--base-model", &o.base_model, "tiny | diffusers folder | .safetensors file")
       ->required();
   cli::AddString(app, "--variant", &o.base_model_variant, "weight variant to prefer, e.g. fp16");
   cli::AddString(app, "--instance-dir", &o.instance_dir,
                  "folder of instance images (+ .txt captions)")
       ->required();
-  cli::AddString(app, "--instance-prompt", &o.instance_prompt, "e.g. \"a photo of sks dog\"")
-      ->required();
+  cli::AddString(app, "--instance-prompt", &o.instance_prompt,
+                 "e.g. \"a photo of sks dog\" (required in dreambooth mode)");
   // Prior preservation.
   cli::AddSwitch(app, "--with-prior-preservation", &o.with_prior_preservation, true,
                  "add the class-prior preservation loss");
@@ -99,6 +103,8 @@ void AddTrainOptions(CLI::App& app, TrainOptions& o) {
                  "recompute UNet blocks in backward");
   cli::AddDouble(app, "--snr-gamma", &o.snr_gamma, "min-SNR gamma (0: off)");
   cli::AddDouble(app, "--offset-noise", &o.offset_noise, "offset-noise scale (0: off)");
+  cli::AddDouble(app, "--caption-dropout", &o.caption_dropout,
+                 "probability of training an image with the empty prompt");
   cli::AddSwitch(app, "--use-ema", &o.use_ema, true, "EMA of the UNet weights (exported)");
   cli::AddDouble(app, "--ema-decay", &o.ema_decay, "EMA decay");
   // Checkpoints, resume, validation.

@@ -73,6 +73,14 @@ absl::Status DreamBoothTrainer::Init() {
                         absl::StrCat("instance_dir: ", instances.status().message()));
   }
   instances_ = std::move(*instances);
+  if (options_.mode == TrainingMode::kTextToImage) {
+    for (const ImageRecord& r : instances_) {
+      if (r.captioned) continue;
+      return absl::InvalidArgumentError(absl::StrCat(
+          "text-to-image mode needs a caption for every image: ", r.path, " has no non-empty ",
+          fs::path(r.path).replace_extension(".txt").filename().string()));
+    }
+  }
   for (const std::string& w : warnings_) {
     if (callbacks_.on_warning) callbacks_.on_warning(w);
   }

@@ -48,6 +48,7 @@ absl::StatusOr<std::vector<ImageRecord>> ScanImageFolder(const std::string& dir,
         }
       } else {
         rec.prompt = trimmed;
+        rec.captioned = true;
       }
     }
     out.push_back(std::move(rec));

@@ -18,8 +18,9 @@ namespace dreambooth::train {
 // One image of a training set.
 struct ImageRecord {
   std::string path;
-  std::string digest;  // SHA-256 hex of the file bytes (the latent-cache key)
-  std::string prompt;  // the caption file's text when present, else the set's prompt
+  std::string digest;      // SHA-256 hex of the file bytes (the latent-cache key)
+  std::string prompt;      // the caption file's text when present, else the set's prompt
+  bool captioned = false;  // prompt came from the image's own caption file
 };
 
 // Path of an image file -> its SHA-256 hex, for files whose bytes the caller has just verified.

@@ -31,6 +31,17 @@ absl::Status ValidateSampler(const std::string& field, const SamplerOptions& s) 
 
 }  // namespace
 
+absl::StatusOr<TrainingMode> ParseTrainingMode(const std::string& name) {
+  if (name == "dreambooth" || name.empty()) return TrainingMode::kDreamBooth;
+  if (name == "text-to-image") return TrainingMode::kTextToImage;
+  return absl::InvalidArgumentError(
+      absl::StrCat("mode: unknown value '", name, "' (expected dreambooth or text-to-image)"));
+}
+
+std::string TrainingModeName(TrainingMode mode) {
+  return mode == TrainingMode::kTextToImage ? "text-to-image" : "dreambooth";
+}
+
 absl::StatusOr<MixedPrecision> ParseMixedPrecision(const std::string& name) {
   if (name == "no" || name == "fp32" || name.empty()) return MixedPrecision::kNo;
   if (name == "fp16") return MixedPrecision::kFp16;
@@ -64,7 +75,16 @@ std::string TrainOptions::FinalModelDir() const { return Join(output_dir, "final
 absl::Status ValidateTrainOptions(const TrainOptions& o) {
   if (o.base_model.empty()) return Invalid("base_model", "is required");
   if (o.instance_dir.empty()) return Invalid("instance_dir", "is required");
-  if (o.instance_prompt.empty()) return Invalid("instance_prompt", "is required");
+  if (o.mode == TrainingMode::kDreamBooth && o.instance_prompt.empty()) {
+    return Invalid("instance_prompt", "is required");
+  }
+  if (!(o.caption_dropout >= 0.0 && o.caption_dropout <= 1.0)) {
+    return Invalid("caption_dropout", absl::StrCat("must be in [0, 1], got ", o.caption_dropout));
+  }
+  if (o.mode == TrainingMode::kTextToImage && o.with_prior_preservation) {
+    return Invalid("with_prior_preservation",
+                   "has no meaning in text-to-image mode (every image has its own caption)");
+  }
   if (o.output_dir.empty()) return Invalid("output_dir", "is required");
   if (o.resolution < 8 || o.resolution % 8 != 0) {
     return Invalid("resolution",
@@ -160,6 +180,8 @@ absl::Status ValidateTrainOptions(const TrainOptions& o) {
 nlohmann::json TrainingFingerprint(const TrainOptions& o) {
   nlohmann::json j;
   j["base_model"] = o.base_model;
+  j["mode"] = TrainingModeName(o.mode);
+  j["caption_dropout"] = o.caption_dropout;
   j["instance_prompt"] = o.instance_prompt;
   j["with_prior_preservation"] = o.with_prior_preservation;
   j["prior_loss_weight"] = o.prior_loss_weight;

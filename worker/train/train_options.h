@@ -19,6 +19,15 @@ namespace dreambooth::train {
 
 enum class MixedPrecision { kNo, kFp16, kBf16 };
 
+// kDreamBooth: every image is trained with the instance prompt (or its own caption), optionally
+// with prior preservation. kTextToImage: diffusers' train_text_to_image: every image must have
+// its own caption (<stem>.txt), there is no instance prompt and no prior loss.
+enum class TrainingMode { kDreamBooth, kTextToImage };
+
+absl::StatusOr<TrainingMode> ParseTrainingMode(
+    const std::string& name);  // dreambooth|text-to-image
+std::string TrainingModeName(TrainingMode mode);
+
 absl::StatusOr<MixedPrecision> ParseMixedPrecision(const std::string& name);  // no|fp16|bf16
 std::string MixedPrecisionName(MixedPrecision precision);
 
@@ -36,10 +45,11 @@ struct SamplerOptions {
 
 struct TrainOptions {
   // ---- Model and data ----
+  TrainingMode mode = TrainingMode::kDreamBooth;
   std::string base_model;          // "tiny", a diffusers folder or a single .safetensors file
   std::string base_model_variant;  // e.g. "fp16": weight-file variant to prefer
   std::string instance_dir;        // folder of instance images (+ optional <name>.txt captions)
-  std::string instance_prompt;     // e.g. "a photo of sks dog"
+  std::string instance_prompt;     // e.g. "a photo of sks dog"; unused in kTextToImage
   // SHA-256 hex of image files the caller has just verified (path -> digest; the worker fills
   // it for the images it downloaded): the trainer uses them instead of hashing those files again.
   std::map<std::string, std::string> verified_image_digests;
@@ -91,7 +101,10 @@ struct TrainOptions {
   // --offset_noise uses 0.1; 0 = off), EMA of the UNet weights (exported when enabled).
   double snr_gamma = 0.0;
   double offset_noise = 0.0;
-  bool use_ema = false;
+  // Probability of training an instance draw with the empty prompt (kohya's caption dropout;
+  // classifier-free guidance needs it when pretraining). Not in the job spec.
+  double caption_dropout = 0.0;
+  bool use_ema = false;  // checkpoints and the final export carry the EMA UNet weights
   double ema_decay = 0.9999;
 
   // ---- Checkpoints, resume, validation ----

@@ -24,11 +24,13 @@ uint64_t DeriveSeed(uint64_t seed, uint64_t a, uint64_t salt) {
 
 }  // namespace
 
-SampleStream::SampleStream(int num_instances, int num_classes, bool random_flip, uint64_t seed)
+SampleStream::SampleStream(int num_instances, int num_classes, bool random_flip, uint64_t seed,
+                           double caption_dropout)
     : num_instances_(num_instances),
       num_classes_(num_classes),
       random_flip_(random_flip),
       seed_(seed),
+      caption_dropout_(caption_dropout),
       epoch_length_(std::max(num_instances, num_classes)) {}
 
 SampleStream::Draw SampleStream::At(int64_t position) const {
@@ -48,6 +50,10 @@ SampleStream::Draw SampleStream::At(int64_t position) const {
   }
   d.instance_crop_seed = Mix(draw_seed ^ 3);
   d.class_crop_seed = Mix(draw_seed ^ 4);
+  if (caption_dropout_ > 0) {
+    // The top 53 bits as a uniform double in [0, 1).
+    d.drop_caption = static_cast<double>(Mix(draw_seed ^ 5) >> 11) * 0x1.0p-53 < caption_dropout_;
+  }
   return d;
 }
 

@@ -34,9 +34,13 @@ class SampleStream {
     bool class_flip = false;
     uint64_t instance_crop_seed = 0;  // seed of the random-crop generator
     uint64_t class_crop_seed = 0;
+    bool drop_caption = false;  // train this instance draw with the empty prompt
   };
 
-  SampleStream(int num_instances, int num_classes, bool random_flip, uint64_t seed);
+  // `caption_dropout`: probability that an instance draw is trained unconditionally (the empty
+  // prompt), which classifier-free guidance needs when training from scratch.
+  SampleStream(int num_instances, int num_classes, bool random_flip, uint64_t seed,
+               double caption_dropout = 0.0);
   Draw At(int64_t position) const;
   int64_t epoch_length() const { return epoch_length_; }
 
@@ -45,6 +49,7 @@ class SampleStream {
   int num_classes_;
   bool random_flip_;
   uint64_t seed_;
+  double caption_dropout_;
   int64_t epoch_length_;
 };
 

@@ -62,6 +62,8 @@ class Loop {
   absl::Status MicroBatch(int64_t micro_index, double loss_divisor, StepLog* log);
   absl::Status SaveResume(int64_t step);
   absl::Status AfterStep(int64_t done);
+  // Runs `write` with the weights an exported model carries (EMA, float32) in place.
+  absl::Status WithExportedWeights(const std::function<absl::Status()>& write);
   absl::Status Export();
   bool Cancelled() const { return c_.callbacks.cancel && c_.callbacks.cancel->load(); }
 
@@ -124,7 +126,7 @@ absl::Status Loop::Setup() {
   autocast_dtype_ = ComputeDtype(o_.mixed_precision);
   generator_ = at::detail::createCPUGenerator(o_.seed);
   stream_.emplace(static_cast<int>(c_.instances.size()), static_cast<int>(c_.classes.size()),
-                  o_.random_flip, o_.seed);
+                  o_.random_flip, o_.seed, o_.caption_dropout);
   return absl::OkStatus();
 }
 
@@ -171,7 +173,7 @@ absl::Status Loop::MicroBatch(int64_t micro_index, double loss_divisor, StepLog*
     ASSIGN_OR_RETURN(Posterior p, c_.posteriors.Get(inst, d.instance_flip, d.instance_crop_seed));
     means.push_back(p.mean);
     stds.push_back(p.std);
-    prompts.push_back(inst.prompt);
+    prompts.push_back(d.drop_caption ? std::string() : inst.prompt);
     if (prior) {
       const ImageRecord& cls = c_.classes[d.klass];
       ASSIGN_OR_RETURN(Posterior q, c_.posteriors.Get(cls, d.class_flip, d.class_crop_seed));
@@ -292,7 +294,7 @@ absl::Status Loop::AfterStep(int64_t done) {
   e.step = done;
   e.kind = CheckpointEvent::Kind::kSampleable;
   if (checkpoint && done < o_.max_train_steps) {
-    RETURN_IF_ERROR(c_.frozen.WithFloat32Weights(c_.model, [&]() -> absl::Status {
+    RETURN_IF_ERROR(WithExportedWeights([&]() -> absl::Status {
       ASSIGN_OR_RETURN(e.path,
                        WriteSampleableCheckpoint(c_.model, o_.CheckpointRoot(), done, images,
                                                  o_.checkpoints_total_limit, &e.validation_images));
@@ -308,23 +310,27 @@ absl::Status Loop::AfterStep(int64_t done) {
   return absl::OkStatus();
 }
 
+absl::Status Loop::WithExportedWeights(const std::function<absl::Status()>& write) {
+  // Exported models (checkpoints and the final folder) carry the EMA weights when EMA is on (as
+  // diffusers' text-to-image example does); the live weights are restored afterwards.
+  diffusion::TensorMap live;
+  if (ema_) {
+    live = diffusion::ModuleStateDictOnHost(*c_.model.unet);
+    ema_->CopyToParams();
+  }
+  absl::Status st = c_.frozen.WithFloat32Weights(c_.model, write);
+  if (ema_) RETURN_IF_ERROR(diffusion::LoadStateDictStrict(*c_.model.unet, live, "unet"));
+  return st;
+}
+
 absl::Status Loop::Export() {
   TrainProgress p;
   p.stage = TrainStage::kExporting;
   p.message = "writing the final diffusers folder";
   p.peak_rss_bytes = PeakRssBytes();
   c_.report(p);
-  // The exported model carries the EMA weights when EMA is on (as diffusers' text-to-image
-  // example does); the live weights are restored afterwards.
-  diffusion::TensorMap live;
-  if (ema_) {
-    live = diffusion::ModuleStateDictOnHost(*c_.model.unet);
-    ema_->CopyToParams();
-  }
-  absl::Status st = c_.frozen.WithFloat32Weights(
-      c_.model, [&] { return ExportDiffusersFolder(c_.model, o_.FinalModelDir()); });
-  if (ema_) RETURN_IF_ERROR(diffusion::LoadStateDictStrict(*c_.model.unet, live, "unet"));
-  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(
+      WithExportedWeights([&] { return ExportDiffusersFolder(c_.model, o_.FinalModelDir()); }));
   result_.final_model_dir = o_.FinalModelDir();
   if (c_.callbacks.on_checkpoint) {
     CheckpointEvent e;

@@ -15,6 +15,8 @@
 #include "absl/strings/str_join.h"
 #include "common/crypto.h"
 #include "common/status_macros.h"
+#include "spec/builtin_models.h"
+#include "worker/diffusion/io/builtin_models.h"
 #include "worker/diffusion/io/file_util.h"
 #include "worker/diffusion/io/ldm_key_map.h"
 #include "worker/diffusion/io/model_loader_internal.h"
@@ -246,35 +248,61 @@ absl::StatusOr<StableDiffusion> LoadFolder(const std::string& dir, const LoadOpt
 }
 
 absl::StatusOr<StableDiffusion> LoadTiny(const LoadOptions& options) {
+  RandomModelSpec spec;
+  spec.text_encoder_config = TinyTextConfig();
+  spec.unet_config = TinyUNetConfig();
+  spec.vae_config = TinyVaeConfig();
+  ASSIGN_OR_RETURN(spec.scheduler_config, SchedulerConfig::FromJson(TinySchedulerConfigJson()));
+  spec.seed = kTinyModelSeed;
+  spec.source = "tiny";
+  return CreateRandomModel(spec, options);
+}
+
+}  // namespace
+
+absl::StatusOr<StableDiffusion> CreateRandomModel(const RandomModelSpec& spec,
+                                                  const LoadOptions& options) {
   ModelParts parts;
-  parts.text_encoder_config = TinyTextConfig();
-  parts.unet_config = TinyUNetConfig();
-  parts.vae_config = TinyVaeConfig();
-  ASSIGN_OR_RETURN(parts.scheduler_config, SchedulerConfig::FromJson(TinySchedulerConfigJson()));
+  parts.text_encoder_config = spec.text_encoder_config;
+  parts.unet_config = spec.unet_config;
+  parts.vae_config = spec.vae_config;
+  RETURN_IF_ERROR(parts.text_encoder_config.Validate());
+  RETURN_IF_ERROR(parts.unet_config.Validate());
+  RETURN_IF_ERROR(parts.vae_config.Validate());
+  parts.scheduler_config = spec.scheduler_config;
   ASSIGN_OR_RETURN(CLIPTokenizer tokenizer, CLIPTokenizer::BuiltIn());
   ComponentWeights weights;
   try {
     CLIPTextModel text_encoder(parts.text_encoder_config);
     UNet2DConditionModel unet(parts.unet_config);
     AutoencoderKL vae(parts.vae_config);
-    InitializeRandomWeights(*text_encoder, kTinyModelSeed);
-    InitializeRandomWeights(*unet, kTinyModelSeed + 1);
-    InitializeRandomWeights(*vae, kTinyModelSeed + 2);
+    InitializeRandomWeights(*text_encoder, spec.seed);
+    InitializeRandomWeights(*unet, spec.seed + 1);
+    InitializeRandomWeights(*vae, spec.seed + 2);
     weights.text_encoder = ModuleStateDict(*text_encoder);
     weights.unet = ModuleStateDict(*unet);
     weights.vae = ModuleStateDict(*vae);
   } catch (const c10::Error& e) {
-    return StatusFromException(e, "cannot build the tiny model");
+    return StatusFromException(e, absl::StrCat("cannot build the ", spec.source, " model"));
   }
-  return loader_internal::AssembleModel(std::move(tokenizer), parts, std::move(weights), "tiny",
-                                        options);
+  return loader_internal::AssembleModel(std::move(tokenizer), parts, std::move(weights),
+                                        spec.source, options);
 }
-
-}  // namespace
 
 absl::StatusOr<StableDiffusion> LoadStableDiffusion(const std::string& dir_file_or_name,
                                                     const LoadOptions& options) {
-  if (dir_file_or_name == "tiny") return LoadTiny(options);
+  if (dir_file_or_name == spec::kTinyModel) return LoadTiny(options);
+  if (dir_file_or_name == spec::kToyModel) {
+    if (!ToyModelAvailable()) {
+      return absl::NotFoundError(absl::StrCat(
+          "the built-in model 'toy' is not installed: ", ToyModelDir(),
+          "/model_index.json is missing (set DREAMBOOTH_TOY_MODEL_DIR, or rebuild it with "
+          "scripts/pretrain_toy.sh)"));
+    }
+    ASSIGN_OR_RETURN(StableDiffusion model, LoadFolder(ToyModelDir(), options));
+    model.source = std::string(spec::kToyModel);
+    return model;
+  }
   if (IsDirectory(dir_file_or_name)) return LoadFolder(dir_file_or_name, options);
   const std::string ext = fs::path(dir_file_or_name).extension().string();
   if (FileExists(dir_file_or_name)) {
@@ -283,9 +311,10 @@ absl::StatusOr<StableDiffusion> LoadStableDiffusion(const std::string& dir_file_
     return absl::InvalidArgumentError(absl::StrCat(
         dir_file_or_name, " is neither a diffusers folder nor a .safetensors checkpoint"));
   }
-  return absl::NotFoundError(absl::StrCat("model '", dir_file_or_name,
-                                          "' not found (expected \"tiny\", a diffusers folder "
-                                          "or a .safetensors file)"));
+  return absl::NotFoundError(
+      absl::StrCat("model '", dir_file_or_name,
+                   "' not found (expected \"tiny\", \"toy\", a diffusers folder "
+                   "or a .safetensors file)"));
 }
 
 }  // namespace dreambooth::diffusion

@@ -52,7 +52,8 @@ struct LoadOptions {
   std::string variant;
 };
 
-// Loads `dir_file_or_name`: "tiny" (the built-in model, fixed-seed random weights), a diffusers
+// Loads `dir_file_or_name`: "tiny" (the built-in model, fixed-seed random weights), "toy" (the
+// built-in pretrained toy-world model, builtin_models.h; NOT_FOUND when not installed), a diffusers
 // folder (model_index.json + unet/ vae/ text_encoder/ tokenizer/ scheduler/), or a single-file
 // .safetensors LDM checkpoint (SD 1.x / 2.x detected from its keys; configs from the file's
 // metadata when it was written by ConvertModel, else the SD 1.5 / 2.x presets).
@@ -61,6 +62,20 @@ struct LoadOptions {
 // which are refused with instructions to convert them to safetensors.
 absl::StatusOr<StableDiffusion> LoadStableDiffusion(const std::string& dir_file_or_name,
                                                     const LoadOptions& options = {});
+
+// A model of given configs with fixed-seed random weights (tiny_model.h's initialisation; text
+// encoder, UNet and VAE drawn from seed, seed + 1 and seed + 2) and the built-in tokenizer.
+struct RandomModelSpec {
+  ClipTextConfig text_encoder_config;
+  UNet2DConditionConfig unet_config;
+  AutoencoderKLConfig vae_config;
+  SchedulerConfig scheduler_config;
+  uint64_t seed = 0;
+  std::string source;  // StableDiffusion::source, e.g. "tiny"
+};
+// Builds a RandomModelSpec's model; INVALID_ARGUMENT when a config does not validate.
+absl::StatusOr<StableDiffusion> CreateRandomModel(const RandomModelSpec& spec,
+                                                  const LoadOptions& options = {});
 
 struct SaveOptions {
   // dtype of the floating-point weights written (kFloat, kHalf or kBFloat16).
@@ -89,9 +104,11 @@ TensorMap ModuleStateDictOnHost(const torch::nn::Module& module);
 // Number of parameter elements of `module` (buffers excluded), as diffusers' num_parameters().
 int64_t CountParameters(const torch::nn::Module& module);
 
-// Converts between a diffusers folder and a single-file LDM checkpoint, by the kind of `src`:
-// folder -> `dst` single .safetensors (original key names; configs stored in the metadata so the
-// file converts back exactly); single file -> `dst` diffusers folder. Tensors are copied exactly.
+// Converts between a diffusers folder and a single-file LDM checkpoint, by the kind of `dst`:
+// `dst` ending in .safetensors -> a single file (original key names; configs stored in the
+// metadata so the file converts back exactly); otherwise -> a diffusers folder, which for a folder
+// `src` needs another dtype or variant (re-saving, e.g. fp16 for shipping). Tensors are copied
+// exactly (or cast to options.dtype).
 absl::Status ConvertModel(const std::string& src, const std::string& dst,
                           const SaveOptions& options = {});
 

@@ -78,16 +78,18 @@ absl::Status ConvertModel(const std::string& src, const std::string& dst,
   if (src == dst) return absl::InvalidArgumentError("convert: source and destination are equal");
   const bool src_is_folder = IsDirectory(src) || src == "tiny";
   ASSIGN_OR_RETURN(StableDiffusion model, LoadStableDiffusion(src));
-  if (src_is_folder) {
-    if (fs::path(dst).extension() != ".safetensors") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("convert: the destination of a folder is a single .safetensors file, "
-                       "got ",
-                       dst));
-    }
+  // A .safetensors destination is a single file; anything else a diffusers folder (so a folder
+  // can be re-saved in another dtype, e.g. fp16 for shipping).
+  if (fs::path(dst).extension() == ".safetensors") {
     return loader_internal::WriteSingleFile(model, dst, options);
   }
-  return SaveDiffusersFolder(model, dst, options);
+  if (!src_is_folder || options.dtype != at::kFloat || !options.variant.empty()) {
+    return SaveDiffusersFolder(model, dst, options);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "convert: a folder converts to a single .safetensors file, or to a folder of another dtype "
+      "or variant (--dtype / --variant); got ",
+      dst));
 }
 
 }  // namespace dreambooth::diffusion

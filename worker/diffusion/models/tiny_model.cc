@@ -60,6 +60,46 @@ ClipTextConfig TinyTextConfig() {
   return c;
 }
 
+UNet2DConditionConfig ToyUNetConfig() {
+  UNet2DConditionConfig c;
+  c.sample_size = 16;
+  c.in_channels = 4;
+  c.out_channels = 4;
+  c.layers_per_block = {2};
+  c.block_out_channels = {32, 64, 128};
+  c.down_block_types = {"DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"};
+  c.up_block_types = {"CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"};
+  c.cross_attention_dim = {64};
+  c.attention_head_dim = {4};
+  c.norm_num_groups = 32;
+  return c;
+}
+
+AutoencoderKLConfig ToyVaeConfig() {
+  AutoencoderKLConfig c;
+  c.in_channels = 3;
+  c.out_channels = 3;
+  c.block_out_channels = {32, 64, 64};
+  c.down_block_types = {"DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"};
+  c.up_block_types = {"UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"};
+  c.layers_per_block = 1;
+  c.latent_channels = 4;
+  c.norm_num_groups = 32;
+  c.sample_size = 64;
+  c.scaling_factor = 1.0;  // measured on the rendered data after the VAE is trained
+  return c;
+}
+
+ClipTextConfig ToyTextConfig() {
+  ClipTextConfig c = TinyTextConfig();
+  c.hidden_size = 64;
+  c.intermediate_size = 256;
+  c.projection_dim = 64;
+  c.num_hidden_layers = 4;
+  c.num_attention_heads = 4;
+  return c;
+}
+
 nlohmann::json TinySchedulerConfigJson() {
   return {
       {"_class_name", "DDPMScheduler"},

@@ -29,6 +29,16 @@ ClipTextConfig TinyTextConfig();
 // steps_offset 1, leading spacing, epsilon prediction).
 nlohmann::json TinySchedulerConfigJson();
 
+// The `toy` architecture (pretrained on the rendered toy world, docs/toy-world.md; the shipped
+// weights live in assets/models/toy): 64x64 images, an f=4 VAE (32/64/64 channels, 16x16x4
+// latents), a 3-level UNet (32/64/128 channels, cross-attention at 8x8 and 4x4 and in the mid
+// block, a few million parameters) and a 4-layer CLIP text encoder of width 64.
+UNet2DConditionConfig ToyUNetConfig();
+AutoencoderKLConfig ToyVaeConfig();
+ClipTextConfig ToyTextConfig();
+// Seed of the toy model's initial (untrained) weights.
+inline constexpr uint64_t kToyInitSeed = 20261201;
+
 // Overwrites every parameter of `module` (in named_parameters() order) from a CPU generator
 // seeded with `seed`: weights of rank >= 2 ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), embeddings
 // ~ N(0, 0.02), norm weights 1 + U(-0.1, 0.1) and norm biases U(-0.1, 0.1), other biases

@@ -1,0 +1,66 @@
+// `dbtool train-classifier`: trains the toy world's attribute classifier on fresh renders
+// (evaluation/attribute_classifier.h) and reports its held-out accuracy.
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "common/cli_flags.h"
+#include "evaluation/attribute_classifier.h"
+#include "tools/dbtool/command_registry.h"
+#include "worker/diffusion/io/builtin_models.h"
+
+namespace dreambooth::dbtool {
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop.store(true); }
+
+int RunTrainClassifier(const evaluation::ClassifierTrainOptions& o, int log_every) {
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  absl::StatusOr<evaluation::Accuracy> acc = evaluation::TrainAttributeClassifier(
+      o, [log_every](const evaluation::ClassifierTrainProgress& p) {
+        if (p.step % log_every == 0 || p.step == p.steps) {
+          std::printf("[CLASSIFIER] step %d/%d loss %.4f %.1fs\n", p.step, p.steps, p.loss,
+                      p.seconds);
+          std::fflush(stdout);
+        }
+        return !g_stop.load();
+      });
+  if (!acc.ok()) {
+    std::fprintf(stderr, "dbtool train-classifier: %s\n", acc.status().ToString().c_str());
+    return acc.status().code() == absl::StatusCode::kCancelled ? 130 : 1;
+  }
+  std::printf(
+      "held-out accuracy on %d renders: shape %.4f colour %.4f pattern %.4f background %.4f "
+      "all %.4f; weights in %s\n",
+      acc->count, acc->shape, acc->colour, acc->pattern, acc->background, acc->all,
+      o.out_path.c_str());
+  return 0;
+}
+
+Runner DeclareTrainClassifier(CLI::App& app) {
+  auto o = std::make_shared<evaluation::ClassifierTrainOptions>();
+  auto log_every = std::make_shared<int>(50);
+  o->out_path = diffusion::ToyClassifierPath();
+  cli::AddString(app, "--out", &o->out_path, "weights file to write");
+  cli::AddInt(app, "--steps", &o->steps, "optimizer steps");
+  cli::AddInt(app, "--batch-size", &o->batch_size, "renders per step");
+  cli::AddDouble(app, "--learning-rate", &o->learning_rate, "peak AdamW learning rate");
+  cli::AddInt(app, "--seed", &o->seed, "seed of the weights and the training renders");
+  cli::AddInt(app, "--held-out", &o->held_out_count, "held-out renders to measure accuracy on");
+  cli::AddInt(app, "--threads", &o->num_threads, "CPU threads (0: LibTorch's default)");
+  cli::AddInt(app, "--log-every", log_every.get(), "steps between progress lines");
+  return [o, log_every] { return RunTrainClassifier(*o, *log_every); };
+}
+
+}  // namespace
+
+DB_REGISTER_COMMAND({"train-classifier",
+                     "train the toy world's attribute classifier (the evaluator of dbtool eval) "
+                     "on fresh renders",
+                     DeclareTrainClassifier});
+
+}  // namespace dreambooth::dbtool
