@@ -22,7 +22,8 @@ absl::Status ErrnoError(const std::string& what, const std::string& path, int er
 
 }  // namespace
 
-absl::Status WriteFileAtomic(const std::string& path, const std::vector<std::string_view>& parts) {
+absl::Status WriteFileAtomic(const std::string& path, const std::vector<std::string_view>& parts,
+                             Durability durability) {
   std::filesystem::path target(path);
   std::filesystem::path dir = target.parent_path();
   if (dir.empty()) dir = ".";
@@ -48,7 +49,8 @@ absl::Status WriteFileAtomic(const std::string& path, const std::vector<std::str
       written += static_cast<size_t>(n);
     }
   }
-  if (::fsync(fd) != 0) return fail("cannot fsync", errno);
+  const bool sync = durability == Durability::kSynced;
+  if (sync && ::fsync(fd) != 0) return fail("cannot fsync", errno);
   if (::close(fd) != 0) {
     const int err = errno;
     ::unlink(temp.c_str());
@@ -59,11 +61,22 @@ absl::Status WriteFileAtomic(const std::string& path, const std::vector<std::str
     ::unlink(temp.c_str());
     return ErrnoError("cannot rename into", path, err);
   }
+  if (!sync) return absl::OkStatus();
   int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd >= 0) {
     ::fsync(dir_fd);
     ::close(dir_fd);
   }
+  return absl::OkStatus();
+}
+
+absl::Status SyncFileSystem(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("cannot open", path, errno);
+  const int result = ::syncfs(fd);
+  const int err = errno;
+  ::close(fd);
+  if (result != 0) return ErrnoError("cannot sync the file system of", path, err);
   return absl::OkStatus();
 }
 

@@ -18,12 +18,25 @@ namespace dreambooth {
 // DATA_LOSS on a read error; the message names the path.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 
+// When a write reaches stable storage.
+enum class Durability {
+  kSynced,    // fsynced (file, then folder) before WriteFileAtomic returns
+  kDeferred,  // renamed into place unsynced: readers still never see a partial file, but a crash
+              // may lose it until SyncFileSystem; for writing many files and syncing once
+};
+
 // Writes the concatenation of `parts` to `path` atomically (see above). On error the temporary
 // file is removed and `path` is untouched; INTERNAL names the failing step and the path.
-absl::Status WriteFileAtomic(const std::string& path, const std::vector<std::string_view>& parts);
-inline absl::Status WriteFileAtomic(const std::string& path, std::string_view bytes) {
-  return WriteFileAtomic(path, std::vector<std::string_view>{bytes});
+absl::Status WriteFileAtomic(const std::string& path, const std::vector<std::string_view>& parts,
+                             Durability durability = Durability::kSynced);
+inline absl::Status WriteFileAtomic(const std::string& path, std::string_view bytes,
+                                    Durability durability = Durability::kSynced) {
+  return WriteFileAtomic(path, std::vector<std::string_view>{bytes}, durability);
 }
+
+// Flushes all written data of the file system that holds `path` (a file or folder) to stable
+// storage (Linux syncfs), e.g. after many Durability::kDeferred writes. INTERNAL names the path.
+absl::Status SyncFileSystem(const std::string& path);
 
 }  // namespace dreambooth
 

@@ -4,11 +4,11 @@
 # gcc-only flags are dropped into build/tidy/compile_commands.json first.
 #
 # usage: scripts/clang_tidy.sh [REGEX]   files matching REGEX (default: the LibTorch-free
-#                                         folders: common, spec, storage, server, client)
+#                                         folders: common, world, spec, storage, server, client)
 # Exits non-zero when clang-tidy reports a finding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-regex="${1:-/(common|spec|storage|server|client)/[^/]*\.cc$}"
+regex="${1:-/(common|world|spec|storage|server|client)/[^/]*\.cc$}"
 [[ -f build/compile_commands.json ]] || { echo "run scripts/build.sh first" >&2; exit 2; }
 mkdir -p build/tidy
 python3 scripts/clang_compile_db.py build/compile_commands.json "$regex" build/tidy/compile_commands.json

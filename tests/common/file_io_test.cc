@@ -1,5 +1,6 @@
 // Whole-file reads and atomic writes: round trips (several parts, empty files, replacing a file),
-// the error codes of a missing file, and a failed write that leaves nothing behind.
+// deferred-durability writes synced at once, the error codes of a missing file, and a failed write
+// that leaves nothing behind.
 #include "common/file_io.h"
 
 #include <gtest/gtest.h>
@@ -28,6 +29,16 @@ TEST(FileIoTest, WritesReadBackAndReplaceAtomically) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
   }
   EXPECT_EQ(files, 2);
+}
+
+TEST(FileIoTest, DeferredWritesAreAtomicAndSyncedTogether) {
+  testing::TempDir tmp;
+  ASSERT_TRUE(WriteFileAtomic(tmp.Join("a"), "one", Durability::kDeferred).ok());
+  ASSERT_TRUE(WriteFileAtomic(tmp.Join("a"), "two", Durability::kDeferred).ok());
+  EXPECT_EQ(*ReadFileToString(tmp.Join("a")), "two");
+  EXPECT_TRUE(SyncFileSystem(tmp.path()).ok());
+  EXPECT_TRUE(SyncFileSystem(tmp.Join("a")).ok());
+  EXPECT_EQ(SyncFileSystem(tmp.Join("absent")).code(), absl::StatusCode::kInternal);
 }
 
 TEST(FileIoTest, MissingFilesAndFoldersAreClearErrors) {
