@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/modules/pooling.h>
@@ -11,6 +12,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -34,7 +36,7 @@ constexpr uint64_t kHeldOutDatasetSeed = 0x68656c646f7574ULL;  // "heldout"
 
 void AddConv(nn::Sequential& s, int64_t in, int64_t out, int64_t stride) {
   s->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1)));
-  s->push_back(nn::GroupNorm(nn::GroupNormOptions(8, out)));
+  s->push_back(nn::BatchNorm2d(nn::BatchNorm2dOptions(out)));
   s->push_back(nn::SiLU());
 }
 
@@ -65,8 +67,10 @@ at::Tensor LabelTensor(const std::vector<Attributes>& labels, int Attributes::*f
 at::Tensor Blur(const at::Tensor& x) {
   at::Tensor k1 = at::tensor({1.0f, 2.0f, 1.0f}) / 4.0f;
   at::Tensor kernel = at::outer(k1, k1).view({1, 1, 3, 3}).repeat({3, 1, 1, 1});
-  return at::conv2d(at::replication_pad2d(x, {1, 1, 1, 1}), kernel, /*bias=*/{}, /*stride=*/1,
-                    /*padding=*/0, /*dilation=*/1, /*groups=*/3);
+  const int64_t one = 1, zero = 0;
+  return at::conv2d(at::replication_pad2d(x, {1, 1, 1, 1}), kernel, /*bias=*/std::nullopt,
+                    /*stride=*/at::IntArrayRef(one), /*padding=*/at::IntArrayRef(zero),
+                    /*dilation=*/at::IntArrayRef(one), /*groups=*/3);
 }
 
 // A per-image mix towards a twice-blurred copy, contrast and brightness jitter and Gaussian noise,
@@ -124,6 +128,13 @@ absl::StatusOr<AttributeClassifier> LoadAttributeClassifier(const std::string& p
 }
 
 absl::Status SaveAttributeClassifier(AttributeClassifier& model, const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot create the folder of ", path, ": ", ec.message()));
+  }
   return diffusion::WriteSafetensors(path, diffusion::ModuleStateDictOnHost(*model),
                                      {{"format", "pt"}, {"model", "toy attribute classifier"}});
 }
@@ -179,6 +190,10 @@ absl::StatusOr<Accuracy> TrainAttributeClassifier(
   if (options.num_threads > 0) at::set_num_threads(options.num_threads);
   at::manual_seed(options.seed);  // the initial weights
   AttributeClassifier model;
+  if (!options.init_path.empty()) {
+    ASSIGN_OR_RETURN(model, LoadAttributeClassifier(options.init_path));
+  }
+  model->train();
   RETURN_IF_ERROR(GuardTorch("attribute classifier training", [&]() -> absl::Status {
     torch::optim::AdamW optimizer(
         model->parameters(), torch::optim::AdamWOptions(options.learning_rate).weight_decay(1e-4));
@@ -212,6 +227,19 @@ absl::StatusOr<Accuracy> TrainAttributeClassifier(
       p.step = step + 1;
       p.steps = options.steps;
       p.loss = loss.item<double>();
+      {
+        at::NoGradGuard no_grad;
+        at::Tensor right =
+            out.shape.argmax(1)
+                .eq(LabelTensor(batch.second, &Attributes::shape))
+                .logical_and(
+                    out.colour.argmax(1).eq(LabelTensor(batch.second, &Attributes::colour)))
+                .logical_and(
+                    out.pattern.argmax(1).eq(LabelTensor(batch.second, &Attributes::pattern)))
+                .logical_and(out.background.argmax(1).eq(
+                    LabelTensor(batch.second, &Attributes::background)));
+        p.batch_all = right.to(at::kFloat).mean().item<double>();
+      }
       p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (on_progress && !on_progress(p)) {
         return absl::CancelledError(absl::StrCat("stopped after step ", step + 1));

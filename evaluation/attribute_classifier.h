@@ -56,7 +56,8 @@ TORCH_MODULE(AttributeClassifier);
 // Loads a classifier saved by SaveAttributeClassifier (strict: every tensor, right shapes), in
 // eval mode on CPU. NOT_FOUND / INVALID_ARGUMENT name the file.
 absl::StatusOr<AttributeClassifier> LoadAttributeClassifier(const std::string& path);
-// Writes the weights as float32 safetensors (atomically).
+// Writes the weights (and BatchNorm statistics) as float32 safetensors, atomically, creating the
+// folder when missing.
 absl::Status SaveAttributeClassifier(AttributeClassifier& model, const std::string& path);
 
 // Per-attribute and all-four accuracy on a set of images.
@@ -71,7 +72,8 @@ struct Accuracy {
 absl::StatusOr<Accuracy> HeldOutAccuracy(AttributeClassifier& model, int count);
 
 struct ClassifierTrainOptions {
-  std::string out_path;  // safetensors file written at the end
+  std::string out_path;   // safetensors file written at the end
+  std::string init_path;  // "" : random initial weights; else continue from these weights
   int steps = 3000;
   int batch_size = 64;
   double learning_rate = 2e-3;
@@ -83,7 +85,8 @@ struct ClassifierTrainOptions {
 struct ClassifierTrainProgress {
   int step = 0;
   int steps = 0;
-  double loss = 0;
+  double loss = 0;       // sum of the four cross-entropies
+  double batch_all = 0;  // share of the (augmented) batch with all four attributes right
   double seconds = 0;
 };
 

@@ -98,8 +98,9 @@ absl::Status WriteImages(const std::string& dir, const std::string& group,
     img.rgb.assign(p, p + u8[i].numel());
     ASSIGN_OR_RETURN(std::string png, image::EncodePng(img));
     const std::string stem = (fs::path(dir) / absl::StrFormat("%s-%03d", group, i)).string();
-    RETURN_IF_ERROR(WriteFileAtomic(stem + ".png", {png}));
-    RETURN_IF_ERROR(WriteFileAtomic(stem + ".txt", {prompts[i]}));
+    RETURN_IF_ERROR(WriteFileAtomic(stem + ".png", std::string_view(png), Durability::kDeferred));
+    RETURN_IF_ERROR(
+        WriteFileAtomic(stem + ".txt", std::string_view(prompts[i]), Durability::kDeferred));
   }
   return absl::OkStatus();
 }

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/types/span.h"
 #include "world/subject.h"
@@ -28,7 +29,7 @@ int PromptIntent::requested() const {
 }
 
 PromptIntent ParsePrompt(std::string_view prompt, std::string_view identifier) {
-  std::string lower = absl::AsciiStrToLower(prompt);
+  std::string lower = absl::AsciiStrToLower(absl::string_view(prompt.data(), prompt.size()));
   PromptIntent intent;
   // Place phrases first, cut out of the text so their words ("under a blue sky") are not read as
   // the object's attributes.
@@ -37,7 +38,8 @@ PromptIntent ParsePrompt(std::string_view prompt, std::string_view identifier) {
       const size_t at = lower.find(phrase);
       if (at == std::string::npos) continue;
       if (!intent.background) intent.background = b;
-      lower.replace(at, phrase.size(), " ");
+      // (Not std::string::replace: GCC 12 reports a false -Wrestrict on it.)
+      lower = absl::StrCat(lower.substr(0, at), " ", lower.substr(at + phrase.size()));
     }
   }
   std::vector<std::string> words;
@@ -48,7 +50,8 @@ PromptIntent ParsePrompt(std::string_view prompt, std::string_view identifier) {
   intent.shape = FindWord(words, world::ShapeNames());
   intent.colour = FindWord(words, world::ColourNames());
   intent.pattern = FindWord(words, world::PatternNames());
-  const std::string id = absl::AsciiStrToLower(identifier);
+  const std::string id =
+      absl::AsciiStrToLower(absl::string_view(identifier.data(), identifier.size()));
   for (const std::string& w : words) intent.subject |= !id.empty() && w == id;
   if (intent.subject) {
     if (!intent.shape) intent.shape = static_cast<int>(world::kSubject.shape);

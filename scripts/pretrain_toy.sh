@@ -10,7 +10,7 @@
 #   PRETRAIN_DIR      work folder (default .deps/toy-pretrain; several GB of cache)
 #   PRETRAIN_IMAGES   rendered training scenes (default 20000)
 #   VAE_STEPS         VAE steps (default 4000, batch 16 of 32x32 crops)
-#   UNET_STEPS        UNet + text-encoder steps (default 4000, batch 32)
+#   UNET_STEPS        UNet + text-encoder steps (default 3000, batch 32)
 #   PRETRAIN_THREADS  CPU threads (default: all cores)
 #   PRETRAIN_DEVICE   cpu | cuda (default cpu)
 #   --export-only     only export the newest checkpoint of the UNet stage (e.g. mid-run)
@@ -35,7 +35,7 @@ DBTOOL="$ROOT/build/tools/dbtool"
 WORK="${PRETRAIN_DIR:-$ROOT/.deps/toy-pretrain}"
 IMAGES="${PRETRAIN_IMAGES:-20000}"
 VAE_STEPS="${VAE_STEPS:-4000}"
-UNET_STEPS="${UNET_STEPS:-4000}"
+UNET_STEPS="${UNET_STEPS:-3000}"
 THREADS="${PRETRAIN_THREADS:-$(nproc)}"
 DEVICE="${PRETRAIN_DEVICE:-cpu}"
 DEST="$ROOT/assets/models/toy"

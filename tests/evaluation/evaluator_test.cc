@@ -67,9 +67,8 @@ TEST(PriorDriftTest, IsZeroForEqualDistributionsAndSumsPerAttributeKl) {
   EXPECT_NEAR(PriorDrift(before, before), 0.0, 1e-12);
   after = before;
   after.shapes = {4, 4, 4, 4};  // collapsed onto hearts
-  const double expected =
-      KlDivergence(Distribution(after.shapes, world::kShapeCount, 1.0),
-                   Distribution(before.shapes, world::kShapeCount, 1.0));
+  const double expected = KlDivergence(Distribution(after.shapes, world::kShapeCount, 1.0),
+                                       Distribution(before.shapes, world::kShapeCount, 1.0));
   EXPECT_GT(expected, 0.1);
   EXPECT_NEAR(PriorDrift(after, before), expected, 1e-12);
 }

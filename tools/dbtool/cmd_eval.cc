@@ -67,7 +67,7 @@ absl::Status WriteGrid(const std::string& path, const std::string& instance_dir,
   tiles.insert(tiles.end(), images.begin(), images.end());
   ASSIGN_OR_RETURN(image::Image grid, world::MakeGrid(tiles, kGridColumns));
   ASSIGN_OR_RETURN(std::string png, image::EncodePng(grid));
-  return WriteFileAtomic(path, {png});
+  return WriteFileAtomic(path, std::string_view(png));
 }
 
 int RunEval(EvalArgs& a) {
@@ -100,7 +100,7 @@ int RunEval(EvalArgs& a) {
   }
   if (!a.json_out.empty()) {
     const std::string json = evaluation::ReportJson(*report).dump(2) + "\n";
-    absl::Status st = WriteFileAtomic(a.json_out, {json});
+    absl::Status st = WriteFileAtomic(a.json_out, std::string_view(json));
     if (!st.ok()) {
       std::fprintf(stderr, "dbtool eval: %s\n", st.ToString().c_str());
       return 1;

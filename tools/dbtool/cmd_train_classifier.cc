@@ -23,8 +23,8 @@ int RunTrainClassifier(const evaluation::ClassifierTrainOptions& o, int log_ever
   absl::StatusOr<evaluation::Accuracy> acc = evaluation::TrainAttributeClassifier(
       o, [log_every](const evaluation::ClassifierTrainProgress& p) {
         if (p.step % log_every == 0 || p.step == p.steps) {
-          std::printf("[CLASSIFIER] step %d/%d loss %.4f %.1fs\n", p.step, p.steps, p.loss,
-                      p.seconds);
+          std::printf("[CLASSIFIER] step %d/%d loss %.4f batch all-right %.3f %.1fs\n", p.step,
+                      p.steps, p.loss, p.batch_all, p.seconds);
           std::fflush(stdout);
         }
         return !g_stop.load();
@@ -46,6 +46,7 @@ Runner DeclareTrainClassifier(CLI::App& app) {
   auto log_every = std::make_shared<int>(50);
   o->out_path = diffusion::ToyClassifierPath();
   cli::AddString(app, "--out", &o->out_path, "weights file to write");
+  cli::AddString(app, "--init", &o->init_path, "continue from these weights (default: random)");
   cli::AddInt(app, "--steps", &o->steps, "optimizer steps");
   cli::AddInt(app, "--batch-size", &o->batch_size, "renders per step");
   cli::AddDouble(app, "--learning-rate", &o->learning_rate, "peak AdamW learning rate");
