@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "tests/server/e2e_util.h"
 #include "tests/testing/command_run.h"
 #include "tests/testing/image_files.h"
@@ -27,7 +28,7 @@ namespace {
 class DbctlTest : public E2eTest {
  protected:
   CommandRun Dbctl(const std::string& args) {
-    return RunCommand(std::string(DB_DBCTL_PATH) + " --server=" + daemon_->address() + " " + args);
+    return RunCommand(absl::StrCat(DB_DBCTL_PATH, " --server=", daemon_->address(), " ", args));
   }
 
   // The value of "field":"value" in a JSON line (enough for ids).

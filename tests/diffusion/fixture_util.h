@@ -13,7 +13,7 @@
 
 namespace dreambooth::diffusion::testing {
 
-inline std::string TinyFixtureDir() { return std::string(DB_TEST_DATA_DIR) + "/fixtures/tiny-a"; }
+inline std::string TinyFixtureDir() { return DB_TEST_DATA_DIR "/fixtures/tiny-a"; }
 
 inline std::string TinyFixture(const std::string& relative) {
   return TinyFixtureDir() + "/" + relative;

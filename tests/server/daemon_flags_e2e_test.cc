@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "tests/testing/command_run.h"
 #include "tests/testing/temp_dir.h"
 
@@ -18,7 +19,7 @@ namespace dreambooth::testing {
 namespace {
 
 CommandRun Dreamboothd(const std::string& args) {
-  return RunCommand(std::string(DB_DREAMBOOTHD_PATH) + " " + args);
+  return RunCommand(absl::StrCat(DB_DREAMBOOTHD_PATH, " ", args));
 }
 
 TEST(DaemonFlagsTest, RefusesALeaseTtlWithoutAUnit) {

@@ -85,7 +85,7 @@ int RunTiny(bool cached, int steps, bool checkpointing,
 
 int RunMid(int steps, bool checkpointing, const diffusion::AttentionOptions& attention,
            MixedPrecision precision) {
-  const std::string path = std::string(DB_TEST_DATA_DIR) + "/bench/mid/unet/config.json";
+  const std::string path = DB_TEST_DATA_DIR "/bench/mid/unet/config.json";
   absl::StatusOr<diffusion::UNet2DConditionConfig> config =
       diffusion::UNet2DConditionConfig::FromFile(path);
   if (!config.ok()) return Fail(config.status().ToString());

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "tests/testing/command_run.h"
 #include "tests/testing/temp_dir.h"
 
@@ -16,7 +17,7 @@ namespace dreambooth::testing {
 namespace {
 
 CommandRun Render(const std::string& args) {
-  return RunCommand(std::string(DB_DBTOOL_PATH) + " render " + args);
+  return RunCommand(absl::StrCat(DB_DBTOOL_PATH, " render ", args));
 }
 
 TEST(DbtoolRenderTest, WritesADataset) {
