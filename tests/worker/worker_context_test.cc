@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -11,20 +12,26 @@ namespace dreambooth::worker {
 namespace {
 namespace fs = std::filesystem;
 
-TEST(WorkerContextTest, ListsModelFoldersWithAModelIndexPlusTiny) {
+TEST(WorkerContextTest, ListsModelFoldersWithAModelIndexPlusTheBuiltIns) {
   testing::TempDir root;
   fs::create_directories(root.Join("sd-small"));
   std::ofstream(root.Join("sd-small/model_index.json")) << "{}";
   fs::create_directories(root.Join("not-a-model"));  // no model_index.json
   std::ofstream(root.Join("stray.txt")) << "x";
-  EXPECT_EQ(ListBaseModels(root.path()), (std::vector<std::string>{"sd-small", "tiny"}));
+  // The shipped toy weights (assets/models/toy) are installed in this tree.
+  EXPECT_EQ(ListBaseModels(root.path()), (std::vector<std::string>{"sd-small", "tiny", "toy"}));
+  EXPECT_EQ(ListBaseModels(""), (std::vector<std::string>{"tiny", "toy"}));
+  // Without them, "toy" is not advertised.
+  ASSERT_EQ(setenv("DREAMBOOTH_TOY_MODEL_DIR", root.Join("not-a-model").c_str(), 1), 0);
   EXPECT_EQ(ListBaseModels(""), (std::vector<std::string>{"tiny"}));
+  ASSERT_EQ(unsetenv("DREAMBOOTH_TOY_MODEL_DIR"), 0);
 }
 
 TEST(WorkerContextTest, ResolvesNamesToFoldersAndRefusesPaths) {
   testing::TempDir root;
   fs::create_directories(root.Join("sd-small"));
   EXPECT_EQ(*ResolveBaseModel(root.path(), "tiny"), "tiny");
+  EXPECT_EQ(*ResolveBaseModel(root.path(), "toy"), "toy");
   EXPECT_EQ(*ResolveBaseModel(root.path(), "sd-small"), root.Join("sd-small"));
   absl::StatusOr<std::string> missing = ResolveBaseModel(root.path(), "sd-large");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
