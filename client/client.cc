@@ -89,13 +89,25 @@ absl::Status Client::Retry(const std::function<grpc::Status(grpc::ClientContext*
 absl::StatusOr<v1::UploadImagesResponse> Client::UploadFiles(const std::vector<std::string>& paths,
                                                              const std::string& image_set_id,
                                                              const std::string& display_name) {
-  std::vector<UploadFile> files;
-  for (const std::string& path : paths) {
+  const auto read = [](const std::string& path, std::string* bytes) {
     std::ifstream in(path, std::ios::binary);
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+    if (!in) return false;
     std::ostringstream ss;
     ss << in.rdbuf();
-    files.push_back({std::filesystem::path(path).filename().string(), ss.str()});
+    *bytes = ss.str();
+    return true;
+  };
+  std::vector<UploadFile> files;
+  for (const std::string& path : paths) {
+    UploadFile file;
+    file.name = std::filesystem::path(path).filename().string();
+    if (!read(path, &file.bytes)) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+    const std::string caption = std::filesystem::path(path).replace_extension(".txt").string();
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(caption, ec) && !read(caption, &file.caption)) {
+      return absl::NotFoundError(absl::StrCat("cannot read ", caption));
+    }
+    files.push_back(std::move(file));
   }
   return Upload(files, image_set_id, display_name);
 }
@@ -116,6 +128,7 @@ absl::StatusOr<v1::UploadImagesResponse> Client::Upload(const std::vector<Upload
     request.Clear();
     request.mutable_file()->set_name(files[f].name);
     request.mutable_file()->set_size_bytes(static_cast<int64_t>(files[f].bytes.size()));
+    request.mutable_file()->set_caption(files[f].caption);
     ok = writer->Write(request);
     for (size_t off = 0; ok && off < files[f].bytes.size(); off += kChunk) {
       request.Clear();

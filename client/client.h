@@ -39,10 +39,11 @@ struct ClientOptions {
 // Maps a grpc::Status onto absl::Status (same canonical code and message).
 absl::Status FromGrpc(const grpc::Status& status);
 
-// A file to upload: a label and its bytes.
+// A file to upload: a label, its bytes and an optional caption (FileHeader.caption).
 struct UploadFile {
   std::string name;
   std::string bytes;
+  std::string caption = {};  // "" => none
 };
 
 class Client {
@@ -55,6 +56,8 @@ class Client {
   // Uploads files (read from disk; the file's base name is its label) into a new set
   // (image_set_id empty) or an existing one. Sent in 1 MiB chunks. Not retried (a retry could
   // create a second set); re-uploading the same files into a set is harmless (deduplicated).
+  // UploadFiles sends the text of `<stem>.txt` next to an image (e.g. dog1.txt for dog1.jpg) as
+  // that image's caption, when there is such a file.
   absl::StatusOr<v1::UploadImagesResponse> UploadFiles(const std::vector<std::string>& paths,
                                                        const std::string& image_set_id,
                                                        const std::string& display_name);

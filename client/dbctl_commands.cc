@@ -79,9 +79,13 @@ int Upload(client::Client& client, const CLI::App& command, const UploadArgs& ar
     std::printf("%-32s %5dx%-5d %-4s %s\n", img.name().c_str(), img.width(), img.height(),
                 img.format().c_str(), img.digest().substr(0, 16).c_str());
   }
-  std::printf("image set %s: %d images, %lld bytes\n", response->image_set().id().c_str(),
-              response->image_set().images_size(),
-              static_cast<long long>(response->image_set().total_bytes()));
+  const v1::ImageSet& set = response->image_set();
+  const auto captioned =
+      std::count_if(set.images().begin(), set.images().end(),
+                    [](const v1::StoredImage& i) { return !i.caption().empty(); });
+  std::printf("image set %s: %d images (%d captioned), %lld bytes\n", set.id().c_str(),
+              set.images_size(), static_cast<int>(captioned),
+              static_cast<long long>(set.total_bytes()));
   return 0;
 }
 
@@ -131,7 +135,11 @@ int Health(client::Client& client, const std::string& service, const Output& out
 
 Command AddUpload(CLI::App& parent) {
   CLI::App* cmd = parent.add_subcommand(
-      "upload", "Upload PNG/JPEG images (a folder: its .png/.jpg/.jpeg files) into an image set");
+      "upload",
+      "Upload PNG/JPEG images (a folder: its .png/.jpg/.jpeg files) into an image set. A text "
+      "file <stem>.txt next to an image (dog1.txt for dog1.jpg) is sent as its caption, which "
+      "text-to-image jobs (jobs submit --mode=text-to-image) need on every image; uploading an "
+      "image the set already holds with a caption sets its caption");
   auto args = std::make_shared<UploadArgs>();
   cli::AddString(*cmd, "--set", &args->set, "add to this image set (default: a new one)");
   cli::AddString(*cmd, "--name", &args->name, "display name of a new set");

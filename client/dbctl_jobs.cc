@@ -30,6 +30,7 @@ struct SubmitArgs {
   std::string spec_json;
   std::string request_id;
   std::string base_model = "tiny";
+  v1::TrainingMode mode = v1::TRAINING_MODE_DREAMBOOTH;
   std::string image_set;
   std::string prompt;
   bool prior = false;
@@ -62,6 +63,17 @@ absl::StatusOr<v1::JobState> ParseJobState(const std::string& name) {
   return state;
 }
 
+absl::StatusOr<v1::TrainingMode> ParseTrainingMode(const std::string& name) {
+  if (name == "dreambooth") return v1::TRAINING_MODE_DREAMBOOTH;
+  if (name == "text-to-image") return v1::TRAINING_MODE_TEXT_TO_IMAGE;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown mode '", name, "'; expected dreambooth|text-to-image"));
+}
+
+std::string ModeName(v1::TrainingMode mode) {
+  return mode == v1::TRAINING_MODE_TEXT_TO_IMAGE ? "text-to-image" : "dreambooth";
+}
+
 void PrintJob(const v1::Job& job, const Output& out) {
   if (out.json) {
     std::cout << Json(job) << "\n";
@@ -71,6 +83,7 @@ void PrintJob(const v1::Job& job, const Output& out) {
             << "state:       " << StateName(job.state()) << "\n"
             << "stage:       " << StageName(job.stage()) << "\n"
             << "progress:    " << job.step() << "/" << job.total_steps() << "\n"
+            << "mode:        " << ModeName(job.spec().training_mode()) << "\n"
             << "base_model:  " << job.spec().base_model() << "\n"
             << "image_set:   " << job.spec().instance_image_set() << "\n"
             << "prompt:      " << job.spec().instance_prompt() << "\n"
@@ -95,6 +108,7 @@ int JobsSubmit(client::Client& client, const CLI::App& command, const SubmitArgs
   const auto given = [&command](const char* flag) { return command.count(flag) > 0; };
   if (given("--base-model")) spec.set_base_model(args.base_model);
   if (spec.base_model().empty()) spec.set_base_model("tiny");
+  if (given("--mode")) spec.set_training_mode(args.mode);
   if (given("--image-set")) spec.set_instance_image_set(args.image_set);
   if (given("--prompt")) spec.set_instance_prompt(args.prompt);
   if (args.prior) spec.set_with_prior_preservation(true);
@@ -228,14 +242,22 @@ Command AddJobIdCommand(
 
 Command AddJobsSubmit(CLI::App& jobs) {
   CLI::App* cmd = jobs.add_subcommand(
-      "submit", "Submit a DreamBooth job; flags override --spec-json (defaults: the server's)");
+      "submit",
+      "Submit a DreamBooth or text-to-image job; flags override --spec-json (defaults: the "
+      "server's)");
   auto a = std::make_shared<SubmitArgs>();
   cli::AddString(*cmd, "--spec-json", &a->spec_json, "a JobSpec in proto JSON (any field)");
   cli::AddString(*cmd, "--request-id", &a->request_id,
                  "idempotency key (default: a fresh UUID per call)");
   cli::AddString(*cmd, "--base-model", &a->base_model, "a base model the server knows");
+  cli::AddParsed(*cmd, "--mode", &a->mode, ParseTrainingMode,
+                 "dreambooth: learn a subject from --prompt (and --prior); text-to-image: train "
+                 "every image with its own caption (every image of --image-set needs one; no "
+                 "--prompt, no --prior)",
+                 "MODE", "dreambooth");
   cli::AddString(*cmd, "--image-set", &a->image_set, "the instance image set (is_...)");
-  cli::AddString(*cmd, "--prompt", &a->prompt, "the instance prompt, e.g. 'a photo of sks dog'");
+  cli::AddString(*cmd, "--prompt", &a->prompt,
+                 "the instance prompt, e.g. 'a photo of sks dog' (dreambooth mode)");
   cli::AddSwitch(*cmd, "--prior", &a->prior, true, "prior preservation (needs --class-prompt)");
   cli::AddString(*cmd, "--class-prompt", &a->class_prompt, "e.g. 'a photo of a dog'");
   cli::AddString(*cmd, "--reg-set", &a->reg_set, "an image set of class images");

@@ -66,6 +66,7 @@ v1::StoredImage ToProto(const storage::StoredImageRecord& r) {
   image.set_width(r.width);
   image.set_height(r.height);
   image.set_format(r.format);
+  image.set_caption(r.caption);
   return image;
 }
 

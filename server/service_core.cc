@@ -88,8 +88,21 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const v1::JobSpec& spe
       return absl::InvalidArgumentError(absl::StrCat(field, " '", id, "' does not exist"));
     }
     if (!set.ok()) return set.status();
-    if (set->images.empty() && field == "spec.instance_image_set") {
+    if (field != "spec.instance_image_set") continue;
+    if (set->images.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(field, " '", id, "' holds no images"));
+    }
+    // Text-to-image trains every image with its own caption: the set must be captioned first
+    // (the request is fine; the set is not ready for it).
+    if (resolved.training_mode() == v1::TRAINING_MODE_TEXT_TO_IMAGE) {
+      for (const storage::StoredImageRecord& image : set->images) {
+        if (!image.caption.empty()) continue;
+        return absl::FailedPreconditionError(absl::StrCat(
+            "spec.training_mode TRAINING_MODE_TEXT_TO_IMAGE needs a caption on every image of ",
+            field, " '", id, "', but image '", image.name, "' (sha256 ", image.digest,
+            ") has none; upload it again with FileHeader.caption set (dbctl upload: a <stem>.txt "
+            "file next to the image)"));
+      }
     }
   }
   storage::NewJob job;

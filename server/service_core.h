@@ -36,7 +36,8 @@ class ServiceCore {
 
   // Validates the spec (INVALID_ARGUMENT naming the field), checks that its image sets exist
   // and are non-empty and that its base model is known, then creates the job (idempotent on
-  // request_id). Wakes watchers.
+  // request_id). Wakes watchers. A text-to-image job whose instance set has an image without a
+  // caption is FAILED_PRECONDITION naming that image.
   absl::StatusOr<storage::JobRecord> CreateJob(const v1::JobSpec& spec,
                                                const std::string& request_id);
   // Cancels and wakes watchers.
@@ -50,9 +51,11 @@ class ServiceCore {
   absl::StatusOr<int> ImageCount(const std::string& set_id);
   // Checks that `bytes` is a fully decodable image within the upload limits and stores it in the
   // blob store (`declared_sha256`, when not empty, must match). Errors name the file `name`.
+  // Returns the image's record, with `caption` (already normalized: spec::NormalizeCaption).
   absl::StatusOr<storage::StoredImageRecord> StoreUploadedImage(const std::string& name,
                                                                 const std::string& bytes,
-                                                                const std::string& declared_sha256);
+                                                                const std::string& declared_sha256,
+                                                                const std::string& caption);
   // Records stored `images` in set `set_id` ("" creates a set named `display_name`), within the
   // per-set image limit.
   absl::StatusOr<storage::ImageSetRecord> AddImages(

@@ -22,7 +22,8 @@ absl::StatusOr<int> ServiceCore::ImageCount(const std::string& set_id) {
 }
 
 absl::StatusOr<storage::StoredImageRecord> ServiceCore::StoreUploadedImage(
-    const std::string& name, const std::string& bytes, const std::string& declared_sha256) {
+    const std::string& name, const std::string& bytes, const std::string& declared_sha256,
+    const std::string& caption) {
   auto named = [&](const absl::Status& s) {
     return absl::Status(s.code(), absl::StrCat("file '", name, "': ", s.message()));
   };
@@ -44,6 +45,7 @@ absl::StatusOr<storage::StoredImageRecord> ServiceCore::StoreUploadedImage(
   record.width = info->width;
   record.height = info->height;
   record.format = info->format;
+  record.caption = caption;
   return record;
 }
 

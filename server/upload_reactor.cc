@@ -10,6 +10,7 @@
 #include "server/reactor_bases.h"
 #include "server/reactors.h"
 #include "server/request_checks.h"
+#include "spec/job_spec_rules.h"
 
 namespace dreambooth::server {
 namespace {
@@ -67,6 +68,9 @@ class UploadReactor : public ReadLoopReactor<v1::UploadImagesRequest> {
       return absl::InvalidArgumentError(absl::StrCat("file.sha256 of '", header.name(),
                                                      "' must be 64 lower-case hex characters"));
     }
+    ASSIGN_OR_RETURN(caption_,
+                     spec::NormalizeCaption(absl::StrCat("file.caption of '", header.name(), "'"),
+                                            header.caption()));
     const int max_images = core_->options().max_images_per_set;
     if (static_cast<int>(uploaded_.size()) + 1 + existing_images_ > max_images) {
       return absl::ResourceExhaustedError(absl::StrCat(
@@ -104,7 +108,7 @@ class UploadReactor : public ReadLoopReactor<v1::UploadImagesRequest> {
                                                      bytes_.size(), " were sent"));
     }
     ASSIGN_OR_RETURN(storage::StoredImageRecord stored,
-                     core_->StoreUploadedImage(header_.name(), bytes_, header_.sha256()));
+                     core_->StoreUploadedImage(header_.name(), bytes_, header_.sha256(), caption_));
     uploaded_.push_back(std::move(stored));
     bytes_.clear();
     bytes_.shrink_to_fit();
@@ -131,6 +135,7 @@ class UploadReactor : public ReadLoopReactor<v1::UploadImagesRequest> {
   int existing_images_ = 0;
   bool have_file_ = false;
   v1::FileHeader header_;
+  std::string caption_;  // header_'s, normalized
   std::string bytes_;
   std::vector<storage::StoredImageRecord> uploaded_;
 };

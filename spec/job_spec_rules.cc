@@ -4,6 +4,7 @@
 #include <cstring>
 #include <functional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/status_macros.h"
@@ -161,7 +162,19 @@ absl::Status ApplyJobSpec(Mode mode, v1::JobSpec* s) {
   // ---- Model and data ----
   RETURN_IF_ERROR(ValidateModelName(s->base_model()));
   RETURN_IF_ERROR(ValidateSetId("spec.instance_image_set", s->instance_image_set(), true));
-  RETURN_IF_ERROR(ValidatePrompt("spec.instance_prompt", s->instance_prompt(), true));
+  RETURN_IF_ERROR(EnumField<v1::TrainingMode>(
+      mode, "spec.training_mode", v1::TrainingMode_IsValid, s->training_mode(),
+      v1::TRAINING_MODE_UNSPECIFIED, v1::TRAINING_MODE_DREAMBOOTH,
+      [s](v1::TrainingMode v) { s->set_training_mode(v); }));
+  // Text-to-image trains every image with its own caption: no instance prompt, no class prior.
+  const bool text_to_image = s->training_mode() == v1::TRAINING_MODE_TEXT_TO_IMAGE;
+  RETURN_IF_ERROR(ValidatePrompt("spec.instance_prompt", s->instance_prompt(), !text_to_image));
+  if (text_to_image && s->with_prior_preservation()) {
+    return absl::InvalidArgumentError(
+        "spec.with_prior_preservation must be false when spec.training_mode is "
+        "TRAINING_MODE_TEXT_TO_IMAGE (every image trains with its own caption; there is no class "
+        "prior)");
+  }
   // ---- Prior preservation ----
   RETURN_IF_ERROR(F(s, "spec.prior_loss_weight", &S::has_prior_loss_weight, &S::prior_loss_weight,
                     &S::set_prior_loss_weight)
@@ -306,6 +319,12 @@ absl::Status ResolveSampler(const std::string& field, v1::SchedulerKind default_
 absl::Status CheckResolvedSampler(const std::string& field, const v1::SamplerSettings& sampler) {
   v1::SamplerSettings copy = sampler;
   return ApplySampler(Mode::kCheck, field, v1::SCHEDULER_KIND_UNSPECIFIED, &copy);
+}
+
+absl::StatusOr<std::string> NormalizeCaption(const std::string& field, const std::string& caption) {
+  std::string trimmed(absl::StripAsciiWhitespace(caption));
+  RETURN_IF_ERROR(ValidatePrompt(field, trimmed, false));
+  return trimmed;
 }
 
 absl::StatusOr<v1::JobSpec> ResolveJobSpec(const v1::JobSpec& spec) {

@@ -44,6 +44,11 @@ absl::Status UnresolvedFieldError(const std::string& field);
 // Checks a prompt: non-empty when `required`, at most 1000 bytes, valid UTF-8 without NUL.
 absl::Status ValidatePrompt(const std::string& field, const std::string& prompt, bool required);
 
+// An image caption (the upload's FileHeader.caption): leading and trailing ASCII whitespace
+// removed (as the training engine reads caption files), then checked like an optional prompt.
+// Returns the caption to store ("" => the image has none), or INVALID_ARGUMENT naming `field`.
+absl::StatusOr<std::string> NormalizeCaption(const std::string& field, const std::string& caption);
+
 // A stable fingerprint of a request body (hex SHA-256 of its deterministic serialization), used
 // to tell a retried CreateJob from a different request with the same request_id.
 std::string SpecFingerprint(const v1::JobSpec& spec);

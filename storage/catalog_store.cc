@@ -18,8 +18,8 @@ absl::StatusOr<ImageSetRecord> LoadSet(Connection& c, const std::string& set_id)
   set.display_name = s.ColumnText(0);
   set.create_time_ms = s.ColumnInt(1);
   ASSIGN_OR_RETURN(Statement images,
-                   c.Prepare("SELECT name, digest, size_bytes, width, height, format FROM images "
-                             "WHERE set_id = ? ORDER BY position"));
+                   c.Prepare("SELECT name, digest, size_bytes, width, height, format, caption "
+                             "FROM images WHERE set_id = ? ORDER BY position"));
   images.Bind(1, set_id);
   while (true) {
     ASSIGN_OR_RETURN(bool more, images.Step());
@@ -31,6 +31,7 @@ absl::StatusOr<ImageSetRecord> LoadSet(Connection& c, const std::string& set_id)
     img.width = static_cast<int>(images.ColumnInt(3));
     img.height = static_cast<int>(images.ColumnInt(4));
     img.format = images.ColumnText(5);
+    img.caption = images.ColumnText(6);
     set.images.push_back(std::move(img));
   }
   return set;
@@ -57,9 +58,9 @@ absl::StatusOr<ImageSetRecord> CatalogStore::AddImages(const std::string& set_id
     ASSIGN_OR_RETURN(ImageSetRecord set, LoadSet(c, id));
     int64_t position = static_cast<int64_t>(set.images.size());
     for (const StoredImageRecord& img : images) {
-      ASSIGN_OR_RETURN(Statement s,
-                       c.Prepare("INSERT OR IGNORE INTO images (set_id, position, name, digest, "
-                                 "size_bytes, width, height, format) VALUES (?,?,?,?,?,?,?,?)"));
+      ASSIGN_OR_RETURN(Statement s, c.Prepare("INSERT OR IGNORE INTO images (set_id, position, "
+                                              "name, digest, size_bytes, width, height, format, "
+                                              "caption) VALUES (?,?,?,?,?,?,?,?,?)"));
       s.Bind(1, id)
           .Bind(2, position)
           .Bind(3, img.name)
@@ -67,9 +68,17 @@ absl::StatusOr<ImageSetRecord> CatalogStore::AddImages(const std::string& set_id
           .Bind(5, img.size_bytes)
           .Bind(6, int64_t{img.width})
           .Bind(7, int64_t{img.height})
-          .Bind(8, img.format);
+          .Bind(8, img.format)
+          .Bind(9, img.caption);
       RETURN_IF_ERROR(s.Run());
-      if (c.Changes() > 0) ++position;
+      if (c.Changes() > 0) {
+        ++position;
+      } else if (!img.caption.empty()) {
+        ASSIGN_OR_RETURN(Statement update, c.Prepare("UPDATE images SET caption = ? WHERE "
+                                                     "set_id = ? AND digest = ?"));
+        update.Bind(1, img.caption).Bind(2, id).Bind(3, img.digest);
+        RETURN_IF_ERROR(update.Run());
+      }
     }
     if (position > max_images) {
       return absl::ResourceExhaustedError(absl::StrCat("image set ", id, " would hold ", position,

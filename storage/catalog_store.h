@@ -23,8 +23,9 @@ class CatalogStore {
 
   // Creates an empty set (id "is_<hex>") when `set_id` is empty, else appends to that set
   // (NOT_FOUND when absent), adding `images` in order; an image whose digest the set already holds
-  // is skipped. Fails with RESOURCE_EXHAUSTED, adding nothing, when the set would exceed
-  // max_images. Returns the set after the change.
+  // is not added again, but a non-empty caption given for it replaces the stored one. Fails with
+  // RESOURCE_EXHAUSTED, changing nothing, when the set would exceed max_images. Returns the set
+  // after the change.
   absl::StatusOr<ImageSetRecord> AddImages(const std::string& set_id,
                                            const std::string& display_name,
                                            const std::vector<StoredImageRecord>& images,

@@ -128,10 +128,16 @@ CREATE TABLE cache_items (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 2: a caption per image of a set (text-to-image training); "" means none, which is
+// what every image stored before this version gets.
+constexpr std::string_view kV2 = R"sql(
+ALTER TABLE images ADD COLUMN caption TEXT NOT NULL DEFAULT '';
+)sql";
+
 }  // namespace
 
 const std::vector<std::string_view>& Migrations() {
-  static const auto* migrations = new std::vector<std::string_view>{kV1};
+  static const auto* migrations = new std::vector<std::string_view>{kV1, kV2};
   return *migrations;
 }
 

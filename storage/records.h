@@ -45,6 +45,7 @@ struct StoredImageRecord {
   int width = 0;
   int height = 0;
   std::string format;
+  std::string caption = {};  // "" when none
 };
 
 struct ImageSetRecord {

@@ -49,6 +49,18 @@ absl::StatusOr<train::LrScheduleType> ToLrSchedule(v1::LrScheduler s) {
   }
 }
 
+absl::StatusOr<train::TrainingMode> ToTrainingMode(v1::TrainingMode m) {
+  switch (m) {
+    case v1::TRAINING_MODE_DREAMBOOTH:
+      return train::TrainingMode::kDreamBooth;
+    case v1::TRAINING_MODE_TEXT_TO_IMAGE:
+      return train::TrainingMode::kTextToImage;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("spec.training_mode: unknown value ", static_cast<int>(m)));
+  }
+}
+
 absl::StatusOr<train::MixedPrecision> ToPrecision(v1::MixedPrecision p) {
   switch (p) {
     case v1::MIXED_PRECISION_NO:
@@ -92,6 +104,7 @@ absl::StatusOr<train::TrainOptions> ToTrainOptions(const v1::JobSpec& spec, cons
   RETURN_IF_ERROR(spec::CheckResolvedJobSpec(spec));
   train::TrainOptions o;
   // ---- Model and data ----
+  ASSIGN_OR_RETURN(o.mode, ToTrainingMode(spec.training_mode()));
   o.base_model = paths.base_model;
   o.instance_dir = paths.instance_dir;
   o.instance_prompt = spec.instance_prompt();

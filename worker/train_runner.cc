@@ -71,8 +71,12 @@ class TrainTask {
  private:
   absl::Status Stages();
   absl::Status Prepare();
+  // Downloads `images` into `dir` as NNN-<digest prefix>.<ext>; with `write_captions`, each
+  // non-empty caption goes next to its image as NNN-<digest prefix>.txt, where the training
+  // engine reads it (train::ScanImageFolder).
   absl::Status FetchImages(const google::protobuf::RepeatedPtrField<v1::StoredImage>& images,
-                           const std::string& dir, const std::string& label, int* done, int total);
+                           const std::string& dir, const std::string& label, bool write_captions,
+                           int* done, int total);
   absl::Status ClassImages();
   absl::Status Latents();
   absl::Status Train();
@@ -181,16 +185,16 @@ void TrainTask::OnCheckpoint(const train::CheckpointEvent& e) {
 
 absl::Status TrainTask::FetchImages(
     const google::protobuf::RepeatedPtrField<v1::StoredImage>& images, const std::string& dir,
-    const std::string& label, int* done, int total) {
+    const std::string& label, bool write_captions, int* done, int total) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   int index = 0;
   for (const v1::StoredImage& image : images) {
     RETURN_IF_ERROR(CheckStop("PREPARING"));
     const std::string ext = image.format() == "jpeg" ? "jpg" : "png";
-    const std::string path =
-        (fs::path(dir) / absl::StrFormat("%03d-%s.%s", index++, image.digest().substr(0, 16), ext))
-            .string();
+    const fs::path stem =
+        fs::path(dir) / absl::StrFormat("%03d-%s", index++, image.digest().substr(0, 16));
+    const std::string path = absl::StrCat(stem.string(), ".", ext);
     const std::string what =
         absl::StrCat(label, " image '", image.name(), "' (sha256 ", image.digest(), ")");
     if (!fs::is_regular_file(path, ec)) {
@@ -206,6 +210,9 @@ absl::Status TrainTask::FetchImages(
         return absl::DataLossError(absl::StrCat(what, " is corrupt in the server's blob store"));
       }
       RETURN_IF_ERROR(WriteFileAtomic(path, *bytes));
+    }
+    if (write_captions && !image.caption().empty()) {
+      RETURN_IF_ERROR(WriteFileAtomic(absl::StrCat(stem.string(), ".txt"), image.caption()));
     }
     // Verified now or by the attempt that wrote it: the trainer need not hash it again.
     verified_digests_[path] = image.digest();
@@ -232,12 +239,12 @@ absl::Status TrainTask::Prepare() {
   int done = 0;
   TaskPaths paths;
   paths.instance_dir = (fs::path(job_dir_) / "instance").string();
-  RETURN_IF_ERROR(
-      FetchImages(task_.instance_images(), paths.instance_dir, "instance", &done, total));
+  RETURN_IF_ERROR(FetchImages(task_.instance_images(), paths.instance_dir, "instance",
+                              /*write_captions=*/true, &done, total));
   if (use_class_set) {
     paths.class_dir = (fs::path(job_dir_) / "class").string();
     RETURN_IF_ERROR(FetchImages(task_.regularization_images(), paths.class_dir, "regularization",
-                                &done, total));
+                                /*write_captions=*/false, &done, total));
   }
   ASSIGN_OR_RETURN(paths.base_model,
                    ResolveBaseModel(context_.options.model_root, spec.base_model()));

@@ -85,6 +85,50 @@ TEST_F(DbctlTest, UploadSubmitListWatchCancel) {
   EXPECT_NE(watch.out.find("#2 CANCELLED STATE_CHANGED"), std::string::npos) << watch.out;
 }
 
+TEST_F(DbctlTest, UploadSendsCaptionFilesAndSubmitTakesATrainingMode) {
+  const std::string photos = dir_.Join("captioned");
+  std::filesystem::create_directories(photos);
+  for (int i = 0; i < 2; ++i) {
+    WriteFile(photos + "/p" + std::to_string(i) + ".png",
+              MakePng(Noise(40, 40, static_cast<uint32_t>(i + 3)), PngVariant::kRgb8));
+  }
+  WriteFile(photos + "/p0.txt", "a red toy on a table\n");
+
+  CommandRun upload = Dbctl("upload --name=toys " + photos);
+  ASSERT_EQ(upload.exit_code, 0) << upload.out;
+  EXPECT_NE(upload.out.find("2 images (1 captioned)"), std::string::npos) << upload.out;
+  const std::string set = upload.out.substr(upload.out.find("is_"), 19);
+  absl::StatusOr<v1::ImageSet> stored = client_->GetImageSet(set);
+  ASSERT_TRUE(stored.ok()) << stored.status() << upload.out;
+  EXPECT_EQ(stored->images(0).caption(), "a red toy on a table");
+  EXPECT_EQ(stored->images(1).caption(), "");
+
+  const std::string submit = "jobs submit --image-set=" + set + " --mode=text-to-image --steps=5";
+  CommandRun refused = Dbctl(submit);
+  EXPECT_EQ(refused.exit_code, 1) << refused.out;
+  EXPECT_NE(refused.out.find("FAILED_PRECONDITION"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("image 'p1.png'"), std::string::npos) << refused.out;
+
+  // Captioning the other image (uploading it again with its .txt) lets the job through.
+  WriteFile(photos + "/p1.txt", "a blue toy");
+  CommandRun again = Dbctl("upload --set=" + set + " " + photos + "/p1.png");
+  ASSERT_EQ(again.exit_code, 0) << again.out;
+  EXPECT_NE(again.out.find("2 images (2 captioned)"), std::string::npos) << again.out;
+  CommandRun ok = Dbctl("--json " + submit);
+  ASSERT_EQ(ok.exit_code, 0) << ok.out;
+  const v1::JobSpec spec = client_->GetJob(JsonField(ok.out, "id"))->spec();
+  EXPECT_EQ(spec.training_mode(), v1::TRAINING_MODE_TEXT_TO_IMAGE);
+  EXPECT_EQ(spec.instance_prompt(), "");
+  CommandRun get = Dbctl("jobs get " + JsonField(ok.out, "id"));
+  EXPECT_NE(get.out.find("mode:        text-to-image"), std::string::npos) << get.out;
+
+  CommandRun bad_mode = Dbctl(submit.substr(0, submit.find("--mode")) + "--mode=pix2pix");
+  EXPECT_EQ(bad_mode.exit_code, 2) << bad_mode.out;
+  EXPECT_NE(bad_mode.out.find("unknown mode 'pix2pix'; expected dreambooth|text-to-image"),
+            std::string::npos)
+      << bad_mode.out;
+}
+
 TEST_F(DbctlTest, FailuresExitNonZeroWithAReadableMessage) {
   CommandRun missing = Dbctl("jobs get job_0000000000000000");
   EXPECT_EQ(missing.exit_code, 1);

@@ -262,6 +262,44 @@ std::vector<BadCase> BadCases() {
              BadRequestsTest::OneFile("big.jpg", std::string((1 << 20) + 1, 'x')));
        },
        StatusCode::INVALID_ARGUMENT, "exceeds the 1 MiB chunk limit"},
+      {"upload with a caption over 1000 bytes",
+       [](BadRequestsTest& t) {
+         auto m = BadRequestsTest::OneFile("long.jpg", GoodJpeg());
+         m[1].mutable_file()->set_caption(std::string(1001, 'c'));
+         return t.UploadMessages(m);
+       },
+       StatusCode::INVALID_ARGUMENT,
+       "file.caption of 'long.jpg' must be at most 1000 bytes, got 1001 bytes"},
+      {"upload with a NUL in the caption",
+       [](BadRequestsTest& t) {
+         auto m = BadRequestsTest::OneFile("nul.jpg", GoodJpeg());
+         m[1].mutable_file()->set_caption(std::string("a\0b", 3));
+         return t.UploadMessages(m);
+       },
+       StatusCode::INVALID_ARGUMENT, "file.caption of 'nul.jpg' must be valid UTF-8 without NUL"},
+      {"unknown training mode",
+       [](BadRequestsTest& t) {
+         return t.CreateWith(
+             [](auto* s) { s->set_training_mode(static_cast<v1::TrainingMode>(42)); });
+       },
+       StatusCode::INVALID_ARGUMENT, "spec.training_mode must be a known value, got 42"},
+      {"text-to-image with prior preservation",
+       [](BadRequestsTest& t) {
+         return t.CreateWith([](auto* s) {
+           s->set_training_mode(v1::TRAINING_MODE_TEXT_TO_IMAGE);
+           s->set_with_prior_preservation(true);
+           s->set_regularization_prompt("a photo of a dog");
+         });
+       },
+       StatusCode::INVALID_ARGUMENT,
+       "spec.with_prior_preservation must be false when spec.training_mode is "
+       "TRAINING_MODE_TEXT_TO_IMAGE"},
+      {"text-to-image on an uncaptioned set",
+       [](BadRequestsTest& t) {
+         return t.CreateWith(
+             [](auto* s) { s->set_training_mode(v1::TRAINING_MODE_TEXT_TO_IMAGE); });
+       },
+       StatusCode::FAILED_PRECONDITION, "but image 'img0.jpg'"},
       {"upload into an unknown set",
        [](BadRequestsTest& t) {
          auto m = BadRequestsTest::OneFile("a.jpg", GoodJpeg());

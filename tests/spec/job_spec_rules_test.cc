@@ -53,6 +53,7 @@ TEST(JobSpecRules, ResolvesTheDocumentedDefaults) {
   EXPECT_EQ(spec->max_attempts(), 3);
   EXPECT_EQ(spec->max_infra_attempts(), 10);
   EXPECT_TRUE(spec->has_seed());
+  EXPECT_EQ(spec->training_mode(), v1::TRAINING_MODE_DREAMBOOTH);
 }
 
 TEST(JobSpecRules, KeepsExplicitValues) {
@@ -96,6 +97,8 @@ TEST(JobSpecRules, NamesTheOffendingField) {
       {[](auto* s) { s->set_mixed_precision(static_cast<v1::MixedPrecision>(9)); },
        "spec.mixed_precision"},
       {[](auto* s) { s->set_max_attempts(0); }, "spec.max_attempts"},
+      {[](auto* s) { s->set_training_mode(static_cast<v1::TrainingMode>(7)); },
+       "spec.training_mode must be a known value, got 7"},
       {[](auto* s) {
          s->set_center_crop(false);
          s->set_use_cached_latents(true);
@@ -131,6 +134,8 @@ TEST(JobSpecRules, TheCheckRefusesWhatItWouldHaveToDefault) {
       {[](v1::JobSpec* s) { s->clear_use_cached_latents(); }, "spec.use_cached_latents is unset"},
       {[](v1::JobSpec* s) { s->set_lr_scheduler(v1::LR_SCHEDULER_UNSPECIFIED); },
        "spec.lr_scheduler is unset"},
+      {[](v1::JobSpec* s) { s->set_training_mode(v1::TRAINING_MODE_UNSPECIFIED); },
+       "spec.training_mode is unset"},
       {[](v1::JobSpec* s) { s->mutable_class_sampler()->clear_guidance_scale(); },
        "spec.class_sampler.guidance_scale is unset"},
       {[](v1::JobSpec* s) { s->set_resolution(4096); }, "spec.resolution must be in [64, 2048]"},
@@ -144,12 +149,69 @@ TEST(JobSpecRules, TheCheckRefusesWhatItWouldHaveToDefault) {
   }
 }
 
+TEST(JobSpecRules, TextToImageNeedsNoInstancePromptAndResolvesAndChecks) {
+  v1::JobSpec in = Minimal();
+  in.clear_instance_prompt();
+  in.set_training_mode(v1::TRAINING_MODE_TEXT_TO_IMAGE);
+  absl::StatusOr<v1::JobSpec> resolved = ResolveJobSpec(in);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(resolved->training_mode(), v1::TRAINING_MODE_TEXT_TO_IMAGE);
+  EXPECT_EQ(resolved->instance_prompt(), "");
+  EXPECT_TRUE(CheckResolvedJobSpec(*resolved).ok()) << CheckResolvedJobSpec(*resolved);
+  // An explicit DreamBooth mode is kept, and still needs its instance prompt.
+  in.set_training_mode(v1::TRAINING_MODE_DREAMBOOTH);
+  EXPECT_EQ(ResolveJobSpec(in).status().message(), "spec.instance_prompt is required");
+  // A prompt given in text-to-image mode is still bounded.
+  in.set_training_mode(v1::TRAINING_MODE_TEXT_TO_IMAGE);
+  in.set_instance_prompt(std::string(1001, 'a'));
+  EXPECT_EQ(ResolveJobSpec(in).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(JobSpecRules, TextToImageWithPriorPreservationNamesBothFields) {
+  const auto conflict = [](v1::JobSpec* s) {
+    s->set_training_mode(v1::TRAINING_MODE_TEXT_TO_IMAGE);
+    s->set_with_prior_preservation(true);
+    s->set_regularization_prompt("a photo of a dog");
+  };
+  v1::JobSpec submitted = Minimal();
+  conflict(&submitted);
+  v1::JobSpec leased = *ResolveJobSpec(Minimal());
+  conflict(&leased);
+  for (const absl::Status& status :
+       {ResolveJobSpec(submitted).status(), CheckResolvedJobSpec(leased)}) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(status.message().find("spec.with_prior_preservation"), std::string::npos) << status;
+    EXPECT_NE(status.message().find("spec.training_mode"), std::string::npos) << status;
+  }
+}
+
+TEST(JobSpecRules, CaptionsAreTrimmedAndBoundedLikePrompts) {
+  EXPECT_EQ(*NormalizeCaption("file.caption", "  a red toy\n"), "a red toy");
+  EXPECT_EQ(*NormalizeCaption("file.caption", " \t\n"), "");
+  EXPECT_EQ(*NormalizeCaption("file.caption", ""), "");
+  EXPECT_EQ(NormalizeCaption("file.caption", std::string(1000, 'c'))->size(), 1000u);
+  const std::pair<std::string, std::string> bad[] = {
+      {std::string(1001, 'c'), "file.caption must be at most 1000 bytes, got 1001 bytes"},
+      {std::string("a\0b", 3), "file.caption must be valid UTF-8 without NUL"},
+      {"bad \xff utf8", "file.caption must be valid UTF-8 without NUL"},
+  };
+  for (const auto& [caption, message] : bad) {
+    absl::StatusOr<std::string> result = NormalizeCaption("file.caption", caption);
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << message;
+    EXPECT_EQ(result.status().message(), message);
+  }
+}
+
 TEST(JobSpecRules, FingerprintIsStableAndBodySensitive) {
   const v1::JobSpec a = Minimal();
   v1::JobSpec b = Minimal();
   EXPECT_EQ(SpecFingerprint(a), SpecFingerprint(b));
   b.set_max_train_steps(401);
   EXPECT_NE(SpecFingerprint(a), SpecFingerprint(b));
+  // The mode is part of the body: the same request_id with another mode is another request.
+  v1::JobSpec c = Minimal();
+  c.set_training_mode(v1::TRAINING_MODE_TEXT_TO_IMAGE);
+  EXPECT_NE(SpecFingerprint(a), SpecFingerprint(c));
 }
 
 }  // namespace

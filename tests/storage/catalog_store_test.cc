@@ -1,6 +1,7 @@
 // CatalogStore on a real SQLite file: image sets (dedup by digest, the size cap adds nothing,
-// pagination, deletion), advertised base models, meta values created once, and the shared-cache
-// index (replace, append, conflicting appends refused) surviving a reopen of the database.
+// pagination, deletion, captions), advertised base models, meta values created once, and the
+// shared-cache index (replace, append, conflicting appends refused) surviving a reopen of the
+// database.
 #include "storage/catalog_store.h"
 
 #include <gtest/gtest.h>
@@ -15,7 +16,8 @@
 namespace dreambooth::storage {
 namespace {
 
-StoredImageRecord Image(const std::string& name, char digest_char) {
+StoredImageRecord Image(const std::string& name, char digest_char,
+                        const std::string& caption = "") {
   StoredImageRecord image;
   image.name = name;
   image.digest = std::string(64, digest_char);
@@ -23,6 +25,7 @@ StoredImageRecord Image(const std::string& name, char digest_char) {
   image.width = 32;
   image.height = 32;
   image.format = "png";
+  image.caption = caption;
   return image;
 }
 
@@ -73,6 +76,32 @@ TEST_F(CatalogStoreTest, ImageSetsDeduplicateCapAndPaginate) {
   ASSERT_TRUE(store_->DeleteImageSet(set->id).ok());
   EXPECT_EQ(store_->GetImageSet(set->id).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store_->DeleteImageSet(set->id).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CatalogStoreTest, CaptionsAreStoredAndAReuploadCanSetButNotClearThem) {
+  auto set =
+      store_->AddImages("", "toys", {Image("a.png", 'a', "a red toy"), Image("b.png", 'b')}, 10, 1);
+  ASSERT_TRUE(set.ok()) << set.status();
+  ASSERT_EQ(set->images.size(), 2u);
+  EXPECT_EQ(set->images[0].caption, "a red toy");
+  EXPECT_EQ(set->images[1].caption, "");
+  // Re-uploading b with a caption captions it; re-uploading a without one keeps its caption.
+  auto recaptioned = store_->AddImages(
+      set->id, "", {Image("b-again.png", 'b', "a blue toy"), Image("a.png", 'a')}, 10, 2);
+  ASSERT_TRUE(recaptioned.ok()) << recaptioned.status();
+  ASSERT_EQ(recaptioned->images.size(), 2u);
+  EXPECT_EQ(recaptioned->images[0].caption, "a red toy");
+  EXPECT_EQ(recaptioned->images[1].caption, "a blue toy");
+  EXPECT_EQ(recaptioned->images[1].name, "b.png");  // the first upload's label stays
+  // A refused upload (over the cap) changes no caption either.
+  auto over =
+      store_->AddImages(set->id, "", {Image("a.png", 'a', "changed"), Image("c.png", 'c')}, 2, 3);
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+  Open();  // and they survive a reopen
+  auto reread = store_->GetImageSet(set->id);
+  ASSERT_TRUE(reread.ok()) << reread.status();
+  EXPECT_EQ(reread->images[0].caption, "a red toy");
+  EXPECT_EQ(reread->images[1].caption, "a blue toy");
 }
 
 TEST_F(CatalogStoreTest, BaseModelsAndMetaPersist) {

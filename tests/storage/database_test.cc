@@ -1,8 +1,10 @@
-// Schema migrations and pragmas of a fresh and a reopened database.
+// Schema migrations and pragmas of a fresh, a reopened and an older database.
 #include "storage/database.h"
 
 #include <gtest/gtest.h>
 
+#include "storage/catalog_store.h"
+#include "storage/migrations.h"
 #include "tests/testing/temp_dir.h"
 
 namespace dreambooth::storage {
@@ -44,6 +46,36 @@ TEST(Database, MigratesFromEmptyAndReopens) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(*(*again)->SchemaVersion(), Database::LatestSchemaVersion());
   EXPECT_EQ(QueryText(**again, "PRAGMA integrity_check"), "ok");
+}
+
+TEST(Database, AVersion1DatabaseMigratesAndKeepsItsImages) {
+  testing::TempDir dir;
+  const std::string path = dir.Join("db.sqlite");
+  {
+    // What a binary of schema version 1 left behind: a set with one image.
+    auto c = Connection::Open(path, 1000);
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE(c->Exec(Migrations()[0]).ok());
+    ASSERT_TRUE(c->Exec("PRAGMA user_version = 1").ok());
+    ASSERT_TRUE(c->Exec("INSERT INTO image_sets VALUES ('is_old', 1, 'old', 5)").ok());
+    ASSERT_TRUE(
+        c->Exec("INSERT INTO images VALUES ('is_old', 0, 'a.png', 'aa', 10, 8, 8, 'png')").ok());
+  }
+  auto db = Database::Open({path});
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ(*(*db)->SchemaVersion(), Database::LatestSchemaVersion());
+  EXPECT_EQ(QueryText(**db, "SELECT name || '|' || caption FROM images"), "a.png|");
+  CatalogStore catalog(db->get());
+  auto set = catalog.GetImageSet("is_old");
+  ASSERT_TRUE(set.ok()) << set.status();
+  ASSERT_EQ(set->images.size(), 1u);
+  EXPECT_EQ(set->images[0].caption, "");
+  // The migrated table takes captions.
+  StoredImageRecord image = set->images[0];
+  image.caption = "a small square";
+  ASSERT_TRUE(catalog.AddImages("is_old", "", {image}, 10, 6).ok());
+  EXPECT_EQ(catalog.GetImageSet("is_old")->images[0].caption, "a small square");
+  EXPECT_EQ(QueryText(**db, "PRAGMA integrity_check"), "ok");
 }
 
 TEST(Database, RefusesADatabaseFromANewerBinary) {

@@ -67,6 +67,7 @@ TEST(SpecOptionsTest, MapsEveryField) {
   std::vector<std::string> warnings;
   absl::StatusOr<train::TrainOptions> o = ToTrainOptions(FullSpec(), Paths(), &warnings);
   ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->mode, train::TrainingMode::kDreamBooth);  // UNSPECIFIED resolves to DreamBooth
   EXPECT_EQ(o->base_model, "tiny");
   EXPECT_EQ(o->instance_dir, "/w/instance");
   EXPECT_EQ(o->instance_prompt, "a photo of sks dog");
@@ -131,6 +132,33 @@ TEST(SpecOptionsTest, ServerDefaultsReachTheTrainerUnchanged) {
   EXPECT_EQ(o->resolution, resolved->resolution());
   EXPECT_EQ(o->seed, resolved->seed());
   EXPECT_TRUE(warnings.empty());
+}
+
+TEST(SpecOptionsTest, TextToImageModeReachesTheTrainerWithoutAnInstancePrompt) {
+  v1::JobSpec t2i;
+  t2i.set_base_model("tiny");
+  t2i.set_instance_image_set("is_1");
+  t2i.set_training_mode(v1::TRAINING_MODE_TEXT_TO_IMAGE);
+  absl::StatusOr<v1::JobSpec> resolved = spec::ResolveJobSpec(t2i);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  absl::StatusOr<train::TrainOptions> o = ToTrainOptions(*resolved, Paths(), nullptr);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->mode, train::TrainingMode::kTextToImage);
+  EXPECT_EQ(o->instance_prompt, "");
+  EXPECT_FALSE(o->with_prior_preservation);
+  // An unresolved mode is refused, not defaulted.
+  resolved->set_training_mode(v1::TRAINING_MODE_UNSPECIFIED);
+  o = ToTrainOptions(*resolved, Paths(), nullptr);
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(o.status().message().find("spec.training_mode is unset"), std::string::npos)
+      << o.status();
+  // Prior preservation in text-to-image mode is a conflict the worker refuses too.
+  v1::JobSpec prior = FullSpec();
+  prior.set_training_mode(v1::TRAINING_MODE_TEXT_TO_IMAGE);
+  o = ToTrainOptions(prior, Paths(), nullptr);
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(o.status().message().find("spec.with_prior_preservation"), std::string::npos)
+      << o.status();
 }
 
 TEST(SpecOptionsTest, AConflictIsRefusedNotRepaired) {
