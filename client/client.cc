@@ -45,15 +45,30 @@ std::string NewRequestId() {
 }
 
 namespace {
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(const ClientOptions& options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);  // sample PNGs can exceed gRPC's 4 MiB default
   args.SetMaxSendMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  return MakeChannel(options.target, options.security, args);
 }
 }  // namespace
 
-Client::Client(ClientOptions options) : Client(options, MakeChannel(options.target)) {}
+Client::Client(ClientOptions options) : Client(options, MakeClientChannel(options)) {}
+
+Client::Client(ClientOptions options, absl::StatusOr<std::shared_ptr<grpc::Channel>> channel)
+    // Without a channel the stubs point at a target that never connects; every call returns
+    // channel_status_ before using them.
+    : Client(std::move(options),
+             channel.ok() ? *channel
+                          : grpc::CreateChannel("unix:/", grpc::InsecureChannelCredentials())) {
+  channel_status_ = channel.status();
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeClientChannel(options);
+  if (!channel.ok()) return channel.status();
+  return std::make_unique<Client>(std::move(options), *std::move(channel));
+}
 
 Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
     : options_(std::move(options)),
@@ -75,6 +90,7 @@ void Client::Backoff(int attempt) const {
 }
 
 absl::Status Client::Retry(const std::function<grpc::Status(grpc::ClientContext*)>& attempt) {
+  if (!channel_status_.ok()) return channel_status_;
   grpc::Status status;
   for (int i = 0; i < std::max(1, options_.max_attempts); ++i) {
     if (i > 0) Backoff(i - 1);
@@ -115,6 +131,7 @@ absl::StatusOr<v1::UploadImagesResponse> Client::UploadFiles(const std::vector<s
 absl::StatusOr<v1::UploadImagesResponse> Client::Upload(const std::vector<UploadFile>& files,
                                                         const std::string& image_set_id,
                                                         const std::string& display_name) {
+  if (!channel_status_.ok()) return channel_status_;
   grpc::ClientContext context;
   SetDeadline(&context, options_.stream_timeout_ms);
   v1::UploadImagesResponse response;
@@ -218,6 +235,7 @@ absl::StatusOr<v1::Job> Client::CancelJob(const std::string& job_id) {
 
 absl::Status Client::WatchJob(const std::string& job_id, int64_t after_sequence,
                               const std::function<bool(const v1::JobEvent&)>& on_event) {
+  if (!channel_status_.ok()) return channel_status_;
   int64_t last = after_sequence;
   int failures = 0;
   while (true) {
@@ -260,6 +278,7 @@ absl::StatusOr<v1::ListCheckpointsResponse> Client::ListCheckpoints(const std::s
 
 absl::StatusOr<v1::Checkpoint> Client::DownloadCheckpoint(const std::string& checkpoint_id,
                                                           const std::string& output_dir) {
+  if (!channel_status_.ok()) return channel_status_;
   v1::Checkpoint manifest;
   int64_t offset = 0;
   int failures = 0;
@@ -328,6 +347,7 @@ absl::StatusOr<v1::Checkpoint> Client::DownloadCheckpoint(const std::string& che
 
 absl::Status Client::Sample(const v1::SampleRequest& request,
                             const std::function<void(const v1::SampleResponse&)>& on_response) {
+  if (!channel_status_.ok()) return channel_status_;
   grpc::ClientContext context;
   SetDeadline(&context, options_.stream_timeout_ms);
   auto reader = stub_->Sample(&context, request);
@@ -338,6 +358,7 @@ absl::Status Client::Sample(const v1::SampleRequest& request,
 
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Client::CheckHealth(
     const std::string& service) {
+  if (!channel_status_.ok()) return channel_status_;
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/grpc_channel.h"
 #include "dreambooth/v1/service.grpc.pb.h"
 #include "dreambooth/v1/worker_gateway.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -26,6 +27,8 @@ namespace dreambooth::client {
 struct ClientOptions {
   // host:port of dreamboothd.
   std::string target = "127.0.0.1:50051";
+  // TLS (a CA bundle or the system roots) and the API key sent on every call.
+  ChannelSecurity security;
   // Deadline of each unary call attempt.
   int64_t call_timeout_ms = 30'000;
   // Deadline of one streaming call (uploads, watch, downloads, sampling).
@@ -48,8 +51,12 @@ struct UploadFile {
 
 class Client {
  public:
-  // Creates a channel to options.target (connects lazily).
+  // Creates a channel to options.target (connects lazily). When options.security names a CA
+  // bundle that cannot be read, every call fails with INVALID_ARGUMENT naming it (Connect says
+  // so at once).
   explicit Client(ClientOptions options);
+  // Like the constructor, but an unreadable CA bundle is an error here.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(ClientOptions options);
   // Uses an existing channel (e.g. an in-process one).
   Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
 
@@ -97,12 +104,14 @@ class Client {
   absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
       const std::string& service = "");
 
-  // Raw stubs (no retries, no deadlines added) for advanced use, tests and the worker.
+  // Raw stubs (no retries, no deadlines added) for advanced use and tests. gateway() works only
+  // on a client whose target is the daemon's worker listener, with a worker key.
   v1::DreamBooth::Stub& stub() { return *stub_; }
   v1::WorkerGateway::Stub& gateway() { return *gateway_; }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
  private:
+  Client(ClientOptions options, absl::StatusOr<std::shared_ptr<grpc::Channel>> channel);
   // Runs `attempt` (given a fresh context with a deadline) until it succeeds, fails with a
   // non-retryable status or attempts run out.
   absl::Status Retry(const std::function<grpc::Status(grpc::ClientContext*)>& attempt);
@@ -110,6 +119,7 @@ class Client {
   void Backoff(int attempt) const;
 
   const ClientOptions options_;
+  absl::Status channel_status_;  // why no channel could be made; OK otherwise
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::DreamBooth::Stub> stub_;
   std::unique_ptr<v1::WorkerGateway::Stub> gateway_;

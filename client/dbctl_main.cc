@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "client/dbctl.h"
 #include "common/cli_flags.h"
+#include "common/grpc_channel.h"
 
 int main(int argc, char** argv) {
   using namespace dreambooth;
@@ -32,7 +33,8 @@ int main(int argc, char** argv) {
   app.footer(
       "Global options (--server, --json, --timeout; see dbctl --help) may also follow the "
       "command.\n"
-      "The server defaults to $DREAMBOOTH_SERVER, else 127.0.0.1:50051. --json prints JSON (one\n"
+      "The server defaults to $DREAMBOOTH_SERVER, else 127.0.0.1:50051; the API key to\n"
+      "$DREAMBOOTH_API_KEY. --json prints JSON (one\n"
       "object per line for streams). Exit status: 0 ok, 1 request failed, 2 usage error.");
 
   client::ClientOptions options;
@@ -41,6 +43,11 @@ int main(int argc, char** argv) {
   absl::Duration timeout = absl::Milliseconds(options.call_timeout_ms);
   dbctl::Output out;
   cli::AddString(app, "--server", &options.target, "dreamboothd's HOST:PORT");
+  cli::AddString(app, "--ca-cert", &options.security.ca_cert_file,
+                 "PEM CA bundle that signed the server's certificate (TLS)");
+  cli::AddSwitch(app, "--tls", &options.security.tls, true, "TLS with the system's root CAs");
+  cli::AddString(app, "--api-key", &options.security.api_key,
+                 "API key, or @FILE holding it (default: $DREAMBOOTH_API_KEY)");
   cli::AddSwitch(app, "--json", &out.json, true, "print JSON");
   cli::AddDuration(app, "--timeout", &timeout, "deadline of each request (e.g. 30s, 2m)");
 
@@ -66,9 +73,13 @@ int main(int argc, char** argv) {
   }
   options.call_timeout_ms = absl::ToInt64Milliseconds(timeout);
   out.tty = isatty(STDOUT_FILENO) != 0;
-  client::Client client(options);
+  absl::StatusOr<std::string> key = ResolveApiKey(options.security.api_key, "DREAMBOOTH_API_KEY");
+  if (!key.ok()) return cli::UsageError(app, key.status().message());
+  options.security.api_key = *std::move(key);
+  absl::StatusOr<std::unique_ptr<client::Client>> client = client::Client::Connect(options);
+  if (!client.ok()) return cli::UsageError(app, client.status().message());
   for (const dbctl::Command& command : commands) {
-    if (command.app->parsed()) return command.run(client, out);
+    if (command.app->parsed()) return command.run(**client, out);
   }
   return cli::UsageError(app, "no command given");
 }

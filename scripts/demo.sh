@@ -52,8 +52,10 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "==> starting dreamboothd on $DREAMBOOTH_SERVER with one local worker (data: $WORK/data)"
-"$BUILD/server/dreamboothd" --listen="$DREAMBOOTH_SERVER" --data-dir="$WORK/data" \
-  --local-workers=1 --worker-threads="${DEMO_THREADS:-$(nproc)}" >"$WORK/dreamboothd.log" 2>&1 &
+# Loopback only, so no API keys are needed (docs/security.md); the worker service takes any free
+# port (only the daemon's own local worker uses it).
+"$BUILD/server/dreamboothd" --listen="$DREAMBOOTH_SERVER" --worker-listen=127.0.0.1:0 \
+  --data-dir="$WORK/data" --local-workers=1 --worker-threads="${DEMO_THREADS:-$(nproc)}" >"$WORK/dreamboothd.log" 2>&1 &
 DAEMON_PID=$!
 for _ in $(seq 1 100); do
   "$DBCTL" health >/dev/null 2>&1 && break

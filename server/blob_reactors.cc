@@ -13,9 +13,10 @@ constexpr int64_t kChunk = 1 << 20;
 
 class ReadBlobReactor : public PullWriteReactor<v1::ReadBlobResponse> {
  public:
-  ReadBlobReactor(ServiceCore* core, const v1::ReadBlobRequest& request)
+  ReadBlobReactor(ServiceCore* core, const absl::Status& authenticated,
+                  const v1::ReadBlobRequest& request)
       : core_(core), digest_(request.digest()), offset_(request.offset()) {
-    Start(Open(request.limit()));
+    Start(authenticated.ok() ? Open(request.limit()) : authenticated);
   }
 
  private:
@@ -105,12 +106,15 @@ class WriteBlobReactor : public ReadLoopReactor<v1::WriteBlobRequest> {
 }  // namespace
 
 grpc::ServerWriteReactor<v1::ReadBlobResponse>* WorkerGatewayService::ReadBlob(
-    grpc::CallbackServerContext*, const v1::ReadBlobRequest* request) {
-  return new ReadBlobReactor(core_, *request);
+    grpc::CallbackServerContext* context, const v1::ReadBlobRequest* request) {
+  return new ReadBlobReactor(core_, Authenticate(context), *request);
 }
 
 grpc::ServerReadReactor<v1::WriteBlobRequest>* WorkerGatewayService::WriteBlob(
-    grpc::CallbackServerContext*, v1::WriteBlobResponse* response) {
+    grpc::CallbackServerContext* context, v1::WriteBlobResponse* response) {
+  if (absl::Status s = Authenticate(context); !s.ok()) {
+    return new RejectedReadReactor<v1::WriteBlobRequest>(s);
+  }
   return new WriteBlobReactor(core_, response);
 }
 

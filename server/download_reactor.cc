@@ -12,15 +12,17 @@ constexpr int64_t kChunk = 1 << 20;
 
 class DownloadReactor : public PullWriteReactor<v1::DownloadCheckpointResponse> {
  public:
-  DownloadReactor(ServiceCore* core, const v1::DownloadCheckpointRequest& request)
+  DownloadReactor(ServiceCore* core, const absl::StatusOr<Caller>& caller,
+                  const v1::DownloadCheckpointRequest& request)
       : core_(core), offset_(request.read_offset()) {
-    Start(Open(request.checkpoint_id()));
+    Start(Open(caller, request.checkpoint_id()));
   }
 
  private:
-  absl::Status Open(const std::string& checkpoint_id) {
+  absl::Status Open(const absl::StatusOr<Caller>& caller, const std::string& checkpoint_id) {
+    RETURN_IF_ERROR(caller.status());
     RETURN_IF_ERROR(CheckId("checkpoint_id", checkpoint_id));
-    ASSIGN_OR_RETURN(ckpt_, core_->jobs().GetCheckpoint(checkpoint_id));
+    ASSIGN_OR_RETURN(ckpt_, core_->GetCheckpointFor(*caller, checkpoint_id));
     for (const auto& f : ckpt_.files) total_ += f.size_bytes;
     if (offset_ < 0 || offset_ > total_) {
       return absl::OutOfRangeError(
@@ -70,8 +72,9 @@ class DownloadReactor : public PullWriteReactor<v1::DownloadCheckpointResponse> 
 }  // namespace
 
 grpc::ServerWriteReactor<v1::DownloadCheckpointResponse>* NewDownloadReactor(
-    ServiceCore* core, const v1::DownloadCheckpointRequest& request) {
-  return new DownloadReactor(core, request);
+    ServiceCore* core, const absl::StatusOr<Caller>& caller,
+    const v1::DownloadCheckpointRequest& request) {
+  return new DownloadReactor(core, caller, request);
 }
 
 }  // namespace dreambooth::server

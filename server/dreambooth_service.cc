@@ -24,17 +24,18 @@ absl::StatusOr<int> PageSize(int requested) {
 }  // namespace
 
 grpc::ServerReadReactor<v1::UploadImagesRequest>* DreamBoothService::UploadImages(
-    grpc::CallbackServerContext*, v1::UploadImagesResponse* response) {
-  return NewUploadReactor(core_, response);
+    grpc::CallbackServerContext* context, v1::UploadImagesResponse* response) {
+  return NewUploadReactor(core_, Authenticate(context), response);
 }
 
 grpc::ServerUnaryReactor* DreamBoothService::GetImageSet(grpc::CallbackServerContext* context,
                                                          const v1::GetImageSetRequest* request,
                                                          v1::ImageSet* response) {
   return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
     RETURN_IF_ERROR(CheckId("image_set_id", request->image_set_id()));
     ASSIGN_OR_RETURN(storage::ImageSetRecord set,
-                     core_->catalog().GetImageSet(request->image_set_id()));
+                     core_->GetImageSetFor(caller, request->image_set_id()));
     *response = ToProto(set);
     return absl::OkStatus();
   }());
@@ -44,16 +45,19 @@ grpc::ServerUnaryReactor* DreamBoothService::ListImageSets(grpc::CallbackServerC
                                                            const v1::ListImageSetsRequest* request,
                                                            v1::ListImageSetsResponse* response) {
   return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
     ASSIGN_OR_RETURN(int page_size, PageSize(request->page_size()));
+    // A page token is scoped to the tenant filter it was issued for.
+    const std::string kind = absl::StrCat("image_sets/tenant=", caller.ListFilter());
     int64_t cursor = 0;
     if (!request->page_token().empty()) {
-      ASSIGN_OR_RETURN(cursor, core_->DecodePageToken("image_sets", request->page_token()));
+      ASSIGN_OR_RETURN(cursor, core_->DecodePageToken(kind, request->page_token()));
     }
     ASSIGN_OR_RETURN(storage::CatalogStore::ImageSetPage page,
-                     core_->catalog().ListImageSets(page_size, cursor));
+                     core_->catalog().ListImageSets(caller.ListFilter(), page_size, cursor));
     for (const auto& set : page.sets) *response->add_image_sets() = ToProto(set);
     if (page.next_before_seq != 0) {
-      response->set_next_page_token(core_->EncodePageToken("image_sets", page.next_before_seq));
+      response->set_next_page_token(core_->EncodePageToken(kind, page.next_before_seq));
     }
     return absl::OkStatus();
   }());
@@ -63,8 +67,9 @@ grpc::ServerUnaryReactor* DreamBoothService::DeleteImageSet(
     grpc::CallbackServerContext* context, const v1::DeleteImageSetRequest* request,
     v1::DeleteImageSetResponse*) {
   return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
     RETURN_IF_ERROR(CheckId("image_set_id", request->image_set_id()));
-    return core_->DeleteImageSet(request->image_set_id());
+    return core_->DeleteImageSet(caller, request->image_set_id());
   }());
 }
 
@@ -72,9 +77,10 @@ grpc::ServerUnaryReactor* DreamBoothService::CreateJob(grpc::CallbackServerConte
                                                        const v1::CreateJobRequest* request,
                                                        v1::Job* response) {
   return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
     if (!request->has_spec()) return absl::InvalidArgumentError("spec is required");
     ASSIGN_OR_RETURN(storage::JobRecord job,
-                     core_->CreateJob(request->spec(), request->request_id()));
+                     core_->CreateJob(caller, request->spec(), request->request_id()));
     ASSIGN_OR_RETURN(*response, ToProto(job));
     return absl::OkStatus();
   }());
@@ -84,8 +90,9 @@ grpc::ServerUnaryReactor* DreamBoothService::GetJob(grpc::CallbackServerContext*
                                                     const v1::GetJobRequest* request,
                                                     v1::Job* response) {
   return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
     RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
-    ASSIGN_OR_RETURN(storage::JobRecord job, core_->jobs().Get(request->job_id()));
+    ASSIGN_OR_RETURN(storage::JobRecord job, core_->GetJobFor(caller, request->job_id()));
     ASSIGN_OR_RETURN(*response, ToProto(job));
     return absl::OkStatus();
   }());
@@ -95,19 +102,22 @@ grpc::ServerUnaryReactor* DreamBoothService::ListJobs(grpc::CallbackServerContex
                                                       const v1::ListJobsRequest* request,
                                                       v1::ListJobsResponse* response) {
   return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
     ASSIGN_OR_RETURN(int page_size, PageSize(request->page_size()));
     if (!v1::JobState_IsValid(request->state())) {
       return absl::InvalidArgumentError(
           absl::StrCat("state must be a known JobState, got ", request->state()));
     }
-    const std::string kind = absl::StrCat("jobs/state=", request->state());
+    const std::string kind =
+        absl::StrCat("jobs/state=", request->state(), "/tenant=", caller.ListFilter());
     int64_t cursor = 0;
     if (!request->page_token().empty()) {
       ASSIGN_OR_RETURN(cursor, core_->DecodePageToken(kind, request->page_token()));
     }
     ASSIGN_OR_RETURN(
         storage::JobStore::Page page,
-        core_->jobs().List(static_cast<storage::JobState>(request->state()), page_size, cursor));
+        core_->jobs().List(caller.ListFilter(), static_cast<storage::JobState>(request->state()),
+                           page_size, cursor));
     for (const auto& job : page.jobs) {
       ASSIGN_OR_RETURN(*response->add_jobs(), ToProto(job));
     }
@@ -122,23 +132,26 @@ grpc::ServerUnaryReactor* DreamBoothService::CancelJob(grpc::CallbackServerConte
                                                        const v1::CancelJobRequest* request,
                                                        v1::Job* response) {
   return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
     RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
-    ASSIGN_OR_RETURN(storage::JobRecord job, core_->CancelJob(request->job_id()));
+    ASSIGN_OR_RETURN(storage::JobRecord job, core_->CancelJob(caller, request->job_id()));
     ASSIGN_OR_RETURN(*response, ToProto(job));
     return absl::OkStatus();
   }());
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* DreamBoothService::WatchJob(
-    grpc::CallbackServerContext*, const v1::WatchJobRequest* request) {
-  return NewWatchReactor(core_, *request);
+    grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
+  return NewWatchReactor(core_, Authenticate(context), *request);
 }
 
 grpc::ServerUnaryReactor* DreamBoothService::ListCheckpoints(
     grpc::CallbackServerContext* context, const v1::ListCheckpointsRequest* request,
     v1::ListCheckpointsResponse* response) {
   return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
     RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
+    RETURN_IF_ERROR(core_->GetJobFor(caller, request->job_id()).status());
     ASSIGN_OR_RETURN(std::vector<storage::CheckpointRecord> ckpts,
                      core_->jobs().ListCheckpoints(request->job_id()));
     for (const auto& c : ckpts) *response->add_checkpoints() = ToProto(c);
@@ -147,13 +160,13 @@ grpc::ServerUnaryReactor* DreamBoothService::ListCheckpoints(
 }
 
 grpc::ServerWriteReactor<v1::DownloadCheckpointResponse>* DreamBoothService::DownloadCheckpoint(
-    grpc::CallbackServerContext*, const v1::DownloadCheckpointRequest* request) {
-  return NewDownloadReactor(core_, *request);
+    grpc::CallbackServerContext* context, const v1::DownloadCheckpointRequest* request) {
+  return NewDownloadReactor(core_, Authenticate(context), *request);
 }
 
 grpc::ServerWriteReactor<v1::SampleResponse>* DreamBoothService::Sample(
-    grpc::CallbackServerContext*, const v1::SampleRequest* request) {
-  return NewSampleReactor(core_, *request);
+    grpc::CallbackServerContext* context, const v1::SampleRequest* request) {
+  return NewSampleReactor(core_, Authenticate(context), *request);
 }
 
 }  // namespace dreambooth::server

@@ -1,17 +1,19 @@
-// The public dreambooth.v1.DreamBooth service: a thin adapter (parse, call the ServiceCore, map the
-// status) on gRPC's callback API. Thread-safe.
+// The public dreambooth.v1.DreamBooth service: a thin adapter (authenticate, parse, call the
+// ServiceCore, map the status) on gRPC's callback API. Every call acts as its caller's tenant.
+// Thread-safe.
 #ifndef DREAMBOOTH_SERVER_DREAMBOOTH_SERVICE_H_
 #define DREAMBOOTH_SERVER_DREAMBOOTH_SERVICE_H_
 
 #include "dreambooth/v1/service.grpc.pb.h"
+#include "server/auth.h"
 #include "server/service_core.h"
 
 namespace dreambooth::server {
 
 class DreamBoothService final : public v1::DreamBooth::CallbackService {
  public:
-  // `core` must outlive the service.
-  explicit DreamBoothService(ServiceCore* core) : core_(core) {}
+  // `core` and `auth` must outlive the service.
+  DreamBoothService(ServiceCore* core, const Authenticator* auth) : core_(core), auth_(auth) {}
 
   grpc::ServerReadReactor<v1::UploadImagesRequest>* UploadImages(
       grpc::CallbackServerContext* context, v1::UploadImagesResponse* response) override;
@@ -46,7 +48,12 @@ class DreamBoothService final : public v1::DreamBooth::CallbackService {
                                                        const v1::SampleRequest* request) override;
 
  private:
+  absl::StatusOr<Caller> Authenticate(grpc::CallbackServerContext* context) const {
+    return auth_->Authenticate(*context, Listener::kPublic);
+  }
+
   ServiceCore* const core_;
+  const Authenticator* const auth_;
 };
 
 }  // namespace dreambooth::server

@@ -1,10 +1,14 @@
 // dreamboothd: the DreamBooth training service daemon.
 //
-//   dreamboothd [--listen=127.0.0.1:50051] [--data-dir=./dreambooth-data] [--lease-ttl=30s]
+//   dreamboothd [--listen=127.0.0.1:50051] [--worker-listen=127.0.0.1:50052]
+//               [--tls-cert=PEM --tls-key=PEM] [--auth=auto|api-keys|none] [--allow-insecure]
+//               [--data-dir=./dreambooth-data] [--lease-ttl=30s]
 //               [--sweep-interval=1s] [--shutdown-grace=10s] [--max-upload-bytes=52428800]
 //               [--max-images-per-set=1000] [--model-root=DIR] [--log-level=info]
 //               [--log-format=text|json] [--local-workers=N|auto] [--worker-cache-dir=DIR]
 //               [--worker-binary=PATH] [--worker-threads=N]
+//
+//   dreamboothd keys create --tenant=T [--role=tenant|admin|worker] | keys list | keys revoke ID
 //
 // `dreamboothd --help` lists the options with their defaults. A DURATION is a whole number with a
 // unit (500ms, 30s, 2m, 1h). Bad usage exits with status 2 before anything starts.
@@ -23,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/cli_flags.h"
+#include "server/key_admin.h"
 #include "server/logging.h"
 #include "server/server.h"
 #include "server/worker_supervisor.h"
@@ -40,12 +45,27 @@ struct Flags {
   std::string local_workers;  // "" => none
   std::string worker_cache_dir;
   std::string worker_binary;
-  int worker_threads = 0;  // 0 => the worker's default
+  int worker_threads = 0;   // 0 => the worker's default
+  std::string tls_ca_cert;  // "" => --tls-cert's file
 };
 
 void AddFlags(CLI::App& app, Flags& f) {
   namespace cli = dreambooth::cli;
-  cli::AddString(app, "--listen", &f.server.listen, "HOST:PORT to serve on (port 0: a free one)");
+  cli::AddString(app, "--listen", &f.server.listen,
+                 "HOST:PORT of the public API (port 0: a free one)");
+  cli::AddString(app, "--worker-listen", &f.server.worker_listen,
+                 "HOST:PORT of the worker service, never the public port (port 0: a free one)");
+  cli::AddString(app, "--tls-cert", &f.server.tls_cert_file,
+                 "PEM certificate chain: both listeners serve TLS (with --tls-key)");
+  cli::AddString(app, "--tls-key", &f.server.tls_key_file, "PEM private key of --tls-cert");
+  cli::AddString(app, "--tls-ca-cert", &f.tls_ca_cert,
+                 "PEM CA bundle --local-workers trust (default: the --tls-cert file, enough when "
+                 "it holds the chain up to its root)");
+  cli::AddString(app, "--auth", &f.server.auth,
+                 "api-keys: every call needs a key (dreamboothd keys); none: no credentials, "
+                 "loopback only; auto: none on loopback-only listeners, else api-keys");
+  cli::AddSwitch(app, "--allow-insecure", &f.server.allow_insecure, true,
+                 "serve plaintext on a non-loopback address (a network you trust)");
   cli::AddString(app, "--data-dir", &f.server.data_dir, "database and blobs (created if missing)");
   cli::AddDuration(app, "--lease-ttl", &f.lease_ttl, "task lease lifetime; workers renew at 1/3");
   cli::AddDuration(app, "--sweep-interval", &f.sweep_interval, "how often expired leases requeue");
@@ -75,9 +95,12 @@ int main(int argc, char** argv) {
   dreambooth::cli::ConfigureApp(app);
   Flags flags;
   AddFlags(app, flags);
+  dreambooth::server::KeyAdmin key_admin;
+  key_admin.AddTo(app, &flags.server.data_dir);
   if (std::optional<int> exit_code = dreambooth::cli::ParseCommandLine(app, argc, argv)) {
     return *exit_code;
   }
+  if (key_admin.chosen()) return key_admin.Run();
   dreambooth::server::ServerOptions options = flags.server;
   options.lease_ttl_ms = absl::ToInt64Milliseconds(flags.lease_ttl);
   options.sweep_interval_ms = absl::ToInt64Milliseconds(flags.sweep_interval);
@@ -103,6 +126,9 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto server = dreambooth::server::Server::Start(options);
+  if (absl::IsInvalidArgument(server.status())) {
+    return dreambooth::cli::UsageError(app, server.status().message());
+  }
   if (!server.ok()) {
     spdlog::error("cannot start: {}", server.status().ToString());
     return 1;
@@ -112,11 +138,20 @@ int main(int argc, char** argv) {
   if (!slots.empty()) {
     dreambooth::server::WorkerSupervisorOptions wo;
     wo.worker_binary = dreambooth::server::FindWorkerBinary(flags.worker_binary, "/proc/self/exe");
-    wo.server_address = absl::StrCat("127.0.0.1:", (*server)->port());
+    wo.server_address = absl::StrCat("127.0.0.1:", (*server)->worker_port());
+    wo.extra_env = {absl::StrCat("DREAMBOOTH_WORKER_KEY=", (*server)->local_worker_key())};
+    if (!options.tls_cert_file.empty()) {
+      // The workers check the daemon's certificate against the CA (it must name 127.0.0.1).
+      wo.extra_args.insert(
+          wo.extra_args.end(),
+          {"--ca-cert", flags.tls_ca_cert.empty() ? options.tls_cert_file : flags.tls_ca_cert});
+    }
     wo.model_root = options.model_root;
     wo.cache_dir = flags.worker_cache_dir.empty() ? options.data_dir + "/worker-cache"
                                                   : flags.worker_cache_dir;
-    if (flags.worker_threads > 0) wo.extra_args = {"--threads", absl::StrCat(flags.worker_threads)};
+    if (flags.worker_threads > 0) {
+      wo.extra_args.insert(wo.extra_args.end(), {"--threads", absl::StrCat(flags.worker_threads)});
+    }
     wo.grace_ms = 60'000;
     auto started = dreambooth::server::WorkerSupervisor::Start(wo, std::move(slots));
     if (!started.ok()) {

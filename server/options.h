@@ -8,8 +8,19 @@
 namespace dreambooth::server {
 
 struct ServerOptions {
-  // host:port to listen on; port 0 picks a free port (see Server::port()).
+  // host:port of the public API; port 0 picks a free port (see Server::port()).
   std::string listen = "127.0.0.1:50051";
+  // host:port of the worker service (WorkerGateway), never served on the public port; port 0
+  // picks a free one (Server::worker_port()).
+  std::string worker_listen = "127.0.0.1:50052";
+  // PEM certificate chain and private key: both listeners serve TLS when set.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Serve plaintext on a non-loopback address (otherwise refused at startup).
+  bool allow_insecure = false;
+  // "api-keys": every call needs an API key (bearer token); "none": no credentials, allowed
+  // only when both listeners are loopback; "auto": "none" on loopback-only, else "api-keys".
+  std::string auth = "auto";
   // Holds db.sqlite and blobs/. Created when missing.
   std::string data_dir = "./dreambooth-data";
   // Lease time-to-live; workers heartbeat every ttl/3.

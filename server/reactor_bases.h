@@ -153,6 +153,14 @@ class QueuedWriteReactor : public grpc::ServerWriteReactor<Message> {
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// A client-streaming call refused before its first message (e.g. unauthenticated).
+template <typename Request>
+class RejectedReadReactor : public grpc::ServerReadReactor<Request> {
+ public:
+  explicit RejectedReadReactor(const absl::Status& status) { this->Finish(ToGrpc(status)); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace dreambooth::server
 
 #endif  // DREAMBOOTH_SERVER_REACTOR_BASES_H_

@@ -20,11 +20,14 @@ absl::Status CheckRequestIds(const v1::SampleRequest& request) {
 
 class SampleReactor : public QueuedWriteReactor<v1::SampleResponse>, public SampleBroker::Sink {
  public:
-  SampleReactor(ServiceCore* core, const v1::SampleRequest& request)
+  SampleReactor(ServiceCore* core, const absl::StatusOr<Caller>& caller,
+                const v1::SampleRequest& request)
       : QueuedWriteReactor("sample"), core_(core) {
-    absl::Status checked = CheckRequestIds(request);
-    absl::StatusOr<SampleBroker::Task> task =
-        checked.ok() ? core_->PrepareSample(request) : absl::StatusOr<SampleBroker::Task>(checked);
+    absl::Status checked = caller.status();
+    if (checked.ok()) checked = CheckRequestIds(request);
+    absl::StatusOr<SampleBroker::Task> task = checked.ok()
+                                                  ? core_->PrepareSample(*caller, request)
+                                                  : absl::StatusOr<SampleBroker::Task>(checked);
     if (!task.ok()) {
       absl::MutexLock lock(&mu_);
       FinishLocked(ToGrpc(task.status()));
@@ -71,8 +74,9 @@ class SampleReactor : public QueuedWriteReactor<v1::SampleResponse>, public Samp
 }  // namespace
 
 grpc::ServerWriteReactor<v1::SampleResponse>* NewSampleReactor(ServiceCore* core,
+                                                               const absl::StatusOr<Caller>& caller,
                                                                const v1::SampleRequest& request) {
-  return new SampleReactor(core, request);
+  return new SampleReactor(core, caller, request);
 }
 
 }  // namespace dreambooth::server

@@ -6,45 +6,135 @@
 
 #include <chrono>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/crypto.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
 
 namespace dreambooth::server {
 namespace {
 const char* const kServiceNames[] = {"dreambooth.v1.DreamBooth", "dreambooth.v1.WorkerGateway"};
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
-  std::unique_ptr<Server> server(new Server());
-  absl::StatusOr<std::unique_ptr<ServiceCore>> core = ServiceCore::Open(options);
-  if (!core.ok()) return core.status();
-  server->core_ = std::move(*core);
-  server->public_service_ = std::make_unique<DreamBoothService>(server->core_.get());
-  server->gateway_service_ = std::make_unique<WorkerGatewayService>(server->core_.get());
-  server->core_->SetTaskAvailableCallback(
-      [gateway = server->gateway_service_.get()] { gateway->WakeLongPolls(); });
+namespace {
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+// True for 127.0.0.0/8, ::1, localhost and unix sockets: addresses only this host can reach.
+bool IsLoopback(const std::string& address) {
+  if (absl::StartsWith(address, "unix:")) return true;
+  std::string host = address.substr(0, address.rfind(':'));
+  if (absl::StartsWith(host, "[") && absl::EndsWith(host, "]")) {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+struct Transport {
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  bool require_keys = false;
+};
+
+// Checks the listeners' security settings and builds their credentials.
+absl::StatusOr<Transport> PlanTransport(const ServerOptions& options) {
+  const bool loopback_only = IsLoopback(options.listen) && IsLoopback(options.worker_listen);
+  const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
+  Transport t;
+  if (tls) {
+    if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
+      return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
+    }
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    ASSIGN_OR_RETURN(pair.cert_chain, ReadFileToString(options.tls_cert_file));
+    ASSIGN_OR_RETURN(pair.private_key, ReadFileToString(options.tls_key_file));
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back(std::move(pair));
+    t.credentials = grpc::SslServerCredentials(ssl);
+  } else {
+    for (const std::string* address : {&options.listen, &options.worker_listen}) {
+      if (!IsLoopback(*address) && !options.allow_insecure) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("refusing to serve plaintext on ", *address,
+                         ", which is not a loopback address: give --tls-cert and --tls-key, or "
+                         "--allow-insecure on a network you trust"));
+      }
+    }
+    t.credentials = grpc::InsecureServerCredentials();
+  }
+  if (options.auth == "api-keys") {
+    t.require_keys = true;
+  } else if (options.auth == "none") {
+    if (!loopback_only) {
+      return absl::InvalidArgumentError(
+          "--auth=none is allowed only when --listen and --worker-listen are loopback addresses");
+    }
+  } else if (options.auth == "auto") {
+    t.require_keys = !loopback_only;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--auth must be auto, api-keys or none, got '", options.auth, "'"));
+  }
+  return t;
+}
+
+std::unique_ptr<grpc::Server> BuildServer(const ServerOptions& options, const std::string& address,
+                                          const std::shared_ptr<grpc::ServerCredentials>& creds,
+                                          grpc::Service* service, int* port) {
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(address, creds, port);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   // Allow idle watchers' keepalive pings once a minute without GOAWAY(too_many_pings).
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 30'000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
-  builder.RegisterService(server->public_service_.get());
-  builder.RegisterService(server->gateway_service_.get());
-  server->grpc_server_ = builder.BuildAndStart();
+  builder.RegisterService(service);
+  return builder.BuildAndStart();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  ASSIGN_OR_RETURN(Transport transport, PlanTransport(options));
+  std::unique_ptr<Server> server(new Server());
+  absl::StatusOr<std::unique_ptr<ServiceCore>> core = ServiceCore::Open(options);
+  if (!core.ok()) return core.status();
+  server->core_ = std::move(*core);
+  server->local_worker_key_ = absl::StrCat("dbk_local_", RandomHex(32));
+  server->auth_ = std::make_unique<Authenticator>(transport.require_keys, &server->core_->keys(),
+                                                  server->local_worker_key_);
+  server->public_service_ =
+      std::make_unique<DreamBoothService>(server->core_.get(), server->auth_.get());
+  server->gateway_service_ =
+      std::make_unique<WorkerGatewayService>(server->core_.get(), server->auth_.get());
+  server->core_->SetTaskAvailableCallback(
+      [gateway = server->gateway_service_.get()] { gateway->WakeLongPolls(); });
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  server->grpc_server_ = BuildServer(options, options.listen, transport.credentials,
+                                     server->public_service_.get(), &server->port_);
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen, " (address in use or invalid?)"));
   }
-  grpc::HealthCheckServiceInterface* health = server->grpc_server_->GetHealthCheckService();
-  health->SetServingStatus(true);
-  for (const char* name : kServiceNames) health->SetServingStatus(name, true);
+  server->worker_server_ = BuildServer(options, options.worker_listen, transport.credentials,
+                                       server->gateway_service_.get(), &server->worker_port_);
+  if (server->worker_server_ == nullptr || server->worker_port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on --worker-listen ",
+                                               options.worker_listen,
+                                               " (address in use or invalid?)"));
+  }
+  for (grpc::Server* s : {server->grpc_server_.get(), server->worker_server_.get()}) {
+    grpc::HealthCheckServiceInterface* health = s->GetHealthCheckService();
+    health->SetServingStatus(true);
+    for (const char* name : kServiceNames) health->SetServingStatus(name, true);
+  }
   server->sweeper_ = std::thread([s = server.get()] { s->SweepLoop(); });
-  spdlog::info("dreamboothd serving on port {} (data dir {})", server->port_, options.data_dir);
+  spdlog::info("dreamboothd serving on port {} (workers: port {}; {}; {}; data dir {})",
+               server->port_, server->worker_port_,
+               options.tls_cert_file.empty() ? "plaintext" : "TLS",
+               transport.require_keys ? "API keys required" : "no credentials (loopback only)",
+               options.data_dir);
   return server;
 }
 
@@ -72,7 +162,16 @@ void Server::Shutdown(int64_t grace_ms) {
     if (health != nullptr) health->SetServingStatus(false);
     spdlog::info("shutting down: health NOT_SERVING, draining in-flight calls");
     gateway_service_->StopLongPolls();
-    grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
+    const auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms);
+    // Both at once: each Shutdown only stops new calls and sets the deadline of in-flight ones.
+    std::thread worker_shutdown([&] {
+      if (worker_server_ == nullptr) return;
+      worker_server_->GetHealthCheckService()->SetServingStatus(false);
+      worker_server_->Shutdown(deadline);
+    });
+    grpc_server_->Shutdown(deadline);
+    worker_shutdown.join();
+    if (worker_server_ != nullptr) worker_server_->Wait();
     grpc_server_->Wait();
   }
   if (sweeper_.joinable()) sweeper_.join();

@@ -1,6 +1,6 @@
-// dreamboothd's gRPC server: the public DreamBooth service, the WorkerGateway, the standard
-// health service (grpc.health.v1, "" and each service name) and server reflection, plus the
-// background lease sweeper. Thread-safe.
+// dreamboothd's gRPC servers: the public DreamBooth service on --listen and the WorkerGateway on
+// --worker-listen (each with the standard health service and server reflection), TLS and API-key
+// authentication (auth.h), plus the background lease sweeper. Thread-safe.
 #ifndef DREAMBOOTH_SERVER_SERVER_H_
 #define DREAMBOOTH_SERVER_SERVER_H_
 
@@ -12,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "server/auth.h"
 #include "server/dreambooth_service.h"
 #include "server/options.h"
 #include "server/service_core.h"
@@ -21,13 +22,18 @@ namespace dreambooth::server {
 
 class Server {
  public:
-  // Opens the data dir and starts serving. UNAVAILABLE when the address cannot be bound.
+  // Opens the data dir and starts serving. UNAVAILABLE when an address cannot be bound;
+  // INVALID_ARGUMENT for an insecure configuration (plaintext or --auth=none off loopback).
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
   // Calls Shutdown().
   ~Server();
 
   // The bound port (useful with a ":0" listen address).
   int port() const { return port_; }
+  // The worker service's bound port.
+  int worker_port() const { return worker_port_; }
+  // A worker credential valid for this process's lifetime: the daemon's local workers get it.
+  const std::string& local_worker_key() const { return local_worker_key_; }
 
   // Graceful stop: health goes NOT_SERVING, new calls are refused, in-flight calls get up to
   // `grace_ms` to finish (then they are cancelled), the sweeper stops and the database closes.
@@ -41,10 +47,14 @@ class Server {
   void SweepLoop() ABSL_LOCKS_EXCLUDED(mu_);
 
   std::unique_ptr<ServiceCore> core_;
+  std::unique_ptr<Authenticator> auth_;
+  std::string local_worker_key_;
   std::unique_ptr<DreamBoothService> public_service_;
   std::unique_ptr<WorkerGatewayService> gateway_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<grpc::Server> worker_server_;
   int port_ = 0;
+  int worker_port_ = 0;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,9 +1,14 @@
 #include "server/service_core.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/strings/escaping.h"
@@ -20,7 +25,30 @@ constexpr size_t kMacBytes = 16;
 }  // namespace
 
 ServiceCore::ServiceCore(ServerOptions options) : options_(std::move(options)) {}
-ServiceCore::~ServiceCore() = default;
+ServiceCore::~ServiceCore() {
+  if (lock_fd_ >= 0) close(lock_fd_);  // releases the data dir's lock
+}
+
+absl::Status ServiceCore::LockDataDir() {
+  const std::string path = options_.data_dir + "/dreamboothd.lock";
+  lock_fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) {
+    return absl::UnavailableError(absl::StrCat("cannot open ", path, ": ", strerror(errno)));
+  }
+  if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    char holder[32] = {};
+    const ssize_t n = pread(lock_fd_, holder, sizeof(holder) - 1, 0);
+    return absl::FailedPreconditionError(
+        absl::StrCat("data dir ", options_.data_dir, " is in use by another dreamboothd (pid ",
+                     n > 0 ? std::string(holder, static_cast<size_t>(n)) : std::string("unknown"),
+                     "); stop it or choose another --data-dir"));
+  }
+  const std::string pid = std::to_string(getpid());
+  if (ftruncate(lock_fd_, 0) != 0 || pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
+    spdlog::warn("cannot write the pid into {}: {}", path, strerror(errno));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Open(const ServerOptions& options) {
   std::unique_ptr<ServiceCore> b(new ServiceCore(options));
@@ -30,11 +58,14 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Open(const ServerOptio
     return absl::UnavailableError(
         absl::StrCat("cannot create data dir ", options.data_dir, ": ", ec.message()));
   }
+  // One daemon per data dir: a second one would sweep the first one's leases and temp files.
+  RETURN_IF_ERROR(b->LockDataDir());
   storage::Database::Options db_options;
   db_options.path = options.data_dir + "/db.sqlite";
   ASSIGN_OR_RETURN(b->db_, storage::Database::Open(db_options));
   b->jobs_ = std::make_unique<storage::JobStore>(b->db_.get());
   b->catalog_ = std::make_unique<storage::CatalogStore>(b->db_.get());
+  b->keys_ = std::make_unique<storage::KeyStore>(b->db_.get());
   ASSIGN_OR_RETURN(b->blobs_, storage::BlobStore::Open(options.data_dir));
   b->samples_ = std::make_unique<SampleBroker>();
   b->progress_ = std::make_unique<ProgressCoalescer>(b->jobs_.get(), options.progress_interval_ms);
@@ -59,7 +90,37 @@ absl::StatusOr<bool> ServiceCore::IsKnownBaseModel(const std::string& name) {
   return catalog_->IsKnownBaseModel(name);
 }
 
-absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const v1::JobSpec& spec,
+absl::StatusOr<storage::JobRecord> ServiceCore::GetJobFor(const Caller& caller,
+                                                          const std::string& job_id) {
+  absl::StatusOr<storage::JobRecord> job = jobs_->Get(job_id);
+  if (job.ok() && !caller.CanSee(job->tenant)) {
+    return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+  }
+  return job;
+}
+
+absl::StatusOr<storage::ImageSetRecord> ServiceCore::GetImageSetFor(const Caller& caller,
+                                                                    const std::string& set_id) {
+  absl::StatusOr<storage::ImageSetRecord> set = catalog_->GetImageSet(set_id);
+  if (set.ok() && !caller.CanSee(set->tenant)) {
+    return absl::NotFoundError(absl::StrCat("image set '", set_id, "' not found"));
+  }
+  return set;
+}
+
+absl::StatusOr<storage::CheckpointRecord> ServiceCore::GetCheckpointFor(
+    const Caller& caller, const std::string& checkpoint_id) {
+  const absl::Status missing =
+      absl::NotFoundError(absl::StrCat("checkpoint '", checkpoint_id, "' not found"));
+  ASSIGN_OR_RETURN(storage::CheckpointRecord checkpoint, jobs_->GetCheckpoint(checkpoint_id));
+  absl::StatusOr<storage::JobRecord> job = GetJobFor(caller, checkpoint.job_id);
+  if (absl::IsNotFound(job.status())) return missing;
+  if (!job.ok()) return job.status();
+  return checkpoint;
+}
+
+absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const Caller& caller,
+                                                          const v1::JobSpec& spec,
                                                           const std::string& request_id) {
   if (request_id.size() > 255) {
     return absl::InvalidArgumentError(
@@ -83,7 +144,7 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const v1::JobSpec& spe
                                             resolved.instance_image_set()},
         {"spec.regularization_image_set", resolved.regularization_image_set()}}) {
     if (id.empty()) continue;
-    absl::StatusOr<storage::ImageSetRecord> set = catalog_->GetImageSet(id);
+    absl::StatusOr<storage::ImageSetRecord> set = GetImageSetFor(caller, id);
     if (absl::IsNotFound(set.status())) {
       return absl::InvalidArgumentError(absl::StrCat(field, " '", id, "' does not exist"));
     }
@@ -106,6 +167,7 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const v1::JobSpec& spe
     }
   }
   storage::NewJob job;
+  job.tenant = caller.tenant;
   job.spec = resolved.SerializeAsString();
   job.base_model = resolved.base_model();
   job.instance_set = resolved.instance_image_set();
@@ -121,7 +183,9 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const v1::JobSpec& spe
   return created;
 }
 
-absl::StatusOr<storage::JobRecord> ServiceCore::CancelJob(const std::string& job_id) {
+absl::StatusOr<storage::JobRecord> ServiceCore::CancelJob(const Caller& caller,
+                                                          const std::string& job_id) {
+  RETURN_IF_ERROR(GetJobFor(caller, job_id).status());
   ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->Cancel(job_id, NowMs()));
   hub_.Notify(job_id);
   return job;

@@ -17,6 +17,7 @@
 #include "dreambooth/v1/job_spec.pb.h"
 #include "dreambooth/v1/service.pb.h"
 #include "dreambooth/v1/worker_gateway.pb.h"
+#include "server/caller.h"
 #include "server/event_hub.h"
 #include "server/options.h"
 #include "server/progress_coalescer.h"
@@ -25,30 +26,41 @@
 #include "storage/catalog_store.h"
 #include "storage/database.h"
 #include "storage/job_store.h"
+#include "storage/key_store.h"
 
 namespace dreambooth::server {
 
 class ServiceCore {
  public:
-  // Opens (creating) data_dir/db.sqlite and data_dir/blobs.
+  // Locks the data dir (FAILED_PRECONDITION naming the holder's pid when another daemon has it)
+  // and opens (creating) data_dir/db.sqlite and data_dir/blobs.
   static absl::StatusOr<std::unique_ptr<ServiceCore>> Open(const ServerOptions& options);
   ~ServiceCore();
 
+  // ---- Tenancy: another tenant's resource is NOT_FOUND, with the message of a missing id ----
+  absl::StatusOr<storage::JobRecord> GetJobFor(const Caller& caller, const std::string& job_id);
+  absl::StatusOr<storage::ImageSetRecord> GetImageSetFor(const Caller& caller,
+                                                         const std::string& set_id);
+  // The checkpoint and its job.
+  absl::StatusOr<storage::CheckpointRecord> GetCheckpointFor(const Caller& caller,
+                                                             const std::string& checkpoint_id);
+
   // Validates the spec (INVALID_ARGUMENT naming the field), checks that its image sets exist
-  // and are non-empty and that its base model is known, then creates the job (idempotent on
-  // request_id). Wakes watchers. A text-to-image job whose instance set has an image without a
-  // caption is FAILED_PRECONDITION naming that image.
-  absl::StatusOr<storage::JobRecord> CreateJob(const v1::JobSpec& spec,
+  // (for `caller`) and are non-empty and that its base model is known, then creates the job of
+  // the caller's tenant (idempotent on the tenant's request_id). Wakes watchers. A
+  // text-to-image job whose instance set has an image without a caption is FAILED_PRECONDITION
+  // naming that image.
+  absl::StatusOr<storage::JobRecord> CreateJob(const Caller& caller, const v1::JobSpec& spec,
                                                const std::string& request_id);
   // Cancels and wakes watchers.
-  absl::StatusOr<storage::JobRecord> CancelJob(const std::string& job_id);
+  absl::StatusOr<storage::JobRecord> CancelJob(const Caller& caller, const std::string& job_id);
 
   // Deletes an image set no queued or running job uses (FAILED_PRECONDITION otherwise).
-  absl::Status DeleteImageSet(const std::string& set_id);
+  absl::Status DeleteImageSet(const Caller& caller, const std::string& set_id);
 
   // ---- Uploads ----
-  // The number of images in set `set_id` (NOT_FOUND when there is none).
-  absl::StatusOr<int> ImageCount(const std::string& set_id);
+  // The number of images in set `set_id` (NOT_FOUND when there is none for `caller`).
+  absl::StatusOr<int> ImageCount(const Caller& caller, const std::string& set_id);
   // Checks that `bytes` is a fully decodable image within the upload limits and stores it in the
   // blob store (`declared_sha256`, when not empty, must match). Errors name the file `name`.
   // Returns the image's record, with `caption` (already normalized: spec::NormalizeCaption).
@@ -56,16 +68,17 @@ class ServiceCore {
                                                                 const std::string& bytes,
                                                                 const std::string& declared_sha256,
                                                                 const std::string& caption);
-  // Records stored `images` in set `set_id` ("" creates a set named `display_name`), within the
-  // per-set image limit.
+  // Records stored `images` in set `set_id` of `caller` ("" creates a set of the caller's tenant
+  // named `display_name`), within the per-set image limit.
   absl::StatusOr<storage::ImageSetRecord> AddImages(
-      const std::string& set_id, const std::string& display_name,
+      const Caller& caller, const std::string& set_id, const std::string& display_name,
       const std::vector<storage::StoredImageRecord>& images);
 
   // ---- Samples ----
   // Checks and resolves `request` against its job (spec::ResolveSampleRequest) and picks the
   // checkpoint (the newest sampleable one when none is named): the task to queue.
-  absl::StatusOr<SampleBroker::Task> PrepareSample(const v1::SampleRequest& request);
+  absl::StatusOr<SampleBroker::Task> PrepareSample(const Caller& caller,
+                                                   const v1::SampleRequest& request);
 
   // ---- Worker protocol (WorkerGateway). Tokens of SAMPLE tasks go to the sample broker, the
   // others to the job queue; a stale token changes nothing (FAILED_PRECONDITION). ----
@@ -129,6 +142,7 @@ class ServiceCore {
   const ServerOptions& options() const { return options_; }
   storage::JobStore& jobs() { return *jobs_; }
   storage::CatalogStore& catalog() { return *catalog_; }
+  storage::KeyStore& keys() { return *keys_; }
   storage::BlobStore& blobs() { return *blobs_; }
   EventHub& hub() { return hub_; }
   SampleBroker& samples() { return *samples_; }
@@ -136,6 +150,8 @@ class ServiceCore {
 
  private:
   explicit ServiceCore(ServerOptions options);
+  // flock()s data_dir/dreamboothd.lock for the core's lifetime.
+  absl::Status LockDataDir();
 
   // Checks lease `token` of a TRAIN task, flushes the job's coalesced progress, runs `store` on
   // the job and, when it succeeds, wakes the job's watchers.
@@ -148,9 +164,11 @@ class ServiceCore {
   absl::Status BuildTrainTask(const storage::Lease& lease, v1::Task* task);
 
   const ServerOptions options_;
+  int lock_fd_ = -1;
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<storage::JobStore> jobs_;
   std::unique_ptr<storage::CatalogStore> catalog_;
+  std::unique_ptr<storage::KeyStore> keys_;
   std::unique_ptr<storage::BlobStore> blobs_;
   std::unique_ptr<SampleBroker> samples_;
   std::unique_ptr<ProgressCoalescer> progress_;

@@ -6,7 +6,8 @@
 
 namespace dreambooth::server {
 
-absl::Status ServiceCore::DeleteImageSet(const std::string& set_id) {
+absl::Status ServiceCore::DeleteImageSet(const Caller& caller, const std::string& set_id) {
+  RETURN_IF_ERROR(GetImageSetFor(caller, set_id).status());
   ASSIGN_OR_RETURN(int64_t active, jobs_->CountActiveJobsUsingSet(set_id));
   if (active > 0) {
     return absl::FailedPreconditionError(absl::StrCat("image set ", set_id, " is used by ", active,
@@ -16,8 +17,8 @@ absl::Status ServiceCore::DeleteImageSet(const std::string& set_id) {
   return catalog_->DeleteImageSet(set_id);
 }
 
-absl::StatusOr<int> ServiceCore::ImageCount(const std::string& set_id) {
-  ASSIGN_OR_RETURN(storage::ImageSetRecord set, catalog_->GetImageSet(set_id));
+absl::StatusOr<int> ServiceCore::ImageCount(const Caller& caller, const std::string& set_id) {
+  ASSIGN_OR_RETURN(storage::ImageSetRecord set, GetImageSetFor(caller, set_id));
   return static_cast<int>(set.images.size());
 }
 
@@ -50,9 +51,11 @@ absl::StatusOr<storage::StoredImageRecord> ServiceCore::StoreUploadedImage(
 }
 
 absl::StatusOr<storage::ImageSetRecord> ServiceCore::AddImages(
-    const std::string& set_id, const std::string& display_name,
+    const Caller& caller, const std::string& set_id, const std::string& display_name,
     const std::vector<storage::StoredImageRecord>& images) {
-  return catalog_->AddImages(set_id, display_name, images, options_.max_images_per_set, NowMs());
+  if (!set_id.empty()) RETURN_IF_ERROR(GetImageSetFor(caller, set_id).status());
+  return catalog_->AddImages(caller.tenant, set_id, display_name, images,
+                             options_.max_images_per_set, NowMs());
 }
 
 }  // namespace dreambooth::server

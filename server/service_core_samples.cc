@@ -7,9 +7,10 @@
 
 namespace dreambooth::server {
 
-absl::StatusOr<SampleBroker::Task> ServiceCore::PrepareSample(const v1::SampleRequest& request) {
+absl::StatusOr<SampleBroker::Task> ServiceCore::PrepareSample(const Caller& caller,
+                                                              const v1::SampleRequest& request) {
   RETURN_IF_ERROR(spec::ValidateSampleRequest(request));
-  ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->Get(request.job_id()));
+  ASSIGN_OR_RETURN(storage::JobRecord job, GetJobFor(caller, request.job_id()));
   ASSIGN_OR_RETURN(const v1::JobSpec spec, ParseStoredSpec(job.spec, job.id));
   v1::SampleRequest resolved = request;
   RETURN_IF_ERROR(spec::ResolveSampleRequest(spec, &resolved));
@@ -25,7 +26,7 @@ absl::StatusOr<SampleBroker::Task> ServiceCore::PrepareSample(const v1::SampleRe
     task.checkpoint = ToProto(*latest);
   } else {
     ASSIGN_OR_RETURN(storage::CheckpointRecord ckpt,
-                     jobs_->GetCheckpoint(resolved.checkpoint_id()));
+                     GetCheckpointFor(caller, resolved.checkpoint_id()));
     if (ckpt.job_id != job.id) {
       return absl::InvalidArgumentError(absl::StrCat("checkpoint_id ", ckpt.id, " belongs to job ",
                                                      ckpt.job_id, ", not ", job.id));

@@ -19,8 +19,8 @@ constexpr size_t kMaxChunkBytes = 1 << 20;
 
 class UploadReactor : public ReadLoopReactor<v1::UploadImagesRequest> {
  public:
-  UploadReactor(ServiceCore* core, v1::UploadImagesResponse* response)
-      : core_(core), response_(response) {
+  UploadReactor(ServiceCore* core, Caller caller, v1::UploadImagesResponse* response)
+      : core_(core), caller_(std::move(caller)), response_(response) {
     StartReading();
   }
 
@@ -50,7 +50,7 @@ class UploadReactor : public ReadLoopReactor<v1::UploadImagesRequest> {
     }
     if (!target_.image_set_id().empty()) {
       RETURN_IF_ERROR(CheckId("target.image_set_id", target_.image_set_id()));
-      ASSIGN_OR_RETURN(existing_images_, core_->ImageCount(target_.image_set_id()));
+      ASSIGN_OR_RETURN(existing_images_, core_->ImageCount(caller_, target_.image_set_id()));
     }
     return absl::OkStatus();
   }
@@ -121,14 +121,16 @@ class UploadReactor : public ReadLoopReactor<v1::UploadImagesRequest> {
     }
     RETURN_IF_ERROR(FinishFile());
     if (uploaded_.empty()) return absl::InvalidArgumentError("upload contains no files");
-    ASSIGN_OR_RETURN(storage::ImageSetRecord set,
-                     core_->AddImages(target_.image_set_id(), target_.display_name(), uploaded_));
+    ASSIGN_OR_RETURN(
+        storage::ImageSetRecord set,
+        core_->AddImages(caller_, target_.image_set_id(), target_.display_name(), uploaded_));
     *response_->mutable_image_set() = ToProto(set);
     for (const auto& img : uploaded_) *response_->add_uploaded() = ToProto(img);
     return absl::OkStatus();
   }
 
   ServiceCore* const core_;
+  const Caller caller_;
   v1::UploadImagesResponse* const response_;
   bool have_target_ = false;
   v1::UploadTarget target_;
@@ -143,8 +145,9 @@ class UploadReactor : public ReadLoopReactor<v1::UploadImagesRequest> {
 }  // namespace
 
 grpc::ServerReadReactor<v1::UploadImagesRequest>* NewUploadReactor(
-    ServiceCore* core, v1::UploadImagesResponse* response) {
-  return new UploadReactor(core, response);
+    ServiceCore* core, absl::StatusOr<Caller> caller, v1::UploadImagesResponse* response) {
+  if (!caller.ok()) return new RejectedReadReactor<v1::UploadImagesRequest>(caller.status());
+  return new UploadReactor(core, *std::move(caller), response);
 }
 
 }  // namespace dreambooth::server

@@ -17,17 +17,19 @@ bool IsTerminalEvent(const v1::JobEvent& e) {
 
 class WatchReactor : public QueuedWriteReactor<v1::JobEvent> {
  public:
-  WatchReactor(ServiceCore* core, const v1::WatchJobRequest& request)
+  WatchReactor(ServiceCore* core, const absl::StatusOr<Caller>& caller,
+               const v1::WatchJobRequest& request)
       : QueuedWriteReactor("watch"),
         core_(core),
         job_id_(request.job_id()),
         last_sent_(request.after_sequence()) {
-    absl::Status status = CheckId("job_id", job_id_);
+    absl::Status status = caller.status();
+    if (status.ok()) status = CheckId("job_id", job_id_);
     if (status.ok() && request.after_sequence() < 0) {
       status = absl::InvalidArgumentError(
           absl::StrCat("after_sequence must be >= 0, got ", request.after_sequence()));
     }
-    if (status.ok()) status = core_->jobs().Get(job_id_).status();
+    if (status.ok()) status = core_->GetJobFor(*caller, job_id_).status();
     if (!status.ok()) {
       absl::MutexLock lock(&mu_);
       FinishLocked(ToGrpc(status));
@@ -89,8 +91,9 @@ class WatchReactor : public QueuedWriteReactor<v1::JobEvent> {
 }  // namespace
 
 grpc::ServerWriteReactor<v1::JobEvent>* NewWatchReactor(ServiceCore* core,
+                                                        const absl::StatusOr<Caller>& caller,
                                                         const v1::WatchJobRequest& request) {
-  return new WatchReactor(core, request);
+  return new WatchReactor(core, caller, request);
 }
 
 }  // namespace dreambooth::server

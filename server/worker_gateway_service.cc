@@ -80,8 +80,9 @@ absl::StatusOr<bool> WorkerGatewayService::TryLease(const v1::LeaseTaskRequest& 
   return true;
 }
 
-WorkerGatewayService::WorkerGatewayService(ServiceCore* core)
+WorkerGatewayService::WorkerGatewayService(ServiceCore* core, const Authenticator* auth)
     : core_(core),
+      auth_(auth),
       waiters_(std::make_unique<LeaseWaiters>(
           [this](const v1::LeaseTaskRequest& request, v1::LeaseTaskResponse* response) {
             return TryLease(request, response);
@@ -91,6 +92,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::LeaseTask(grpc::CallbackServerCo
                                                           const v1::LeaseTaskRequest* request,
                                                           v1::LeaseTaskResponse* response) {
   absl::Status status = [&]() -> absl::Status {
+    RETURN_IF_ERROR(Authenticate(context));
     RETURN_IF_ERROR(CheckRequired("worker_id", request->worker_id(), 255));
     if (request->wait_ms() < 0 || request->wait_ms() > kMaxWaitMs) {
       return absl::InvalidArgumentError(
@@ -127,6 +129,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::Heartbeat(grpc::CallbackServerCo
                                                           const v1::HeartbeatRequest* request,
                                                           v1::HeartbeatResponse* response) {
   return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(Authenticate(context));
     RETURN_IF_ERROR(CheckLeaseToken(request->lease_token()));
     if (!v1::JobStage_IsValid(request->stage())) {
       return absl::InvalidArgumentError(
@@ -145,6 +148,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::ReportEvents(grpc::CallbackServe
                                                              const v1::ReportEventsRequest* request,
                                                              v1::ReportEventsResponse* response) {
   return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(Authenticate(context));
     RETURN_IF_ERROR(CheckLeaseToken(request->lease_token()));
     ASSIGN_OR_RETURN(std::vector<storage::EventRecord> events, ParseEvents(*request));
     ASSIGN_OR_RETURN(int64_t last, core_->ReportEvents(request->lease_token(), std::move(events)));
@@ -157,6 +161,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::CommitCheckpoint(
     grpc::CallbackServerContext* context, const v1::CommitCheckpointRequest* request,
     v1::CommitCheckpointResponse* response) {
   return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(Authenticate(context));
     RETURN_IF_ERROR(CheckLeaseToken(request->lease_token()));
     if (request->kind() == v1::CHECKPOINT_KIND_UNSPECIFIED ||
         !v1::CheckpointKind_IsValid(request->kind())) {
@@ -180,6 +185,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::CompleteTask(grpc::CallbackServe
                                                              const v1::CompleteTaskRequest* request,
                                                              v1::CompleteTaskResponse* response) {
   return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(Authenticate(context));
     RETURN_IF_ERROR(CheckLeaseToken(request->lease_token()));
     ASSIGN_OR_RETURN(storage::JobState state, core_->CompleteTask(request->lease_token()));
     response->set_state(static_cast<v1::JobState>(state));
@@ -191,6 +197,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::FailTask(grpc::CallbackServerCon
                                                          const v1::FailTaskRequest* request,
                                                          v1::FailTaskResponse* response) {
   return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(Authenticate(context));
     RETURN_IF_ERROR(CheckLeaseToken(request->lease_token()));
     RETURN_IF_ERROR(CheckRequired("error", request->error(), kMaxMessageBytes));
     ASSIGN_OR_RETURN(
@@ -205,6 +212,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::ReleaseTask(grpc::CallbackServer
                                                             const v1::ReleaseTaskRequest* request,
                                                             v1::ReleaseTaskResponse* response) {
   return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(Authenticate(context));
     RETURN_IF_ERROR(CheckLeaseToken(request->lease_token()));
     if (request->reason().size() > kMaxMessageBytes) {
       return absl::InvalidArgumentError("reason must be at most 64 KiB");
@@ -220,6 +228,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::ReportSampleOutput(
     grpc::CallbackServerContext* context, const v1::ReportSampleOutputRequest* request,
     v1::ReportSampleOutputResponse* response) {
   return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(Authenticate(context));
     RETURN_IF_ERROR(CheckLeaseToken(request->lease_token()));
     if (request->output().payload_case() == v1::SampleResponse::PAYLOAD_NOT_SET) {
       return absl::InvalidArgumentError("output must hold progress or an image");
@@ -235,6 +244,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::GetCacheEntry(
     grpc::CallbackServerContext* context, const v1::GetCacheEntryRequest* request,
     v1::GetCacheEntryResponse* response) {
   return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(Authenticate(context));
     RETURN_IF_ERROR(CheckRequired("key", request->key(), 1024));
     ASSIGN_OR_RETURN(std::optional<storage::CacheEntryRecord> entry,
                      core_->catalog().GetCacheEntry(request->key()));
@@ -255,6 +265,7 @@ grpc::ServerUnaryReactor* WorkerGatewayService::PutCacheEntry(
     grpc::CallbackServerContext* context, const v1::PutCacheEntryRequest* request,
     v1::PutCacheEntryResponse* response) {
   return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(Authenticate(context));
     RETURN_IF_ERROR(CheckRequired("key", request->key(), 1024));
     RETURN_IF_ERROR(CheckLeaseToken(request->lease_token()));
     if (request->metadata_json().size() > kMaxMessageBytes) {

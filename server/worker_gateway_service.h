@@ -1,12 +1,14 @@
 // The internal dreambooth.v1.WorkerGateway service used by dreambooth-worker processes: leases,
 // heartbeats, events, blobs, checkpoints, sample outputs and the shared cache index. Every write
-// is fenced by the caller's lease token (see worker_gateway.proto). Thread-safe.
+// is fenced by the caller's lease token (see worker_gateway.proto). Served on its own listener;
+// only worker credentials may call it (auth.h). Thread-safe.
 #ifndef DREAMBOOTH_SERVER_WORKER_GATEWAY_SERVICE_H_
 #define DREAMBOOTH_SERVER_WORKER_GATEWAY_SERVICE_H_
 
 #include <memory>
 
 #include "dreambooth/v1/worker_gateway.grpc.pb.h"
+#include "server/auth.h"
 #include "server/lease_waiters.h"
 #include "server/service_core.h"
 
@@ -14,8 +16,8 @@ namespace dreambooth::server {
 
 class WorkerGatewayService final : public v1::WorkerGateway::CallbackService {
  public:
-  // `core` must outlive the service.
-  explicit WorkerGatewayService(ServiceCore* core);
+  // `core` and `auth` must outlive the service.
+  WorkerGatewayService(ServiceCore* core, const Authenticator* auth);
 
   // Finishes parked long-poll LeaseTask calls (empty) and parks no more; call before shutting
   // the gRPC server down.
@@ -63,7 +65,13 @@ class WorkerGatewayService final : public v1::WorkerGateway::CallbackService {
   absl::StatusOr<bool> TryLease(const v1::LeaseTaskRequest& request,
                                 v1::LeaseTaskResponse* response);
 
+  // OK for a worker credential.
+  absl::Status Authenticate(grpc::CallbackServerContext* context) const {
+    return auth_->Authenticate(*context, Listener::kWorker).status();
+  }
+
   ServiceCore* const core_;
+  const Authenticator* const auth_;
   std::unique_ptr<LeaseWaiters> waiters_;
 };
 

@@ -174,6 +174,7 @@ absl::Status WorkerSupervisor::Spawn(Child& child) {
     if (std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) env.emplace_back(*e);
   }
   env.push_back(absl::StrCat("CUDA_VISIBLE_DEVICES=", child.slot.cuda_visible_devices));
+  env.insert(env.end(), options_.extra_env.begin(), options_.extra_env.end());
   // Several workers (and the server) share the host: OpenMP threads that spin while idle would
   // starve each other's heartbeat and gRPC threads.
   if (std::getenv("OMP_WAIT_POLICY") == nullptr) env.push_back("OMP_WAIT_POLICY=PASSIVE");

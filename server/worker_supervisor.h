@@ -48,7 +48,10 @@ struct WorkerSupervisorOptions {
   std::string model_root;      // passed as --model-root when set
   std::string cache_dir;       // passed as --cache-dir (shared by the children: content-keyed)
   std::vector<std::string> extra_args;  // appended to every child's arguments
-  int64_t initial_backoff_ms = 1000;    // first restart delay; doubles per quick crash
+  // Environment entries ("NAME=value") added to every child's, e.g. its worker key (kept out of
+  // argv, which every local user can read).
+  std::vector<std::string> extra_env;
+  int64_t initial_backoff_ms = 1000;  // first restart delay; doubles per quick crash
   int64_t max_backoff_ms = 60'000;
   int64_t stable_after_ms = 60'000;  // a child that ran this long restarts without delay growth
   int64_t grace_ms = 30'000;         // SIGTERM -> SIGKILL on Stop()

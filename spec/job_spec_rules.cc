@@ -260,9 +260,18 @@ absl::Status ApplyJobSpec(Mode mode, v1::JobSpec* s) {
       v1::MIXED_PRECISION_UNSPECIFIED, v1::MIXED_PRECISION_NO,
       [s](v1::MixedPrecision v) { s->set_mixed_precision(v); }));
   // ---- Checkpoints and validation ----
+  const bool explicit_checkpointing = s->has_checkpointing_steps();
   RETURN_IF_ERROR(F(s, "spec.checkpointing_steps", &S::has_checkpointing_steps,
                     &S::checkpointing_steps, &S::set_checkpointing_steps)
                       .Int(mode, kCheckpointingSteps, 0, 1000000));
+  // A value the caller gave must fit the run (0..max_train_steps); the default (200) above a
+  // shorter run just means "only the final checkpoint".
+  if (explicit_checkpointing && mode != Mode::kCheck &&
+      s->checkpointing_steps() > s->max_train_steps()) {
+    return Invalid("spec.checkpointing_steps",
+                   absl::StrCat("in [0, spec.max_train_steps = ", s->max_train_steps(), "]"),
+                   absl::StrCat(s->checkpointing_steps()));
+  }
   if (s->validation_prompts_size() > kMaxValidationPrompts) {
     return Invalid("spec.validation_prompts",
                    absl::StrCat("at most ", kMaxValidationPrompts, " prompts"),

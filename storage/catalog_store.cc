@@ -8,8 +8,8 @@ namespace dreambooth::storage {
 namespace {
 
 absl::StatusOr<ImageSetRecord> LoadSet(Connection& c, const std::string& set_id) {
-  ASSIGN_OR_RETURN(Statement s, c.Prepare("SELECT display_name, create_time_ms FROM image_sets "
-                                          "WHERE id = ?"));
+  ASSIGN_OR_RETURN(Statement s, c.Prepare("SELECT display_name, create_time_ms, tenant FROM "
+                                          "image_sets WHERE id = ?"));
   s.Bind(1, set_id);
   ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return absl::NotFoundError(absl::StrCat("image set '", set_id, "' not found"));
@@ -17,6 +17,7 @@ absl::StatusOr<ImageSetRecord> LoadSet(Connection& c, const std::string& set_id)
   set.id = set_id;
   set.display_name = s.ColumnText(0);
   set.create_time_ms = s.ColumnInt(1);
+  set.tenant = s.ColumnText(2);
   ASSIGN_OR_RETURN(Statement images,
                    c.Prepare("SELECT name, digest, size_bytes, width, height, format, caption "
                              "FROM images WHERE set_id = ? ORDER BY position"));
@@ -39,7 +40,8 @@ absl::StatusOr<ImageSetRecord> LoadSet(Connection& c, const std::string& set_id)
 
 }  // namespace
 
-absl::StatusOr<ImageSetRecord> CatalogStore::AddImages(const std::string& set_id,
+absl::StatusOr<ImageSetRecord> CatalogStore::AddImages(const std::string& tenant,
+                                                       const std::string& set_id,
                                                        const std::string& display_name,
                                                        const std::vector<StoredImageRecord>& images,
                                                        int max_images, int64_t now_ms) {
@@ -49,10 +51,10 @@ absl::StatusOr<ImageSetRecord> CatalogStore::AddImages(const std::string& set_id
     if (id.empty()) {
       id = absl::StrCat("is_", RandomHex(8));
       ASSIGN_OR_RETURN(Statement s,
-                       c.Prepare("INSERT INTO image_sets (id, seq, display_name, create_time_ms) "
-                                 "VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM image_sets), "
-                                 "?2, ?3)"));
-      s.Bind(1, id).Bind(2, display_name).Bind(3, now_ms);
+                       c.Prepare("INSERT INTO image_sets (id, seq, display_name, create_time_ms, "
+                                 "tenant) VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM "
+                                 "image_sets), ?2, ?3, ?4)"));
+      s.Bind(1, id).Bind(2, display_name).Bind(3, now_ms).Bind(4, tenant);
       RETURN_IF_ERROR(s.Run());
     }
     ASSIGN_OR_RETURN(ImageSetRecord set, LoadSet(c, id));
@@ -99,7 +101,8 @@ absl::StatusOr<ImageSetRecord> CatalogStore::GetImageSet(const std::string& set_
   return set;
 }
 
-absl::StatusOr<CatalogStore::ImageSetPage> CatalogStore::ListImageSets(int page_size,
+absl::StatusOr<CatalogStore::ImageSetPage> CatalogStore::ListImageSets(const std::string& tenant,
+                                                                       int page_size,
                                                                        int64_t before_seq) {
   if (page_size < 1) return absl::InvalidArgumentError("page_size must be >= 1");
   ImageSetPage page;
@@ -107,8 +110,9 @@ absl::StatusOr<CatalogStore::ImageSetPage> CatalogStore::ListImageSets(int page_
     std::vector<std::pair<std::string, int64_t>> ids;
     {
       ASSIGN_OR_RETURN(Statement s, c.Prepare("SELECT id, seq FROM image_sets WHERE (?1 = 0 OR "
-                                              "seq < ?1) ORDER BY seq DESC LIMIT ?2"));
-      s.Bind(1, before_seq).Bind(2, int64_t{page_size} + 1);
+                                              "seq < ?1) AND (?3 = '' OR tenant = ?3) ORDER BY "
+                                              "seq DESC LIMIT ?2"));
+      s.Bind(1, before_seq).Bind(2, int64_t{page_size} + 1).Bind(3, tenant);
       while (true) {
         ASSIGN_OR_RETURN(bool row, s.Step());
         if (!row) break;

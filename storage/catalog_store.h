@@ -21,12 +21,12 @@ class CatalogStore {
 
   // ---- Image sets ----
 
-  // Creates an empty set (id "is_<hex>") when `set_id` is empty, else appends to that set
-  // (NOT_FOUND when absent), adding `images` in order; an image whose digest the set already holds
-  // is not added again, but a non-empty caption given for it replaces the stored one. Fails with
-  // RESOURCE_EXHAUSTED, changing nothing, when the set would exceed max_images. Returns the set
-  // after the change.
-  absl::StatusOr<ImageSetRecord> AddImages(const std::string& set_id,
+  // Creates an empty set (id "is_<hex>") of `tenant` when `set_id` is empty, else appends to that
+  // set (NOT_FOUND when absent; the caller checks its tenant), adding `images` in order; an image
+  // whose digest the set already holds is not added again, but a non-empty caption given for it
+  // replaces the stored one. Fails with RESOURCE_EXHAUSTED, changing nothing, when the set would
+  // exceed max_images. Returns the set after the change.
+  absl::StatusOr<ImageSetRecord> AddImages(const std::string& tenant, const std::string& set_id,
                                            const std::string& display_name,
                                            const std::vector<StoredImageRecord>& images,
                                            int max_images, int64_t now_ms);
@@ -35,8 +35,10 @@ class CatalogStore {
     std::vector<ImageSetRecord> sets;
     int64_t next_before_seq = 0;  // 0 => last page
   };
-  // Newest first with seq < before_seq (0 => from the newest).
-  absl::StatusOr<ImageSetPage> ListImageSets(int page_size, int64_t before_seq);
+  // Sets of `tenant` ("" => every tenant's), newest first with seq < before_seq (0 => from the
+  // newest).
+  absl::StatusOr<ImageSetPage> ListImageSets(const std::string& tenant, int page_size,
+                                             int64_t before_seq);
   // NOT_FOUND when absent. The caller checks that no active job uses it.
   absl::Status DeleteImageSet(const std::string& set_id);
 

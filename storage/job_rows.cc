@@ -31,6 +31,7 @@ JobRecord ReadJobRow(const Statement& s) {
   j.worker_id = s.ColumnText(21);
   j.lease_expires_ms = s.ColumnInt(22);
   j.last_sequence = s.ColumnInt(23);
+  j.tenant = s.ColumnText(24);
   return j;
 }
 

@@ -1,6 +1,8 @@
 // JobStore: creation with request ids, reads, listing, cancellation and event logs.
 #include "storage/job_store.h"
 
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/status_macros.h"
@@ -20,8 +22,8 @@ absl::StatusOr<JobRecord> JobStore::Create(const NewJob& job, int64_t now_ms,
       prune.Bind(1, now_ms - request_retention_ms);
       RETURN_IF_ERROR(prune.Run());
       ASSIGN_OR_RETURN(Statement find, c.Prepare("SELECT fingerprint, job_id FROM request_ids "
-                                                 "WHERE request_id = ?"));
-      find.Bind(1, job.request_id);
+                                                 "WHERE tenant = ? AND request_id = ?"));
+      find.Bind(1, job.tenant).Bind(2, job.request_id);
       ASSIGN_OR_RETURN(bool seen, find.Step());
       if (seen) {
         if (find.ColumnText(0) != job.request_fingerprint) {
@@ -37,7 +39,8 @@ absl::StatusOr<JobRecord> JobStore::Create(const NewJob& job, int64_t now_ms,
     ASSIGN_OR_RETURN(Statement ins,
                      c.Prepare("INSERT INTO jobs (id, spec, base_model, instance_set, "
                                "regularization_set, request_id, state, create_time_ms, "
-                               "max_attempts, max_infra_attempts) VALUES (?,?,?,?,?,?,?,?,?,?)"));
+                               "max_attempts, max_infra_attempts, tenant) "
+                               "VALUES (?,?,?,?,?,?,?,?,?,?,?)"));
     ins.Bind(1, id)
         .BindBlob(2, job.spec)
         .Bind(3, job.base_model)
@@ -47,13 +50,18 @@ absl::StatusOr<JobRecord> JobStore::Create(const NewJob& job, int64_t now_ms,
         .Bind(7, int64_t{static_cast<int>(JobState::kQueued)})
         .Bind(8, now_ms)
         .Bind(9, int64_t{job.max_attempts})
-        .Bind(10, int64_t{job.max_infra_attempts});
+        .Bind(10, int64_t{job.max_infra_attempts})
+        .Bind(11, job.tenant);
     RETURN_IF_ERROR(ins.Run());
     if (!job.request_id.empty()) {
       ASSIGN_OR_RETURN(Statement remember,
-                       c.Prepare("INSERT INTO request_ids (request_id, fingerprint, job_id, "
-                                 "create_time_ms) VALUES (?,?,?,?)"));
-      remember.Bind(1, job.request_id).Bind(2, job.request_fingerprint).Bind(3, id).Bind(4, now_ms);
+                       c.Prepare("INSERT INTO request_ids (tenant, request_id, fingerprint, "
+                                 "job_id, create_time_ms) VALUES (?,?,?,?,?)"));
+      remember.Bind(1, job.tenant)
+          .Bind(2, job.request_id)
+          .Bind(3, job.request_fingerprint)
+          .Bind(4, id)
+          .Bind(5, now_ms);
       RETURN_IF_ERROR(remember.Run());
     }
     EventRecord event;
@@ -75,15 +83,20 @@ absl::StatusOr<JobRecord> JobStore::Get(const std::string& job_id) {
   return job;
 }
 
-absl::StatusOr<JobStore::Page> JobStore::List(JobState state, int page_size, int64_t before_seq) {
+absl::StatusOr<JobStore::Page> JobStore::List(const std::string& tenant, JobState state,
+                                              int page_size, int64_t before_seq) {
   if (page_size < 1) return absl::InvalidArgumentError("page_size must be >= 1");
   Page page;
   RETURN_IF_ERROR(db_->Read([&](Connection& c) -> absl::Status {
     ASSIGN_OR_RETURN(Statement s,
                      c.Prepare(absl::StrCat("SELECT ", kJobColumns,
                                             " FROM jobs WHERE (?1 = 0 OR seq < ?1) AND "
-                                            "(?2 = 0 OR state = ?2) ORDER BY seq DESC LIMIT ?3")));
-    s.Bind(1, before_seq).Bind(2, int64_t{static_cast<int>(state)}).Bind(3, int64_t{page_size} + 1);
+                                            "(?2 = 0 OR state = ?2) AND (?4 = '' OR tenant = ?4) "
+                                            "ORDER BY seq DESC LIMIT ?3")));
+    s.Bind(1, before_seq)
+        .Bind(2, int64_t{static_cast<int>(state)})
+        .Bind(3, int64_t{page_size} + 1)
+        .Bind(4, tenant);
     while (true) {
       ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
@@ -142,10 +155,15 @@ absl::StatusOr<std::vector<EventRecord>> JobStore::ReadEvents(const std::string&
       e.stage = static_cast<int>(s.ColumnInt(4));
       e.step = s.ColumnInt(5);
       e.total = s.ColumnInt(6);
-      e.loss = static_cast<float>(s.ColumnDouble(7));
-      e.learning_rate = s.ColumnDouble(8);
-      e.images_per_second = static_cast<float>(s.ColumnDouble(9));
-      e.eta_seconds = static_cast<float>(s.ColumnDouble(10));
+      // A NaN was stored as NULL.
+      auto real = [&s](int column) {
+        return s.ColumnIsNull(column) ? std::numeric_limits<double>::quiet_NaN()
+                                      : s.ColumnDouble(column);
+      };
+      e.loss = static_cast<float>(real(7));
+      e.learning_rate = real(8);
+      e.images_per_second = static_cast<float>(real(9));
+      e.eta_seconds = static_cast<float>(real(10));
       e.message = s.ColumnText(11);
       e.attempt = static_cast<int>(s.ColumnInt(12));
       events.push_back(std::move(e));

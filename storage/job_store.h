@@ -40,9 +40,10 @@ class JobStore {
     // Pass as before_seq for the next page; 0 when this was the last page.
     int64_t next_before_seq = 0;
   };
-  // Jobs newest first with seq < before_seq (0 => from the newest), optionally only in `state`
-  // (kUnspecified => all). page_size must be >= 1.
-  absl::StatusOr<Page> List(JobState state, int page_size, int64_t before_seq);
+  // Jobs of `tenant` ("" => every tenant's) newest first with seq < before_seq (0 => from the
+  // newest), optionally only in `state` (kUnspecified => all). page_size must be >= 1.
+  absl::StatusOr<Page> List(const std::string& tenant, JobState state, int page_size,
+                            int64_t before_seq);
 
   // QUEUED => CANCELLED at once; RUNNING => cancel_requested (the worker sees it on heartbeat);
   // terminal => unchanged. Returns the job after the call.

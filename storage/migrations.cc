@@ -134,10 +134,68 @@ constexpr std::string_view kV2 = R"sql(
 ALTER TABLE images ADD COLUMN caption TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Version 3: tenants and API keys. Every image set and job belongs to a tenant (what existed
+// before belongs to "default"); request ids are scoped to their tenant; api_keys holds the
+// SHA-256 of each key's secret, never the secret. Events' numbers may be NaN (stored as NULL).
+constexpr std::string_view kV3 = R"sql(
+ALTER TABLE image_sets ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+CREATE INDEX image_sets_by_tenant ON image_sets(tenant, seq);
+CREATE INDEX jobs_by_tenant ON jobs(tenant, seq);
+
+CREATE TABLE request_ids_v3 (
+  tenant TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  create_time_ms INTEGER NOT NULL,
+  PRIMARY KEY (tenant, request_id)
+);
+INSERT INTO request_ids_v3 (tenant, request_id, fingerprint, job_id, create_time_ms)
+  SELECT 'default', request_id, fingerprint, job_id, create_time_ms FROM request_ids;
+DROP TABLE request_ids;
+ALTER TABLE request_ids_v3 RENAME TO request_ids;
+CREATE INDEX request_ids_by_time ON request_ids(create_time_ms);
+
+-- Events keep non-finite numbers: SQLite stores a NaN as NULL, so the REAL columns are nullable
+-- (NULL reads back as NaN). A diverging run's NaN loss is recorded, not refused.
+CREATE TABLE events_v3 (
+  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  sequence INTEGER NOT NULL,
+  time_ms INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  stage INTEGER NOT NULL,
+  step INTEGER NOT NULL,
+  total INTEGER NOT NULL,
+  loss REAL,
+  learning_rate REAL,
+  images_per_second REAL,
+  eta_seconds REAL,
+  message TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  PRIMARY KEY (job_id, sequence)
+) WITHOUT ROWID;
+INSERT INTO events_v3 SELECT job_id, sequence, time_ms, kind, state, stage, step, total, loss,
+  learning_rate, images_per_second, eta_seconds, message, attempt FROM events;
+DROP TABLE events;
+ALTER TABLE events_v3 RENAME TO events;
+
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('tenant', 'admin', 'worker')),
+  secret_sha256 TEXT NOT NULL,
+  description TEXT NOT NULL,
+  create_time_ms INTEGER NOT NULL,
+  revoke_time_ms INTEGER NOT NULL DEFAULT 0
+);
+)sql";
+
 }  // namespace
 
 const std::vector<std::string_view>& Migrations() {
-  static const auto* migrations = new std::vector<std::string_view>{kV1, kV2};
+  static const auto* migrations = new std::vector<std::string_view>{kV1, kV2, kV3};
   return *migrations;
 }
 

@@ -48,8 +48,13 @@ struct StoredImageRecord {
   std::string caption = {};  // "" when none
 };
 
+// The tenant of what existed before tenants, and of every caller when the server runs without
+// API keys.
+inline constexpr char kDefaultTenant[] = "default";
+
 struct ImageSetRecord {
   std::string id;
+  std::string tenant;
   std::string display_name;
   int64_t create_time_ms = 0;
   std::vector<StoredImageRecord> images;  // in upload order
@@ -57,20 +62,22 @@ struct ImageSetRecord {
 
 // What CreateJob stores.
 struct NewJob {
+  std::string tenant = kDefaultTenant;
   std::string spec;  // serialized dreambooth.v1.JobSpec, defaults resolved
   std::string base_model;
   std::string instance_set;
   std::string regularization_set;  // "" when none
   int max_attempts = 3;
   int max_infra_attempts = 10;
-  // Idempotency: "" for none. The fingerprint identifies the request body (same id + other
-  // fingerprint => ALREADY_EXISTS).
+  // Idempotency, per tenant: "" for none. The fingerprint identifies the request body (same id +
+  // other fingerprint => ALREADY_EXISTS).
   std::string request_id;
   std::string request_fingerprint;
 };
 
 struct JobRecord {
   std::string id;
+  std::string tenant;
   int64_t seq = 0;  // insertion order
   std::string spec;
   std::string base_model;

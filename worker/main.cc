@@ -1,12 +1,14 @@
 // dreambooth-worker: pulls TRAIN and SAMPLE tasks from a dreamboothd and runs them.
 //
-//   dreambooth-worker --cache-dir DIR [--server HOST:PORT] [--model-root DIR]
+//   dreambooth-worker --cache-dir DIR [--server HOST:PORT] [--ca-cert PEM] [--tls]
+//                     [--api-key KEY|@FILE] [--model-root DIR]
 //                     [--device cpu|cuda|cuda:N] [--sample-dtype auto|fp32|bf16|fp16]
 //                     [--worker-id ID] [--threads N] [--sample-cache-mb N] [--no-train]
 //                     [--no-sample] [--max-tasks N]
 //
-// `dreambooth-worker --help` lists the options with their defaults. Bad usage, or a device this
-// machine lacks, exits with status 2 at start.
+// The worker key comes from --api-key or DREAMBOOTH_WORKER_KEY (a daemon's --local-workers get
+// theirs that way). `dreambooth-worker --help` lists the options with their defaults. Bad usage, or
+// a device this machine lacks, exits with status 2 at start.
 //
 // SIGTERM / SIGINT: a training task saves and commits a resume checkpoint and gives its lease
 // back; then the process exits 0.
@@ -14,6 +16,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
 #include <iostream>
 #include <limits>
@@ -23,6 +26,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/cli_flags.h"
+#include "common/grpc_channel.h"
 #include "kernels/caching_cpu_allocator.h"
 #include "worker/diffusion/device.h"
 #include "worker/gateway_client.h"
@@ -37,8 +41,17 @@ using dreambooth::worker::WorkerOptions;
 
 // Declares the options on `app`; they are stored into `o`, the model cache budget into
 // `sample_cache_mb`.
-void AddFlags(CLI::App& app, WorkerOptions& o, int64_t& sample_cache_mb) {
-  cli::AddString(app, "--server", &o.server, "the dreamboothd to pull tasks from (HOST:PORT)");
+constexpr char kWorkerKeyEnv[] = "DREAMBOOTH_WORKER_KEY";
+
+void AddFlags(CLI::App& app, WorkerOptions& o, int64_t& sample_cache_mb,
+              dreambooth::ChannelSecurity& security) {
+  cli::AddString(app, "--server", &o.server,
+                 "the dreamboothd worker service to pull tasks from (its --worker-listen)");
+  cli::AddString(app, "--ca-cert", &security.ca_cert_file,
+                 "PEM CA bundle that signed the server's certificate (TLS)");
+  cli::AddSwitch(app, "--tls", &security.tls, true, "TLS with the system's root CAs");
+  cli::AddString(app, "--api-key", &security.api_key,
+                 "worker key, or @FILE holding it (default: $DREAMBOOTH_WORKER_KEY)");
   cli::AddString(app, "--model-root", &o.model_root,
                  "folder of diffusers model folders (none: only 'tiny')");
   cli::AddString(app, "--cache-dir", &o.cache_dir, "local caches and per-task work folders")
@@ -69,8 +82,12 @@ int main(int argc, char** argv) {
   cli::ConfigureApp(app);
   WorkerOptions options;
   int64_t sample_cache_mb = options.sample_cache_bytes >> 20;
-  AddFlags(app, options, sample_cache_mb);
+  dreambooth::ChannelSecurity security;
+  AddFlags(app, options, sample_cache_mb, security);
   if (std::optional<int> exit_code = cli::ParseCommandLine(app, argc, argv)) return *exit_code;
+  absl::StatusOr<std::string> key = dreambooth::ResolveApiKey(security.api_key, kWorkerKeyEnv);
+  if (!key.ok()) return cli::UsageError(app, key.status().message());
+  security.api_key = *std::move(key);
   options.sample_cache_bytes = sample_cache_mb << 20;
   if (!options.train && !options.sample) {
     return cli::UsageError(app, "--no-train and --no-sample leave nothing to do");
@@ -95,7 +112,10 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  dreambooth::worker::GatewayClient client(options.server);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      dreambooth::MakeChannel(options.server, security, grpc::ChannelArguments());
+  if (!channel.ok()) return cli::UsageError(app, channel.status().message());
+  dreambooth::worker::GatewayClient client(*std::move(channel), std::chrono::seconds(30));
   dreambooth::worker::ModelCache models(options.sample_cache_bytes);
   dreambooth::worker::WorkerContext context;
   context.options = options;

@@ -17,9 +17,9 @@ namespace dreambooth::worker {
 
 // Settings of a dreambooth-worker process (its flags).
 struct WorkerOptions {
-  std::string server = "127.0.0.1:50051";
-  std::string model_root;  // folder of diffusers model folders ("" => only "tiny")
-  std::string cache_dir;   // local caches and per-job work folders
+  std::string server = "127.0.0.1:50052";  // dreamboothd's --worker-listen
+  std::string model_root;                  // folder of diffusers model folders ("" => only "tiny")
+  std::string cache_dir;                   // local caches and per-job work folders
   std::string device = "cpu";
   std::string sample_dtype =
       "auto";             // Sample RPCs' weight dtype (diffusion::ResolveInferenceDtype)

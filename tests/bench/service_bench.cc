@@ -121,7 +121,9 @@ int main(int argc, char** argv) {
   const auto start = Clock::now();
   for (int w = 0; w < workers; ++w) {
     threads.emplace_back([&, w] {
-      client::Client c(client_options);
+      client::ClientOptions worker_options = client_options;
+      worker_options.target = (*daemon)->worker_address();
+      client::Client c(worker_options);
       while (done.load() < claims) {
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));

@@ -85,7 +85,7 @@ TEST_F(TextToImageE2eTest, ACaptionedSetTrainsWithItsCaptionsToSuccess) {
   EXPECT_EQ(job->spec().instance_prompt(), "");
 
   absl::StatusOr<std::unique_ptr<WorkerProcess>> worker = WorkerProcess::Start(
-      {"--server", daemon_->address(), "--cache-dir", dir_.Join("cache"), "--model-root",
+      {"--server", daemon_->worker_address(), "--cache-dir", dir_.Join("cache"), "--model-root",
        dir_.Join("models"), "--worker-id", "w1", "--threads", "1"},
       dir_.Join("w1.log"));
   ASSERT_TRUE(worker.ok()) << worker.status();

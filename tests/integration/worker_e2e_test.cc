@@ -40,7 +40,7 @@ class WorkerE2eTest : public ::testing::Test {
 
   std::unique_ptr<WorkerProcess> StartWorker(const std::string& name,
                                              std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--server",     daemon_->address(),
+    std::vector<std::string> args = {"--server",     daemon_->worker_address(),
                                      "--cache-dir",  dir_.Join("cache-" + name),
                                      "--model-root", dir_.Join("models"),
                                      "--worker-id",  name,
@@ -101,7 +101,9 @@ class WorkerE2eTest : public ::testing::Test {
       v1::GetCacheEntryRequest request;
       request.set_key(key);
       v1::GetCacheEntryResponse response;
-      const grpc::Status status = api_->gateway().GetCacheEntry(&context, request, &response);
+      const grpc::Status status = MakeApiClient(daemon_->worker_address())
+                                      ->gateway()
+                                      .GetCacheEntry(&context, request, &response);
       EXPECT_TRUE(status.ok()) << key << ": " << status.error_message();
       if (!response.found()) continue;
       for (const v1::CacheItem& item : response.items()) {

@@ -40,8 +40,8 @@ class WorkerRecoveryTest : public ::testing::Test {
 
   std::unique_ptr<WorkerProcess> StartWorker(const std::string& name) {
     absl::StatusOr<std::unique_ptr<WorkerProcess>> w = WorkerProcess::Start(
-        {"--server", daemon_->address(), "--cache-dir", dir_.Join("cache-" + name), "--model-root",
-         dir_.Join("models"), "--worker-id", name, "--threads", "1"},
+        {"--server", daemon_->worker_address(), "--cache-dir", dir_.Join("cache-" + name),
+         "--model-root", dir_.Join("models"), "--worker-id", name, "--threads", "1"},
         dir_.Join(name + ".log"));
     EXPECT_TRUE(w.ok()) << w.status();
     return w.ok() ? std::move(*w) : nullptr;

@@ -72,6 +72,7 @@ class BadRequestsTest : public E2eTest, public ::testing::WithParamInterface<Bad
   }
 
   client::Client& client() { return *client_; }
+  client::Client& workers() { return *workers_; }
   v1::JobSpec Spec() const { return MinimalSpec(set_); }
 
   std::string set_;
@@ -322,7 +323,7 @@ std::vector<BadCase> BadCases() {
        StatusCode::INVALID_ARGUMENT, "after_sequence must be >= 0"},
       {"heartbeat with an unknown lease token",
        [](BadRequestsTest& t) {
-         TestWorker w(&t.client(), "w");
+         TestWorker w(&t.workers(), "w");
          return w.Heartbeat("lt_forged");
        },
        StatusCode::FAILED_PRECONDITION, "lease token is not current"},
@@ -331,7 +332,7 @@ std::vector<BadCase> BadCases() {
          grpc::ClientContext c;
          v1::LeaseTaskRequest r;
          v1::LeaseTaskResponse resp;
-         return t.client().gateway().LeaseTask(&c, r, &resp);
+         return t.workers().gateway().LeaseTask(&c, r, &resp);
        },
        StatusCode::INVALID_ARGUMENT, "worker_id is required"},
       {"download of an unknown checkpoint",

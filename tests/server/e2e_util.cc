@@ -19,6 +19,8 @@ void E2eTest::StartDaemon(std::vector<std::string> extra_args) {
   client_options.call_timeout_ms = 10'000;
   client_options.stream_timeout_ms = 60'000;
   client_ = std::make_unique<client::Client>(client_options);
+  client_options.target = daemon_->worker_address();
+  workers_ = std::make_unique<client::Client>(client_options);
 }
 
 void E2eTest::RestartDaemon() {

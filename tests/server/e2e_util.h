@@ -31,7 +31,10 @@ class E2eTest : public ::testing::Test {
 
   TempDir dir_;
   std::unique_ptr<Daemon> daemon_;
-  std::unique_ptr<client::Client> client_;
+  std::unique_ptr<client::Client> client_;  // the public API
+  // The worker listener: its gateway() reaches the WorkerGateway (the daemon runs on loopback
+  // without API keys, so no worker key is needed).
+  std::unique_ptr<client::Client> workers_;
 };
 
 // A scripted worker using the raw gateway stub.

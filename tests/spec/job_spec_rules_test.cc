@@ -97,6 +97,11 @@ TEST(JobSpecRules, NamesTheOffendingField) {
       {[](auto* s) { s->set_mixed_precision(static_cast<v1::MixedPrecision>(9)); },
        "spec.mixed_precision"},
       {[](auto* s) { s->set_max_attempts(0); }, "spec.max_attempts"},
+      {[](auto* s) {
+         s->set_max_train_steps(1000);
+         s->set_checkpointing_steps(1001);
+       },
+       "spec.checkpointing_steps must be in [0, spec.max_train_steps = 1000], got 1001"},
       {[](auto* s) { s->set_training_mode(static_cast<v1::TrainingMode>(7)); },
        "spec.training_mode must be a known value, got 7"},
       {[](auto* s) {

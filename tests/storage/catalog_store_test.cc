@@ -47,28 +47,29 @@ class CatalogStoreTest : public ::testing::Test {
 };
 
 TEST_F(CatalogStoreTest, ImageSetsDeduplicateCapAndPaginate) {
-  auto set = store_->AddImages("", "dog", {Image("a.png", 'a'), Image("b.png", 'b')}, 3, 1);
+  auto set = store_->AddImages("t1", "", "dog", {Image("a.png", 'a'), Image("b.png", 'b')}, 3, 1);
   ASSERT_TRUE(set.ok()) << set.status();
   EXPECT_EQ(set->id.rfind("is_", 0), 0u);
   // The same digest again is skipped; one new image fits under the cap of 3.
-  auto grown = store_->AddImages(set->id, "", {Image("a2.png", 'a'), Image("c.png", 'c')}, 3, 2);
+  auto grown =
+      store_->AddImages("t1", set->id, "", {Image("a2.png", 'a'), Image("c.png", 'c')}, 3, 2);
   ASSERT_TRUE(grown.ok()) << grown.status();
   ASSERT_EQ(grown->images.size(), 3u);
   EXPECT_EQ(grown->images[2].name, "c.png");
   // Over the cap: RESOURCE_EXHAUSTED and nothing added.
-  auto over = store_->AddImages(set->id, "", {Image("d.png", 'd')}, 3, 3);
+  auto over = store_->AddImages("t1", set->id, "", {Image("d.png", 'd')}, 3, 3);
   EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(store_->GetImageSet(set->id)->images.size(), 3u);
-  EXPECT_EQ(store_->AddImages("is_missing", "", {Image("e.png", 'e')}, 3, 4).status().code(),
+  EXPECT_EQ(store_->AddImages("t1", "is_missing", "", {Image("e.png", 'e')}, 3, 4).status().code(),
             absl::StatusCode::kNotFound);
 
-  auto second = store_->AddImages("", "cat", {Image("x.png", 'x')}, 3, 5);
+  auto second = store_->AddImages("t1", "", "cat", {Image("x.png", 'x')}, 3, 5);
   ASSERT_TRUE(second.ok());
-  auto page1 = store_->ListImageSets(1, 0);
+  auto page1 = store_->ListImageSets("", 1, 0);
   ASSERT_TRUE(page1.ok());
   ASSERT_EQ(page1->sets.size(), 1u);
   EXPECT_EQ(page1->sets[0].id, second->id);  // newest first
-  auto page2 = store_->ListImageSets(1, page1->next_before_seq);
+  auto page2 = store_->ListImageSets("", 1, page1->next_before_seq);
   ASSERT_EQ(page2->sets.size(), 1u);
   EXPECT_EQ(page2->sets[0].id, set->id);
   EXPECT_EQ(page2->next_before_seq, 0);
@@ -79,23 +80,23 @@ TEST_F(CatalogStoreTest, ImageSetsDeduplicateCapAndPaginate) {
 }
 
 TEST_F(CatalogStoreTest, CaptionsAreStoredAndAReuploadCanSetButNotClearThem) {
-  auto set =
-      store_->AddImages("", "toys", {Image("a.png", 'a', "a red toy"), Image("b.png", 'b')}, 10, 1);
+  auto set = store_->AddImages("t1", "", "toys",
+                               {Image("a.png", 'a', "a red toy"), Image("b.png", 'b')}, 10, 1);
   ASSERT_TRUE(set.ok()) << set.status();
   ASSERT_EQ(set->images.size(), 2u);
   EXPECT_EQ(set->images[0].caption, "a red toy");
   EXPECT_EQ(set->images[1].caption, "");
   // Re-uploading b with a caption captions it; re-uploading a without one keeps its caption.
   auto recaptioned = store_->AddImages(
-      set->id, "", {Image("b-again.png", 'b', "a blue toy"), Image("a.png", 'a')}, 10, 2);
+      "t1", set->id, "", {Image("b-again.png", 'b', "a blue toy"), Image("a.png", 'a')}, 10, 2);
   ASSERT_TRUE(recaptioned.ok()) << recaptioned.status();
   ASSERT_EQ(recaptioned->images.size(), 2u);
   EXPECT_EQ(recaptioned->images[0].caption, "a red toy");
   EXPECT_EQ(recaptioned->images[1].caption, "a blue toy");
   EXPECT_EQ(recaptioned->images[1].name, "b.png");  // the first upload's label stays
   // A refused upload (over the cap) changes no caption either.
-  auto over =
-      store_->AddImages(set->id, "", {Image("a.png", 'a', "changed"), Image("c.png", 'c')}, 2, 3);
+  auto over = store_->AddImages("t1", set->id, "",
+                                {Image("a.png", 'a', "changed"), Image("c.png", 'c')}, 2, 3);
   EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
   Open();  // and they survive a reopen
   auto reread = store_->GetImageSet(set->id);

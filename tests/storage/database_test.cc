@@ -70,10 +70,11 @@ TEST(Database, AVersion1DatabaseMigratesAndKeepsItsImages) {
   ASSERT_TRUE(set.ok()) << set.status();
   ASSERT_EQ(set->images.size(), 1u);
   EXPECT_EQ(set->images[0].caption, "");
+  EXPECT_EQ(set->tenant, "default");  // what existed before tenants belongs to the default one
   // The migrated table takes captions.
   StoredImageRecord image = set->images[0];
   image.caption = "a small square";
-  ASSERT_TRUE(catalog.AddImages("is_old", "", {image}, 10, 6).ok());
+  ASSERT_TRUE(catalog.AddImages("default", "is_old", "", {image}, 10, 6).ok());
   EXPECT_EQ(catalog.GetImageSet("is_old")->images[0].caption, "a small square");
   EXPECT_EQ(QueryText(**db, "PRAGMA integrity_check"), "ok");
 }

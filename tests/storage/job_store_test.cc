@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <set>
 
 #include "tests/testing/temp_dir.h"
@@ -79,7 +81,7 @@ TEST_F(JobStoreTest, RequestIdReplayReturnsTheSameJob) {
   auto other = store_->Create(Spec("another body", "req-1"), 3000, kDay);
   EXPECT_EQ(other.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_NE(other.status().message().find("req-1"), std::string::npos);
-  auto page = store_->List(JobState::kUnspecified, 100, 0);
+  auto page = store_->List("", JobState::kUnspecified, 100, 0);
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->jobs.size(), 1u);
   // Still remembered just under 24 h later; forgotten after the retention window.
@@ -94,13 +96,13 @@ TEST_F(JobStoreTest, ListPaginatesNewestFirstWithoutGapsWhileInserting) {
   for (int i = 0; i < 25; ++i) MustCreate("j" + std::to_string(i));
   std::set<std::string> seen;
   std::vector<std::string> existing;
-  const auto all = store_->List(JobState::kUnspecified, 1000, 0);
+  const auto all = store_->List("", JobState::kUnspecified, 1000, 0);
   ASSERT_TRUE(all.ok());
   for (const auto& j : all->jobs) existing.push_back(j.id);
   int64_t cursor = 0;
   int pages = 0;
   do {
-    auto page = store_->List(JobState::kUnspecified, 7, cursor);
+    auto page = store_->List("", JobState::kUnspecified, 7, cursor);
     ASSERT_TRUE(page.ok());
     for (const auto& j : page->jobs) EXPECT_TRUE(seen.insert(j.id).second) << "duplicate";
     cursor = page->next_before_seq;
@@ -115,10 +117,10 @@ TEST_F(JobStoreTest, ListFiltersByState) {
   const JobRecord a = MustCreate("a");
   MustCreate("b");
   ASSERT_TRUE(store_->Cancel(a.id, 2000).ok());
-  auto cancelled = store_->List(JobState::kCancelled, 10, 0);
+  auto cancelled = store_->List("", JobState::kCancelled, 10, 0);
   ASSERT_EQ(cancelled->jobs.size(), 1u);
   EXPECT_EQ(cancelled->jobs[0].id, a.id);
-  EXPECT_EQ(store_->List(JobState::kQueued, 10, 0)->jobs.size(), 1u);
+  EXPECT_EQ(store_->List("", JobState::kQueued, 10, 0)->jobs.size(), 1u);
 }
 
 TEST_F(JobStoreTest, ClaimHeartbeatComplete) {
@@ -156,6 +158,29 @@ TEST_F(JobStoreTest, ClaimHeartbeatComplete) {
   EXPECT_EQ(events[2].attempt, 1);
   EXPECT_EQ(events.back().state, JobState::kSucceeded);
   EXPECT_EQ(store_->Get(job.id)->end_time_ms, 22000);
+}
+
+TEST_F(JobStoreTest, ADivergedRunsNonFiniteNumbersAreStoredAndReadBack) {
+  const JobRecord job = MustCreate("nan");
+  const Lease lease = MustClaim(5000);
+  EventRecord progress;
+  progress.kind = EventKind::kProgress;
+  progress.step = 3;
+  progress.total = 10;
+  progress.loss = std::numeric_limits<float>::quiet_NaN();
+  progress.learning_rate = std::numeric_limits<double>::infinity();
+  progress.eta_seconds = -std::numeric_limits<float>::infinity();
+  progress.images_per_second = std::numeric_limits<float>::quiet_NaN();
+  auto last = store_->AppendEvents(lease.token, 6000, {progress});
+  ASSERT_TRUE(last.ok()) << last.status();  // not a NOT NULL failure
+  // The lease is still current: the run goes on (or fails) on its own terms.
+  EXPECT_TRUE(store_->Heartbeat(lease.token, 7000, kTtl, 4, 3, 10).ok());
+  const std::vector<EventRecord> events = Events(job.id);
+  const EventRecord& stored = events.back();
+  EXPECT_TRUE(std::isnan(stored.loss));
+  EXPECT_TRUE(std::isnan(stored.images_per_second));
+  EXPECT_EQ(stored.learning_rate, std::numeric_limits<double>::infinity());
+  EXPECT_EQ(stored.eta_seconds, -std::numeric_limits<float>::infinity());
 }
 
 TEST_F(JobStoreTest, ClaimOnlyTakesJobsForAdvertisedModels) {

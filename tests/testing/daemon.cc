@@ -37,13 +37,17 @@ int PickFreePort() {
   return ntohs(addr.sin_port);
 }
 
+std::string DreamboothdPath() { return DB_DREAMBOOTHD_PATH; }
+
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   if (options.binary.empty()) options.binary = DB_DREAMBOOTHD_PATH;
   if (options.data_dir.empty()) return absl::InvalidArgumentError("data_dir is required");
   if (options.port == 0) options.port = PickFreePort();
+  if (options.worker_port == 0) options.worker_port = PickFreePort();
   std::unique_ptr<Daemon> d(new Daemon(options));
   std::vector<std::string> args = {options.binary,
                                    absl::StrCat("--listen=127.0.0.1:", options.port),
+                                   absl::StrCat("--worker-listen=127.0.0.1:", options.worker_port),
                                    "--data-dir=" + options.data_dir};
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
   const std::string log = options.data_dir + "/dreamboothd.log";
@@ -87,8 +91,16 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   args_for_probe.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
   args_for_probe.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 2000);
   args_for_probe.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
-  auto channel =
-      grpc::CreateCustomChannel(d->address(), grpc::InsecureChannelCredentials(), args_for_probe);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!options.ca_cert_file.empty()) {
+    std::ifstream in(options.ca_cert_file);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pem.str();
+    credentials = grpc::SslCredentials(ssl);
+  }
+  auto channel = grpc::CreateCustomChannel(d->address(), credentials, args_for_probe);
   auto health = grpc::health::v1::Health::NewStub(channel);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!d->Running()) {
@@ -114,6 +126,10 @@ Daemon::~Daemon() {
 }
 
 std::string Daemon::address() const { return absl::StrCat("127.0.0.1:", options_.port); }
+
+std::string Daemon::worker_address() const {
+  return absl::StrCat("127.0.0.1:", options_.worker_port);
+}
 
 bool Daemon::Running() {
   if (pid_ <= 0) return false;

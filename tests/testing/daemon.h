@@ -16,6 +16,9 @@ namespace dreambooth::testing {
 // A free TCP port on 127.0.0.1 (bound and released; a small race with other processes remains).
 int PickFreePort();
 
+// The dreamboothd binary this build produced.
+std::string DreamboothdPath();
+
 struct DaemonOptions {
   // Path of the dreamboothd binary; default: the one this build produced (DB_DREAMBOOTHD_PATH).
   std::string binary;
@@ -23,10 +26,15 @@ struct DaemonOptions {
   std::string data_dir;
   // Port; 0 => PickFreePort().
   int port = 0;
+  // The worker service's port (--worker-listen); 0 => PickFreePort().
+  int worker_port = 0;
   // Extra flags, e.g. {"--lease-ttl=1s", "--sweep-interval=100ms"}.
   std::vector<std::string> extra_args;
   // How long Start waits for health SERVING.
   int startup_timeout_ms = 20'000;
+  // The CA bundle Start's health probe trusts when the daemon serves TLS (--tls-cert); "" =>
+  // plaintext probe.
+  std::string ca_cert_file;
 };
 
 class Daemon {
@@ -41,6 +49,8 @@ class Daemon {
 
   // "127.0.0.1:<port>".
   std::string address() const;
+  // "127.0.0.1:<worker_port>": the worker service.
+  std::string worker_address() const;
   int port() const { return options_.port; }
   pid_t pid() const { return pid_; }
   const DaemonOptions& options() const { return options_; }

@@ -11,17 +11,22 @@ absl::StatusOr<std::unique_ptr<TestServer>> TestServer::Start(server::ServerOpti
   std::unique_ptr<TestServer> s(new TestServer());
   s->options_ = std::move(options);
   s->options_.listen = "127.0.0.1:0";
+  s->options_.worker_listen = "127.0.0.1:0";
   s->options_.data_dir = s->dir_.Join("data");
   absl::Status started = s->StartServer();
   if (!started.ok()) return started;
   // From now on the same port, so that clients' channels find the server again after Restart().
   s->port_ = s->server_->port();
+  s->worker_port_ = s->server_->worker_port();
   s->options_.listen = s->address();
+  s->options_.worker_listen = s->worker_address();
   client::ClientOptions api;
   api.target = s->address();
   api.call_timeout_ms = 10'000;
   api.stream_timeout_ms = 60'000;
   s->api_ = std::make_unique<client::Client>(api);
+  api.target = s->worker_address();
+  s->workers_ = std::make_unique<client::Client>(api);
   return s;
 }
 
@@ -35,6 +40,8 @@ absl::Status TestServer::StartServer() {
 }
 
 std::string TestServer::address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+std::string TestServer::worker_address() const { return absl::StrCat("127.0.0.1:", worker_port_); }
 
 void TestServer::Stop() {
   if (server_ == nullptr) return;
@@ -66,7 +73,8 @@ absl::StatusOr<v1::Task> TestServer::Lease(const std::string& worker_id) {
   v1::LeaseTaskResponse response;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  absl::Status status = client::FromGrpc(api_->gateway().LeaseTask(&context, request, &response));
+  absl::Status status =
+      client::FromGrpc(workers_->gateway().LeaseTask(&context, request, &response));
   if (!status.ok()) return status;
   if (!response.has_task()) return absl::NotFoundError("no queued task to lease");
   return response.task();

@@ -20,7 +20,8 @@ namespace v1 = ::dreambooth::v1;
 
 class TestServer {
  public:
-  // Starts on a free loopback port with `options` (its listen and data_dir are replaced).
+  // Starts on free loopback ports with `options` (its listen, worker_listen and data_dir are
+  // replaced).
   static absl::StatusOr<std::unique_ptr<TestServer>> Start(server::ServerOptions options = {});
   // Shuts the server down.
   ~TestServer();
@@ -29,6 +30,8 @@ class TestServer {
 
   // "127.0.0.1:<port>"; the same across Restart().
   std::string address() const;
+  // The worker service's "127.0.0.1:<port>"; the same across Restart().
+  std::string worker_address() const;
   // The data directory (db.sqlite, blobs/).
   const std::string& data_dir() const { return options_.data_dir; }
 
@@ -41,6 +44,8 @@ class TestServer {
   server::ServiceCore& core() { return server_->core(); }
   // A client of the public API (its channel reconnects across Restart()).
   client::Client& api() { return *api_; }
+  // A client of the worker listener: its gateway() stub reaches the WorkerGateway.
+  client::Client& workers() { return *workers_; }
 
   // Uploads one small PNG into a new image set and creates a job on the built-in tiny model.
   absl::StatusOr<v1::Job> QueueJob();
@@ -55,8 +60,10 @@ class TestServer {
   TempDir dir_;
   server::ServerOptions options_;
   int port_ = 0;
+  int worker_port_ = 0;
   std::unique_ptr<server::Server> server_;
   std::unique_ptr<client::Client> api_;
+  std::unique_ptr<client::Client> workers_;
 };
 
 }  // namespace dreambooth::testing

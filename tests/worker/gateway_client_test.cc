@@ -55,7 +55,7 @@ class GatewayClientTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<TestServer>> server = TestServer::Start();
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
-    client_ = std::make_unique<GatewayClient>(server_->address(), std::chrono::seconds(10));
+    client_ = std::make_unique<GatewayClient>(server_->worker_address(), std::chrono::seconds(10));
   }
 
   v1::LeaseTaskRequest LeaseRequest(int wait_ms = 0) const {
@@ -402,7 +402,7 @@ TEST_F(GatewayClientTest, CallsMadeWhileTheServerRestartsSucceedOnceItIsBack) {
 TEST_F(GatewayClientTest, HeartbeatIsNotRetriedWhileTheServerIsDown) {
   const v1::Task task = QueueAndLease();
   server_->Stop();
-  GatewayClient impatient(server_->address(), std::chrono::milliseconds(300));
+  GatewayClient impatient(server_->worker_address(), std::chrono::milliseconds(300));
   v1::HeartbeatRequest beat;
   beat.set_lease_token(task.lease_token());
   const auto start = std::chrono::steady_clock::now();

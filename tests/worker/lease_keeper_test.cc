@@ -30,7 +30,7 @@ class LeaseKeeperTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<TestServer>> server = TestServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
-    client_ = std::make_unique<GatewayClient>(server_->address(), rpc_timeout);
+    client_ = std::make_unique<GatewayClient>(server_->worker_address(), rpc_timeout);
     absl::StatusOr<v1::Job> job = server_->QueueJob();
     ASSERT_TRUE(job.ok()) << job.status();
     absl::StatusOr<v1::Task> task = server_->Lease("keeper-test");

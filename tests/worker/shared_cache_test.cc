@@ -55,7 +55,7 @@ class SharedCacheTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<TestServer>> server = TestServer::Start();
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
-    client_ = std::make_unique<GatewayClient>(server_->address(), std::chrono::seconds(10));
+    client_ = std::make_unique<GatewayClient>(server_->worker_address(), std::chrono::seconds(10));
     ASSERT_TRUE(server_->QueueJob().ok());
     absl::StatusOr<v1::Task> task = server_->Lease("shared-cache-test");
     ASSERT_TRUE(task.ok()) << task.status();
