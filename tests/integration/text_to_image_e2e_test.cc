@@ -101,8 +101,9 @@ TEST_F(TextToImageE2eTest, ACaptionedSetTrainsWithItsCaptionsToSuccess) {
     long_caption_seen |= e.kind() == v1::EVENT_KIND_LOG &&
                          absl::StrContains(e.message(), "truncated") &&
                          absl::StrContains(e.message(), long_caption.substr(0, 60));
-    trained |= e.kind() == v1::EVENT_KIND_PROGRESS && e.stage() == v1::JOB_STAGE_TRAINING &&
-               e.step() == 2 && e.total() == 2;
+    // Progress events are coalesced (a 2-step run may leave none); the trainer's summary stays.
+    trained |=
+        e.kind() == v1::EVENT_KIND_LOG && absl::StrContains(e.message(), "trained steps 0..2");
     return true;
   });
   ASSERT_TRUE(watched.ok()) << watched;
