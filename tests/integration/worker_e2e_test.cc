@@ -28,6 +28,7 @@ class WorkerE2eTest : public ::testing::Test {
     DaemonOptions options;
     options.data_dir = dir_.Join("data");
     options.port = port_;
+    options.worker_port = worker_port_;  // a restart keeps both ports: workers reconnect
     options.extra_args = extra;
     options.extra_args.push_back("--model-root=" + dir_.Join("models"));
     fs::create_directories(dir_.Join("models"));
@@ -35,6 +36,7 @@ class WorkerE2eTest : public ::testing::Test {
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = std::move(*d);
     port_ = daemon_->port();
+    worker_port_ = daemon_->options().worker_port;
     api_ = MakeApiClient(daemon_->address());
   }
 
@@ -120,6 +122,7 @@ class WorkerE2eTest : public ::testing::Test {
 
   TempDir dir_;
   int port_ = 0;
+  int worker_port_ = 0;
   std::unique_ptr<Daemon> daemon_;
   std::unique_ptr<client::Client> api_;
 };

@@ -28,6 +28,7 @@ class WorkerRecoveryTest : public ::testing::Test {
     DaemonOptions options;
     options.data_dir = dir_.Join("data");
     options.port = port_;
+    options.worker_port = worker_port_;  // a restart keeps both ports: workers reconnect
     options.extra_args = {"--lease-ttl=" + lease_ttl, "--sweep-interval=100ms",
                           "--model-root=" + dir_.Join("models")};
     fs::create_directories(dir_.Join("models"));
@@ -35,6 +36,7 @@ class WorkerRecoveryTest : public ::testing::Test {
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = std::move(*d);
     port_ = daemon_->port();
+    worker_port_ = daemon_->options().worker_port;
     api_ = MakeApiClient(daemon_->address());
   }
 
@@ -79,6 +81,7 @@ class WorkerRecoveryTest : public ::testing::Test {
 
   TempDir dir_;
   int port_ = 0;
+  int worker_port_ = 0;
   std::unique_ptr<Daemon> daemon_;
   std::unique_ptr<client::Client> api_;
 };
