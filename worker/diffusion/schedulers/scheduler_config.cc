@@ -1,6 +1,7 @@
 // SchedulerConfig parsing and serialisation (diffusers 0.25.1).
 #include "worker/diffusion/schedulers/scheduler_config.h"
 
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -34,7 +35,12 @@ absl::Status Get(const nlohmann::json& json, const std::string& key, double* out
 absl::Status Get(const nlohmann::json& json, const std::string& key, int64_t* out) {
   auto it = json.find(key);
   if (it == json.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_number_integer()) return WrongType(key, "an integer");
+  // An unsigned value above int64's range would wrap; it is refused like any non-integer.
+  if (!it->is_number_integer() ||
+      (it->is_number_unsigned() &&
+       it->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
+    return WrongType(key, "an integer");
+  }
   *out = it->get<int64_t>();
   return absl::OkStatus();
 }
