@@ -5,7 +5,8 @@
 # no network.
 #
 # First run: about 3.3 GB downloaded from PyPI (torch 0.5 GB, its CUDA libraries ~2.6 GB, triton
-# 0.2 GB), 5.3 GB on disk in .deps/, 1-3 minutes on a fast link; plus ~400 MB of Debian packages.
+# 0.2 GB), 5.3 GB on disk in .deps/, 1-3 minutes on a fast link; plus ~400 MB of Debian packages
+# (clang and libclang-rt-dev, whose libclang_rt.fuzzer is libFuzzer, build fuzz/).
 set -euo pipefail
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
@@ -19,6 +20,7 @@ PACKAGES=(
   libabsl-dev libsqlite3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
   libpng-dev libjpeg62-turbo-dev libturbojpeg0-dev libre2-dev nlohmann-json3-dev libssl-dev
   libicu-dev libcli11-dev
+  clang libclang-rt-dev
   python3 python3-venv
 )
 missing=()

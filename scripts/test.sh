@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Sets up (Debian packages and LibTorch), builds everything and runs every test with ctest.
-#
-# usage: scripts/test.sh [CTEST_ARGS ...]   e.g. -L unit, -R '^diffusion\.'
+# Sets up (Debian packages and LibTorch), builds everything and runs every test with ctest; then,
+# when clang is installed, the fuzz targets for 30 s each (scripts/fuzz.sh; DB_FUZZ_SECONDS).
+# usage: scripts/test.sh [CTEST_ARGS ...]   e.g. -L unit, -R '^diffusion\.' (no fuzzing then)
 set -euo pipefail
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'
@@ -13,5 +13,14 @@ bash scripts/build.sh
 # processes' thread pools fight over the cores (sampling measured ~15x slower that way).
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-cd build
-ctest --output-on-failure --timeout 1200 -j 2 "$@"
+(cd build && ctest --output-on-failure --timeout 1200 -j 2 "$@")
+# The fuzz targets run after a full run only (not when CTEST_ARGS pick tests), and need clang's
+# libFuzzer; DB_SKIP_FUZZ=1 leaves them out.
+if [[ $# -gt 0 || "${DB_SKIP_FUZZ:-0}" == "1" ]]; then
+  exit 0
+fi
+if command -v clang++ >/dev/null; then
+  bash scripts/fuzz.sh
+else
+  echo "test.sh: clang++ not found, fuzz targets skipped (scripts/setup.sh installs clang)"
+fi

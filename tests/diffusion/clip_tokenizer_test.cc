@@ -1,5 +1,6 @@
 // CLIP tokenizer: every case of the tokenizer fixture (transformers' ids, exactly), with the
-// fixture's vocabulary files and with the embedded one; padding, truncation, folder round trip.
+// fixture's vocabulary files and with the embedded one; padding, truncation, folder round trip,
+// vocabularies given as strings.
 #include "worker/diffusion/tokenizer/clip_tokenizer.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "tests/diffusion/test_util.h"
 #include "worker/diffusion/io/file_util.h"
+#include "worker/diffusion/tokenizer/clip_tokenizer_batch.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -56,10 +58,10 @@ TEST(ClipTokenizerTest, BuiltInVocabularyMatchesEveryCase) {
   ExpectAllCasesMatch(*tokenizer);
 }
 
-TEST(ClipTokenizerTest, EncodeBatchStacksPaddedRows) {
+TEST(ClipTokenizerTest, EncodeClipBatchStacksPaddedRows) {
   absl::StatusOr<CLIPTokenizer> tokenizer = CLIPTokenizer::BuiltIn();
   ASSERT_TRUE(tokenizer.ok());
-  at::Tensor ids = tokenizer->EncodeBatch({"a photo of sks dog", ""});
+  at::Tensor ids = EncodeClipBatch(*tokenizer, {"a photo of sks dog", ""});
   EXPECT_EQ(ids.sizes(), (std::vector<int64_t>{2, 77}));
   EXPECT_EQ(ids.scalar_type(), at::kLong);
   std::vector<int64_t> row0 = tokenizer->Encode("a photo of sks dog");
@@ -101,6 +103,24 @@ TEST(ClipTokenizerTest, MissingOrBrokenFilesAreErrors) {
   absl::StatusOr<CLIPTokenizer> no_specials = CLIPTokenizer::FromFolder(dir.path());
   ASSERT_FALSE(no_specials.ok());
   EXPECT_NE(no_specials.status().message().find("<|startoftext|>"), std::string::npos);
+}
+
+TEST(ClipTokenizerTest, FromStringsParsesVocabularyAndMerges) {
+  const std::string vocab =
+      R"({"d": 0, "o": 1, "g</w>": 2, "do": 3, "dog</w>": 4, "<|startoftext|>": 5,)"
+      R"( "<|endoftext|>": 6})";
+  absl::StatusOr<CLIPTokenizer> tokenizer =
+      CLIPTokenizer::FromStrings(vocab, "#version: 0.2\nd o\ndo g</w>\n", "<|endoftext|>", "test");
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  EXPECT_EQ(tokenizer->Tokenize("Dog"), (std::vector<std::string>{"dog</w>"}));
+  EXPECT_EQ(tokenizer->EncodeUnpadded("dog"), (std::vector<int64_t>{5, 4, 6}));
+  absl::StatusOr<CLIPTokenizer> bad_merge =
+      CLIPTokenizer::FromStrings(vocab, "#version: 0.2\nd o x\n", "<|endoftext|>", "test");
+  ASSERT_FALSE(bad_merge.ok());
+  EXPECT_EQ(bad_merge.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_merge.status().message().find("merges.txt line 2"), std::string::npos);
+  EXPECT_FALSE(CLIPTokenizer::FromStrings("[1]", "#\nd o\n", "<|endoftext|>", "test").ok());
+  EXPECT_FALSE(CLIPTokenizer::FromStrings(vocab, "#\nd o\n", "<pad>", "test").ok());
 }
 
 }  // namespace

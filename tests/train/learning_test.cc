@@ -10,6 +10,7 @@
 
 #include "tests/train/test_util.h"
 #include "worker/diffusion/schedulers/scheduler.h"
+#include "worker/diffusion/tokenizer/clip_tokenizer_batch.h"
 #include "worker/train/dreambooth_loss.h"
 #include "worker/train/dreambooth_trainer.h"
 #include "worker/train/image_dataset.h"
@@ -27,7 +28,7 @@ double EvalLoss(diffusion::StableDiffusion& model, const std::vector<ImageRecord
   model.unet->eval();
   auto schedule = diffusion::DdpmTrainingSchedule::Create(model.scheduler_config);
   EXPECT_TRUE(schedule.ok());
-  at::Tensor ids = model.tokenizer.EncodeBatch({prompt});
+  at::Tensor ids = EncodeClipBatch(model.tokenizer, {prompt});
   at::Tensor text = model.text_encoder->forward(ids).last_hidden_state;  // [1, 77, D]
   at::Generator gen = at::detail::createCPUGenerator(99);
   double total = 0.0;

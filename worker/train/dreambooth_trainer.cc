@@ -10,6 +10,7 @@
 #include "common/crypto.h"
 #include "common/status_macros.h"
 #include "worker/diffusion/device.h"
+#include "worker/diffusion/tokenizer/clip_tokenizer_batch.h"
 #include "worker/diffusion/torch_status.h"
 #include "worker/train/cache_sync.h"
 #include "worker/train/file_util.h"
@@ -227,7 +228,7 @@ absl::StatusOr<at::Tensor> DreamBoothTrainer::PromptEmbeddings(const std::string
   }
   return GuardTorch("text encoder", [&]() -> absl::StatusOr<at::Tensor> {
     at::NoGradGuard no_grad;
-    at::Tensor ids = model_.tokenizer.EncodeBatch({prompt}).to(device_);
+    at::Tensor ids = EncodeClipBatch(model_.tokenizer, {prompt}).to(device_);
     at::Tensor e = model_.text_encoder->forward(ids).last_hidden_state[0];
     if (options_.precompute_text_embeddings && cache.size() < kMaxCached) cache[prompt] = e;
     return e;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "worker/diffusion/tokenizer/clip_tokenizer_batch.h"
 #include "worker/diffusion/torch_status.h"
 #include "worker/train/adamw.h"
 #include "worker/train/checkpoint_writer.h"
@@ -200,7 +201,7 @@ absl::Status Loop::MicroBatch(int64_t micro_index, double loss_divisor, StepLog*
       // Forward passes under autocast; backward outside it, as PyTorch recommends.
       AutocastScope autocast(autocast_, c_.device.type(), autocast_dtype_);
       if (o_.train_text_encoder) {
-        at::Tensor ids = c_.model.tokenizer.EncodeBatch(prompts).to(c_.device);
+        at::Tensor ids = EncodeClipBatch(c_.model.tokenizer, prompts).to(c_.device);
         in.encoder_hidden_states = c_.model.text_encoder->forward(ids).last_hidden_state;
       } else {
         std::vector<at::Tensor> rows;

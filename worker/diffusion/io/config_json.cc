@@ -1,6 +1,8 @@
 #include "worker/diffusion/io/config_json.h"
 
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -19,18 +21,34 @@ absl::Status TypeError(const std::string& key, const char* expected, const nlohm
       absl::StrCat("config key '", key, "' must be ", expected, ", got ", v.dump()));
 }
 
+// An integer in int64's range or, when allowed, a float with an integral value in that range (a
+// float outside it must not reach static_cast<int64_t>: that is undefined behaviour).
+bool AsInt64(const nlohmann::json& v, bool allow_integral_float, int64_t* out) {
+  if (v.is_number_unsigned()) {
+    if (v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return false;
+    }
+    *out = static_cast<int64_t>(v.get<uint64_t>());
+    return true;
+  }
+  if (v.is_number_integer()) {
+    *out = v.get<int64_t>();
+    return true;
+  }
+  if (!allow_integral_float || !v.is_number_float()) return false;
+  const double d = v.get<double>();
+  constexpr double kTwoTo63 = 9223372036854775808.0;
+  if (!(d >= -kTwoTo63 && d < kTwoTo63) || d != std::trunc(d)) return false;
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
 }  // namespace
 
 absl::Status ReadInt(const nlohmann::json& json, const std::string& key, int64_t* out) {
   if (!Present(json, key)) return absl::OkStatus();
   const auto& v = json.at(key);
-  if (v.is_number_integer()) {
-    *out = v.get<int64_t>();
-  } else if (v.is_number_float() && v.get<double>() == static_cast<int64_t>(v.get<double>())) {
-    *out = static_cast<int64_t>(v.get<double>());
-  } else {
-    return TypeError(key, "an integer", v);
-  }
+  if (!AsInt64(v, /*allow_integral_float=*/true, out)) return TypeError(key, "an integer", v);
   return absl::OkStatus();
 }
 
@@ -76,15 +94,19 @@ absl::Status ReadIntOrList(const nlohmann::json& json, const std::string& key,
                            std::vector<int64_t>* out) {
   if (!Present(json, key)) return absl::OkStatus();
   const auto& v = json.at(key);
-  if (v.is_number_integer()) {
-    *out = {v.get<int64_t>()};
+  int64_t single = 0;
+  if (AsInt64(v, /*allow_integral_float=*/false, &single)) {
+    *out = {single};
     return absl::OkStatus();
   }
   if (!v.is_array() || v.empty()) return TypeError(key, "an integer or a list of integers", v);
   std::vector<int64_t> result;
   for (const auto& e : v) {
-    if (!e.is_number_integer()) return TypeError(key, "an integer or a list of integers", v);
-    result.push_back(e.get<int64_t>());
+    int64_t value = 0;
+    if (!AsInt64(e, /*allow_integral_float=*/false, &value)) {
+      return TypeError(key, "an integer or a list of integers", v);
+    }
+    result.push_back(value);
   }
   *out = std::move(result);
   return absl::OkStatus();

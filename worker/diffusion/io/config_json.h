@@ -13,7 +13,8 @@
 namespace dreambooth::diffusion::config_json {
 
 // Each Read* leaves *out unchanged when `key` is absent or null, and returns InvalidArgument
-// naming `key` when the value has the wrong type.
+// naming `key` when the value has the wrong type. Integers must fit in int64; ReadInt also takes
+// a float with an integral value in that range (1.0, 1e3).
 absl::Status ReadInt(const nlohmann::json& json, const std::string& key, int64_t* out);
 absl::Status ReadDouble(const nlohmann::json& json, const std::string& key, double* out);
 absl::Status ReadBool(const nlohmann::json& json, const std::string& key, bool* out);

@@ -11,33 +11,26 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "worker/diffusion/io/safetensors_header.h"
 
 namespace dreambooth::diffusion {
 
 // Tensors by name, ordered by name (the order safetensors stores them in).
 using TensorMap = std::map<std::string, at::Tensor>;
 
-// Largest JSON header accepted (the reference implementation's cap).
-inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
-
 // Reads every tensor of the safetensors file at `path`. The file is memory-mapped and its header
 // is validated before any tensor is created: header size cap, JSON syntax, known dtype, shape x
 // dtype size equal to the byte length, offsets inside the data area, no overlap and no gaps,
-// no duplicate names. Supported dtypes: F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL.
-// The returned CPU tensors own their memory (the mapping is released before returning).
-// When `metadata` is not null it receives the header's "__metadata__" map (empty if absent).
-// Errors: NOT_FOUND (no file), INVALID_ARGUMENT/DATA_LOSS (malformed, with what is wrong and the
-// path), UNIMPLEMENTED (a dtype LibTorch lacks, e.g. F8).
+// no duplicate names (ParseSafetensorsHeader). Supported dtypes: F32, F16, BF16, F64, I64, I32,
+// I16, I8, U8, BOOL. The returned CPU tensors own their memory (the mapping is released before
+// returning). When `metadata` is not null it receives the header's "__metadata__" map (empty if
+// absent). Errors: NOT_FOUND (no file), INVALID_ARGUMENT/DATA_LOSS (malformed, with what is wrong
+// and the path), UNIMPLEMENTED (a dtype LibTorch lacks, e.g. F8).
 absl::StatusOr<TensorMap> ReadSafetensors(const std::string& path,
                                           std::map<std::string, std::string>* metadata = nullptr);
 
-// Reads only the header: names with dtype names and shapes, validated like ReadSafetensors.
-struct SafetensorsEntry {
-  std::string dtype;  // "F32", "F16", ...
-  std::vector<int64_t> shape;
-  uint64_t begin = 0;  // data offsets relative to the start of the data area
-  uint64_t end = 0;
-};
+// Reads only the header (see ParseSafetensorsHeader): names with dtype names and shapes,
+// validated like ReadSafetensors.
 absl::StatusOr<std::map<std::string, SafetensorsEntry>> ReadSafetensorsHeader(
     const std::string& path, std::map<std::string, std::string>* metadata = nullptr);
 

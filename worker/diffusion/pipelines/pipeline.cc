@@ -15,6 +15,7 @@
 #include "kernels/fused_kernels.h"
 #include "kernels/guided_ddim_step.h"
 #include "worker/diffusion/pipelines/cuda_graph_unet.h"
+#include "worker/diffusion/tokenizer/clip_tokenizer_batch.h"
 #include "worker/diffusion/torch_status.h"
 
 namespace dreambooth::diffusion {
@@ -97,7 +98,8 @@ absl::StatusOr<Text2ImageResult> Run(StableDiffusion& model, const Text2ImageOpt
   at::NoGradGuard no_grad;
 
   // Text conditioning.
-  at::Tensor ids = o.prompt_ids.defined() ? o.prompt_ids : model.tokenizer.EncodeBatch(o.prompts);
+  at::Tensor ids =
+      o.prompt_ids.defined() ? o.prompt_ids : EncodeClipBatch(model.tokenizer, o.prompts);
   Text2ImageResult result;
   at::Tensor cond = EncodeIds(model, ids, n, o.clip_skip, device).to(dtype);
   at::Tensor context = cond;
@@ -112,7 +114,7 @@ absl::StatusOr<Text2ImageResult> Run(StableDiffusion& model, const Text2ImageOpt
       } else if (!o.negative_prompts.empty()) {
         negatives = o.negative_prompts;
       }
-      neg_ids = model.tokenizer.EncodeBatch(negatives);
+      neg_ids = EncodeClipBatch(model.tokenizer, negatives);
     }
     if (neg_ids.size(0) == 1 && num_prompts > 1) neg_ids = neg_ids.expand({num_prompts, -1});
     if (neg_ids.size(0) != num_prompts) {

@@ -1,12 +1,13 @@
-// SchedulerConfig parsing/serialisation and the beta schedules (diffusers 0.25.1).
-#include <cmath>
+// SchedulerConfig parsing and serialisation (diffusers 0.25.1).
+#include "worker/diffusion/schedulers/scheduler_config.h"
+
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/diffusion/io/file_util.h"
-#include "worker/diffusion/schedulers/scheduler.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -34,7 +35,12 @@ absl::Status Get(const nlohmann::json& json, const std::string& key, double* out
 absl::Status Get(const nlohmann::json& json, const std::string& key, int64_t* out) {
   auto it = json.find(key);
   if (it == json.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_number_integer()) return WrongType(key, "an integer");
+  // An unsigned value above int64's range would wrap; it is refused like any non-integer.
+  if (!it->is_number_integer() ||
+      (it->is_number_unsigned() &&
+       it->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
+    return WrongType(key, "an integer");
+  }
   *out = it->get<int64_t>();
   return absl::OkStatus();
 }
@@ -44,36 +50,6 @@ absl::Status Get(const nlohmann::json& json, const std::string& key, bool* out) 
   if (!it->is_boolean()) return WrongType(key, "true or false");
   *out = it->get<bool>();
   return absl::OkStatus();
-}
-
-// Glide's cosine schedule (diffusers betas_for_alpha_bar), in float64 then float32.
-at::Tensor CosineBetas(int64_t n) {
-  auto alpha_bar = [](double t) {
-    const double c = std::cos((t + 0.008) / 1.008 * M_PI / 2);
-    return c * c;
-  };
-  std::vector<double> betas;
-  for (int64_t i = 0; i < n; ++i) {
-    const double t1 = static_cast<double>(i) / n;
-    const double t2 = static_cast<double>(i + 1) / n;
-    betas.push_back(std::min(1 - alpha_bar(t2) / alpha_bar(t1), 0.999));
-  }
-  return at::tensor(betas, at::kDouble).to(at::kFloat);
-}
-
-// rescale_zero_terminal_snr of diffusers (arXiv 2305.08891, algorithm 1).
-at::Tensor RescaleZeroTerminalSnr(const at::Tensor& betas) {
-  at::Tensor alphas = 1.0 - betas;
-  at::Tensor alphas_cumprod = at::cumprod(alphas, 0);
-  at::Tensor alphas_bar_sqrt = alphas_cumprod.sqrt();
-  at::Tensor first = alphas_bar_sqrt[0].clone();
-  at::Tensor last = alphas_bar_sqrt[-1].clone();
-  alphas_bar_sqrt -= last;
-  alphas_bar_sqrt *= first / (first - last);
-  at::Tensor alphas_bar = alphas_bar_sqrt.pow(2);
-  at::Tensor rescaled = alphas_bar.slice(0, 1) / alphas_bar.slice(0, 0, -1);
-  rescaled = at::cat({alphas_bar.slice(0, 0, 1), rescaled});
-  return 1 - rescaled;
 }
 
 }  // namespace
@@ -178,28 +154,6 @@ nlohmann::json SchedulerConfig::ToJson() const {
 
 std::string SchedulerConfig::SpacingOr(const std::string& class_default) const {
   return timestep_spacing.value_or(class_default);
-}
-
-absl::StatusOr<at::Tensor> ComputeBetas(const SchedulerConfig& config) {
-  const int64_t n = config.num_train_timesteps;
-  at::Tensor betas;
-  if (!config.trained_betas.empty()) {
-    betas = at::tensor(config.trained_betas, at::kDouble).to(at::kFloat);
-  } else if (config.beta_schedule == "linear") {
-    betas = at::linspace(config.beta_start, config.beta_end, n, at::kFloat);
-  } else if (config.beta_schedule == "scaled_linear") {
-    betas = at::linspace(std::pow(config.beta_start, 0.5), std::pow(config.beta_end, 0.5), n,
-                         at::kFloat)
-                .pow(2);
-  } else if (config.beta_schedule == "squaredcos_cap_v2") {
-    betas = CosineBetas(n);
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("scheduler config: beta_schedule '", config.beta_schedule,
-                     "' is not supported (linear, scaled_linear, squaredcos_cap_v2)"));
-  }
-  if (config.rescale_betas_zero_snr) betas = RescaleZeroTerminalSnr(betas);
-  return betas;
 }
 
 }  // namespace dreambooth::diffusion

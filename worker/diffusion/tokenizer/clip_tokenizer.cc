@@ -273,7 +273,15 @@ absl::StatusOr<CLIPTokenizer> CLIPTokenizer::FromFolder(const std::string& dir) 
     ASSIGN_OR_RETURN(nlohmann::json map, ReadJsonFile(special_map));
     pad = PadTokenFrom(map);
   }
-  ASSIGN_OR_RETURN(auto impl, BuildImpl(std::move(*vocab), std::move(*merges), pad, dir));
+  return FromStrings(std::move(*vocab), std::move(*merges), std::move(pad), dir);
+}
+
+absl::StatusOr<CLIPTokenizer> CLIPTokenizer::FromStrings(std::string vocab_json,
+                                                         std::string merges_txt,
+                                                         std::string pad_token,
+                                                         const std::string& origin) {
+  ASSIGN_OR_RETURN(auto impl, BuildImpl(std::move(vocab_json), std::move(merges_txt),
+                                        std::move(pad_token), origin));
   return CLIPTokenizer(std::move(impl));
 }
 
@@ -310,16 +318,6 @@ std::vector<int64_t> CLIPTokenizer::Encode(const std::string& text, bool* trunca
   if (truncated != nullptr) *truncated = too_long;
   ids.resize(kMaxLength, impl_->pad);
   return ids;
-}
-
-at::Tensor CLIPTokenizer::EncodeBatch(const std::vector<std::string>& texts) const {
-  at::Tensor out = at::empty({static_cast<int64_t>(texts.size()), kMaxLength}, at::kLong);
-  int64_t* data = out.data_ptr<int64_t>();
-  for (size_t i = 0; i < texts.size(); ++i) {
-    std::vector<int64_t> ids = Encode(texts[i]);
-    std::copy(ids.begin(), ids.end(), data + i * kMaxLength);
-  }
-  return out;
 }
 
 int64_t CLIPTokenizer::bos_id() const { return impl_->bos; }

@@ -4,8 +4,6 @@
 #ifndef DREAMBOOTH_WORKER_DIFFUSION_TOKENIZER_CLIP_TOKENIZER_H_
 #define DREAMBOOTH_WORKER_DIFFUSION_TOKENIZER_CLIP_TOKENIZER_H_
 
-#include <ATen/ATen.h>
-
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,8 +14,9 @@
 
 namespace dreambooth::diffusion {
 
-// Immutable after construction; Encode/EncodeBatch/Tokenize are thread-safe (the BPE cache is
-// guarded internally). Copies share the vocabulary.
+// Immutable after construction; Encode/Tokenize are thread-safe (the BPE cache is guarded
+// internally). Copies share the vocabulary. No LibTorch here: EncodeClipBatch
+// (clip_tokenizer_batch.h) stacks encodings into a tensor.
 class CLIPTokenizer {
  public:
   static constexpr int kMaxLength = 77;
@@ -28,6 +27,13 @@ class CLIPTokenizer {
   static absl::StatusOr<CLIPTokenizer> FromFolder(const std::string& dir);
   // The OpenAI CLIP vocabulary (49408 ids) embedded in the binary, padding with EOS (SD 1.x).
   static absl::StatusOr<CLIPTokenizer> BuiltIn();
+  // From the contents of vocab.json (a JSON object of token -> integer id) and merges.txt (a
+  // header line, then one "first second" pair per line, in rank order; at most CLIP's 48894 are
+  // used). The vocabulary must hold <|startoftext|>, <|endoftext|> and `pad_token`.
+  // INVALID_ARGUMENT naming `origin` (e.g. the folder) when either text is malformed.
+  static absl::StatusOr<CLIPTokenizer> FromStrings(std::string vocab_json, std::string merges_txt,
+                                                   std::string pad_token,
+                                                   const std::string& origin);
 
   // BPE tokens (vocab strings such as "photo</w>") of `text`, without BOS/EOS.
   std::vector<std::string> Tokenize(const std::string& text) const;
@@ -36,8 +42,6 @@ class CLIPTokenizer {
   // BOS + the first 75 ids + EOS, padded with pad_id() to 77: the Stable Diffusion pipeline's
   // call. `truncated`, when not null, is set to whether tokens were dropped.
   std::vector<int64_t> Encode(const std::string& text, bool* truncated = nullptr) const;
-  // Encode() of each text stacked into an int64 [N, 77] CPU tensor.
-  at::Tensor EncodeBatch(const std::vector<std::string>& texts) const;
 
   int64_t bos_id() const;
   int64_t eos_id() const;
