@@ -44,6 +44,9 @@ std::string RandomHex(int bytes);
 // True when `s` is 64 lower-case hex characters.
 bool IsSha256Hex(std::string_view s);
 
+// a == b, in a time that depends only on the lengths (for comparing secrets and their digests).
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
 }  // namespace dreambooth
 
 #endif  // DREAMBOOTH_COMMON_CRYPTO_H_

@@ -1,6 +1,7 @@
 #include "server/auth.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/grpc_channel.h"
 #include "common/status_macros.h"
 
@@ -16,13 +17,6 @@ std::string BearerToken(const grpc::ServerContextBase& context) {
   const std::string prefix = kBearerPrefix;
   if (value.compare(0, prefix.size(), prefix) != 0) return "";
   return value.substr(prefix.size());
-}
-
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
 }
 
 }  // namespace

@@ -22,14 +22,6 @@ bool IsLowerHex(absl::string_view s, size_t size) {
   return true;
 }
 
-// Compares without an early exit, so timing does not tell how much of a digest matched.
-bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 absl::StatusOr<ApiKeyRecord> ReadRow(const Statement& s) {
   ApiKeyRecord r;
   r.id = s.ColumnText(0);
