@@ -120,8 +120,12 @@ absl::StatusOr<storage::CheckpointRecord> ServiceCore::GetCheckpointFor(
 }
 
 absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const Caller& caller,
-                                                          const v1::JobSpec& spec,
+                                                          const v1::JobSpec& request_spec,
                                                           const std::string& request_id) {
+  // Fields this server does not know (a newer client's, or junk) are dropped, never stored or
+  // echoed: they would inflate every Job and ListJobs page.
+  v1::JobSpec spec = request_spec;
+  spec.DiscardUnknownFields();
   if (request_id.size() > 255) {
     return absl::InvalidArgumentError(
         absl::StrCat("request_id must be at most 255 bytes, got ", request_id.size()));

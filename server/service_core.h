@@ -49,7 +49,7 @@ class ServiceCore {
   // (for `caller`) and are non-empty and that its base model is known, then creates the job of
   // the caller's tenant (idempotent on the tenant's request_id). Wakes watchers. A
   // text-to-image job whose instance set has an image without a caption is FAILED_PRECONDITION
-  // naming that image.
+  // naming that image. Unknown fields of `spec` are dropped.
   absl::StatusOr<storage::JobRecord> CreateJob(const Caller& caller, const v1::JobSpec& spec,
                                                const std::string& request_id);
   // Cancels and wakes watchers.

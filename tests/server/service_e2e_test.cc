@@ -1,4 +1,5 @@
 // A real dreamboothd process on loopback, driven through the C++ client and a scripted worker.
+#include <google/protobuf/unknown_field_set.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -86,6 +87,21 @@ TEST_F(E2eTest, CreateResolvesDefaultsAndRetriedCreateReturnsTheSameJob) {
   EXPECT_EQ(conflict.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_NE(conflict.status().message().find("req-42"), std::string::npos);
   EXPECT_EQ(client_->ListJobs(100, "")->jobs_size(), 1);
+}
+
+TEST_F(E2eTest, UnknownSpecFieldsAreDroppedNotStoredOrEchoed) {
+  const std::string set = UploadImages(1);
+  v1::JobSpec spec = MinimalSpec(set);
+  // 6 MiB in a field number this server does not know (what a newer client, or junk, sends).
+  spec.GetReflection()->MutableUnknownFields(&spec)->AddLengthDelimited(
+      9999, std::string(6 << 20, 'x'));
+  auto job = client_->CreateJob(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->spec().GetReflection()->GetUnknownFields(job->spec()).field_count(), 0);
+  EXPECT_LT(job->ByteSizeLong(), 4096u);
+  auto listed = client_->ListJobs(100, "");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_LT(listed->ByteSizeLong(), 8192u);
 }
 
 // A damaged spec row (written behind the daemon's back into its real SQLite file) is reported as
