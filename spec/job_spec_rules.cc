@@ -260,12 +260,17 @@ absl::Status ApplyJobSpec(Mode mode, v1::JobSpec* s) {
       v1::MIXED_PRECISION_UNSPECIFIED, v1::MIXED_PRECISION_NO,
       [s](v1::MixedPrecision v) { s->set_mixed_precision(v); }));
   // ---- Checkpoints and validation ----
+  // The default is NeMo's 200, or 0 ("only the final checkpoint", the same run) when the run is
+  // shorter, so a resolved spec stays in the documented range 0..max_train_steps and resolving
+  // it again changes nothing.
   const bool explicit_checkpointing = s->has_checkpointing_steps();
+  const int64_t default_checkpointing =
+      s->max_train_steps() >= kCheckpointingSteps ? kCheckpointingSteps : 0;
   RETURN_IF_ERROR(F(s, "spec.checkpointing_steps", &S::has_checkpointing_steps,
                     &S::checkpointing_steps, &S::set_checkpointing_steps)
-                      .Int(mode, kCheckpointingSteps, 0, 1000000));
-  // A value the caller gave must fit the run (0..max_train_steps); the default (200) above a
-  // shorter run just means "only the final checkpoint".
+                      .Int(mode, default_checkpointing, 0, 1000000));
+  // A value the caller gave must fit the run. (Not checked on resolved specs: those stored
+  // before this rule may hold the old default above a shorter run, which means the same.)
   if (explicit_checkpointing && mode != Mode::kCheck &&
       s->checkpointing_steps() > s->max_train_steps()) {
     return Invalid("spec.checkpointing_steps",

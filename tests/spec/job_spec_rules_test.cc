@@ -56,6 +56,19 @@ TEST(JobSpecRules, ResolvesTheDocumentedDefaults) {
   EXPECT_EQ(spec->training_mode(), v1::TRAINING_MODE_DREAMBOOTH);
 }
 
+TEST(JobSpecRules, AShortRunDefaultsToOnlyTheFinalCheckpointAndResolvesToItself) {
+  v1::JobSpec in = Minimal();
+  in.set_max_train_steps(10);
+  auto spec = ResolveJobSpec(in);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->checkpointing_steps(), 0);  // NeMo's 200 is past the run
+  // A resolved spec sent back (e.g. a job cloned from Job.spec) resolves to itself.
+  auto again = ResolveJobSpec(*spec);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->SerializeAsString(), spec->SerializeAsString());
+  EXPECT_TRUE(CheckResolvedJobSpec(*spec).ok());
+}
+
 TEST(JobSpecRules, KeepsExplicitValues) {
   v1::JobSpec in = Minimal();
   in.set_center_crop(false);  // cached latents then default to off
