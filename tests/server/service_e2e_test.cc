@@ -93,8 +93,8 @@ TEST_F(E2eTest, UnknownSpecFieldsAreDroppedNotStoredOrEchoed) {
   const std::string set = UploadImages(1);
   v1::JobSpec spec = MinimalSpec(set);
   // 6 MiB in a field number this server does not know (what a newer client, or junk, sends).
-  spec.GetReflection()->MutableUnknownFields(&spec)->AddLengthDelimited(
-      9999, std::string(6 << 20, 'x'));
+  spec.GetReflection()->MutableUnknownFields(&spec)->AddLengthDelimited(9999,
+                                                                        std::string(6 << 20, 'x'));
   auto job = client_->CreateJob(spec);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->spec().GetReflection()->GetUnknownFields(job->spec()).field_count(), 0);
