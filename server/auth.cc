@@ -26,10 +26,10 @@ absl::StatusOr<Caller> Authenticator::Authenticate(const grpc::ServerContextBase
   const std::string token = BearerToken(context);
   if (listener == Listener::kWorker && !local_worker_key_.empty() &&
       ConstantTimeEquals(token, local_worker_key_)) {
-    return Caller{storage::kDefaultTenant, /*admin=*/false, /*key_id=*/""};
+    return Caller{storage::kDefaultTenant, /*admin=*/false};
   }
   if (!require_keys_) {
-    return Caller{storage::kDefaultTenant, /*admin=*/listener == Listener::kPublic, ""};
+    return Caller{storage::kDefaultTenant, /*admin=*/listener == Listener::kPublic};
   }
   if (token.empty()) {
     return absl::UnauthenticatedError(
@@ -47,7 +47,7 @@ absl::StatusOr<Caller> Authenticator::Authenticate(const grpc::ServerContextBase
         absl::StrCat("API key ", key.id, " is a ", storage::KeyRoleName(key.role),
                      " key: only worker keys can call the worker service"));
   }
-  return Caller{key.tenant, key.role == storage::KeyRole::kAdmin, key.id};
+  return Caller{key.tenant, key.role == storage::KeyRole::kAdmin};
 }
 
 }  // namespace dreambooth::server

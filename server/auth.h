@@ -31,8 +31,6 @@ class Authenticator {
   absl::StatusOr<Caller> Authenticate(const grpc::ServerContextBase& context,
                                       Listener listener) const;
 
-  bool require_keys() const { return require_keys_; }
-
  private:
   const bool require_keys_;
   storage::KeyStore* const keys_;

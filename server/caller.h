@@ -9,7 +9,6 @@ namespace dreambooth::server {
 struct Caller {
   std::string tenant;  // what the caller creates belongs to this tenant
   bool admin = false;  // sees and acts on every tenant's resources
-  std::string key_id;  // "" without keys or for the local-worker key
 
   // True when a resource of tenant `owner` exists for this caller (NOT_FOUND otherwise, with the
   // message of a missing id).

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -14,10 +15,6 @@
 #include "common/status_macros.h"
 
 namespace dreambooth::server {
-namespace {
-const char* const kServiceNames[] = {"dreambooth.v1.DreamBooth", "dreambooth.v1.WorkerGateway"};
-}  // namespace
-
 namespace {
 
 // True for 127.0.0.0/8, ::1, localhost and unix sockets: addresses only this host can reach.
@@ -124,10 +121,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                                                options.worker_listen,
                                                " (address in use or invalid?)"));
   }
-  for (grpc::Server* s : {server->grpc_server_.get(), server->worker_server_.get()}) {
+  // Each listener's health service answers for "" and for the one service it serves.
+  for (const auto& [s, name] : {std::pair<grpc::Server*, const char*>{server->grpc_server_.get(),
+                                                                      "dreambooth.v1.DreamBooth"},
+                                {server->worker_server_.get(), "dreambooth.v1.WorkerGateway"}}) {
     grpc::HealthCheckServiceInterface* health = s->GetHealthCheckService();
     health->SetServingStatus(true);
-    for (const char* name : kServiceNames) health->SetServingStatus(name, true);
+    health->SetServingStatus(name, true);
   }
   server->sweeper_ = std::thread([s = server.get()] { s->SweepLoop(); });
   spdlog::info("dreamboothd serving on port {} (workers: port {}; {}; {}; data dir {})",

@@ -61,7 +61,10 @@ TEST_F(E2eTest, UploadDeduplicatesAndReportsDimensions) {
   EXPECT_EQ(fetched->images_size(), 3);
   EXPECT_EQ(*client_->CheckHealth(""), HealthStatus::SERVING);
   EXPECT_EQ(*client_->CheckHealth("dreambooth.v1.DreamBooth"), HealthStatus::SERVING);
-  EXPECT_EQ(*client_->CheckHealth("dreambooth.v1.WorkerGateway"), HealthStatus::SERVING);
+  // Each listener reports the service it serves; the worker service is not on the public one.
+  EXPECT_EQ(client_->CheckHealth("dreambooth.v1.WorkerGateway").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(*workers_->CheckHealth("dreambooth.v1.WorkerGateway"), HealthStatus::SERVING);
 }
 
 TEST_F(E2eTest, CreateResolvesDefaultsAndRetriedCreateReturnsTheSameJob) {
