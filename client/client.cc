@@ -223,6 +223,21 @@ absl::StatusOr<v1::ListJobsResponse> Client::ListJobs(int page_size, const std::
   return response;
 }
 
+absl::Status Client::DeleteJob(const std::string& job_id) {
+  v1::DeleteJobRequest request;
+  request.set_job_id(job_id);
+  v1::DeleteJobResponse response;
+  return Retry([&](grpc::ClientContext* c) { return stub_->DeleteJob(c, request, &response); });
+}
+
+absl::Status Client::DeleteCheckpoint(const std::string& checkpoint_id) {
+  v1::DeleteCheckpointRequest request;
+  request.set_checkpoint_id(checkpoint_id);
+  v1::DeleteCheckpointResponse response;
+  return Retry(
+      [&](grpc::ClientContext* c) { return stub_->DeleteCheckpoint(c, request, &response); });
+}
+
 absl::StatusOr<v1::Job> Client::CancelJob(const std::string& job_id) {
   v1::CancelJobRequest request;
   request.set_job_id(job_id);

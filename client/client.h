@@ -82,6 +82,8 @@ class Client {
   absl::StatusOr<v1::ListJobsResponse> ListJobs(int page_size, const std::string& page_token,
                                                 v1::JobState state = v1::JOB_STATE_UNSPECIFIED);
   absl::StatusOr<v1::Job> CancelJob(const std::string& job_id);
+  // Deletes the job with its events and checkpoints (a running one is stopped first).
+  absl::Status DeleteJob(const std::string& job_id);
 
   // Streams events with sequence > after_sequence to on_event, reconnecting (with backoff) from
   // the last delivered sequence when the stream breaks with UNAVAILABLE, DEADLINE_EXCEEDED,
@@ -95,6 +97,7 @@ class Client {
   // connections and verifying every file's SHA-256. Returns the manifest.
   absl::StatusOr<v1::Checkpoint> DownloadCheckpoint(const std::string& checkpoint_id,
                                                     const std::string& output_dir);
+  absl::Status DeleteCheckpoint(const std::string& checkpoint_id);
 
   // Streams progress and images of a Sample call to on_response.
   absl::Status Sample(const v1::SampleRequest& request,

@@ -30,15 +30,18 @@ struct Command {
 
 // dbctl upload [--set=ID] [--name=NAME] FILE_OR_DIR...
 Command AddUpload(CLI::App& parent);
-// dbctl jobs submit|get|list|cancel|watch (dbctl_jobs.cc); `jobs` is the group's subcommand.
+// dbctl jobs submit|get|list|cancel|delete|watch (dbctl_jobs.cc); `jobs` is the group's
+// subcommand.
 Command AddJobsSubmit(CLI::App& jobs);
 Command AddJobsGet(CLI::App& jobs);
 Command AddJobsList(CLI::App& jobs);
 Command AddJobsCancel(CLI::App& jobs);
+Command AddJobsDelete(CLI::App& jobs);
 Command AddJobsWatch(CLI::App& jobs);
-// dbctl checkpoints list JOB_ID | download CHECKPOINT_ID --out=DIR
+// dbctl checkpoints list JOB_ID | download CHECKPOINT_ID --out=DIR | delete CHECKPOINT_ID
 Command AddCheckpointsList(CLI::App& checkpoints);
 Command AddCheckpointsDownload(CLI::App& checkpoints);
+Command AddCheckpointsDelete(CLI::App& checkpoints);
 // dbctl health [SERVICE]
 Command AddHealth(CLI::App& parent);
 // dbctl sample JOB_ID --prompt=TEXT [...] (dbctl_sample.cc)

@@ -173,6 +173,21 @@ Command AddCheckpointsDownload(CLI::App& checkpoints) {
           }};
 }
 
+Command AddCheckpointsDelete(CLI::App& checkpoints) {
+  CLI::App* cmd = checkpoints.add_subcommand("delete", "Delete a checkpoint");
+  auto id = std::make_shared<std::string>();
+  cmd->add_option("CHECKPOINT_ID", *id, "the checkpoint")->required();
+  return {cmd, [id](client::Client& client, const Output& out) {
+            if (absl::Status s = client.DeleteCheckpoint(*id); !s.ok()) return Fail(s);
+            if (out.json) {
+              std::cout << "{\"checkpoint_id\":\"" << *id << "\",\"deleted\":true}\n";
+            } else {
+              std::printf("%s deleted\n", id->c_str());
+            }
+            return 0;
+          }};
+}
+
 Command AddHealth(CLI::App& parent) {
   CLI::App* cmd = parent.add_subcommand(
       "health", "Check the server's health (exit status 0 when SERVING, else 1)");

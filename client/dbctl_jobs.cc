@@ -1,4 +1,4 @@
-// dbctl jobs submit|get|list|cancel|watch.
+// dbctl jobs submit|get|list|cancel|delete|watch.
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
@@ -182,6 +182,16 @@ int JobsCancel(client::Client& client, const std::string& job_id, const Output& 
   return 0;
 }
 
+int JobsDelete(client::Client& client, const std::string& job_id, const Output& out) {
+  if (absl::Status s = client.DeleteJob(job_id); !s.ok()) return Fail(s);
+  if (out.json) {
+    std::cout << "{\"job_id\":\"" << job_id << "\",\"deleted\":true}\n";
+  } else {
+    std::printf("%s deleted\n", job_id.c_str());
+  }
+  return 0;
+}
+
 int JobsWatch(client::Client& client, const std::string& job_id, int64_t after, const Output& out) {
   v1::JobState last_state = v1::JOB_STATE_UNSPECIFIED;
   bool bar_open = false;
@@ -297,6 +307,12 @@ Command AddJobsList(CLI::App& jobs) {
 
 Command AddJobsCancel(CLI::App& jobs) {
   return AddJobIdCommand(jobs, "cancel", "Cancel a job", JobsCancel);
+}
+
+Command AddJobsDelete(CLI::App& jobs) {
+  return AddJobIdCommand(jobs, "delete",
+                         "Delete a job with its events and checkpoints (stops a running one)",
+                         JobsDelete);
 }
 
 Command AddJobsWatch(CLI::App& jobs) {

@@ -4,8 +4,9 @@
 //
 //   upload [--set=IMAGE_SET_ID] [--name=NAME] FILE_OR_DIR...   upload PNG/JPEG images
 //   jobs submit --image-set=ID --prompt=TEXT [--base-model=tiny] [--steps=N] [--lr=X] ...
-//   jobs get|cancel JOB_ID, jobs list [--state=S] [--all], jobs watch JOB_ID [--after=N]
-//   checkpoints list JOB_ID, checkpoints download CHECKPOINT_ID --out=DIR
+//   jobs get|cancel|delete JOB_ID, jobs list [--state=S] [--all], jobs watch JOB_ID [--after=N]
+//   checkpoints list JOB_ID, checkpoints download CHECKPOINT_ID --out=DIR,
+//   checkpoints delete CHECKPOINT_ID
 //   sample JOB_ID --prompt=TEXT [--num-images=N] [--steps=N] [--seed=N] [--out=DIR] ...
 //   health [SERVICE]
 //
@@ -52,16 +53,19 @@ int main(int argc, char** argv) {
   cli::AddDuration(app, "--timeout", &timeout, "deadline of each request (e.g. 30s, 2m)");
 
   std::vector<dbctl::Command> commands = {dbctl::AddUpload(app)};
-  CLI::App* jobs = app.add_subcommand("jobs", "Submit, list, inspect, watch and cancel jobs");
+  CLI::App* jobs =
+      app.add_subcommand("jobs", "Submit, list, inspect, watch, cancel and delete jobs");
   jobs->require_subcommand(1);
   for (auto add : {dbctl::AddJobsSubmit, dbctl::AddJobsGet, dbctl::AddJobsList,
-                   dbctl::AddJobsCancel, dbctl::AddJobsWatch}) {
+                   dbctl::AddJobsCancel, dbctl::AddJobsDelete, dbctl::AddJobsWatch}) {
     commands.push_back(add(*jobs));
   }
-  CLI::App* checkpoints = app.add_subcommand("checkpoints", "List and download checkpoints");
+  CLI::App* checkpoints =
+      app.add_subcommand("checkpoints", "List, download and delete checkpoints");
   checkpoints->require_subcommand(1);
   commands.push_back(dbctl::AddCheckpointsList(*checkpoints));
   commands.push_back(dbctl::AddCheckpointsDownload(*checkpoints));
+  commands.push_back(dbctl::AddCheckpointsDelete(*checkpoints));
   commands.push_back(dbctl::AddSample(app));
   commands.push_back(dbctl::AddHealth(app));
   CLI::App* help = app.add_subcommand("help", "Print this help");

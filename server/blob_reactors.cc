@@ -16,11 +16,16 @@ class ReadBlobReactor : public PullWriteReactor<v1::ReadBlobResponse> {
   ReadBlobReactor(ServiceCore* core, const absl::Status& authenticated,
                   const v1::ReadBlobRequest& request)
       : core_(core), digest_(request.digest()), offset_(request.offset()) {
-    Start(authenticated.ok() ? Open(request.limit()) : authenticated);
+    Start(authenticated.ok() ? Open(request.lease_token(), request.limit()) : authenticated);
   }
 
  private:
-  absl::Status Open(int64_t limit) {
+  absl::Status Open(const std::string& lease_token, int64_t limit) {
+    RETURN_IF_ERROR(CheckLeaseToken(lease_token));
+    if (!IsSha256Hex(digest_)) {
+      return absl::InvalidArgumentError("digest must be 64 lower-case hex characters");
+    }
+    RETURN_IF_ERROR(core_->CheckLeaseMayRead(lease_token, digest_));
     ASSIGN_OR_RETURN(size_, core_->blobs().Size(digest_));
     if (offset_ < 0 || offset_ > size_ || limit < 0) {
       return absl::OutOfRangeError(absl::StrCat("offset ", offset_, " / limit ", limit,
@@ -70,6 +75,11 @@ class WriteBlobReactor : public ReadLoopReactor<v1::WriteBlobRequest> {
       if (header_.size_bytes() < 0) {
         return absl::InvalidArgumentError("header.size_bytes must be >= 0");
       }
+      if (header_.size_bytes() > core_->options().max_blob_bytes) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "header.size_bytes ", header_.size_bytes(), " exceeds the server's limit of ",
+            core_->options().max_blob_bytes, " bytes per blob (dreamboothd --max-blob-bytes)"));
+      }
       RETURN_IF_ERROR(CheckLeaseToken(header_.lease_token()));
       RETURN_IF_ERROR(core_->CheckAnyLease(header_.lease_token()));
       ASSIGN_OR_RETURN(writer_, core_->blobs().NewWriter());
@@ -82,6 +92,12 @@ class WriteBlobReactor : public ReadLoopReactor<v1::WriteBlobRequest> {
       return absl::InvalidArgumentError(absl::StrCat("chunk of ", request.chunk().size(),
                                                      " bytes exceeds the 1 MiB chunk limit"));
     }
+    if (writer_->size() + static_cast<int64_t>(request.chunk().size()) >
+        core_->options().max_blob_bytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("blob exceeds the server's limit of ", core_->options().max_blob_bytes,
+                       " bytes per blob (dreamboothd --max-blob-bytes)"));
+    }
     return writer_->Append(request.chunk());
   }
 
@@ -92,6 +108,9 @@ class WriteBlobReactor : public ReadLoopReactor<v1::WriteBlobRequest> {
                                                      " but ", writer_->size(), " bytes were sent"));
     }
     ASSIGN_OR_RETURN(storage::BlobInfo info, writer_->Finish(header_.sha256()));
+    // Recorded after the blob is in place: a crash in between leaves an unrecorded blob, which
+    // the worker writes again (its commit names it), never a record of a missing blob.
+    RETURN_IF_ERROR(core_->RecordBlobWrite(header_.lease_token(), info.digest));
     response_->set_digest(info.digest);
     response_->set_size_bytes(info.size_bytes);
     return absl::OkStatus();

@@ -140,6 +140,26 @@ grpc::ServerUnaryReactor* DreamBoothService::CancelJob(grpc::CallbackServerConte
   }());
 }
 
+grpc::ServerUnaryReactor* DreamBoothService::DeleteJob(grpc::CallbackServerContext* context,
+                                                       const v1::DeleteJobRequest* request,
+                                                       v1::DeleteJobResponse*) {
+  return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
+    RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
+    return core_->DeleteJob(caller, request->job_id());
+  }());
+}
+
+grpc::ServerUnaryReactor* DreamBoothService::DeleteCheckpoint(
+    grpc::CallbackServerContext* context, const v1::DeleteCheckpointRequest* request,
+    v1::DeleteCheckpointResponse*) {
+  return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
+    RETURN_IF_ERROR(CheckId("checkpoint_id", request->checkpoint_id()));
+    return core_->DeleteCheckpoint(caller, request->checkpoint_id());
+  }());
+}
+
 grpc::ServerWriteReactor<v1::JobEvent>* DreamBoothService::WatchJob(
     grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
   return NewWatchReactor(core_, Authenticate(context), *request);

@@ -3,8 +3,10 @@
 //   dreamboothd [--listen=127.0.0.1:50051] [--worker-listen=127.0.0.1:50052]
 //               [--tls-cert=PEM --tls-key=PEM] [--auth=auto|api-keys|none] [--allow-insecure]
 //               [--data-dir=./dreambooth-data] [--lease-ttl=30s]
-//               [--sweep-interval=1s] [--shutdown-grace=10s] [--max-upload-bytes=52428800]
-//               [--max-images-per-set=1000] [--model-root=DIR] [--log-level=info]
+//               [--sweep-interval=1s] [--gc-interval=1h] [--gc-grace=1h]
+//               [--event-retention=720h] [--shutdown-grace=10s] [--max-upload-bytes=52428800]
+//               [--max-images-per-set=1000] [--max-blob-bytes=68719476736] [--model-root=DIR]
+//               [--log-level=info]
 //               [--log-format=text|json] [--local-workers=N|auto] [--worker-cache-dir=DIR]
 //               [--worker-binary=PATH] [--worker-threads=N]
 //
@@ -39,6 +41,9 @@ struct Flags {
   dreambooth::server::ServerOptions server;
   absl::Duration lease_ttl = absl::Milliseconds(server.lease_ttl_ms);
   absl::Duration sweep_interval = absl::Milliseconds(server.sweep_interval_ms);
+  absl::Duration gc_interval = absl::Milliseconds(server.gc_interval_ms);
+  absl::Duration gc_grace = absl::Milliseconds(server.gc_grace_ms);
+  absl::Duration event_retention = absl::Milliseconds(server.event_retention_ms);
   absl::Duration shutdown_grace = absl::Seconds(10);
   std::string log_level = "info";
   std::string log_format = "text";
@@ -69,11 +74,19 @@ void AddFlags(CLI::App& app, Flags& f) {
   cli::AddString(app, "--data-dir", &f.server.data_dir, "database and blobs (created if missing)");
   cli::AddDuration(app, "--lease-ttl", &f.lease_ttl, "task lease lifetime; workers renew at 1/3");
   cli::AddDuration(app, "--sweep-interval", &f.sweep_interval, "how often expired leases requeue");
+  cli::AddDuration(app, "--gc-interval", &f.gc_interval,
+                   "how often unreferenced blobs are deleted and old history pruned");
+  cli::AddDuration(app, "--gc-grace", &f.gc_grace,
+                   "a blob written this recently is never deleted (covers uploads in flight)");
+  cli::AddDuration(app, "--event-retention", &f.event_retention,
+                   "an ended job's events older than this are pruned (its last one stays)");
   cli::AddDuration(app, "--shutdown-grace", &f.shutdown_grace,
                    "how long in-flight calls may finish on SIGTERM");
   cli::AddInt(app, "--max-upload-bytes", &f.server.max_upload_bytes, "per uploaded file",
               int64_t{1});
   cli::AddInt(app, "--max-images-per-set", &f.server.max_images_per_set, "per image set", 1);
+  cli::AddInt(app, "--max-blob-bytes", &f.server.max_blob_bytes,
+              "per blob a worker writes (checkpoint file, cache item)", int64_t{1});
   cli::AddString(app, "--model-root", &f.server.model_root,
                  "folder of diffusers model folders (each a base model)");
   cli::AddString(app, "--log-level", &f.log_level, "trace|debug|info|warn|error");
@@ -104,6 +117,9 @@ int main(int argc, char** argv) {
   dreambooth::server::ServerOptions options = flags.server;
   options.lease_ttl_ms = absl::ToInt64Milliseconds(flags.lease_ttl);
   options.sweep_interval_ms = absl::ToInt64Milliseconds(flags.sweep_interval);
+  options.gc_interval_ms = absl::ToInt64Milliseconds(flags.gc_interval);
+  options.gc_grace_ms = absl::ToInt64Milliseconds(flags.gc_grace);
+  options.event_retention_ms = absl::ToInt64Milliseconds(flags.event_retention);
   const int64_t grace_ms = absl::ToInt64Milliseconds(flags.shutdown_grace);
   if (absl::Status s = dreambooth::server::ConfigureLogging(flags.log_level, flags.log_format);
       !s.ok()) {

@@ -33,8 +33,16 @@ struct ServerOptions {
   int64_t max_upload_bytes = 50LL << 20;
   int64_t max_image_pixels = 40'000'000;
   int max_images_per_set = 1000;
+  // Per blob a worker writes (a checkpoint file, a cache item): RESOURCE_EXHAUSTED beyond it.
+  int64_t max_blob_bytes = 64LL << 30;
   // CreateJob request ids are remembered at least this long.
   int64_t request_retention_ms = 7LL * 24 * 3600 * 1000;
+  // Retention (ServiceCore::RunMaintenance): how often it runs (0: never; the flag is positive),
+  // how long a written blob is safe from the collector before something references it, and how long
+  // the events of an ended job are kept (then only its last one).
+  int64_t gc_interval_ms = 3600LL * 1000;
+  int64_t gc_grace_ms = 3600LL * 1000;
+  int64_t event_retention_ms = 30LL * 24 * 3600 * 1000;
   // Optional folder of diffusers model folders; each subfolder name is a known base model.
   std::string model_root;
   // Largest accepted gRPC message. Upload and blob chunks are at most 1 MiB; the cap is above

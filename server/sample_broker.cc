@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/status_macros.h"
 
 namespace dreambooth::server {
 namespace {
@@ -75,6 +76,12 @@ absl::StatusOr<std::map<std::string, SampleBroker::Entry>::iterator> SampleBroke
 absl::Status SampleBroker::Check(const std::string& token, int64_t now_ms) {
   absl::MutexLock lock(&mu_);
   return FindLeased(token, now_ms).status();
+}
+
+absl::StatusOr<SampleBroker::Task> SampleBroker::Leased(const std::string& token, int64_t now_ms) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(auto it, FindLeased(token, now_ms));
+  return it->second.task;
 }
 
 absl::StatusOr<bool> SampleBroker::Heartbeat(const std::string& token, int64_t now_ms,

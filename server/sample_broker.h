@@ -60,6 +60,8 @@ class SampleBroker {
 
   // OK when `token` is a current sample lease, else FAILED_PRECONDITION. Changes nothing.
   absl::Status Check(const std::string& token, int64_t now_ms) ABSL_LOCKS_EXCLUDED(mu_);
+  // The task a current sample lease holds (a copy), else FAILED_PRECONDITION.
+  absl::StatusOr<Task> Leased(const std::string& token, int64_t now_ms) ABSL_LOCKS_EXCLUDED(mu_);
   // Renews the lease; returns whether the caller is gone (cancel). FAILED_PRECONDITION when the
   // token is not current.
   absl::StatusOr<bool> Heartbeat(const std::string& token, int64_t now_ms, int64_t ttl_ms)

@@ -130,6 +130,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     health->SetServingStatus(name, true);
   }
   server->sweeper_ = std::thread([s = server.get()] { s->SweepLoop(); });
+  if (options.gc_interval_ms > 0) {
+    server->maintainer_ = std::thread([s = server.get()] { s->MaintenanceLoop(); });
+  }
   spdlog::info("dreamboothd serving on port {} (workers: port {}; {}; {}; data dir {})",
                server->port_, server->worker_port_,
                options.tls_cert_file.empty() ? "plaintext" : "TLS",
@@ -148,6 +151,16 @@ void Server::SweepLoop() {
       if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) return;
     }
     core_->SweepExpiredLeases();
+  }
+}
+
+void Server::MaintenanceLoop() {
+  const absl::Duration interval = absl::Milliseconds(core_->options().gc_interval_ms);
+  while (true) {
+    absl::StatusOr<storage::GcReport> report = core_->RunMaintenance();
+    if (!report.ok()) spdlog::warn("maintenance failed: {}", report.status().ToString());
+    absl::MutexLock lock(&mu_);
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) return;
   }
 }
 
@@ -175,6 +188,7 @@ void Server::Shutdown(int64_t grace_ms) {
     grpc_server_->Wait();
   }
   if (sweeper_.joinable()) sweeper_.join();
+  if (maintainer_.joinable()) maintainer_.join();
   if (core_ != nullptr) core_->progress().FlushDue(core_->NowMs(), /*all=*/true);
   core_.reset();  // closes the database
   spdlog::info("shutdown complete; database closed");

@@ -45,6 +45,8 @@ class Server {
  private:
   Server() = default;
   void SweepLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs ServiceCore::RunMaintenance at start and every --gc-interval until shutdown.
+  void MaintenanceLoop() ABSL_LOCKS_EXCLUDED(mu_);
 
   std::unique_ptr<ServiceCore> core_;
   std::unique_ptr<Authenticator> auth_;
@@ -59,6 +61,7 @@ class Server {
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread sweeper_;
+  std::thread maintainer_;
 };
 
 }  // namespace dreambooth::server

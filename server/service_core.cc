@@ -66,6 +66,7 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Open(const ServerOptio
   b->jobs_ = std::make_unique<storage::JobStore>(b->db_.get());
   b->catalog_ = std::make_unique<storage::CatalogStore>(b->db_.get());
   b->keys_ = std::make_unique<storage::KeyStore>(b->db_.get());
+  b->access_ = std::make_unique<storage::LeaseAccess>(b->db_.get());
   ASSIGN_OR_RETURN(b->blobs_, storage::BlobStore::Open(options.data_dir));
   b->samples_ = std::make_unique<SampleBroker>();
   b->progress_ = std::make_unique<ProgressCoalescer>(b->jobs_.get(), options.progress_interval_ms);
@@ -193,6 +194,37 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CancelJob(const Caller& caller,
   ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->Cancel(job_id, NowMs()));
   hub_.Notify(job_id);
   return job;
+}
+
+absl::Status ServiceCore::DeleteJob(const Caller& caller, const std::string& job_id) {
+  RETURN_IF_ERROR(GetJobFor(caller, job_id).status());
+  progress_->Flush(job_id, NowMs());
+  ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->Delete(job_id));
+  spdlog::info("job {} deleted (was {})", job_id, static_cast<int>(job.state));
+  hub_.Notify(job_id);
+  return absl::OkStatus();
+}
+
+absl::Status ServiceCore::DeleteCheckpoint(const Caller& caller, const std::string& checkpoint_id) {
+  RETURN_IF_ERROR(GetCheckpointFor(caller, checkpoint_id).status());
+  ASSIGN_OR_RETURN(storage::CheckpointRecord ckpt, jobs_->DeleteCheckpoint(checkpoint_id));
+  hub_.Notify(ckpt.job_id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<storage::GcReport> ServiceCore::RunMaintenance() {
+  const int64_t now = NowMs();
+  ASSIGN_OR_RETURN(storage::GcReport report,
+                   storage::CollectGarbage(*db_, *blobs_, now, options_.gc_grace_ms));
+  ASSIGN_OR_RETURN(
+      storage::JobStore::Pruned pruned,
+      jobs_->PruneHistory(now - options_.request_retention_ms, now - options_.event_retention_ms));
+  spdlog::info(
+      "maintenance: {} blobs ({} referenced, {} within the grace period), deleted {} ({} bytes); "
+      "dropped {} ended leases' write records, {} expired request ids, {} old events",
+      report.blobs, report.referenced, report.young, report.deleted, report.bytes_freed,
+      report.stale_lease_rows, pruned.request_ids, pruned.events);
+  return report;
 }
 
 std::string ServiceCore::EncodePageToken(const std::string& kind, int64_t cursor) const {

@@ -22,11 +22,13 @@
 #include "server/options.h"
 #include "server/progress_coalescer.h"
 #include "server/sample_broker.h"
+#include "storage/blob_gc.h"
 #include "storage/blob_store.h"
 #include "storage/catalog_store.h"
 #include "storage/database.h"
 #include "storage/job_store.h"
 #include "storage/key_store.h"
+#include "storage/lease_access.h"
 
 namespace dreambooth::server {
 
@@ -57,6 +59,17 @@ class ServiceCore {
 
   // Deletes an image set no queued or running job uses (FAILED_PRECONDITION otherwise).
   absl::Status DeleteImageSet(const Caller& caller, const std::string& set_id);
+  // Deletes a job with its events and checkpoints (a running one loses its lease; its pending
+  // progress is dropped) and wakes its watchers, whose streams then end NOT_FOUND.
+  absl::Status DeleteJob(const Caller& caller, const std::string& job_id);
+  // Deletes one checkpoint of a job of `caller`.
+  absl::Status DeleteCheckpoint(const Caller& caller, const std::string& checkpoint_id);
+
+  // ---- Retention ----
+  // One blob garbage collection (storage/blob_gc.h) with the configured grace period, then
+  // drops expired request ids and the events (but the last) of jobs that ended more than
+  // --event-retention ago. Logs what it freed.
+  absl::StatusOr<storage::GcReport> RunMaintenance();
 
   // ---- Uploads ----
   // The number of images in set `set_id` (NOT_FOUND when there is none for `caller`).
@@ -112,7 +125,16 @@ class ServiceCore {
                                           const v1::SampleResponse& output);
   // OK when `token` is a current job or sample lease.
   absl::Status CheckAnyLease(const std::string& token);
-  // Writes a shared-cache entry for the holder of lease `token`; its items must be stored blobs.
+  // OK when lease `token`'s task may read blob `digest` (storage::LeaseAccess); NOT_FOUND with the
+  // message of a missing blob otherwise, so a lease learns nothing of blobs outside its scope.
+  absl::Status CheckLeaseMayRead(const std::string& token, const std::string& digest);
+  // Records that `digest` was written under lease `token`.
+  absl::Status RecordBlobWrite(const std::string& token, const std::string& digest);
+  // The entry `key` of the lease's tenant, if any.
+  absl::StatusOr<std::optional<storage::CacheEntryRecord>> GetCacheEntry(const std::string& token,
+                                                                         const std::string& key);
+  // Writes the entry `key` of the lease's tenant; its items must be stored blobs readable under
+  // the lease (FAILED_PRECONDITION naming the first that is not).
   absl::StatusOr<int> PutCacheEntry(const std::string& token, const std::string& key,
                                     const std::vector<storage::CacheItemRecord>& items, bool append,
                                     const std::string& metadata_json);
@@ -158,8 +180,12 @@ class ServiceCore {
   template <typename Store>
   auto WithJobLease(const std::string& token, Store store)
       -> decltype(store(std::declval<const storage::JobRecord&>()));
-  // OK when `digest` names a stored blob of `size` bytes; `field` names it in errors.
-  absl::Status CheckStoredBlob(const std::string& field, const std::string& digest, int64_t size);
+  // OK when `digest` names a stored blob of `size` bytes that lease `scope` may read; `field`
+  // names it in errors.
+  absl::Status CheckCommittableBlob(const storage::LeaseScope& scope, const std::string& field,
+                                    const std::string& digest, int64_t size);
+  // What lease `token` covers; FAILED_PRECONDITION when it is not current.
+  absl::StatusOr<storage::LeaseScope> ScopeOf(const std::string& token);
   // Fills `task` for a granted job lease (images, resume checkpoint).
   absl::Status BuildTrainTask(const storage::Lease& lease, v1::Task* task);
 
@@ -169,6 +195,7 @@ class ServiceCore {
   std::unique_ptr<storage::JobStore> jobs_;
   std::unique_ptr<storage::CatalogStore> catalog_;
   std::unique_ptr<storage::KeyStore> keys_;
+  std::unique_ptr<storage::LeaseAccess> access_;
   std::unique_ptr<storage::BlobStore> blobs_;
   std::unique_ptr<SampleBroker> samples_;
   std::unique_ptr<ProgressCoalescer> progress_;

@@ -4,8 +4,27 @@
 #include "common/status_macros.h"
 #include "server/convert.h"
 #include "server/service_core.h"
+#include "spec/job_spec_defaults.h"
 
 namespace dreambooth::server {
+namespace {
+
+// How many checkpoints of `kind` the job keeps (0: all); specs stored before the retention
+// fields existed get the defaults.
+int CheckpointsToKeep(const v1::JobSpec& spec, storage::CheckpointKind kind) {
+  switch (kind) {
+    case storage::CheckpointKind::kSampleable:
+      return spec.has_checkpoints_total_limit() ? spec.checkpoints_total_limit()
+                                                : spec::kCheckpointsTotalLimit;
+    case storage::CheckpointKind::kResume:
+      return spec.has_resume_checkpoints_to_keep() ? spec.resume_checkpoints_to_keep()
+                                                   : spec::kResumeCheckpointsToKeep;
+    default:
+      return 0;
+  }
+}
+
+}  // namespace
 
 template <typename Store>
 auto ServiceCore::WithJobLease(const std::string& token, Store store)
@@ -17,16 +36,37 @@ auto ServiceCore::WithJobLease(const std::string& token, Store store)
   return result;
 }
 
-absl::Status ServiceCore::CheckStoredBlob(const std::string& field, const std::string& digest,
-                                          int64_t size) {
+absl::StatusOr<storage::LeaseScope> ServiceCore::ScopeOf(const std::string& token) {
+  storage::LeaseScope scope;
+  scope.token = token;
+  if (SampleBroker::IsSampleToken(token)) {
+    ASSIGN_OR_RETURN(SampleBroker::Task task, samples_->Leased(token, NowMs()));
+    ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->Get(task.job_id));
+    scope.job_id = job.id;
+    scope.tenant = job.tenant;
+    scope.sample_checkpoint_id = task.checkpoint.id();
+    return scope;
+  }
+  ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->CheckLease(token, NowMs()));
+  scope.job_id = job.id;
+  scope.tenant = job.tenant;
+  scope.instance_set = job.instance_set;
+  scope.regularization_set = job.regularization_set;
+  return scope;
+}
+
+absl::Status ServiceCore::CheckCommittableBlob(const storage::LeaseScope& scope,
+                                               const std::string& field, const std::string& digest,
+                                               int64_t size) {
   if (!IsSha256Hex(digest)) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, " '", digest.substr(0, 80), "' is not a hex SHA-256"));
   }
+  ASSIGN_OR_RETURN(bool readable, access_->MayRead(scope, digest));
   absl::StatusOr<int64_t> stored = blobs_->Size(digest);
-  if (absl::IsNotFound(stored.status())) {
+  if (!readable || absl::IsNotFound(stored.status())) {
     return absl::FailedPreconditionError(
-        absl::StrCat(field, " ", digest, " is not in the blob store; WriteBlob it first"));
+        absl::StrCat(field, " ", digest, " was not written under this lease; WriteBlob it first"));
   }
   if (!stored.ok()) return stored.status();
   if (*stored != size) {
@@ -34,6 +74,24 @@ absl::Status ServiceCore::CheckStoredBlob(const std::string& field, const std::s
         absl::StrCat(field, " ", digest, " has ", *stored, " bytes, not the declared ", size));
   }
   return absl::OkStatus();
+}
+
+absl::Status ServiceCore::CheckLeaseMayRead(const std::string& token, const std::string& digest) {
+  ASSIGN_OR_RETURN(storage::LeaseScope scope, ScopeOf(token));
+  ASSIGN_OR_RETURN(bool readable, access_->MayRead(scope, digest));
+  if (!readable) return absl::NotFoundError(absl::StrCat("blob ", digest, " not found"));
+  return absl::OkStatus();
+}
+
+absl::Status ServiceCore::RecordBlobWrite(const std::string& token, const std::string& digest) {
+  ASSIGN_OR_RETURN(storage::LeaseScope scope, ScopeOf(token));
+  return access_->RecordWrite(scope, digest, NowMs());
+}
+
+absl::StatusOr<std::optional<storage::CacheEntryRecord>> ServiceCore::GetCacheEntry(
+    const std::string& token, const std::string& key) {
+  ASSIGN_OR_RETURN(storage::LeaseScope scope, ScopeOf(token));
+  return catalog_->GetCacheEntry(scope.tenant, key);
 }
 
 absl::Status ServiceCore::CheckAnyLease(const std::string& token) {
@@ -138,13 +196,17 @@ absl::StatusOr<int64_t> ServiceCore::ReportEvents(const std::string& token,
 absl::StatusOr<storage::CheckpointRecord> ServiceCore::CommitCheckpoint(
     const std::string& token, int64_t step, storage::CheckpointKind kind,
     const std::vector<storage::CheckpointFileRecord>& files) {
+  ASSIGN_OR_RETURN(storage::LeaseScope scope, ScopeOf(token));
   for (const storage::CheckpointFileRecord& f : files) {
-    RETURN_IF_ERROR(
-        CheckStoredBlob(absl::StrCat("files['", f.path, "'].digest"), f.digest, f.size_bytes));
+    RETURN_IF_ERROR(CheckCommittableBlob(scope, absl::StrCat("files['", f.path, "'].digest"),
+                                         f.digest, f.size_bytes));
   }
-  return WithJobLease(token, [&](const storage::JobRecord&) {
-    return jobs_->CommitCheckpoint(token, NowMs(), step, kind, files);
-  });
+  return WithJobLease(
+      token, [&](const storage::JobRecord& job) -> absl::StatusOr<storage::CheckpointRecord> {
+        ASSIGN_OR_RETURN(v1::JobSpec spec, ParseStoredSpec(job.spec, job.id));
+        return jobs_->CommitCheckpoint(token, NowMs(), step, kind, files,
+                                       CheckpointsToKeep(spec, kind));
+      });
 }
 
 absl::StatusOr<storage::JobState> ServiceCore::CompleteTask(const std::string& token) {
@@ -193,12 +255,12 @@ absl::StatusOr<bool> ServiceCore::ReportSampleOutput(const std::string& token,
 absl::StatusOr<int> ServiceCore::PutCacheEntry(const std::string& token, const std::string& key,
                                                const std::vector<storage::CacheItemRecord>& items,
                                                bool append, const std::string& metadata_json) {
-  RETURN_IF_ERROR(CheckAnyLease(token));
+  ASSIGN_OR_RETURN(storage::LeaseScope scope, ScopeOf(token));
   for (const storage::CacheItemRecord& item : items) {
-    RETURN_IF_ERROR(CheckStoredBlob(absl::StrCat("items['", item.name, "'].digest"), item.digest,
-                                    item.size_bytes));
+    RETURN_IF_ERROR(CheckCommittableBlob(scope, absl::StrCat("items['", item.name, "'].digest"),
+                                         item.digest, item.size_bytes));
   }
-  return catalog_->PutCacheEntry(key, items, append, metadata_json, NowMs());
+  return catalog_->PutCacheEntry(scope.tenant, key, items, append, metadata_json, NowMs());
 }
 
 }  // namespace dreambooth::server

@@ -246,8 +246,9 @@ grpc::ServerUnaryReactor* WorkerGatewayService::GetCacheEntry(
   return Respond(context, [&]() -> absl::Status {
     RETURN_IF_ERROR(Authenticate(context));
     RETURN_IF_ERROR(CheckRequired("key", request->key(), 1024));
+    RETURN_IF_ERROR(CheckLeaseToken(request->lease_token()));
     ASSIGN_OR_RETURN(std::optional<storage::CacheEntryRecord> entry,
-                     core_->catalog().GetCacheEntry(request->key()));
+                     core_->GetCacheEntry(request->lease_token(), request->key()));
     if (!entry.has_value()) return absl::OkStatus();
     response->set_found(true);
     response->set_metadata_json(entry->metadata_json);

@@ -34,6 +34,8 @@ inline constexpr double kAdamWeightDecay = 0.0;  // NeMo (diffusers: 1e-2)
 inline constexpr double kAdamEpsilon = 1e-8;
 // ---- Checkpoints and validation ----
 inline constexpr int kCheckpointingSteps = 200;
+inline constexpr int kCheckpointsTotalLimit = 10;
+inline constexpr int kResumeCheckpointsToKeep = 1;
 inline constexpr int kValidationSteps = 100;
 inline constexpr int kNumValidationImages = 1;
 // ---- Retries ----

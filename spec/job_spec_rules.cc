@@ -277,6 +277,18 @@ absl::Status ApplyJobSpec(Mode mode, v1::JobSpec* s) {
                    absl::StrCat("in [0, spec.max_train_steps = ", s->max_train_steps(), "]"),
                    absl::StrCat(s->checkpointing_steps()));
   }
+  // Retention, which the server applies at CommitCheckpoint. Specs stored before these fields
+  // existed leave them unset, which means the defaults, so a check accepts them unset.
+  if (mode != Mode::kCheck || s->has_checkpoints_total_limit()) {
+    RETURN_IF_ERROR(F(s, "spec.checkpoints_total_limit", &S::has_checkpoints_total_limit,
+                      &S::checkpoints_total_limit, &S::set_checkpoints_total_limit)
+                        .Int(mode, kCheckpointsTotalLimit, 1, 1000));
+  }
+  if (mode != Mode::kCheck || s->has_resume_checkpoints_to_keep()) {
+    RETURN_IF_ERROR(F(s, "spec.resume_checkpoints_to_keep", &S::has_resume_checkpoints_to_keep,
+                      &S::resume_checkpoints_to_keep, &S::set_resume_checkpoints_to_keep)
+                        .Int(mode, kResumeCheckpointsToKeep, 1, 10));
+  }
   if (s->validation_prompts_size() > kMaxValidationPrompts) {
     return Invalid("spec.validation_prompts",
                    absl::StrCat("at most ", kMaxValidationPrompts, " prompts"),

@@ -131,7 +131,10 @@ absl::StatusOr<BlobInfo> BlobStore::Writer::Finish(std::string_view expected_dig
   close(fd_);
   fd_ = -1;
   const std::string final_path = store_->PathFor(info.digest);
-  if (store_->Contains(info.digest)) {
+  absl::MutexLock presence(&store_->presence_mu_);
+  // A deduplicated write refreshes the blob's time, so the garbage collector's grace period
+  // covers the reference its writer is about to record.
+  if (store_->Contains(info.digest) && utimensat(AT_FDCWD, final_path.c_str(), nullptr, 0) == 0) {
     info.existed = true;
     Abort();
     return info;
@@ -205,6 +208,46 @@ absl::StatusOr<std::string> BlobStore::Read(std::string_view digest, int64_t off
   }
   close(fd);
   return out;
+}
+
+absl::Status BlobStore::ForEach(const std::function<void(const StoredBlob&)>& fn) const {
+  const std::string top = root_ + "/blobs/sha256";
+  DIR* shards = opendir(top.c_str());
+  if (shards == nullptr) return ErrnoError("opendir", top);
+  while (const dirent* shard = readdir(shards)) {
+    const std::string prefix = shard->d_name;
+    if (prefix.size() != 2) continue;
+    const std::string dir = absl::StrCat(top, "/", prefix);
+    DIR* files = opendir(dir.c_str());
+    if (files == nullptr) continue;  // removed meanwhile, or not a folder
+    while (const dirent* file = readdir(files)) {
+      const std::string digest = prefix + file->d_name;
+      if (!IsSha256Hex(digest)) continue;
+      struct stat st;
+      if (stat(PathFor(digest).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      fn({digest, static_cast<int64_t>(st.st_size),
+          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000});
+    }
+    closedir(files);
+  }
+  closedir(shards);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> BlobStore::RemoveIfOlderThan(std::string_view digest, int64_t cutoff_ms) {
+  RETURN_IF_ERROR(CheckDigest(digest));
+  const std::string path = PathFor(digest);
+  absl::MutexLock presence(&presence_mu_);
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return 0;
+  const int64_t mtime_ms =
+      static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+  if (mtime_ms >= cutoff_ms) return 0;
+  if (unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return 0;
+    return ErrnoError("unlink", path);
+  }
+  return static_cast<int64_t>(st.st_size);
 }
 
 absl::StatusOr<std::string> BlobStore::ReadAll(std::string_view digest) const {

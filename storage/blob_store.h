@@ -9,11 +9,14 @@
 #define DREAMBOOTH_STORAGE_BLOB_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/crypto.h"
 
 namespace dreambooth::storage {
@@ -73,6 +76,21 @@ class BlobStore {
   // Re-hashes a stored blob: DATA_LOSS when its content no longer matches its name.
   absl::Status Verify(std::string_view digest) const;
 
+  // ---- Garbage collection (storage/blob_gc.h) ----
+
+  struct StoredBlob {
+    std::string digest;
+    int64_t size_bytes = 0;
+    // Last write or deduplicated write (a Finish that found the blob present refreshes it).
+    int64_t modify_time_ms = 0;
+  };
+  // Calls `fn` for every stored blob, in no particular order.
+  absl::Status ForEach(const std::function<void(const StoredBlob&)>& fn) const;
+  // Deletes blob `digest` unless it was written or deduplicated at or after `cutoff_ms`; returns
+  // the bytes freed (0 when kept or absent). Atomic with respect to Finish: a writer of the same
+  // content either refreshes the blob first (so it is kept) or finds it gone and stores it anew.
+  absl::StatusOr<int64_t> RemoveIfOlderThan(std::string_view digest, int64_t cutoff_ms);
+
   // Filesystem path of a blob (whether or not it exists).
   std::string PathFor(std::string_view digest) const;
   const std::string& root() const { return root_; }
@@ -80,6 +98,8 @@ class BlobStore {
  private:
   explicit BlobStore(std::string root) : root_(std::move(root)) {}
   std::string root_;
+  // Orders a blob's appearance (Finish) against its removal (RemoveIfOlderThan).
+  absl::Mutex presence_mu_;
 };
 
 }  // namespace dreambooth::storage

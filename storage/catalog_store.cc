@@ -192,20 +192,22 @@ absl::StatusOr<std::string> CatalogStore::GetOrCreateMeta(const std::string& key
 namespace {
 
 absl::StatusOr<std::optional<CacheEntryRecord>> LoadCacheEntry(Connection& c,
+                                                               const std::string& tenant,
                                                                const std::string& key) {
   std::optional<CacheEntryRecord> out;
   ASSIGN_OR_RETURN(Statement s, c.Prepare("SELECT metadata_json, update_time_ms FROM "
-                                          "cache_entries WHERE key = ?"));
-  s.Bind(1, key);
+                                          "cache_entries WHERE tenant = ? AND key = ?"));
+  s.Bind(1, tenant).Bind(2, key);
   ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return out;
   CacheEntryRecord entry;
+  entry.tenant = tenant;
   entry.key = key;
   entry.metadata_json = s.ColumnText(0);
   entry.update_time_ms = s.ColumnInt(1);
   ASSIGN_OR_RETURN(Statement items, c.Prepare("SELECT name, digest, size_bytes FROM cache_items "
-                                              "WHERE key = ? ORDER BY name"));
-  items.Bind(1, key);
+                                              "WHERE tenant = ? AND key = ? ORDER BY name"));
+  items.Bind(1, tenant).Bind(2, key);
   while (true) {
     ASSIGN_OR_RETURN(bool more, items.Step());
     if (!more) break;
@@ -218,36 +220,38 @@ absl::StatusOr<std::optional<CacheEntryRecord>> LoadCacheEntry(Connection& c,
 }  // namespace
 
 absl::StatusOr<std::optional<CacheEntryRecord>> CatalogStore::GetCacheEntry(
-    const std::string& key) {
+    const std::string& tenant, const std::string& key) {
   std::optional<CacheEntryRecord> out;
   RETURN_IF_ERROR(db_->Read([&](Connection& c) -> absl::Status {
-    ASSIGN_OR_RETURN(out, LoadCacheEntry(c, key));
+    ASSIGN_OR_RETURN(out, LoadCacheEntry(c, tenant, key));
     return absl::OkStatus();
   }));
   return out;
 }
 
-absl::StatusOr<int> CatalogStore::PutCacheEntry(const std::string& key,
+absl::StatusOr<int> CatalogStore::PutCacheEntry(const std::string& tenant, const std::string& key,
                                                 const std::vector<CacheItemRecord>& items,
                                                 bool append, const std::string& metadata_json,
                                                 int64_t now_ms) {
   int count = 0;
   RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
     ASSIGN_OR_RETURN(Statement upsert,
-                     c.Prepare("INSERT INTO cache_entries (key, metadata_json, update_time_ms) "
-                               "VALUES (?1, ?2, ?3) ON CONFLICT(key) DO UPDATE SET "
-                               "metadata_json = ?2, update_time_ms = ?3"));
-    upsert.Bind(1, key).Bind(2, metadata_json).Bind(3, now_ms);
+                     c.Prepare("INSERT INTO cache_entries (tenant, key, metadata_json, "
+                               "update_time_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(tenant, key) "
+                               "DO UPDATE SET metadata_json = ?3, update_time_ms = ?4"));
+    upsert.Bind(1, tenant).Bind(2, key).Bind(3, metadata_json).Bind(4, now_ms);
     RETURN_IF_ERROR(upsert.Run());
     if (!append) {
-      ASSIGN_OR_RETURN(Statement clear, c.Prepare("DELETE FROM cache_items WHERE key = ?"));
-      clear.Bind(1, key);
+      ASSIGN_OR_RETURN(Statement clear,
+                       c.Prepare("DELETE FROM cache_items WHERE tenant = ? AND key = ?"));
+      clear.Bind(1, tenant).Bind(2, key);
       RETURN_IF_ERROR(clear.Run());
     }
     for (const CacheItemRecord& item : items) {
       ASSIGN_OR_RETURN(Statement find,
-                       c.Prepare("SELECT digest FROM cache_items WHERE key = ? AND name = ?"));
-      find.Bind(1, key).Bind(2, item.name);
+                       c.Prepare("SELECT digest FROM cache_items WHERE tenant = ? AND key = ? "
+                                 "AND name = ?"));
+      find.Bind(1, tenant).Bind(2, key).Bind(3, item.name);
       ASSIGN_OR_RETURN(bool exists, find.Step());
       if (exists) {
         if (find.ColumnText(0) != item.digest) {
@@ -257,13 +261,18 @@ absl::StatusOr<int> CatalogStore::PutCacheEntry(const std::string& key,
         }
         continue;
       }
-      ASSIGN_OR_RETURN(Statement ins, c.Prepare("INSERT INTO cache_items (key, name, digest, "
-                                                "size_bytes) VALUES (?,?,?,?)"));
-      ins.Bind(1, key).Bind(2, item.name).Bind(3, item.digest).Bind(4, item.size_bytes);
+      ASSIGN_OR_RETURN(Statement ins, c.Prepare("INSERT INTO cache_items (tenant, key, name, "
+                                                "digest, size_bytes) VALUES (?,?,?,?,?)"));
+      ins.Bind(1, tenant)
+          .Bind(2, key)
+          .Bind(3, item.name)
+          .Bind(4, item.digest)
+          .Bind(5, item.size_bytes);
       RETURN_IF_ERROR(ins.Run());
     }
-    ASSIGN_OR_RETURN(Statement n, c.Prepare("SELECT COUNT(*) FROM cache_items WHERE key = ?"));
-    n.Bind(1, key);
+    ASSIGN_OR_RETURN(Statement n, c.Prepare("SELECT COUNT(*) FROM cache_items WHERE tenant = ? "
+                                            "AND key = ?"));
+    n.Bind(1, tenant).Bind(2, key);
     ASSIGN_OR_RETURN(bool row, n.Step());
     if (row) count = static_cast<int>(n.ColumnInt(0));
     return absl::OkStatus();

@@ -55,12 +55,13 @@ class CatalogStore {
   absl::StatusOr<std::string> GetOrCreateMeta(const std::string& key,
                                               const std::string& value_if_absent);
 
-  // ---- Shared cache index ----
+  // ---- Shared cache index (entries belong to a tenant; a key names one entry per tenant) ----
 
-  absl::StatusOr<std::optional<CacheEntryRecord>> GetCacheEntry(const std::string& key);
+  absl::StatusOr<std::optional<CacheEntryRecord>> GetCacheEntry(const std::string& tenant,
+                                                                const std::string& key);
   // Replaces the entry (append=false) or adds items to it (append=true; an existing name with a
   // different digest is FAILED_PRECONDITION). Returns the item count after the put.
-  absl::StatusOr<int> PutCacheEntry(const std::string& key,
+  absl::StatusOr<int> PutCacheEntry(const std::string& tenant, const std::string& key,
                                     const std::vector<CacheItemRecord>& items, bool append,
                                     const std::string& metadata_json, int64_t now_ms);
 

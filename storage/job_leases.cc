@@ -119,6 +119,19 @@ absl::StatusOr<JobState> JobStore::Complete(const std::string& token, int64_t no
   JobState state = JobState::kUnspecified;
   RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
     ASSIGN_OR_RETURN(JobRecord job, internal::LoadLeasedJob(c, token, now_ms));
+    if (!job.cancel_requested) {
+      ASSIGN_OR_RETURN(Statement final_checkpoint,
+                       c.Prepare("SELECT EXISTS (SELECT 1 FROM checkpoints WHERE job_id = ? AND "
+                                 "kind = ?)"));
+      final_checkpoint.Bind(1, job.id).Bind(2, int64_t{static_cast<int>(CheckpointKind::kFinal)});
+      ASSIGN_OR_RETURN(bool row, final_checkpoint.Step());
+      if (!row || final_checkpoint.ColumnInt(0) == 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("job ", job.id,
+                         " has no FINAL checkpoint: commit one "
+                         "(CommitCheckpoint kind=FINAL) before CompleteTask"));
+      }
+    }
     state = job.cancel_requested ? JobState::kCancelled : JobState::kSucceeded;
     return internal::SetState(c, job.id, state,
                               job.cancel_requested ? "cancelled by user" : "job succeeded", now_ms);
@@ -237,9 +250,11 @@ std::string JobStore::ManifestDigest(const std::vector<CheckpointFileRecord>& so
   return hasher.HexDigest();
 }
 
-absl::StatusOr<CheckpointRecord> JobStore::CommitCheckpoint(
-    const std::string& token, int64_t now_ms, int64_t step, CheckpointKind kind,
-    std::vector<CheckpointFileRecord> files) {
+absl::StatusOr<CheckpointRecord> JobStore::CommitCheckpoint(const std::string& token,
+                                                            int64_t now_ms, int64_t step,
+                                                            CheckpointKind kind,
+                                                            std::vector<CheckpointFileRecord> files,
+                                                            int keep) {
   std::sort(files.begin(), files.end(),
             [](const auto& a, const auto& b) { return a.path < b.path; });
   CheckpointRecord ckpt;
@@ -276,7 +291,37 @@ absl::StatusOr<CheckpointRecord> JobStore::CommitCheckpoint(
     event.kind = EventKind::kCheckpoint;
     event.step = step;
     event.message = ckpt.id;
-    return internal::AppendEvent(c, job.id, std::move(event), now_ms).status();
+    RETURN_IF_ERROR(internal::AppendEvent(c, job.id, std::move(event), now_ms).status());
+    if (keep <= 0 || kind == CheckpointKind::kFinal) return absl::OkStatus();
+    ASSIGN_OR_RETURN(Statement prune,
+                     c.Prepare("DELETE FROM checkpoints WHERE job_id = ?1 AND kind = ?2 AND seq "
+                               "NOT IN (SELECT seq FROM checkpoints WHERE job_id = ?1 AND "
+                               "kind = ?2 ORDER BY seq DESC LIMIT ?3) RETURNING id"));
+    prune.Bind(1, job.id).Bind(2, int64_t{static_cast<int>(kind)}).Bind(3, int64_t{keep});
+    std::vector<std::string> pruned;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, prune.Step());
+      if (!row) break;
+      pruned.push_back(prune.ColumnText(0));
+    }
+    if (pruned.empty()) return absl::OkStatus();
+    EventRecord log;
+    log.kind = EventKind::kLog;
+    log.step = step;
+    log.message =
+        absl::StrCat("deleted ", absl::StrJoin(pruned, ", "), " (keeping the newest ", keep,
+                     kind == CheckpointKind::kResume ? " RESUME" : " SAMPLEABLE", " checkpoints)");
+    return internal::AppendEvent(c, job.id, std::move(log), now_ms).status();
+  }));
+  return ckpt;
+}
+
+absl::StatusOr<CheckpointRecord> JobStore::DeleteCheckpoint(const std::string& checkpoint_id) {
+  ASSIGN_OR_RETURN(CheckpointRecord ckpt, GetCheckpoint(checkpoint_id));
+  RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(Statement s, c.Prepare("DELETE FROM checkpoints WHERE id = ?"));
+    s.Bind(1, checkpoint_id);
+    return s.Run();
   }));
   return ckpt;
 }

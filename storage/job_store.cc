@@ -134,6 +134,45 @@ absl::StatusOr<JobRecord> JobStore::Cancel(const std::string& job_id, int64_t no
   return job;
 }
 
+absl::StatusOr<JobRecord> JobStore::Delete(const std::string& job_id) {
+  JobRecord job;
+  RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(job, internal::LoadJob(c, job_id));
+    // Events, checkpoints (and their files) and lease_blobs rows go with the job (ON DELETE
+    // CASCADE); request ids name it without a foreign key.
+    for (const char* sql :
+         {"DELETE FROM request_ids WHERE job_id = ?", "DELETE FROM jobs WHERE id = ?"}) {
+      ASSIGN_OR_RETURN(Statement s, c.Prepare(sql));
+      s.Bind(1, job_id);
+      RETURN_IF_ERROR(s.Run());
+    }
+    return absl::OkStatus();
+  }));
+  return job;
+}
+
+absl::StatusOr<JobStore::Pruned> JobStore::PruneHistory(int64_t request_ids_before_ms,
+                                                        int64_t events_of_jobs_ended_before_ms) {
+  Pruned pruned;
+  RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(Statement ids, c.Prepare("DELETE FROM request_ids WHERE create_time_ms < ?"));
+    ids.Bind(1, request_ids_before_ms);
+    RETURN_IF_ERROR(ids.Run());
+    pruned.request_ids = c.Changes();
+    // States 3, 4, 5: SUCCEEDED, FAILED, CANCELLED.
+    ASSIGN_OR_RETURN(Statement events,
+                     c.Prepare("DELETE FROM events WHERE job_id IN (SELECT id FROM jobs WHERE "
+                               "state IN (3, 4, 5) AND end_time_ms > 0 AND end_time_ms < ?) AND "
+                               "sequence < (SELECT last_sequence FROM jobs WHERE "
+                               "jobs.id = events.job_id)"));
+    events.Bind(1, events_of_jobs_ended_before_ms);
+    RETURN_IF_ERROR(events.Run());
+    pruned.events = c.Changes();
+    return absl::OkStatus();
+  }));
+  return pruned;
+}
+
 absl::StatusOr<std::vector<EventRecord>> JobStore::ReadEvents(const std::string& job_id,
                                                               int64_t after_sequence, int limit) {
   std::vector<EventRecord> events;

@@ -49,6 +49,20 @@ class JobStore {
   // terminal => unchanged. Returns the job after the call.
   absl::StatusOr<JobRecord> Cancel(const std::string& job_id, int64_t now_ms);
 
+  // Deletes the job with its events, checkpoints and request ids, in any state; a RUNNING
+  // job's lease ends with it (its worker's next call is FAILED_PRECONDITION). Returns the job as
+  // it was; NOT_FOUND naming it when absent.
+  absl::StatusOr<JobRecord> Delete(const std::string& job_id);
+
+  struct Pruned {
+    int64_t request_ids = 0;
+    int64_t events = 0;
+  };
+  // Forgets request ids created before `request_ids_before_ms`, and deletes the events of jobs
+  // that ended before `events_of_jobs_ended_before_ms` except each one's last (terminal) event.
+  absl::StatusOr<Pruned> PruneHistory(int64_t request_ids_before_ms,
+                                      int64_t events_of_jobs_ended_before_ms);
+
   // Events with sequence > after_sequence, oldest first, at most `limit`.
   absl::StatusOr<std::vector<EventRecord>> ReadEvents(const std::string& job_id,
                                                       int64_t after_sequence, int limit);
@@ -81,7 +95,8 @@ class JobStore {
   absl::StatusOr<int64_t> AppendEvents(const std::string& token, int64_t now_ms,
                                        std::vector<EventRecord> events);
 
-  // Ends the attempt successfully: SUCCEEDED, or CANCELLED when cancel was requested.
+  // Ends the attempt successfully: SUCCEEDED, or CANCELLED when cancel was requested. A job that
+  // was not cancelled must have a FINAL checkpoint (FAILED_PRECONDITION, nothing changed).
   absl::StatusOr<JobState> Complete(const std::string& token, int64_t now_ms);
   // Ends the attempt with an error. Retryable with budget left (error_attempts < max_attempts)
   // => QUEUED; otherwise FAILED (CANCELLED when cancel was requested).
@@ -101,10 +116,15 @@ class JobStore {
   // ---- Checkpoints ----
 
   // Records a checkpoint of the leased job (files sorted by path; the caller has checked that
-  // every blob exists) and appends a CHECKPOINT event.
+  // every blob exists) and appends a CHECKPOINT event. With keep > 0 (SAMPLEABLE and RESUME
+  // only), the job's older checkpoints of the same kind beyond the newest `keep` are deleted
+  // (their blobs go to the garbage collector) and a LOG event names them.
   absl::StatusOr<CheckpointRecord> CommitCheckpoint(const std::string& token, int64_t now_ms,
                                                     int64_t step, CheckpointKind kind,
-                                                    std::vector<CheckpointFileRecord> files);
+                                                    std::vector<CheckpointFileRecord> files,
+                                                    int keep = 0);
+  // Deletes one checkpoint (NOT_FOUND naming it when absent); returns it as it was.
+  absl::StatusOr<CheckpointRecord> DeleteCheckpoint(const std::string& checkpoint_id);
   // Oldest first. NOT_FOUND when the job does not exist.
   absl::StatusOr<std::vector<CheckpointRecord>> ListCheckpoints(const std::string& job_id);
   absl::StatusOr<CheckpointRecord> GetCheckpoint(const std::string& checkpoint_id);

@@ -192,10 +192,55 @@ CREATE TABLE api_keys (
 );
 )sql";
 
+// Version 4: lease-scoped worker access. Shared cache entries belong to a tenant (entries stored
+// before belong to "default"); lease_blobs records which blobs each lease wrote, so a lease may
+// read and commit only what its task may see, and the garbage collector spares blobs a live
+// lease may still commit. Indexes by digest serve both.
+constexpr std::string_view kV4 = R"sql(
+CREATE TABLE cache_entries_v4 (
+  tenant TEXT NOT NULL,
+  key TEXT NOT NULL,
+  metadata_json TEXT NOT NULL,
+  update_time_ms INTEGER NOT NULL,
+  PRIMARY KEY (tenant, key)
+);
+CREATE TABLE cache_items_v4 (
+  tenant TEXT NOT NULL,
+  key TEXT NOT NULL,
+  name TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  PRIMARY KEY (tenant, key, name),
+  FOREIGN KEY (tenant, key) REFERENCES cache_entries_v4(tenant, key) ON DELETE CASCADE
+) WITHOUT ROWID;
+INSERT INTO cache_entries_v4 (tenant, key, metadata_json, update_time_ms)
+  SELECT 'default', key, metadata_json, update_time_ms FROM cache_entries;
+INSERT INTO cache_items_v4 (tenant, key, name, digest, size_bytes)
+  SELECT 'default', key, name, digest, size_bytes FROM cache_items;
+DROP TABLE cache_items;
+DROP TABLE cache_entries;
+ALTER TABLE cache_entries_v4 RENAME TO cache_entries;
+ALTER TABLE cache_items_v4 RENAME TO cache_items;
+CREATE INDEX cache_items_by_digest ON cache_items(digest);
+
+CREATE TABLE lease_blobs (
+  lease_token TEXT NOT NULL,
+  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  digest TEXT NOT NULL,
+  create_time_ms INTEGER NOT NULL,
+  PRIMARY KEY (lease_token, digest)
+) WITHOUT ROWID;
+CREATE INDEX lease_blobs_by_digest ON lease_blobs(digest);
+CREATE INDEX lease_blobs_by_job ON lease_blobs(job_id);
+
+CREATE INDEX images_by_digest ON images(digest);
+CREATE INDEX checkpoint_files_by_digest ON checkpoint_files(digest);
+)sql";
+
 }  // namespace
 
 const std::vector<std::string_view>& Migrations() {
-  static const auto* migrations = new std::vector<std::string_view>{kV1, kV2, kV3};
+  static const auto* migrations = new std::vector<std::string_view>{kV1, kV2, kV3, kV4};
   return *migrations;
 }
 

@@ -150,6 +150,7 @@ struct CacheItemRecord {
 };
 
 struct CacheEntryRecord {
+  std::string tenant;
   std::string key;
   std::string metadata_json;
   int64_t update_time_ms = 0;

@@ -59,8 +59,8 @@ absl::StatusOr<std::string> UploadCheckpoint(GatewayClient& client, const std::s
   return client.CommitCheckpoint(request);
 }
 
-absl::Status DownloadCheckpoint(GatewayClient& client, const v1::Checkpoint& checkpoint,
-                                const std::string& dir) {
+absl::Status DownloadCheckpoint(GatewayClient& client, const std::string& lease_token,
+                                const v1::Checkpoint& checkpoint, const std::string& dir) {
   const std::string marker = (fs::path(dir) / kCompleteMarker).string();
   absl::StatusOr<std::string> done = ReadFileToString(marker);
   if (done.ok() && *done == checkpoint.manifest_digest() && !checkpoint.manifest_digest().empty()) {
@@ -72,7 +72,8 @@ absl::Status DownloadCheckpoint(GatewayClient& client, const v1::Checkpoint& che
       return absl::DataLossError(
           absl::StrCat("checkpoint ", checkpoint.id(), " has an unsafe file path: ", file.path()));
     }
-    RETURN_IF_ERROR(client.ReadBlobToFile(file.digest(), (fs::path(dir) / relative).string()));
+    RETURN_IF_ERROR(
+        client.ReadBlobToFile(lease_token, file.digest(), (fs::path(dir) / relative).string()));
   }
   return WriteFileAtomic(marker, checkpoint.manifest_digest());
 }

@@ -23,8 +23,9 @@ absl::StatusOr<std::string> UploadCheckpoint(GatewayClient& client, const std::s
 
 // Downloads `checkpoint`'s files into `dir` (created) unless `dir` already holds a complete,
 // verified copy (a marker file records the manifest digest). Each file's digest is verified.
-absl::Status DownloadCheckpoint(GatewayClient& client, const v1::Checkpoint& checkpoint,
-                                const std::string& dir);
+// `lease_token`'s task must be allowed to read the files.
+absl::Status DownloadCheckpoint(GatewayClient& client, const std::string& lease_token,
+                                const v1::Checkpoint& checkpoint, const std::string& dir);
 
 }  // namespace dreambooth::worker
 

@@ -184,9 +184,11 @@ absl::StatusOr<bool> GatewayClient::ReportSampleOutput(const std::string& lease_
   return response.caller_connected();
 }
 
-absl::StatusOr<v1::GetCacheEntryResponse> GatewayClient::GetCacheEntry(const std::string& key) {
+absl::StatusOr<v1::GetCacheEntryResponse> GatewayClient::GetCacheEntry(
+    const std::string& lease_token, const std::string& key) {
   v1::GetCacheEntryRequest request;
   request.set_key(key);
+  request.set_lease_token(lease_token);
   v1::GetCacheEntryResponse response;
   RETURN_IF_ERROR(FromGrpc(RetryUnavailable(rpc_timeout_, retry_window_,
                                             [&](grpc::ClientContext* c) {
@@ -206,13 +208,16 @@ absl::StatusOr<int> GatewayClient::PutCacheEntry(const v1::PutCacheEntryRequest&
   return response.item_count();
 }
 
-absl::StatusOr<std::string> GatewayClient::ReadBlob(const std::string& digest, bool verify) {
-  return RetryStatusOr<std::string>([&] { return ReadBlobOnce(digest, verify); });
+absl::StatusOr<std::string> GatewayClient::ReadBlob(const std::string& lease_token,
+                                                    const std::string& digest, bool verify) {
+  return RetryStatusOr<std::string>([&] { return ReadBlobOnce(lease_token, digest, verify); });
 }
 
-absl::StatusOr<std::string> GatewayClient::ReadBlobOnce(const std::string& digest, bool verify) {
+absl::StatusOr<std::string> GatewayClient::ReadBlobOnce(const std::string& lease_token,
+                                                        const std::string& digest, bool verify) {
   v1::ReadBlobRequest request;
   request.set_digest(digest);
+  request.set_lease_token(lease_token);
   auto context = NewContext(rpc_timeout_ * 4);
   auto reader = stub_->ReadBlob(context.get(), request);
   std::string bytes;
@@ -231,15 +236,17 @@ absl::StatusOr<std::string> GatewayClient::ReadBlobOnce(const std::string& diges
   return bytes;
 }
 
-absl::Status GatewayClient::ReadBlobToFile(const std::string& digest, const std::string& path) {
+absl::Status GatewayClient::ReadBlobToFile(const std::string& lease_token,
+                                           const std::string& digest, const std::string& path) {
   return RetryStatusOr<bool>([&]() -> absl::StatusOr<bool> {
-           RETURN_IF_ERROR(ReadBlobToFileOnce(digest, path));
+           RETURN_IF_ERROR(ReadBlobToFileOnce(lease_token, digest, path));
            return true;
          })
       .status();
 }
 
-absl::Status GatewayClient::ReadBlobToFileOnce(const std::string& digest, const std::string& path) {
+absl::Status GatewayClient::ReadBlobToFileOnce(const std::string& lease_token,
+                                               const std::string& digest, const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
@@ -249,6 +256,7 @@ absl::Status GatewayClient::ReadBlobToFileOnce(const std::string& digest, const 
     if (!out) return absl::InternalError(absl::StrCat("cannot create ", temp));
     v1::ReadBlobRequest request;
     request.set_digest(digest);
+    request.set_lease_token(lease_token);
     // Large checkpoint files: allow a generous overall deadline.
     auto context = NewContext(rpc_timeout_ * 20);
     auto reader = stub_->ReadBlob(context.get(), request);

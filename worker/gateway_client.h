@@ -59,14 +59,19 @@ class GatewayClient {
   // Returns whether the Sample caller is still connected.
   absl::StatusOr<bool> ReportSampleOutput(const std::string& lease_token,
                                           const v1::SampleResponse& output);
-  absl::StatusOr<v1::GetCacheEntryResponse> GetCacheEntry(const std::string& key);
+  // The entry `key` of the lease's tenant.
+  absl::StatusOr<v1::GetCacheEntryResponse> GetCacheEntry(const std::string& lease_token,
+                                                          const std::string& key);
   absl::StatusOr<int> PutCacheEntry(const v1::PutCacheEntryRequest& request);
 
   // Reads a whole blob into memory, verifying its digest when `verify` (DATA_LOSS on mismatch).
-  absl::StatusOr<std::string> ReadBlob(const std::string& digest, bool verify = true);
+  // The lease's task must be allowed to read it (NOT_FOUND otherwise).
+  absl::StatusOr<std::string> ReadBlob(const std::string& lease_token, const std::string& digest,
+                                       bool verify = true);
   // Downloads a blob to `path` (parent folders created; temp file + fsync + rename), verifying
   // its digest. An existing file at `path` is replaced.
-  absl::Status ReadBlobToFile(const std::string& digest, const std::string& path);
+  absl::Status ReadBlobToFile(const std::string& lease_token, const std::string& digest,
+                              const std::string& path);
   // Uploads bytes / a file under the lease; returns the digest and size the server stored.
   absl::StatusOr<BlobRef> WriteBlob(const std::string& lease_token, const std::string& bytes);
   absl::StatusOr<BlobRef> WriteBlobFromFile(const std::string& lease_token,
@@ -77,8 +82,10 @@ class GatewayClient {
   // Repeats `fn` while it fails with UNAVAILABLE, with backoff, for up to retry_window_.
   template <typename T, typename Fn>
   absl::StatusOr<T> RetryStatusOr(Fn fn) const;
-  absl::StatusOr<std::string> ReadBlobOnce(const std::string& digest, bool verify);
-  absl::Status ReadBlobToFileOnce(const std::string& digest, const std::string& path);
+  absl::StatusOr<std::string> ReadBlobOnce(const std::string& lease_token,
+                                           const std::string& digest, bool verify);
+  absl::Status ReadBlobToFileOnce(const std::string& lease_token, const std::string& digest,
+                                  const std::string& path);
   absl::StatusOr<BlobRef> WriteBlobChunks(const std::string& lease_token,
                                           const std::string& expected_digest, int64_t size,
                                           std::istream& in);

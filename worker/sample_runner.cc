@@ -37,7 +37,7 @@ absl::StatusOr<std::shared_ptr<diffusion::StableDiffusion>> SampleModel(
     return context.models->GetOrLoad(
         absl::StrCat("checkpoint:", checkpoint.id()),
         [&]() -> absl::StatusOr<diffusion::StableDiffusion> {
-          RETURN_IF_ERROR(DownloadCheckpoint(*context.client, checkpoint, dir));
+          RETURN_IF_ERROR(DownloadCheckpoint(*context.client, task.lease_token(), checkpoint, dir));
           return diffusion::LoadStableDiffusion(dir, load);
         },
         hit);

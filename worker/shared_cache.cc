@@ -40,7 +40,7 @@ absl::StatusOr<SyncCounts> SharedCache::PullClassImages(const std::string& store
                                                         const std::string& store_dir) {
   SyncCounts counts;
   ASSIGN_OR_RETURN(v1::GetCacheEntryResponse entry,
-                   client_->GetCacheEntry(ClassImageServerKey(store_key)));
+                   client_->GetCacheEntry(lease_token_, ClassImageServerKey(store_key)));
   if (!entry.found()) return counts;
   std::error_code ec;
   for (const v1::CacheItem& item : entry.items()) {
@@ -50,7 +50,7 @@ absl::StatusOr<SyncCounts> SharedCache::PullClassImages(const std::string& store
       ++counts.local;
       continue;
     }
-    RETURN_IF_ERROR(client_->ReadBlobToFile(item.digest(), path));
+    RETURN_IF_ERROR(client_->ReadBlobToFile(lease_token_, item.digest(), path));
     ++counts.downloaded;
   }
   return counts;
@@ -60,7 +60,7 @@ absl::StatusOr<SyncCounts> SharedCache::PushClassImages(const std::string& store
                                                         const std::string& store_dir) {
   SyncCounts counts;
   const std::string key = ClassImageServerKey(store_key);
-  ASSIGN_OR_RETURN(v1::GetCacheEntryResponse entry, client_->GetCacheEntry(key));
+  ASSIGN_OR_RETURN(v1::GetCacheEntryResponse entry, client_->GetCacheEntry(lease_token_, key));
   std::set<std::string> on_server;
   for (const v1::CacheItem& item : entry.items()) on_server.insert(item.name());
   v1::PutCacheEntryRequest put;
@@ -98,10 +98,11 @@ absl::StatusOr<SyncCounts> SharedCache::PullLatents(
       ++counts.local;
       continue;
     }
-    ASSIGN_OR_RETURN(v1::GetCacheEntryResponse entry, client_->GetCacheEntry(LatentServerKey(key)));
+    ASSIGN_OR_RETURN(v1::GetCacheEntryResponse entry,
+                     client_->GetCacheEntry(lease_token_, LatentServerKey(key)));
     for (const v1::CacheItem& item : entry.items()) {
       if (item.name() != kPosteriorItem) continue;
-      RETURN_IF_ERROR(client_->ReadBlobToFile(item.digest(), path));
+      RETURN_IF_ERROR(client_->ReadBlobToFile(lease_token_, item.digest(), path));
       ++counts.downloaded;
     }
   }
@@ -116,7 +117,8 @@ absl::StatusOr<SyncCounts> SharedCache::PushLatents(
     const std::string path = cache.PathFor(key);
     if (!fs::is_regular_file(path, ec)) continue;
     const std::string server_key = LatentServerKey(key);
-    ASSIGN_OR_RETURN(v1::GetCacheEntryResponse entry, client_->GetCacheEntry(server_key));
+    ASSIGN_OR_RETURN(v1::GetCacheEntryResponse entry,
+                     client_->GetCacheEntry(lease_token_, server_key));
     if (entry.found()) {
       ++counts.local;
       continue;

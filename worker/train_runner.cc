@@ -198,7 +198,8 @@ absl::Status TrainTask::FetchImages(
     const std::string what =
         absl::StrCat(label, " image '", image.name(), "' (sha256 ", image.digest(), ")");
     if (!fs::is_regular_file(path, ec)) {
-      absl::StatusOr<std::string> bytes = client_.ReadBlob(image.digest(), /*verify=*/false);
+      absl::StatusOr<std::string> bytes =
+          client_.ReadBlob(task_.lease_token(), image.digest(), /*verify=*/false);
       if (!bytes.ok()) return Annotate(bytes.status(), absl::StrCat("reading ", what, ": "));
       if (Sha256Hex(*bytes) != image.digest()) {
         // Say what is wrong with the bytes: undecodable, or a different image.
@@ -262,7 +263,7 @@ absl::Status TrainTask::Prepare() {
   if (task_.has_resume_from() && !task_.resume_from().id().empty()) {
     const v1::Checkpoint& from = task_.resume_from();
     const std::string dir = (fs::path(job_dir_) / "resume-from" / from.id()).string();
-    RETURN_IF_ERROR(Annotate(DownloadCheckpoint(client_, from, dir),
+    RETURN_IF_ERROR(Annotate(DownloadCheckpoint(client_, task_.lease_token(), from, dir),
                              absl::StrCat("fetching resume checkpoint ", from.id(), ": ")));
     options_.resume_from = dir;
     Log(v1::JOB_STAGE_PREPARING, absl::StrCat("resuming from checkpoint ", from.id(), " (step ",

@@ -133,6 +133,34 @@ int main(int argc, char** argv) {
         grpc::Status s = c.gateway().LeaseTask(&ctx, lease, &got);
         if (!s.ok()) Die("lease: " + s.error_message());
         if (!got.has_task()) return;
+        // A job succeeds only with a FINAL checkpoint: one small file written under the lease.
+        const std::string token = got.task().lease_token();
+        {
+          grpc::ClientContext ctx_w;
+          ctx_w.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+          v1::WriteBlobResponse written;
+          auto writer = c.gateway().WriteBlob(&ctx_w, &written);
+          v1::WriteBlobRequest chunk;
+          chunk.mutable_header()->set_lease_token(token);
+          writer->Write(chunk);
+          chunk.set_chunk("final weights of " + got.task().job_id());
+          writer->Write(chunk);
+          writer->WritesDone();
+          s = writer->Finish();
+          if (!s.ok()) Die("write blob: " + s.error_message());
+          grpc::ClientContext ctx_c;
+          ctx_c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+          v1::CommitCheckpointRequest commit;
+          commit.set_lease_token(token);
+          commit.set_kind(v1::CHECKPOINT_KIND_FINAL);
+          v1::CheckpointFile* file = commit.add_files();
+          file->set_path("unet/diffusion_pytorch_model.safetensors");
+          file->set_digest(written.digest());
+          file->set_size_bytes(written.size_bytes());
+          v1::CommitCheckpointResponse committed;
+          s = c.gateway().CommitCheckpoint(&ctx_c, commit, &committed);
+          if (!s.ok()) Die("commit: " + s.error_message());
+        }
         grpc::ClientContext ctx2;
         ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
         v1::CompleteTaskRequest complete;
@@ -146,7 +174,7 @@ int main(int argc, char** argv) {
   }
   for (auto& th : threads) th.join();
   const double claim_s = Seconds(Clock::now() - start);
-  std::printf("claim+complete workers=%d: %d jobs in %.2f s = %.0f jobs/s\n", workers, done.load(),
-              claim_s, done.load() / claim_s);
+  std::printf("claim+commit+complete workers=%d: %d jobs in %.2f s = %.0f jobs/s\n", workers,
+              done.load(), claim_s, done.load() / claim_s);
   return 0;
 }

@@ -170,6 +170,8 @@ std::vector<std::pair<std::string, absl::Status>> CallEveryPublicRpc(client::Cli
       {"ListCheckpoints", c.ListCheckpoints(job).status()},
       {"DownloadCheckpoint", c.DownloadCheckpoint("ck_0123456789abcdef", "/nonexistent").status()},
       {"Sample", c.Sample(sample, [](const v1::SampleResponse&) {})},
+      {"DeleteCheckpoint", c.DeleteCheckpoint("ck_0123456789abcdef")},
+      {"DeleteJob", c.DeleteJob(job)},
   };
 }
 
@@ -316,6 +318,104 @@ TEST_F(AuthE2eTest, CredentialsWorkOnlyOnTheirOwnListener) {
   ASSERT_EQ(revoke.exit_code, 0) << revoke.out;
   absl::StatusOr<v1::Job> after = a_->GetJob(job_a_);
   EXPECT_EQ(after.status().code(), absl::StatusCode::kUnauthenticated) << after.status();
+}
+
+// What a worker does under one lease, through the raw WorkerGateway stub.
+class LeaseCalls {
+ public:
+  LeaseCalls(client::Client* worker, std::string token)
+      : g_(worker->gateway()), token_(std::move(token)) {}
+
+  grpc::Status Read(const std::string& digest) {
+    grpc::ClientContext c;
+    v1::ReadBlobRequest r;
+    r.set_lease_token(token_);
+    r.set_digest(digest);
+    auto reader = g_.ReadBlob(WithDeadline(&c), r);
+    v1::ReadBlobResponse chunk;
+    while (reader->Read(&chunk)) {
+    }
+    return reader->Finish();
+  }
+  std::string Write(const std::string& bytes) {
+    grpc::ClientContext c;
+    v1::WriteBlobResponse response;
+    auto writer = g_.WriteBlob(WithDeadline(&c), &response);
+    v1::WriteBlobRequest r;
+    r.mutable_header()->set_lease_token(token_);
+    writer->Write(r);
+    r.set_chunk(bytes);
+    writer->Write(r);
+    writer->WritesDone();
+    EXPECT_TRUE(writer->Finish().ok());
+    return response.digest();
+  }
+  grpc::Status Put(const std::string& key, const std::string& digest, int64_t size) {
+    grpc::ClientContext c;
+    v1::PutCacheEntryRequest r;
+    r.set_lease_token(token_);
+    r.set_key(key);
+    v1::CacheItem* item = r.add_items();
+    item->set_name("item");
+    item->set_digest(digest);
+    item->set_size_bytes(size);
+    v1::PutCacheEntryResponse response;
+    return g_.PutCacheEntry(WithDeadline(&c), r, &response);
+  }
+  v1::GetCacheEntryResponse Get(const std::string& key) {
+    grpc::ClientContext c;
+    v1::GetCacheEntryRequest r;
+    r.set_lease_token(token_);
+    r.set_key(key);
+    v1::GetCacheEntryResponse response;
+    EXPECT_TRUE(g_.GetCacheEntry(WithDeadline(&c), r, &response).ok());
+    return response;
+  }
+
+ private:
+  v1::WorkerGateway::Stub& g_;
+  const std::string token_;
+};
+
+TEST_F(AuthE2eTest, ALeaseReachesOnlyItsOwnJobsBlobsAndItsTenantsCache) {
+  MakeTenantAJob();
+  absl::StatusOr<v1::UploadImagesResponse> up = b_->Upload({{"b.png", InstancePng(5)}}, "", "b");
+  ASSERT_TRUE(up.ok()) << up.status();
+  ASSERT_TRUE(b_->CreateJob(TinySpec(up->image_set().id(), 2, 0)).ok());
+  std::unique_ptr<client::Client> worker = ClientFor(daemon_->worker_address(), worker_key_);
+  std::vector<v1::Task> tasks;
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext context;
+    v1::LeaseTaskRequest lease;
+    lease.set_worker_id("w1");
+    v1::LeaseTaskResponse leased;
+    ASSERT_TRUE(worker->gateway().LeaseTask(WithDeadline(&context), lease, &leased).ok());
+    ASSERT_TRUE(leased.has_task());
+    tasks.push_back(leased.task());
+  }
+  const v1::Task& ta = tasks[0].job_id() == job_a_ ? tasks[0] : tasks[1];
+  const v1::Task& tb = tasks[0].job_id() == job_a_ ? tasks[1] : tasks[0];
+  LeaseCalls a(worker.get(), ta.lease_token()), b(worker.get(), tb.lease_token());
+
+  // Images: each lease reads its own job's, and the other's answer NOT_FOUND.
+  const std::string a_image = ta.instance_images(0).digest();
+  const std::string b_image = tb.instance_images(0).digest();
+  EXPECT_TRUE(a.Read(a_image).ok());
+  EXPECT_TRUE(b.Read(b_image).ok());
+  EXPECT_EQ(b.Read(a_image).error_code(), StatusCode::NOT_FOUND);
+  EXPECT_EQ(a.Read(b_image).error_code(), StatusCode::NOT_FOUND);
+
+  // A's cache entry is A's: B's lease finds nothing under the same key and cannot overwrite it.
+  const std::string a_blob = a.Write("class image of tenant a");
+  ASSERT_TRUE(a.Put("classimg/v1/k", a_blob, 23).ok());
+  EXPECT_TRUE(a.Get("classimg/v1/k").found());
+  EXPECT_FALSE(b.Get("classimg/v1/k").found());
+  EXPECT_EQ(b.Read(a_blob).error_code(), StatusCode::NOT_FOUND);
+  EXPECT_EQ(b.Put("classimg/v1/k", a_blob, 23).error_code(), StatusCode::FAILED_PRECONDITION);
+  const std::string b_blob = b.Write("class image of tenant b");
+  ASSERT_TRUE(b.Put("classimg/v1/k", b_blob, 23).ok());
+  EXPECT_EQ(a.Get("classimg/v1/k").items(0).digest(), a_blob);
+  EXPECT_EQ(b.Get("classimg/v1/k").items(0).digest(), b_blob);
 }
 
 TEST_F(AuthE2eTest, AWorkerWithAWorkerKeyTrainsATenantsJobToSuccess) {

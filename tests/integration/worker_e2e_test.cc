@@ -94,18 +94,30 @@ class WorkerE2eTest : public ::testing::Test {
     return entries;
   }
 
-  // The server's entries under the keys of `like`.
-  CacheEntries ServerCacheEntries(const CacheEntries& like) {
+  // The server's entries under the keys of `like`, read the way a worker reads them: under the
+  // lease of a probe job (`spec`) this test leases itself, so no worker may be running.
+  CacheEntries ServerCacheEntries(const CacheEntries& like, const v1::JobSpec& spec) {
     CacheEntries entries;
+    absl::StatusOr<v1::Job> probe = api_->CreateJob(spec);
+    EXPECT_TRUE(probe.ok()) << probe.status();
+    std::unique_ptr<client::Client> gateway = MakeApiClient(daemon_->worker_address());
+    v1::LeaseTaskResponse leased;
+    {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      v1::LeaseTaskRequest lease;
+      lease.set_worker_id("cache-probe");
+      const grpc::Status status = gateway->gateway().LeaseTask(&context, lease, &leased);
+      EXPECT_TRUE(status.ok() && leased.has_task()) << status.error_message();
+    }
     for (const auto& [key, unused] : like) {
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
       v1::GetCacheEntryRequest request;
       request.set_key(key);
+      request.set_lease_token(leased.task().lease_token());
       v1::GetCacheEntryResponse response;
-      const grpc::Status status = MakeApiClient(daemon_->worker_address())
-                                      ->gateway()
-                                      .GetCacheEntry(&context, request, &response);
+      const grpc::Status status = gateway->gateway().GetCacheEntry(&context, request, &response);
       EXPECT_TRUE(status.ok()) << key << ": " << status.error_message();
       if (!response.found()) continue;
       for (const v1::CacheItem& item : response.items()) {
@@ -255,8 +267,9 @@ TEST_F(WorkerE2eTest, SecondJobReusesClassImagesAndLatents) {
   const CacheEntries produced = LocalCacheEntries(dir_.Join("cache-w1"));
   ASSERT_EQ(produced.size(), 1u + 4u) << "one class-image store, four posteriors";
   EXPECT_EQ(produced.begin()->second.size(), 2u) << produced.begin()->first;
-  EXPECT_EQ(ServerCacheEntries(produced), produced);
   EXPECT_EQ(LocalCacheEntries(dir_.Join("cache-w2")), produced);
+  other->Stop(SIGTERM);
+  EXPECT_EQ(ServerCacheEntries(produced, spec), produced);
 
   // Whether the second worker fetched those entries or produced identical ones itself (both
   // are deterministic) is only reported in the stage's LOG line: the job's events carry no

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "absl/strings/str_cat.h"
 #include "tests/testing/image_files.h"
 
 namespace dreambooth::testing {
@@ -143,6 +144,34 @@ std::string TestWorker::WriteBlob(const std::string& token, const std::string& b
   grpc::Status s = writer->Finish();
   if (status != nullptr) *status = s;
   return s.ok() ? response.digest() : "";
+}
+
+grpc::Status TestWorker::CommitCheckpoint(const std::string& token, int64_t step,
+                                          v1::CheckpointKind kind, std::string* checkpoint_id) {
+  const std::string weights = absl::StrCat("weights of ", token, " at step ", step);
+  grpc::Status written;
+  const std::string digest = WriteBlob(token, weights, &written);
+  if (!written.ok()) return written;
+  grpc::ClientContext c;
+  Deadline(&c);
+  v1::CommitCheckpointRequest request;
+  request.set_lease_token(token);
+  request.set_step(step);
+  request.set_kind(kind);
+  v1::CheckpointFile* f = request.add_files();
+  f->set_path("unet/diffusion_pytorch_model.safetensors");
+  f->set_digest(digest);
+  f->set_size_bytes(static_cast<int64_t>(weights.size()));
+  v1::CommitCheckpointResponse response;
+  grpc::Status s = client_->gateway().CommitCheckpoint(&c, request, &response);
+  if (checkpoint_id != nullptr) *checkpoint_id = response.checkpoint_id();
+  return s;
+}
+
+grpc::Status TestWorker::Finish(const std::string& token, v1::JobState* state) {
+  grpc::Status committed = CommitCheckpoint(token, 1);
+  if (!committed.ok()) return committed;
+  return Complete(token, state);
 }
 
 }  // namespace dreambooth::testing

@@ -54,6 +54,12 @@ class TestWorker {
   // WriteBlob; returns the digest ("" on failure, with *status set).
   std::string WriteBlob(const std::string& token, const std::string& bytes,
                         grpc::Status* status = nullptr);
+  // Writes one small file under the lease and commits it as checkpoint `kind` at `step`.
+  grpc::Status CommitCheckpoint(const std::string& token, int64_t step,
+                                v1::CheckpointKind kind = v1::CHECKPOINT_KIND_FINAL,
+                                std::string* checkpoint_id = nullptr);
+  // Commits a FINAL checkpoint, then completes the task (what a real worker does).
+  grpc::Status Finish(const std::string& token, v1::JobState* state = nullptr);
 
  private:
   void Deadline(grpc::ClientContext* c) const;

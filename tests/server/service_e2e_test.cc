@@ -345,7 +345,7 @@ TEST_F(E2eTest, ExpiredLeaseRequeuesAndTheStaleWorkerIsFenced) {
   EXPECT_EQ(after.last_sequence(), before.last_sequence());
   EXPECT_EQ(after.attempt(), 2);
   ASSERT_TRUE(fresh.Heartbeat(second->lease_token()).ok());
-  ASSERT_TRUE(fresh.Complete(second->lease_token()).ok());
+  ASSERT_TRUE(fresh.Finish(second->lease_token()).ok());
   EXPECT_EQ(client_->GetJob(job->id())->state(), v1::JOB_STATE_SUCCEEDED);
 }
 

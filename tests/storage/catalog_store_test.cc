@@ -117,27 +117,34 @@ TEST_F(CatalogStoreTest, BaseModelsAndMetaPersist) {
 }
 
 TEST_F(CatalogStoreTest, CacheEntriesReplaceAppendAndRefuseConflicts) {
-  EXPECT_FALSE(store_->GetCacheEntry("latent/v1/k")->has_value());
+  EXPECT_FALSE(store_->GetCacheEntry("t", "latent/v1/k")->has_value());
   const CacheItemRecord one{"000000.png", std::string(64, '1'), 10};
   const CacheItemRecord two{"000001.png", std::string(64, '2'), 20};
-  EXPECT_EQ(*store_->PutCacheEntry("classimg/v1/k", {one}, /*append=*/true, "{}", 1), 1);
-  EXPECT_EQ(*store_->PutCacheEntry("classimg/v1/k", {two, one}, /*append=*/true, "{}", 2), 2);
+  EXPECT_EQ(*store_->PutCacheEntry("t", "classimg/v1/k", {one}, /*append=*/true, "{}", 1), 1);
+  EXPECT_EQ(*store_->PutCacheEntry("t", "classimg/v1/k", {two, one}, /*append=*/true, "{}", 2), 2);
   CacheItemRecord clash = one;
   clash.digest = std::string(64, '9');
-  EXPECT_EQ(
-      store_->PutCacheEntry("classimg/v1/k", {clash}, /*append=*/true, "{}", 3).status().code(),
-      absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->PutCacheEntry("t", "classimg/v1/k", {clash}, /*append=*/true, "{}", 3)
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
   Open();
-  auto entry = store_->GetCacheEntry("classimg/v1/k");
+  auto entry = store_->GetCacheEntry("t", "classimg/v1/k");
   ASSERT_TRUE(entry.ok() && entry->has_value());
   ASSERT_EQ((*entry)->items.size(), 2u);
   EXPECT_EQ((*entry)->items[0].name, "000000.png");  // sorted by name
   EXPECT_EQ((*entry)->items[0].digest, one.digest);
   // Replace drops what the new list lacks.
-  EXPECT_EQ(*store_->PutCacheEntry("classimg/v1/k", {two}, /*append=*/false, "{\"v\":1}", 4), 1);
-  entry = store_->GetCacheEntry("classimg/v1/k");
+  EXPECT_EQ(*store_->PutCacheEntry("t", "classimg/v1/k", {two}, /*append=*/false, "{\"v\":1}", 4),
+            1);
+  entry = store_->GetCacheEntry("t", "classimg/v1/k");
   ASSERT_EQ((*entry)->items.size(), 1u);
   EXPECT_EQ((*entry)->metadata_json, "{\"v\":1}");
+  // Each tenant has its own entry under the same key.
+  EXPECT_FALSE(store_->GetCacheEntry("u", "classimg/v1/k")->has_value());
+  EXPECT_EQ(*store_->PutCacheEntry("u", "classimg/v1/k", {one}, /*append=*/false, "{}", 5), 1);
+  EXPECT_EQ((*store_->GetCacheEntry("t", "classimg/v1/k"))->items[0].digest, two.digest);
+  EXPECT_EQ((*store_->GetCacheEntry("u", "classimg/v1/k"))->items[0].digest, one.digest);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <limits>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "tests/testing/temp_dir.h"
 
 namespace dreambooth::storage {
@@ -148,11 +149,19 @@ TEST_F(JobStoreTest, ClaimHeartbeatComplete) {
   ASSERT_TRUE(last.ok()) << last.status();
   EXPECT_EQ(store_->Get(job.id)->step, 11);
 
+  // Without a FINAL checkpoint the job cannot succeed; the lease stays.
+  EXPECT_EQ(store_->Complete(lease.token, 21500).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Get(job.id)->state, JobState::kRunning);
+  ASSERT_TRUE(store_
+                  ->CommitCheckpoint(lease.token, 21600, 400, CheckpointKind::kFinal,
+                                     {{"unet/w.safetensors", std::string(64, 'a'), 10}})
+                  .ok());
   auto done = store_->Complete(lease.token, 22000);
   ASSERT_TRUE(done.ok());
   EXPECT_EQ(*done, JobState::kSucceeded);
   const auto events = Events(job.id);
-  ASSERT_EQ(events.size(), 4u);  // queued, running, progress, succeeded
+  ASSERT_EQ(events.size(), 5u);  // queued, running, progress, checkpoint, succeeded
   for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].sequence, int64_t(i) + 1);
   EXPECT_EQ(events[2].loss, 0.25f);
   EXPECT_EQ(events[2].attempt, 1);
@@ -348,6 +357,95 @@ TEST_F(JobStoreTest, CheckpointsAreCommittedUnderTheLease) {
   EXPECT_EQ(store_->GetCheckpoint(ckpt->id)->files.size(), 2u);
   EXPECT_EQ(store_->GetCheckpoint("ckpt_x").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Events(job.id).back().kind, EventKind::kCheckpoint);
+}
+
+TEST_F(JobStoreTest, OlderCheckpointsOfAKindBeyondTheLimitAreDeletedButNeverTheFinal) {
+  const JobRecord job = MustCreate("x");
+  const Lease lease = MustClaim(1000);
+  const std::vector<CheckpointFileRecord> files = {{"w", std::string(64, 'c'), 1}};
+  std::vector<std::string> sampleable;
+  for (int step = 1; step <= 3; ++step) {
+    auto ckpt = store_->CommitCheckpoint(lease.token, 2000 + step, step * 100,
+                                         CheckpointKind::kSampleable, files, /*keep=*/2);
+    ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+    sampleable.push_back(ckpt->id);
+    ASSERT_TRUE(store_
+                    ->CommitCheckpoint(lease.token, 2000 + step, step * 100,
+                                       CheckpointKind::kResume, files, /*keep=*/1)
+                    .ok());
+  }
+  ASSERT_TRUE(
+      store_->CommitCheckpoint(lease.token, 2100, 300, CheckpointKind::kFinal, files, 1).ok());
+  auto listed = store_->ListCheckpoints(job.id);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  std::vector<std::string> kept;
+  int resume = 0, final = 0;
+  for (const CheckpointRecord& c : *listed) {
+    if (c.kind == CheckpointKind::kSampleable) kept.push_back(c.id);
+    resume += c.kind == CheckpointKind::kResume;
+    final += c.kind == CheckpointKind::kFinal;
+  }
+  EXPECT_EQ(kept, (std::vector<std::string>{sampleable[1], sampleable[2]}));
+  EXPECT_EQ(resume, 1);
+  EXPECT_EQ(final, 1);
+  EXPECT_EQ(store_->GetCheckpoint(sampleable[0]).status().code(), absl::StatusCode::kNotFound);
+  bool logged = false;
+  for (const EventRecord& e : Events(job.id)) {
+    logged |= e.kind == EventKind::kLog && e.message == absl::StrCat("deleted ", sampleable[0],
+                                                                     " (keeping the newest 2 "
+                                                                     "SAMPLEABLE checkpoints)");
+  }
+  EXPECT_TRUE(logged);
+  // A checkpoint can also be deleted on its own.
+  ASSERT_TRUE(store_->DeleteCheckpoint(sampleable[2]).ok());
+  EXPECT_EQ(store_->DeleteCheckpoint(sampleable[2]).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(JobStoreTest, DeleteRemovesARunningJobWithItsHistoryAndEndsItsLease) {
+  auto created = store_->Create(Spec("x", "req-1"), 1000, kDay);
+  ASSERT_TRUE(created.ok()) << created.status();
+  const Lease lease = MustClaim(1000);
+  ASSERT_TRUE(store_
+                  ->CommitCheckpoint(lease.token, 1500, 1, CheckpointKind::kResume,
+                                     {{"w", std::string(64, 'd'), 1}})
+                  .ok());
+  auto deleted = store_->Delete(created->id);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(deleted->state, JobState::kRunning);
+  EXPECT_EQ(store_->Get(created->id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListCheckpoints(created->id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->ReadEvents(created->id, 0, 10).status().code(), absl::StatusCode::kNotFound);
+  // The worker's lease ended with the job; the request id names nothing any more.
+  EXPECT_EQ(store_->Heartbeat(lease.token, 1600, kTtl, 0, 0, 0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  auto again = store_->Create(Spec("another body", "req-1"), 1700, kDay);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_NE(again->id, created->id);
+  EXPECT_EQ(store_->Delete("job_nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(JobStoreTest, PruneHistoryKeepsTheLastEventOfOldEndedJobsAndLiveJobsWhole) {
+  auto ended = store_->Create(Spec("a", "req-old"), 1000, kDay);
+  ASSERT_TRUE(ended.ok());
+  const Lease lease = MustClaim(1000);
+  EventRecord log;
+  log.kind = EventKind::kLog;
+  log.message = "hello";
+  ASSERT_TRUE(store_->AppendEvents(lease.token, 1100, {log, log}).ok());
+  ASSERT_TRUE(store_->Fail(lease.token, 1200, "boom", /*retryable=*/false).ok());
+  const JobRecord queued = MustCreate("b", 5000);
+  const int64_t queued_events = static_cast<int64_t>(Events(queued.id).size());
+
+  auto pruned = store_->PruneHistory(/*request_ids_before_ms=*/2000,
+                                     /*events_of_jobs_ended_before_ms=*/3000);
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(pruned->request_ids, 1);
+  const std::vector<EventRecord> left = Events(ended->id);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].state, JobState::kFailed);
+  EXPECT_EQ(left[0].sequence, store_->Get(ended->id)->last_sequence);
+  EXPECT_EQ(pruned->events, 4);  // queued, running, two logs
+  EXPECT_EQ(static_cast<int64_t>(Events(queued.id).size()), queued_events);
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
 // GatewayClient against the real dreamboothd core in this process (tests/testing/test_server.h):
 // leasing (at once and by long poll), events, checkpoints and the end of a task under the lease
 // token, fenced stale tokens, blobs in memory and on disk (chunked, verified, no partial files),
-// the shared-cache index, a Sample relay, and calls that ride out a server restart.
+// lease-scoped reads and commits, the shared-cache index, a Sample relay, and calls that ride out a
+// server restart.
 #include "worker/gateway_client.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_replace.h"
 #include "common/crypto.h"
 #include "tests/testing/poll.h"
 #include "tests/testing/temp_dir.h"
@@ -74,6 +77,22 @@ class GatewayClientTest : public ::testing::Test {
     EXPECT_TRUE(task.ok()) << task.status();
     EXPECT_TRUE(task.ok() && task->has_value());
     return task.ok() && task->has_value() ? **task : v1::Task();
+  }
+
+  // Writes a file under the lease and commits it as the FINAL checkpoint.
+  void CommitFinal(const std::string& token) {
+    absl::StatusOr<BlobRef> blob = client_->WriteBlob(token, "final weights");
+    ASSERT_TRUE(blob.ok()) << blob.status();
+    v1::CommitCheckpointRequest commit;
+    commit.set_lease_token(token);
+    commit.set_step(1);
+    commit.set_kind(v1::CHECKPOINT_KIND_FINAL);
+    v1::CheckpointFile* file = commit.add_files();
+    file->set_path("unet/diffusion_pytorch_model.safetensors");
+    file->set_digest(blob->digest);
+    file->set_size_bytes(blob->size_bytes);
+    absl::StatusOr<std::string> id = client_->CommitCheckpoint(commit);
+    ASSERT_TRUE(id.ok()) << id.status();
   }
 
   v1::Job GetJob(const std::string& job_id) {
@@ -179,6 +198,11 @@ TEST_F(GatewayClientTest, EventsCheckpointsAndCompletionAreStoredUnderTheLease) 
   ASSERT_EQ(listed->checkpoints(0).files_size(), 1);
   EXPECT_EQ(listed->checkpoints(0).files(0).digest(), blob->digest);
 
+  // Completing needs a FINAL checkpoint: refused (the lease and the job unchanged) until then.
+  EXPECT_EQ(client_->CompleteTask(task.lease_token()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(GetJob(task.job_id()).state(), v1::JOB_STATE_RUNNING);
+  CommitFinal(task.lease_token());
   absl::StatusOr<v1::JobState> completed = client_->CompleteTask(task.lease_token());
   ASSERT_TRUE(completed.ok()) << completed.status();
   EXPECT_EQ(*completed, v1::JOB_STATE_SUCCEEDED);
@@ -187,6 +211,7 @@ TEST_F(GatewayClientTest, EventsCheckpointsAndCompletionAreStoredUnderTheLease) 
 
 TEST_F(GatewayClientTest, AStaleTokenChangesNothing) {
   const v1::Task task = QueueAndLease();
+  CommitFinal(task.lease_token());
   ASSERT_TRUE(client_->CompleteTask(task.lease_token()).ok());
   const v1::Job ended = GetJob(task.job_id());
 
@@ -241,7 +266,7 @@ TEST_F(GatewayClientTest, BlobsRoundTripThroughMemoryAndFiles) {
   EXPECT_EQ(written->digest, Sha256Hex(bytes));
   EXPECT_EQ(written->size_bytes, static_cast<int64_t>(bytes.size()));
 
-  absl::StatusOr<std::string> read = client_->ReadBlob(written->digest);
+  absl::StatusOr<std::string> read = client_->ReadBlob(task.lease_token(), written->digest);
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_TRUE(*read == bytes);
 
@@ -249,9 +274,11 @@ TEST_F(GatewayClientTest, BlobsRoundTripThroughMemoryAndFiles) {
   const std::string path = dir_.Join("a/b/blob.bin");
   fs::create_directories(dir_.Join("a/b"));
   testing::WriteFile(path, "old contents");
-  ASSERT_TRUE(client_->ReadBlobToFile(written->digest, path).ok());
+  ASSERT_TRUE(client_->ReadBlobToFile(task.lease_token(), written->digest, path).ok());
   EXPECT_TRUE(testing::ReadFile(path) == bytes);
-  ASSERT_TRUE(client_->ReadBlobToFile(written->digest, dir_.Join("new/dir/blob.bin")).ok());
+  ASSERT_TRUE(
+      client_->ReadBlobToFile(task.lease_token(), written->digest, dir_.Join("new/dir/blob.bin"))
+          .ok());
   EXPECT_TRUE(testing::ReadFile(dir_.Join("new/dir/blob.bin")) == bytes);
 
   // From a file: the server stores the file's digest.
@@ -261,7 +288,7 @@ TEST_F(GatewayClientTest, BlobsRoundTripThroughMemoryAndFiles) {
   ASSERT_TRUE(from_file.ok()) << from_file.status();
   EXPECT_EQ(from_file->digest, *Sha256File(upload));
   EXPECT_EQ(from_file->size_bytes, 4096);
-  EXPECT_EQ(*client_->ReadBlob(from_file->digest), Bytes(4096, 3));
+  EXPECT_EQ(*client_->ReadBlob(task.lease_token(), from_file->digest), Bytes(4096, 3));
   EXPECT_EQ(client_->WriteBlobFromFile(task.lease_token(), dir_.Join("absent")).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_TRUE(PartialFiles(dir_.path()).empty());
@@ -273,8 +300,10 @@ TEST_F(GatewayClientTest, MissingAndDamagedBlobsFailWithoutTouchingTheTarget) {
   testing::WriteFile(target, "previous download");
 
   const std::string missing = Sha256Hex("never stored");
-  EXPECT_EQ(client_->ReadBlob(missing).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(client_->ReadBlobToFile(missing, target).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->ReadBlob(task.lease_token(), missing).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->ReadBlobToFile(task.lease_token(), missing, target).code(),
+            absl::StatusCode::kNotFound);
 
   // Damage a stored blob behind the server's back (as a disk fault would), keeping its size.
   const std::string bytes = Bytes(3000, 4);
@@ -288,18 +317,72 @@ TEST_F(GatewayClientTest, MissingAndDamagedBlobsFailWithoutTouchingTheTarget) {
   damaged[1234] ^= 0x5A;
   testing::WriteFile(stored.string(), damaged);
 
-  EXPECT_EQ(client_->ReadBlob(blob->digest).status().code(), absl::StatusCode::kDataLoss);
-  absl::StatusOr<std::string> unverified = client_->ReadBlob(blob->digest, /*verify=*/false);
+  EXPECT_EQ(client_->ReadBlob(task.lease_token(), blob->digest).status().code(),
+            absl::StatusCode::kDataLoss);
+  absl::StatusOr<std::string> unverified =
+      client_->ReadBlob(task.lease_token(), blob->digest, /*verify=*/false);
   ASSERT_TRUE(unverified.ok()) << unverified.status();
   EXPECT_TRUE(*unverified == damaged);
-  EXPECT_EQ(client_->ReadBlobToFile(blob->digest, target).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(client_->ReadBlobToFile(task.lease_token(), blob->digest, target).code(),
+            absl::StatusCode::kDataLoss);
   EXPECT_EQ(testing::ReadFile(target), "previous download");
   EXPECT_TRUE(PartialFiles(dir_.path()).empty());
 }
 
+TEST_F(GatewayClientTest, ALeaseReadsAndCommitsOnlyWhatItsTaskMaySee) {
+  const v1::Task a = QueueAndLease();
+  const v1::Task b = QueueAndLease();
+  ASSERT_NE(a.job_id(), b.job_id());
+  ASSERT_GT(a.instance_images_size(), 0);
+  EXPECT_TRUE(client_->ReadBlob(a.lease_token(), a.instance_images(0).digest()).ok());
+
+  // What a writes is a's: b gets NOT_FOUND, with the message of a blob that does not exist.
+  absl::StatusOr<BlobRef> secret = client_->WriteBlob(a.lease_token(), "a's weights");
+  ASSERT_TRUE(secret.ok()) << secret.status();
+  EXPECT_TRUE(client_->ReadBlob(a.lease_token(), secret->digest).ok());
+  const absl::Status denied = client_->ReadBlob(b.lease_token(), secret->digest).status();
+  EXPECT_EQ(denied.code(), absl::StatusCode::kNotFound) << denied;
+  const std::string missing = Sha256Hex("never stored");
+  const absl::Status absent = client_->ReadBlob(b.lease_token(), missing).status();
+  EXPECT_EQ(std::string(denied.message()),
+            absl::StrReplaceAll(absent.message(), {{missing, secret->digest}}));
+  EXPECT_EQ(client_->ReadBlobToFile(b.lease_token(), secret->digest, dir_.Join("x")).code(),
+            absl::StatusCode::kNotFound);
+
+  // b can neither commit a's blob as its checkpoint nor publish it in a cache entry.
+  v1::CommitCheckpointRequest commit;
+  commit.set_lease_token(b.lease_token());
+  commit.set_step(1);
+  commit.set_kind(v1::CHECKPOINT_KIND_FINAL);
+  v1::CheckpointFile* file = commit.add_files();
+  file->set_path("unet/diffusion_pytorch_model.safetensors");
+  file->set_digest(secret->digest);
+  file->set_size_bytes(secret->size_bytes);
+  const absl::Status committed = client_->CommitCheckpoint(commit).status();
+  EXPECT_EQ(committed.code(), absl::StatusCode::kFailedPrecondition) << committed;
+  EXPECT_THAT(std::string(committed.message()),
+              ::testing::HasSubstr("was not written under this lease"));
+  v1::PutCacheEntryRequest put;
+  put.set_lease_token(b.lease_token());
+  put.set_key("laundered");
+  v1::CacheItem* item = put.add_items();
+  item->set_name("weights");
+  item->set_digest(secret->digest);
+  item->set_size_bytes(secret->size_bytes);
+  EXPECT_EQ(client_->PutCacheEntry(put).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(client_->GetCacheEntry(b.lease_token(), "laundered")->found());
+
+  // The same commit under a's lease is accepted; a forged token reads nothing.
+  commit.set_lease_token(a.lease_token());
+  EXPECT_TRUE(client_->CommitCheckpoint(commit).ok());
+  EXPECT_EQ(client_->ReadBlob("lt_forged", a.instance_images(0).digest()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(GatewayClientTest, CacheEntriesAreReplacedAppendedAndConflictsRefused) {
   const v1::Task task = QueueAndLease();
-  absl::StatusOr<v1::GetCacheEntryResponse> absent = client_->GetCacheEntry("test/key");
+  absl::StatusOr<v1::GetCacheEntryResponse> absent =
+      client_->GetCacheEntry(task.lease_token(), "test/key");
   ASSERT_TRUE(absent.ok()) << absent.status();
   EXPECT_FALSE(absent->found());
 
@@ -322,7 +405,8 @@ TEST_F(GatewayClientTest, CacheEntriesAreReplacedAppendedAndConflictsRefused) {
   EXPECT_EQ(*put("b", *y, true), 2);
   // The same name with another digest is refused and changes nothing.
   EXPECT_EQ(put("a", *y, true).status().code(), absl::StatusCode::kFailedPrecondition);
-  absl::StatusOr<v1::GetCacheEntryResponse> entry = client_->GetCacheEntry("test/key");
+  absl::StatusOr<v1::GetCacheEntryResponse> entry =
+      client_->GetCacheEntry(task.lease_token(), "test/key");
   ASSERT_TRUE(entry.ok()) << entry.status();
   ASSERT_TRUE(entry->found());
   ASSERT_EQ(entry->items_size(), 2);
@@ -386,8 +470,8 @@ TEST_F(GatewayClientTest, CallsMadeWhileTheServerRestartsSucceedOnceItIsBack) {
   std::future<absl::StatusOr<int64_t>> reported = std::async(std::launch::async, [&] {
     return client_->ReportEvents(task.lease_token(), {LogEvent("during the restart")});
   });
-  std::future<absl::StatusOr<std::string>> read =
-      std::async(std::launch::async, [&] { return client_->ReadBlob(blob->digest); });
+  std::future<absl::StatusOr<std::string>> read = std::async(
+      std::launch::async, [&] { return client_->ReadBlob(task.lease_token(), blob->digest); });
   ASSERT_TRUE(server_->Restart().ok());
 
   absl::StatusOr<int64_t> last = reported.get();
@@ -396,6 +480,7 @@ TEST_F(GatewayClientTest, CallsMadeWhileTheServerRestartsSucceedOnceItIsBack) {
   absl::StatusOr<std::string> bytes = read.get();
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   EXPECT_EQ(*bytes, Bytes(2000, 6));
+  CommitFinal(task.lease_token());
   EXPECT_TRUE(client_->CompleteTask(task.lease_token()).ok());
 }
 

@@ -70,8 +70,10 @@ class SharedCacheTest : public ::testing::Test {
     return dir;
   }
 
-  v1::GetCacheEntryResponse ServerEntry(const std::string& key) {
-    absl::StatusOr<v1::GetCacheEntryResponse> entry = client_->GetCacheEntry(key);
+  // The server's entry `key`, read under lease `token` ("" => this fixture's lease).
+  v1::GetCacheEntryResponse ServerEntry(const std::string& key, const std::string& token = "") {
+    absl::StatusOr<v1::GetCacheEntryResponse> entry =
+        client_->GetCacheEntry(token.empty() ? token_ : token, key);
     EXPECT_TRUE(entry.ok()) << entry.status();
     return entry.ok() ? *entry : v1::GetCacheEntryResponse();
   }
@@ -183,22 +185,24 @@ TEST_F(SharedCacheTest, PulledItemNamesCannotLeaveTheStoreFolder) {
   EXPECT_TRUE(FilesIn(fs::path(store).parent_path().string()).empty());
 }
 
-TEST_F(SharedCacheTest, WritesNeedALiveLeaseButReadsDoNot) {
+TEST_F(SharedCacheTest, ReadsAndWritesNeedALiveLease) {
   const std::string store = StoreDir("a", {{"000000.png", "a0"}});
-  ASSERT_TRUE(client_->CompleteTask(token_).ok());  // the token is spent
+  ASSERT_TRUE(client_->FailTask(token_, "ended", /*retryable=*/false).ok());  // the token is spent
 
   SharedCache stale(client_.get(), token_);
   absl::StatusOr<SyncCounts> push = stale.PushClassImages("store", store);
   EXPECT_EQ(push.status().code(), absl::StatusCode::kFailedPrecondition) << push.status();
-  EXPECT_FALSE(ServerEntry(SharedCache::ClassImageServerKey("store")).found());
 
-  // A live lease publishes; a pull under the spent token still reads it.
+  // A live lease publishes and reads; the spent token reads nothing.
   ASSERT_TRUE(server_->QueueJob().ok());
   absl::StatusOr<v1::Task> task = server_->Lease("another-worker");
   ASSERT_TRUE(task.ok()) << task.status();
   SharedCache live(client_.get(), task->lease_token());
   ASSERT_TRUE(live.PushClassImages("store", store).ok());
+  EXPECT_TRUE(ServerEntry(SharedCache::ClassImageServerKey("store"), task->lease_token()).found());
   absl::StatusOr<SyncCounts> pull = stale.PullClassImages("store", StoreDir("b", {}));
+  EXPECT_EQ(pull.status().code(), absl::StatusCode::kFailedPrecondition) << pull.status();
+  pull = live.PullClassImages("store", StoreDir("c", {}));
   ASSERT_TRUE(pull.ok()) << pull.status();
   EXPECT_EQ(pull->downloaded, 1);
 }
