@@ -33,6 +33,10 @@ struct ServerOptions {
   int64_t max_upload_bytes = 50LL << 20;
   int64_t max_image_pixels = 40'000'000;
   int max_images_per_set = 1000;
+  // Per-tenant quotas (RESOURCE_EXHAUSTED naming the flag): QUEUED + RUNNING jobs at CreateJob;
+  // RUNNING jobs at once (a tenant's further jobs wait in the queue; 0: no limit).
+  int tenant_max_active_jobs = 1000;
+  int tenant_max_running_jobs = 0;
   // Per blob a worker writes (a checkpoint file, a cache item): RESOURCE_EXHAUSTED beyond it.
   int64_t max_blob_bytes = 64LL << 30;
   // CreateJob request ids are remembered at least this long.

@@ -181,6 +181,7 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const Caller& caller,
   job.max_infra_attempts = resolved.max_infra_attempts();
   job.request_id = request_id;
   job.request_fingerprint = spec::SpecFingerprint(spec);
+  job.max_active_jobs_of_tenant = options_.tenant_max_active_jobs;
   ASSIGN_OR_RETURN(storage::JobRecord created,
                    jobs_->Create(job, NowMs(), options_.request_retention_ms));
   hub_.Notify(created.id);
@@ -202,6 +203,7 @@ absl::Status ServiceCore::DeleteJob(const Caller& caller, const std::string& job
   ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->Delete(job_id));
   spdlog::info("job {} deleted (was {})", job_id, static_cast<int>(job.state));
   hub_.Notify(job_id);
+  if (job.state == storage::JobState::kRunning) NotifyTaskAvailable();
   return absl::OkStatus();
 }
 

@@ -158,8 +158,9 @@ absl::StatusOr<std::optional<v1::Task>> ServiceCore::TryLeaseTask(
     }
   }
   if (train) {
-    ASSIGN_OR_RETURN(std::optional<storage::Lease> lease,
-                     jobs_->Claim(request.worker_id(), models, NowMs(), ttl));
+    ASSIGN_OR_RETURN(
+        std::optional<storage::Lease> lease,
+        jobs_->Claim(request.worker_id(), models, NowMs(), ttl, options_.tenant_max_running_jobs));
     if (lease.has_value()) {
       hub_.Notify(lease->job.id);
       v1::Task task;
@@ -214,8 +215,12 @@ absl::StatusOr<storage::JobState> ServiceCore::CompleteTask(const std::string& t
     RETURN_IF_ERROR(samples_->Complete(token, NowMs()));
     return storage::JobState::kSucceeded;
   }
-  return WithJobLease(token,
-                      [&](const storage::JobRecord&) { return jobs_->Complete(token, NowMs()); });
+  ASSIGN_OR_RETURN(storage::JobState state, WithJobLease(token, [&](const storage::JobRecord&) {
+                     return jobs_->Complete(token, NowMs());
+                   }));
+  // Under --tenant-max-running-jobs the tenant's next queued job may now run.
+  if (options_.tenant_max_running_jobs > 0) NotifyTaskAvailable();
+  return state;
 }
 
 absl::StatusOr<storage::JobState> ServiceCore::FailTask(const std::string& token,
@@ -227,7 +232,9 @@ absl::StatusOr<storage::JobState> ServiceCore::FailTask(const std::string& token
   ASSIGN_OR_RETURN(storage::JobState state, WithJobLease(token, [&](const storage::JobRecord&) {
                      return jobs_->Fail(token, NowMs(), error, retryable);
                    }));
-  if (state == storage::JobState::kQueued) NotifyTaskAvailable();
+  if (state == storage::JobState::kQueued || options_.tenant_max_running_jobs > 0) {
+    NotifyTaskAvailable();
+  }
   return state;
 }
 

@@ -35,6 +35,19 @@ absl::StatusOr<JobRecord> JobStore::Create(const NewJob& job, int64_t now_ms,
         return absl::OkStatus();
       }
     }
+    if (job.max_active_jobs_of_tenant > 0) {
+      ASSIGN_OR_RETURN(Statement active, c.Prepare("SELECT COUNT(*) FROM jobs WHERE tenant = ? "
+                                                   "AND state IN (1, 2)"));
+      active.Bind(1, job.tenant);
+      ASSIGN_OR_RETURN(bool row, active.Step());
+      const int64_t n = row ? active.ColumnInt(0) : 0;
+      if (n >= job.max_active_jobs_of_tenant) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("tenant '", job.tenant, "' has ", n,
+                         " queued or running jobs, its limit (dreamboothd "
+                         "--tenant-max-active-jobs); wait for one to end or cancel one"));
+      }
+    }
     const std::string id = absl::StrCat("job_", RandomHex(8));
     ASSIGN_OR_RETURN(Statement ins,
                      c.Prepare("INSERT INTO jobs (id, spec, base_model, instance_set, "

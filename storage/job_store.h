@@ -30,7 +30,8 @@ class JobStore {
 
   // Inserts a QUEUED job (with a STATE_CHANGED event #1). With a request_id seen within
   // `request_retention_ms`: the same fingerprint returns the job created first (unchanged);
-  // another fingerprint is ALREADY_EXISTS. Older request ids are forgotten.
+  // another fingerprint is ALREADY_EXISTS. Older request ids are forgotten. A new job over the
+  // tenant's job.max_active_jobs_of_tenant is RESOURCE_EXHAUSTED naming the limit.
   absl::StatusOr<JobRecord> Create(const NewJob& job, int64_t now_ms, int64_t request_retention_ms);
   // NOT_FOUND naming the id when absent.
   absl::StatusOr<JobRecord> Get(const std::string& job_id);
@@ -72,12 +73,14 @@ class JobStore {
 
   // ---- Worker side (leases) ----
 
-  // Claims the oldest QUEUED job whose base model is in `base_models`, in one BEGIN IMMEDIATE
+  // Claims the oldest QUEUED job whose base model is in `base_models` and whose tenant has fewer
+  // than `max_running_per_tenant` RUNNING jobs (0: no limit), in one BEGIN IMMEDIATE
   // transaction: state RUNNING, attempt + 1, a fresh random token valid for ttl_ms. Returns
   // nullopt when no job is eligible.
   absl::StatusOr<std::optional<Lease>> Claim(const std::string& worker_id,
                                              const std::vector<std::string>& base_models,
-                                             int64_t now_ms, int64_t ttl_ms);
+                                             int64_t now_ms, int64_t ttl_ms,
+                                             int max_running_per_tenant = 0);
 
   struct HeartbeatResult {
     bool cancel_requested = false;

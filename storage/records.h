@@ -73,6 +73,8 @@ struct NewJob {
   // other fingerprint => ALREADY_EXISTS).
   std::string request_id;
   std::string request_fingerprint;
+  // Quota: the tenant may have at most this many QUEUED or RUNNING jobs (0: no limit).
+  int max_active_jobs_of_tenant = 0;
 };
 
 struct JobRecord {

@@ -184,7 +184,8 @@ TEST_F(WorkerE2eTest, FullJobRunsEveryStageCommitsCheckpointsAndSamples) {
   EXPECT_EQ(last_training_step, 4);
   EXPECT_EQ(events.back().state(), v1::JOB_STATE_SUCCEEDED);
 
-  // Checkpoints: resume states and sampleable weights at step 2, the final export at step 4.
+  // Checkpoints: sampleable weights at step 2, the final export at step 4, and only the newest
+  // resume state (step 4; step 2's was pruned: resume_checkpoints_to_keep defaults to 1).
   absl::StatusOr<v1::ListCheckpointsResponse> checkpoints = api_->ListCheckpoints(job->id());
   ASSERT_TRUE(checkpoints.ok()) << checkpoints.status();
   std::set<std::pair<int64_t, v1::CheckpointKind>> kinds;
@@ -193,7 +194,8 @@ TEST_F(WorkerE2eTest, FullJobRunsEveryStageCommitsCheckpointsAndSamples) {
     kinds.insert({c.step(), c.kind()});
     if (c.kind() == v1::CHECKPOINT_KIND_FINAL) final_id = c.id();
   }
-  EXPECT_TRUE(kinds.count({2, v1::CHECKPOINT_KIND_RESUME}));
+  EXPECT_FALSE(kinds.count({2, v1::CHECKPOINT_KIND_RESUME}));
+  EXPECT_TRUE(kinds.count({4, v1::CHECKPOINT_KIND_RESUME}));
   EXPECT_TRUE(kinds.count({2, v1::CHECKPOINT_KIND_SAMPLEABLE}));
   EXPECT_TRUE(kinds.count({4, v1::CHECKPOINT_KIND_FINAL}));
   ASSERT_FALSE(final_id.empty());

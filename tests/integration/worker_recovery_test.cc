@@ -89,7 +89,8 @@ class WorkerRecoveryTest : public ::testing::Test {
 TEST_F(WorkerRecoveryTest, KilledWorkerIsReplacedAndTheJobResumesToTheSameWeights) {
   StartDaemon("6s");
   const std::string set = UploadInstances();
-  const v1::JobSpec spec = TinySpec(set, 8, 4);
+  v1::JobSpec spec = TinySpec(set, 8, 4);
+  spec.set_resume_checkpoints_to_keep(10);  // keep attempt 1's resume states to inspect below
 
   // Reference: the same spec (same seed) trained without interruption.
   auto w1 = StartWorker("w1");

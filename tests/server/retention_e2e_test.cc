@@ -1,7 +1,7 @@
 // Retention against a real dreamboothd on loopback: DeleteCheckpoint, DeleteJob (also of a
 // running job, whose worker loses its lease) and DeleteImageSet, after which the garbage
 // collector (--gc-interval, --gc-grace=1ms here) leaves no blob on disk; and the spec's
-// checkpoints_total_limit pruning older sampleable checkpoints.
+// checkpoints_total_limit pruning older sampleable checkpoints; and --max-blob-bytes.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -125,6 +125,25 @@ TEST_F(RetentionE2eTest, TheSpecsLimitKeepsOnlyTheNewestSampleableCheckpoints) {
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(refused.status().message(), "spec.checkpoints_total_limit"))
       << refused.status();
+}
+
+TEST_F(RetentionE2eTest, ABlobOverTheServersLimitIsRefusedAndNothingIsStored) {
+  StartDaemon({"--max-blob-bytes=1000", "--gc-interval=1h"});
+  const std::string set = UploadImages(1);
+  ASSERT_TRUE(client_->CreateJob(MinimalSpec(set)).ok());
+  TestWorker worker(workers_.get(), "w");
+  std::optional<v1::Task> task = worker.Lease();
+  ASSERT_TRUE(task.has_value());
+  const int before = BlobFiles();
+  grpc::Status status;
+  worker.WriteBlob(task->lease_token(), std::string(1001, 'x'), &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "--max-blob-bytes"))
+      << status.error_message();
+  EXPECT_EQ(BlobFiles(), before);
+  worker.WriteBlob(task->lease_token(), std::string(1000, 'x'), &status);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(BlobFiles(), before + 1);
 }
 
 }  // namespace

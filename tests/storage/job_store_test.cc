@@ -448,5 +448,43 @@ TEST_F(JobStoreTest, PruneHistoryKeepsTheLastEventOfOldEndedJobsAndLiveJobsWhole
   EXPECT_EQ(static_cast<int64_t>(Events(queued.id).size()), queued_events);
 }
 
+TEST_F(JobStoreTest, TenantQuotasLimitActiveJobsAtCreateAndRunningJobsAtClaim) {
+  auto create = [&](const std::string& tenant, const std::string& body,
+                    const std::string& request_id = "") {
+    NewJob job = Spec(body, request_id);
+    job.tenant = tenant;
+    job.max_active_jobs_of_tenant = 2;
+    return store_->Create(job, 1000, kDay);
+  };
+  auto a1 = create("a", "a1", "req-a1");
+  auto a2 = create("a", "a2");
+  ASSERT_TRUE(a1.ok() && a2.ok());
+  auto a3 = create("a", "a3");
+  EXPECT_EQ(a3.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(a3.status().message().find("--tenant-max-active-jobs"), std::string::npos)
+      << a3.status();
+  // A retry of an accepted request still answers with its job; another tenant is unaffected.
+  auto retried = create("a", "a1", "req-a1");
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->id, a1->id);
+  auto b1 = create("b", "b1");
+  ASSERT_TRUE(b1.ok()) << b1.status();
+
+  // One running job per tenant: a1 runs, a2 waits behind it, b1 runs.
+  auto first = store_->Claim("w1", kModels, 1100, kTtl, /*max_running_per_tenant=*/1);
+  auto second = store_->Claim("w2", kModels, 1100, kTtl, 1);
+  ASSERT_TRUE(first.ok() && first->has_value() && second.ok() && second->has_value());
+  EXPECT_EQ((*first)->job.id, a1->id);
+  EXPECT_EQ((*second)->job.id, b1->id);
+  EXPECT_FALSE(store_->Claim("w3", kModels, 1100, kTtl, 1)->has_value());
+  EXPECT_TRUE(store_->Cancel(a1->id, 1200).ok());
+  ASSERT_TRUE(store_->Complete((*first)->token, 1300).ok());  // cancelled: no FINAL needed
+  auto third = store_->Claim("w3", kModels, 1400, kTtl, 1);
+  ASSERT_TRUE(third.ok() && third->has_value());
+  EXPECT_EQ((*third)->job.id, a2->id);
+  // With a1 ended, tenant a has room for one more job.
+  EXPECT_TRUE(create("a", "a4").ok());
+}
+
 }  // namespace
 }  // namespace dreambooth::storage

@@ -1,0 +1,57 @@
+// Per-tenant job quotas against a real dreamboothd: --tenant-max-active-jobs refuses CreateJob
+// with RESOURCE_EXHAUSTED naming the flag (a retried request still gets its job), and
+// --tenant-max-running-jobs keeps a tenant's further jobs queued until a running one ends, when
+// a parked LeaseTask is woken for the next one.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <future>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "tests/server/e2e_util.h"
+
+namespace dreambooth::testing {
+namespace {
+
+class QuotaE2eTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    StartDaemon({"--tenant-max-active-jobs=2", "--tenant-max-running-jobs=1"});
+  }
+};
+
+TEST_F(QuotaE2eTest, ActiveAndRunningJobsPerTenantAreCapped) {
+  const std::string set = UploadImages(1);
+  absl::StatusOr<v1::Job> first = client_->CreateJob(MinimalSpec(set), "req-first");
+  absl::StatusOr<v1::Job> second = client_->CreateJob(MinimalSpec(set));
+  ASSERT_TRUE(first.ok() && second.ok());
+  absl::StatusOr<v1::Job> third = client_->CreateJob(MinimalSpec(set));
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(absl::StrContains(third.status().message(), "--tenant-max-active-jobs"))
+      << third.status();
+  absl::StatusOr<v1::Job> retried = client_->CreateJob(MinimalSpec(set), "req-first");
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->id(), first->id());
+
+  TestWorker a(workers_.get(), "a"), b(workers_.get(), "b");
+  std::optional<v1::Task> running = a.Lease();
+  ASSERT_TRUE(running.has_value());
+  EXPECT_EQ(running->job_id(), first->id());
+  // The second job waits although a worker asks: b's long poll parks...
+  std::future<std::optional<v1::Task>> parked =
+      std::async(std::launch::async, [&] { return b.Lease(/*wait_ms=*/20'000); });
+  EXPECT_EQ(parked.wait_for(std::chrono::milliseconds(500)), std::future_status::timeout);
+  EXPECT_EQ(client_->GetJob(second->id())->state(), v1::JOB_STATE_QUEUED);
+  // ...and is answered with it as soon as the first job ends.
+  ASSERT_TRUE(a.Finish(running->lease_token()).ok());
+  ASSERT_EQ(parked.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  std::optional<v1::Task> next = parked.get();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->job_id(), second->id());
+  // One job active again: there is room for a new one.
+  EXPECT_TRUE(client_->CreateJob(MinimalSpec(set)).ok());
+}
+
+}  // namespace
+}  // namespace dreambooth::testing
