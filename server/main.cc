@@ -6,6 +6,7 @@
 //               [--sweep-interval=1s] [--gc-interval=1h] [--gc-grace=1h]
 //               [--event-retention=720h] [--shutdown-grace=10s] [--max-upload-bytes=52428800]
 //               [--tenant-max-active-jobs=1000] [--tenant-max-running-jobs=0]
+//               [--tenant-uploads-per-minute=120]
 //               [--max-images-per-set=1000] [--max-blob-bytes=68719476736] [--model-root=DIR]
 //               [--log-level=info]
 //               [--log-format=text|json] [--local-workers=N|auto] [--worker-cache-dir=DIR]
@@ -90,6 +91,8 @@ void AddFlags(CLI::App& app, Flags& f) {
               "queued + running jobs per tenant; CreateJob beyond it is RESOURCE_EXHAUSTED", 1);
   cli::AddInt(app, "--tenant-max-running-jobs", &f.server.tenant_max_running_jobs,
               "jobs of one tenant running at once; the rest wait in the queue (0: no limit)", 0);
+  cli::AddInt(app, "--tenant-uploads-per-minute", &f.server.tenant_uploads_per_minute,
+              "UploadImages calls one tenant may start per minute (0: no limit)", 0);
   cli::AddInt(app, "--max-blob-bytes", &f.server.max_blob_bytes,
               "per blob a worker writes (checkpoint file, cache item)", int64_t{1});
   cli::AddString(app, "--model-root", &f.server.model_root,

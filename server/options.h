@@ -37,6 +37,8 @@ struct ServerOptions {
   // RUNNING jobs at once (a tenant's further jobs wait in the queue; 0: no limit).
   int tenant_max_active_jobs = 1000;
   int tenant_max_running_jobs = 0;
+  // UploadImages calls a tenant may start per minute (0: no limit).
+  int tenant_uploads_per_minute = 120;
   // Per blob a worker writes (a checkpoint file, a cache item): RESOURCE_EXHAUSTED beyond it.
   int64_t max_blob_bytes = 64LL << 30;
   // CreateJob request ids are remembered at least this long.

@@ -67,6 +67,7 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Open(const ServerOptio
   b->catalog_ = std::make_unique<storage::CatalogStore>(b->db_.get());
   b->keys_ = std::make_unique<storage::KeyStore>(b->db_.get());
   b->access_ = std::make_unique<storage::LeaseAccess>(b->db_.get());
+  b->upload_limiter_ = std::make_unique<RateLimiter>(options.tenant_uploads_per_minute, 60'000);
   ASSIGN_OR_RETURN(b->blobs_, storage::BlobStore::Open(options.data_dir));
   b->samples_ = std::make_unique<SampleBroker>();
   b->progress_ = std::make_unique<ProgressCoalescer>(b->jobs_.get(), options.progress_interval_ms);
@@ -195,6 +196,15 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CancelJob(const Caller& caller,
   ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->Cancel(job_id, NowMs()));
   hub_.Notify(job_id);
   return job;
+}
+
+absl::Status ServiceCore::AdmitUpload(const Caller& caller) {
+  const int64_t wait_ms = upload_limiter_->Admit(caller.tenant, NowMs());
+  if (wait_ms <= 0) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "tenant '", caller.tenant, "' started ", upload_limiter_->limit(),
+      " uploads in the last minute, its limit (dreamboothd --tenant-uploads-per-minute); retry in ",
+      (wait_ms + 999) / 1000, " s"));
 }
 
 absl::Status ServiceCore::DeleteJob(const Caller& caller, const std::string& job_id) {

@@ -21,6 +21,7 @@
 #include "server/event_hub.h"
 #include "server/options.h"
 #include "server/progress_coalescer.h"
+#include "server/rate_limiter.h"
 #include "server/sample_broker.h"
 #include "storage/blob_gc.h"
 #include "storage/blob_store.h"
@@ -72,6 +73,9 @@ class ServiceCore {
   absl::StatusOr<storage::GcReport> RunMaintenance();
 
   // ---- Uploads ----
+  // Admits one UploadImages call of `caller`'s tenant, or RESOURCE_EXHAUSTED naming the limit
+  // (--tenant-uploads-per-minute) and when to retry.
+  absl::Status AdmitUpload(const Caller& caller);
   // The number of images in set `set_id` (NOT_FOUND when there is none for `caller`).
   absl::StatusOr<int> ImageCount(const Caller& caller, const std::string& set_id);
   // Checks that `bytes` is a fully decodable image within the upload limits and stores it in the
@@ -199,6 +203,7 @@ class ServiceCore {
   std::unique_ptr<storage::BlobStore> blobs_;
   std::unique_ptr<SampleBroker> samples_;
   std::unique_ptr<ProgressCoalescer> progress_;
+  std::unique_ptr<RateLimiter> upload_limiter_;
   EventHub hub_;
   std::string page_token_key_;            // constant after Open
   std::function<void()> task_available_;  // set once before serving

@@ -45,6 +45,7 @@ class UploadReactor : public ReadLoopReactor<v1::UploadImagesRequest> {
     }
     have_target_ = true;
     target_ = target;
+    RETURN_IF_ERROR(core_->AdmitUpload(caller_));
     if (target_.display_name().size() > 255) {
       return absl::InvalidArgumentError("target.display_name must be at most 255 bytes");
     }

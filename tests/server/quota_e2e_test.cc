@@ -1,7 +1,7 @@
 // Per-tenant job quotas against a real dreamboothd: --tenant-max-active-jobs refuses CreateJob
 // with RESOURCE_EXHAUSTED naming the flag (a retried request still gets its job), and
 // --tenant-max-running-jobs keeps a tenant's further jobs queued until a running one ends, when
-// a parked LeaseTask is woken for the next one.
+// a parked LeaseTask is woken for the next one; --tenant-uploads-per-minute.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -51,6 +51,19 @@ TEST_F(QuotaE2eTest, ActiveAndRunningJobsPerTenantAreCapped) {
   EXPECT_EQ(next->job_id(), second->id());
   // One job active again: there is room for a new one.
   EXPECT_TRUE(client_->CreateJob(MinimalSpec(set)).ok());
+}
+
+TEST_F(QuotaE2eTest, UploadsPerMinuteAreLimitedPerTenant) {
+  StartDaemon({"--tenant-uploads-per-minute=2"});
+  UploadImages(1);
+  UploadImages(1);
+  absl::StatusOr<v1::UploadImagesResponse> third =
+      client_->Upload({{"x.jpg", std::string(10, 'x')}}, "", "third");
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted) << third.status();
+  EXPECT_TRUE(absl::StrContains(third.status().message(), "--tenant-uploads-per-minute"))
+      << third.status();
+  EXPECT_TRUE(absl::StrContains(third.status().message(), "retry in")) << third.status();
+  EXPECT_EQ(client_->ListImageSets(100, "")->image_sets_size(), 2);
 }
 
 }  // namespace
