@@ -1,12 +1,26 @@
 #include "server/lease_waiters.h"
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/convert.h"
 
 namespace dreambooth::server {
+namespace {
 
-LeaseWaiters::LeaseWaiters(TryLease try_lease)
-    : try_lease_(std::move(try_lease)), thread_([this] { Loop(); }) {}
+// "ipv4:10.0.0.7:41234" -> "ipv4:10.0.0.7", "ipv6:[::1]:5000" -> "ipv6:[::1]"; others as they are.
+std::string PeerHost(const std::string& peer) {
+  if (!absl::StartsWith(peer, "ipv4:") && !absl::StartsWith(peer, "ipv6:")) return peer;
+  const size_t colon = peer.rfind(':');
+  return colon > 4 ? peer.substr(0, colon) : peer;
+}
+
+}  // namespace
+
+LeaseWaiters::LeaseWaiters(TryLease try_lease, int max_parked_per_peer)
+    : try_lease_(std::move(try_lease)),
+      max_parked_per_peer_(max_parked_per_peer),
+      thread_([this] { Loop(); }) {}
 
 LeaseWaiters::~LeaseWaiters() {
   Close();
@@ -16,14 +30,34 @@ LeaseWaiters::~LeaseWaiters() {
 void LeaseWaiters::Park(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
                         const v1::LeaseTaskRequest* request, v1::LeaseTaskResponse* response,
                         std::chrono::steady_clock::time_point deadline) {
+  const std::string peer = PeerHost(context->peer());
   {
     absl::MutexLock lock(&mu_);
+    int& parked = parked_per_peer_[peer];
+    if (!closed_ && (max_parked_per_peer_ <= 0 || parked < max_parked_per_peer_)) {
+      ++parked;
+      waiters_.push_back({context, reactor, request, response, deadline, peer});
+      return;
+    }
+    if (parked == 0) parked_per_peer_.erase(peer);
     if (!closed_) {
-      waiters_.push_back({context, reactor, request, response, deadline});
+      reactor->Finish(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat(peer, " already has ", max_parked_per_peer_,
+                       " LeaseTask calls waiting, the limit per peer; wait for one to end")));
       return;
     }
   }
   reactor->Finish(grpc::Status::OK);
+}
+
+void LeaseWaiters::Finish(const Waiter& w, const grpc::Status& status) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = parked_per_peer_.find(w.peer);
+    if (it != parked_per_peer_.end() && --it->second <= 0) parked_per_peer_.erase(it);
+  }
+  w.reactor->Finish(status);
 }
 
 void LeaseWaiters::Wake() {
@@ -38,7 +72,7 @@ void LeaseWaiters::Close() {
     closed_ = true;
     closing.swap(waiters_);
   }
-  for (Waiter& w : closing) w.reactor->Finish(grpc::Status::OK);
+  for (Waiter& w : closing) Finish(w, grpc::Status::OK);
 }
 
 void LeaseWaiters::Loop() {
@@ -57,14 +91,14 @@ void LeaseWaiters::Loop() {
     const auto now = std::chrono::steady_clock::now();
     for (Waiter& w : batch) {
       if (w.context->IsCancelled()) {
-        w.reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "lease wait cancelled"));
+        Finish(w, grpc::Status(grpc::StatusCode::CANCELLED, "lease wait cancelled"));
         continue;
       }
       absl::StatusOr<bool> granted = try_lease_(*w.request, w.response);
       if (!granted.ok()) {
-        w.reactor->Finish(ToGrpc(granted.status()));
+        Finish(w, ToGrpc(granted.status()));
       } else if (*granted || now >= w.deadline) {
-        w.reactor->Finish(grpc::Status::OK);
+        Finish(w, grpc::Status::OK);
       } else {
         still_waiting.push_back(w);
       }
@@ -77,7 +111,7 @@ void LeaseWaiters::Loop() {
       }
     }
     // Closed while these were being retried: Close() did not see them, so they end here.
-    for (Waiter& w : still_waiting) w.reactor->Finish(grpc::Status::OK);
+    for (Waiter& w : still_waiting) Finish(w, grpc::Status::OK);
   }
 }
 

@@ -6,7 +6,7 @@
 //               [--sweep-interval=1s] [--gc-interval=1h] [--gc-grace=1h]
 //               [--event-retention=720h] [--shutdown-grace=10s] [--max-upload-bytes=52428800]
 //               [--tenant-max-active-jobs=1000] [--tenant-max-running-jobs=0]
-//               [--tenant-uploads-per-minute=120]
+//               [--tenant-uploads-per-minute=120] [--max-parked-leases-per-peer=64]
 //               [--max-images-per-set=1000] [--max-blob-bytes=68719476736] [--model-root=DIR]
 //               [--log-level=info]
 //               [--log-format=text|json] [--local-workers=N|auto] [--worker-cache-dir=DIR]
@@ -93,6 +93,8 @@ void AddFlags(CLI::App& app, Flags& f) {
               "jobs of one tenant running at once; the rest wait in the queue (0: no limit)", 0);
   cli::AddInt(app, "--tenant-uploads-per-minute", &f.server.tenant_uploads_per_minute,
               "UploadImages calls one tenant may start per minute (0: no limit)", 0);
+  cli::AddInt(app, "--max-parked-leases-per-peer", &f.server.max_parked_leases_per_peer,
+              "LeaseTask long-polls one peer host may park at once (0: no limit)", 0);
   cli::AddInt(app, "--max-blob-bytes", &f.server.max_blob_bytes,
               "per blob a worker writes (checkpoint file, cache item)", int64_t{1});
   cli::AddString(app, "--model-root", &f.server.model_root,

@@ -39,6 +39,8 @@ struct ServerOptions {
   int tenant_max_running_jobs = 0;
   // UploadImages calls a tenant may start per minute (0: no limit).
   int tenant_uploads_per_minute = 120;
+  // LeaseTask long-polls parked at once per peer host (0: no limit).
+  int max_parked_leases_per_peer = 64;
   // Per blob a worker writes (a checkpoint file, a cache item): RESOURCE_EXHAUSTED beyond it.
   int64_t max_blob_bytes = 64LL << 30;
   // CreateJob request ids are remembered at least this long.

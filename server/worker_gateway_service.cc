@@ -86,7 +86,8 @@ WorkerGatewayService::WorkerGatewayService(ServiceCore* core, const Authenticato
       waiters_(std::make_unique<LeaseWaiters>(
           [this](const v1::LeaseTaskRequest& request, v1::LeaseTaskResponse* response) {
             return TryLease(request, response);
-          })) {}
+          },
+          core->options().max_parked_leases_per_peer)) {}
 
 grpc::ServerUnaryReactor* WorkerGatewayService::LeaseTask(grpc::CallbackServerContext* context,
                                                           const v1::LeaseTaskRequest* request,

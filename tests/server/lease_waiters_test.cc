@@ -74,10 +74,12 @@ class CountingReactor : public grpc::ServerUnaryReactor {
 // is there at once.
 class ParkingGateway final : public v1::WorkerGateway::CallbackService {
  public:
-  explicit ParkingGateway(TaskSupply* supply)
-      : waiters_([supply](const v1::LeaseTaskRequest& request, v1::LeaseTaskResponse* response) {
-          return supply->TryLease(request, response);
-        }) {}
+  ParkingGateway(TaskSupply* supply, int max_parked_per_peer)
+      : waiters_(
+            [supply](const v1::LeaseTaskRequest& request, v1::LeaseTaskResponse* response) {
+              return supply->TryLease(request, response);
+            },
+            max_parked_per_peer) {}
 
   grpc::ServerUnaryReactor* LeaseTask(grpc::CallbackServerContext* context,
                                       const v1::LeaseTaskRequest* request,
@@ -117,7 +119,7 @@ struct PendingCall {
 class LeaseWaitersTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    gateway_ = std::make_unique<ParkingGateway>(&supply_);
+    gateway_ = std::make_unique<ParkingGateway>(&supply_, max_parked_per_peer_);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -156,6 +158,7 @@ class LeaseWaitersTest : public ::testing::Test {
     return call;
   }
 
+  int max_parked_per_peer_ = 0;
   TaskSupply supply_;
   std::unique_ptr<ParkingGateway> gateway_;
   std::unique_ptr<grpc::Server> server_;
@@ -268,6 +271,33 @@ TEST_F(LeaseWaitersTest, CloseFinishesParkedCallsEmptyAndParksNoMore) {
   EXPECT_FALSE(late->response.has_task());
   EXPECT_EQ(supply_.tries("late"), 0);
   EXPECT_TRUE(PollUntil([&] { return gateway_->finished() == 3; }));
+}
+
+class LimitedLeaseWaitersTest : public LeaseWaitersTest {
+ protected:
+  void SetUp() override {
+    max_parked_per_peer_ = 2;
+    LeaseWaitersTest::SetUp();
+  }
+};
+
+TEST_F(LimitedLeaseWaitersTest, APeerParksAtMostItsLimitAndRegainsRoomAsCallsEnd) {
+  auto first = ParkLease("w1");
+  auto second = ParkLease("w2");
+  auto third = StartLease("w3", 30'000);
+  const grpc::Status refused = third->status.get();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(refused.error_message().find("ipv4:127.0.0.1 already has 2 LeaseTask calls"),
+            std::string::npos)
+      << refused.error_message();
+  EXPECT_FALSE(first->Done());
+  // One ends (it gets a task): the peer may park another.
+  supply_.Add(1);
+  gateway_->waiters().Wake();
+  ASSERT_TRUE(first->status.get().ok());
+  auto fourth = ParkLease("w4");
+  EXPECT_FALSE(fourth->Done());
+  EXPECT_FALSE(second->Done());
 }
 
 }  // namespace
