@@ -6,7 +6,8 @@
 //               [--sweep-interval=1s] [--gc-interval=1h] [--gc-grace=1h]
 //               [--event-retention=720h] [--shutdown-grace=10s] [--max-upload-bytes=52428800]
 //               [--tenant-max-active-jobs=1000] [--tenant-max-running-jobs=0]
-//               [--tenant-uploads-per-minute=120] [--max-parked-leases-per-peer=64]
+//               [--tenant-max-stored-bytes=1099511627776] [--tenant-uploads-per-minute=120]
+//               [--max-parked-leases-per-peer=64]
 //               [--max-images-per-set=1000] [--max-blob-bytes=68719476736] [--model-root=DIR]
 //               [--log-level=info]
 //               [--log-format=text|json] [--local-workers=N|auto] [--worker-cache-dir=DIR]
@@ -91,6 +92,10 @@ void AddFlags(CLI::App& app, Flags& f) {
               "queued + running jobs per tenant; CreateJob beyond it is RESOURCE_EXHAUSTED", 1);
   cli::AddInt(app, "--tenant-max-running-jobs", &f.server.tenant_max_running_jobs,
               "jobs of one tenant running at once; the rest wait in the queue (0: no limit)", 0);
+  cli::AddInt(app, "--tenant-max-stored-bytes", &f.server.tenant_max_stored_bytes,
+              "bytes of images and checkpoints per tenant; uploads and new jobs beyond it are "
+              "refused (0: no limit)",
+              int64_t{0});
   cli::AddInt(app, "--tenant-uploads-per-minute", &f.server.tenant_uploads_per_minute,
               "UploadImages calls one tenant may start per minute (0: no limit)", 0);
   cli::AddInt(app, "--max-parked-leases-per-peer", &f.server.max_parked_leases_per_peer,

@@ -37,6 +37,9 @@ struct ServerOptions {
   // RUNNING jobs at once (a tenant's further jobs wait in the queue; 0: no limit).
   int tenant_max_active_jobs = 1000;
   int tenant_max_running_jobs = 0;
+  // Bytes a tenant may store (its images and checkpoints): uploads and new jobs beyond it are
+  // RESOURCE_EXHAUSTED (0: no limit).
+  int64_t tenant_max_stored_bytes = 1LL << 40;
   // UploadImages calls a tenant may start per minute (0: no limit).
   int tenant_uploads_per_minute = 120;
   // LeaseTask long-polls parked at once per peer host (0: no limit).

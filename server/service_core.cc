@@ -183,6 +183,11 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const Caller& caller,
   job.request_id = request_id;
   job.request_fingerprint = spec::SpecFingerprint(spec);
   job.max_active_jobs_of_tenant = options_.tenant_max_active_jobs;
+  // Over the storage quota a new job is refused, but a retry still gets the job it created.
+  if (absl::Status quota = CheckStorageQuota(caller, 0); !quota.ok()) {
+    if (!absl::IsResourceExhausted(quota)) return quota;
+    job.refuse_new_job = std::string(quota.message());
+  }
   ASSIGN_OR_RETURN(storage::JobRecord created,
                    jobs_->Create(job, NowMs(), options_.request_retention_ms));
   hub_.Notify(created.id);
@@ -196,6 +201,20 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CancelJob(const Caller& caller,
   ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->Cancel(job_id, NowMs()));
   hub_.Notify(job_id);
   return job;
+}
+
+absl::Status ServiceCore::CheckStorageQuota(const Caller& caller, int64_t adding) {
+  if (options_.tenant_max_stored_bytes <= 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(int64_t stored, storage::TenantStoredBytes(*db_, caller.tenant));
+  if (stored + adding <= options_.tenant_max_stored_bytes &&
+      stored < options_.tenant_max_stored_bytes) {
+    return absl::OkStatus();
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "tenant '", caller.tenant, "' stores ", stored, " bytes",
+      adding > 0 ? absl::StrCat(" (+", adding, " in this request)") : "", "; its limit is ",
+      options_.tenant_max_stored_bytes,
+      " (dreamboothd --tenant-max-stored-bytes); delete jobs, checkpoints or image sets"));
 }
 
 absl::Status ServiceCore::AdmitUpload(const Caller& caller) {

@@ -30,6 +30,7 @@
 #include "storage/job_store.h"
 #include "storage/key_store.h"
 #include "storage/lease_access.h"
+#include "storage/tenant_usage.h"
 
 namespace dreambooth::server {
 
@@ -71,6 +72,10 @@ class ServiceCore {
   // drops expired request ids and the events (but the last) of jobs that ended more than
   // --event-retention ago. Logs what it freed.
   absl::StatusOr<storage::GcReport> RunMaintenance();
+
+  // RESOURCE_EXHAUSTED naming --tenant-max-stored-bytes when `caller`'s tenant stores that much
+  // already, or would with `adding` more bytes.
+  absl::Status CheckStorageQuota(const Caller& caller, int64_t adding);
 
   // ---- Uploads ----
   // Admits one UploadImages call of `caller`'s tenant, or RESOURCE_EXHAUSTED naming the limit

@@ -54,6 +54,9 @@ absl::StatusOr<storage::ImageSetRecord> ServiceCore::AddImages(
     const Caller& caller, const std::string& set_id, const std::string& display_name,
     const std::vector<storage::StoredImageRecord>& images) {
   if (!set_id.empty()) RETURN_IF_ERROR(GetImageSetFor(caller, set_id).status());
+  int64_t adding = 0;
+  for (const storage::StoredImageRecord& image : images) adding += image.size_bytes;
+  RETURN_IF_ERROR(CheckStorageQuota(caller, adding));
   return catalog_->AddImages(caller.tenant, set_id, display_name, images,
                              options_.max_images_per_set, NowMs());
 }

@@ -35,6 +35,7 @@ absl::StatusOr<JobRecord> JobStore::Create(const NewJob& job, int64_t now_ms,
         return absl::OkStatus();
       }
     }
+    if (!job.refuse_new_job.empty()) return absl::ResourceExhaustedError(job.refuse_new_job);
     if (job.max_active_jobs_of_tenant > 0) {
       ASSIGN_OR_RETURN(Statement active, c.Prepare("SELECT COUNT(*) FROM jobs WHERE tenant = ? "
                                                    "AND state IN (1, 2)"));

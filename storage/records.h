@@ -75,6 +75,9 @@ struct NewJob {
   std::string request_fingerprint;
   // Quota: the tenant may have at most this many QUEUED or RUNNING jobs (0: no limit).
   int max_active_jobs_of_tenant = 0;
+  // When set, a job that is not a retry of an earlier request is RESOURCE_EXHAUSTED with this
+  // message (a quota the caller checked).
+  std::string refuse_new_job;
 };
 
 struct JobRecord {

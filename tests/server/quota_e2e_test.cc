@@ -1,7 +1,8 @@
 // Per-tenant job quotas against a real dreamboothd: --tenant-max-active-jobs refuses CreateJob
 // with RESOURCE_EXHAUSTED naming the flag (a retried request still gets its job), and
 // --tenant-max-running-jobs keeps a tenant's further jobs queued until a running one ends, when
-// a parked LeaseTask is woken for the next one; --tenant-uploads-per-minute.
+// a parked LeaseTask is woken for the next one; --tenant-uploads-per-minute;
+// --tenant-max-stored-bytes.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -9,7 +10,9 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "tests/server/e2e_util.h"
+#include "tests/testing/image_files.h"
 
 namespace dreambooth::testing {
 namespace {
@@ -64,6 +67,33 @@ TEST_F(QuotaE2eTest, UploadsPerMinuteAreLimitedPerTenant) {
       << third.status();
   EXPECT_TRUE(absl::StrContains(third.status().message(), "retry in")) << third.status();
   EXPECT_EQ(client_->ListImageSets(100, "")->image_sets_size(), 2);
+}
+
+TEST_F(QuotaE2eTest, StoredBytesPerTenantAreCapped) {
+  const std::string set = UploadImages(1);  // under the default limit
+  absl::StatusOr<v1::ImageSet> stored = client_->GetImageSet(set);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  const int64_t bytes = stored->images(0).size_bytes();
+  absl::StatusOr<v1::Job> created = client_->CreateJob(MinimalSpec(set), "req-quota");
+  ASSERT_TRUE(created.ok()) << created.status();
+  // The same data dir with a limit the set already reaches: uploads and new jobs are refused,
+  // a retried request still gets its job, and deleting frees the quota.
+  StartDaemon({absl::StrCat("--tenant-max-stored-bytes=", bytes)});
+  absl::StatusOr<v1::UploadImagesResponse> more =
+      client_->Upload({{"more.jpg", MakeJpeg(Noise(40, 40, 99), JpegColor::kRgb)}}, "", "more");
+  EXPECT_EQ(more.status().code(), absl::StatusCode::kResourceExhausted) << more.status();
+  EXPECT_TRUE(absl::StrContains(more.status().message(), "--tenant-max-stored-bytes"))
+      << more.status();
+  absl::StatusOr<v1::Job> refused = client_->CreateJob(MinimalSpec(set));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  absl::StatusOr<v1::Job> retried = client_->CreateJob(MinimalSpec(set), "req-quota");
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->id(), created->id());
+  ASSERT_TRUE(client_->CancelJob(created->id()).ok());
+  ASSERT_TRUE(client_->DeleteImageSet(set).ok());
+  EXPECT_TRUE(
+      client_->Upload({{"more.jpg", MakeJpeg(Noise(40, 40, 99), JpegColor::kRgb)}}, "", "more")
+          .ok());
 }
 
 }  // namespace
