@@ -8,6 +8,7 @@
 //               [--tenant-max-active-jobs=1000] [--tenant-max-running-jobs=0]
 //               [--tenant-max-stored-bytes=1099511627776] [--tenant-uploads-per-minute=120]
 //               [--max-parked-leases-per-peer=64]
+//               [--max-events-per-job=100000]
 //               [--max-images-per-set=1000] [--max-blob-bytes=68719476736] [--model-root=DIR]
 //               [--log-level=info]
 //               [--log-format=text|json] [--local-workers=N|auto] [--worker-cache-dir=DIR]
@@ -98,6 +99,9 @@ void AddFlags(CLI::App& app, Flags& f) {
               int64_t{0});
   cli::AddInt(app, "--tenant-uploads-per-minute", &f.server.tenant_uploads_per_minute,
               "UploadImages calls one tenant may start per minute (0: no limit)", 0);
+  cli::AddInt(app, "--max-events-per-job", &f.server.max_events_per_job,
+              "events workers may add to one job; later ones are dropped (0: no limit)",
+              int64_t{0});
   cli::AddInt(app, "--max-parked-leases-per-peer", &f.server.max_parked_leases_per_peer,
               "LeaseTask long-polls one peer host may park at once (0: no limit)", 0);
   cli::AddInt(app, "--max-blob-bytes", &f.server.max_blob_bytes,

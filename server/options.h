@@ -42,6 +42,9 @@ struct ServerOptions {
   int64_t tenant_max_stored_bytes = 1LL << 40;
   // UploadImages calls a tenant may start per minute (0: no limit).
   int tenant_uploads_per_minute = 120;
+  // Events a worker may add to one job; beyond it they are dropped (progress still updates the
+  // job). 0: no limit.
+  int64_t max_events_per_job = 100'000;
   // LeaseTask long-polls parked at once per peer host (0: no limit).
   int max_parked_leases_per_peer = 64;
   // Per blob a worker writes (a checkpoint file, a cache item): RESOURCE_EXHAUSTED beyond it.

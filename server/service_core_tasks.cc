@@ -1,4 +1,6 @@
 // ServiceCore: the worker protocol (WorkerGateway), fenced by lease tokens.
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/status_macros.h"
@@ -188,6 +190,30 @@ absl::StatusOr<ServiceCore::HeartbeatResult> ServiceCore::Heartbeat(const std::s
 absl::StatusOr<int64_t> ServiceCore::ReportEvents(const std::string& token,
                                                   std::vector<storage::EventRecord> events) {
   ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->CheckLease(token, NowMs()));
+  const int64_t cap = options_.max_events_per_job;
+  const int64_t room = cap > 0 ? cap - job.last_sequence : std::numeric_limits<int64_t>::max();
+  if (room <= 0) {
+    // Over the cap nothing more is stored; progress still moves the job's position.
+    for (auto it = events.rbegin(); it != events.rend(); ++it) {
+      if (it->kind != storage::EventKind::kProgress) continue;
+      RETURN_IF_ERROR(
+          jobs_->Heartbeat(token, NowMs(), options_.lease_ttl_ms, it->stage, it->step, it->total)
+              .status());
+      hub_.Notify(job.id);
+      break;
+    }
+    return job.last_sequence;
+  }
+  if (static_cast<int64_t>(events.size()) >= room) {
+    events.resize(room - 1);
+    storage::EventRecord note;
+    note.kind = storage::EventKind::kLog;
+    note.message = absl::StrCat("the job has reached its limit of ", cap,
+                                " events (dreamboothd --max-events-per-job): later progress only "
+                                "updates the job, later log lines and validation images are "
+                                "dropped");
+    events.push_back(std::move(note));
+  }
   ASSIGN_OR_RETURN(int64_t last,
                    progress_->Report(job.id, token, job.last_sequence, NowMs(), events));
   hub_.Notify(job.id);

@@ -2,7 +2,7 @@
 // with RESOURCE_EXHAUSTED naming the flag (a retried request still gets its job), and
 // --tenant-max-running-jobs keeps a tenant's further jobs queued until a running one ends, when
 // a parked LeaseTask is woken for the next one; --tenant-uploads-per-minute;
-// --tenant-max-stored-bytes.
+// --tenant-max-stored-bytes; --max-events-per-job.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -94,6 +94,50 @@ TEST_F(QuotaE2eTest, StoredBytesPerTenantAreCapped) {
   EXPECT_TRUE(
       client_->Upload({{"more.jpg", MakeJpeg(Noise(40, 40, 99), JpegColor::kRgb)}}, "", "more")
           .ok());
+}
+
+TEST_F(QuotaE2eTest, AJobsEventsAreCappedWithoutFailingItsWorker) {
+  StartDaemon({"--max-events-per-job=8"});
+  const std::string set = UploadImages(1);
+  absl::StatusOr<v1::Job> job = client_->CreateJob(MinimalSpec(set));  // event 1: queued
+  ASSERT_TRUE(job.ok()) << job.status();
+  TestWorker worker(workers_.get(), "w");
+  std::optional<v1::Task> task = worker.Lease();  // event 2: running
+  ASSERT_TRUE(task.has_value());
+  auto log = [&](int n) {
+    grpc::ClientContext c;
+    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ReportEventsRequest request;
+    request.set_lease_token(task->lease_token());
+    for (int i = 0; i < n; ++i) {
+      v1::JobEvent* e = request.add_events();
+      e->set_kind(v1::EVENT_KIND_LOG);
+      e->set_message(absl::StrCat("line ", i));
+    }
+    v1::ReportEventsResponse response;
+    return workers_->gateway().ReportEvents(&c, request, &response);
+  };
+  ASSERT_TRUE(log(10).ok());  // 5 fit, then the note
+  EXPECT_EQ(client_->GetJob(job->id())->last_sequence(), 8);
+  ASSERT_TRUE(log(3).ok());  // dropped
+  ASSERT_TRUE(worker.Progress(task->lease_token(), 7, 10, 0.5f).ok());
+  absl::StatusOr<v1::Job> now = client_->GetJob(job->id());
+  EXPECT_EQ(now->last_sequence(), 8);
+  EXPECT_EQ(now->step(), 7);
+  std::string last_message;
+  ASSERT_TRUE(client_
+                  ->WatchJob(job->id(), 7,
+                             [&](const v1::JobEvent& e) {
+                               last_message = e.message();
+                               return false;
+                             })
+                  .ok());
+  EXPECT_TRUE(absl::StrContains(last_message, "--max-events-per-job")) << last_message;
+  // The job's own events (checkpoint, success) are still recorded.
+  v1::JobState state;
+  ASSERT_TRUE(worker.Finish(task->lease_token(), &state).ok());
+  EXPECT_EQ(state, v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(client_->GetJob(job->id())->last_sequence(), 10);
 }
 
 }  // namespace
