@@ -10,6 +10,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <deque>
 #include <string>
 
@@ -21,17 +22,42 @@
 
 namespace dreambooth::server {
 
+// A client stream is complete only when the client half-closes it (WritesDone): only then does
+// OnStreamEnd run and may commit what the stream carried. A call that is cancelled instead (the
+// client's TryCancel, its deadline, a broken connection) finishes CANCELLED without OnStreamEnd.
+//
+// gRPC reports a half-close and a cancellation alike, as a failed read, and OnCancel may run after
+// that read's OnReadDone. So on a failed read the reactor first sends the initial metadata: the
+// transport fails that send on a stream it has already closed (the cancellation that failed the
+// read), and succeeds on a half-closed one. Only a successful send that OnCancel has not
+// overtaken leads to OnStreamEnd.
 template <typename Request>
 class ReadLoopReactor : public grpc::ServerReadReactor<Request> {
  public:
   void OnReadDone(bool ok) final {
-    const absl::Status status = ok ? OnMessage(request_) : OnStreamEnd();
-    if (!status.ok() || !ok) {
+    if (!ok) {
+      if (cancelled_.load()) {
+        FinishCancelled();
+      } else {
+        this->StartSendInitialMetadata();
+      }
+      return;
+    }
+    const absl::Status status = OnMessage(request_);
+    if (!status.ok()) {
       this->Finish(ToGrpc(status));
       return;
     }
     this->StartRead(&request_);
   }
+  void OnSendInitialMetadataDone(bool ok) final {
+    if (!ok || cancelled_.load()) {
+      FinishCancelled();
+      return;
+    }
+    this->Finish(ToGrpc(OnStreamEnd()));
+  }
+  void OnCancel() final { cancelled_.store(true); }
   void OnDone() override { delete this; }
 
  protected:
@@ -39,11 +65,19 @@ class ReadLoopReactor : public grpc::ServerReadReactor<Request> {
   void StartReading() { this->StartRead(&request_); }
   // One message of the stream; an error finishes the call with it.
   virtual absl::Status OnMessage(const Request& request) = 0;
-  // The client half-closed; the call finishes with the returned status.
+  // The client half-closed; the call finishes with the returned status. Not called when the call
+  // was cancelled.
   virtual absl::Status OnStreamEnd() = 0;
 
  private:
+  void FinishCancelled() {
+    this->Finish(
+        grpc::Status(grpc::StatusCode::CANCELLED,
+                     "stream cancelled before the client completed it; nothing was stored"));
+  }
+
   Request request_;
+  std::atomic<bool> cancelled_{false};
 };
 
 template <typename Message>
