@@ -3,7 +3,8 @@
 //   dreamboothd [--listen=127.0.0.1:50051] [--worker-listen=127.0.0.1:50052]
 //               [--tls-cert=PEM --tls-key=PEM] [--auth=auto|api-keys|none] [--allow-insecure]
 //               [--data-dir=./dreambooth-data] [--lease-ttl=30s]
-//               [--sweep-interval=1s] [--shutdown-grace=10s] [--max-upload-bytes=52428800]
+//               [--sweep-interval=1s] [--sample-queue-timeout=60s] [--shutdown-grace=10s]
+//               [--max-upload-bytes=52428800]
 //               [--max-images-per-set=1000] [--model-root=DIR] [--log-level=info]
 //               [--log-format=text|json] [--local-workers=N|auto] [--worker-cache-dir=DIR]
 //               [--worker-binary=PATH] [--worker-threads=N]
@@ -39,6 +40,7 @@ struct Flags {
   dreambooth::server::ServerOptions server;
   absl::Duration lease_ttl = absl::Milliseconds(server.lease_ttl_ms);
   absl::Duration sweep_interval = absl::Milliseconds(server.sweep_interval_ms);
+  absl::Duration sample_queue_timeout = absl::Milliseconds(server.sample_queue_timeout_ms);
   absl::Duration shutdown_grace = absl::Seconds(10);
   std::string log_level = "info";
   std::string log_format = "text";
@@ -69,6 +71,8 @@ void AddFlags(CLI::App& app, Flags& f) {
   cli::AddString(app, "--data-dir", &f.server.data_dir, "database and blobs (created if missing)");
   cli::AddDuration(app, "--lease-ttl", &f.lease_ttl, "task lease lifetime; workers renew at 1/3");
   cli::AddDuration(app, "--sweep-interval", &f.sweep_interval, "how often expired leases requeue");
+  cli::AddDuration(app, "--sample-queue-timeout", &f.sample_queue_timeout,
+                   "a Sample call no worker takes within this time fails UNAVAILABLE");
   cli::AddDuration(app, "--shutdown-grace", &f.shutdown_grace,
                    "how long in-flight calls may finish on SIGTERM");
   cli::AddInt(app, "--max-upload-bytes", &f.server.max_upload_bytes, "per uploaded file",
@@ -104,6 +108,7 @@ int main(int argc, char** argv) {
   dreambooth::server::ServerOptions options = flags.server;
   options.lease_ttl_ms = absl::ToInt64Milliseconds(flags.lease_ttl);
   options.sweep_interval_ms = absl::ToInt64Milliseconds(flags.sweep_interval);
+  options.sample_queue_timeout_ms = absl::ToInt64Milliseconds(flags.sample_queue_timeout);
   const int64_t grace_ms = absl::ToInt64Milliseconds(flags.shutdown_grace);
   if (absl::Status s = dreambooth::server::ConfigureLogging(flags.log_level, flags.log_format);
       !s.ok()) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -80,6 +81,61 @@ TEST_F(HostileClientTest, UploadCancelledMidStreamAddsNothingToAnExistingSet) {
   const grpc::Status done = writer->Finish();
   ASSERT_TRUE(done.ok()) << done.error_message();
   EXPECT_EQ(response.image_set().images_size(), 3);
+}
+
+// A daemon whose Sample tasks wait at most a second for a worker.
+class SampleQueueTimeoutTest : public E2eTest {
+ protected:
+  void SetUp() override { StartDaemon({"--sample-queue-timeout=1s", "--sweep-interval=100ms"}); }
+};
+
+TEST_F(SampleQueueTimeoutTest, SampleNoWorkerTakesFailsUnavailableNamingWhy) {
+  // A job with a sampleable checkpoint, committed by a scripted trainer.
+  const std::string set = UploadImages(1);
+  absl::StatusOr<v1::Job> job = client_->CreateJob(MinimalSpec(set));
+  ASSERT_TRUE(job.ok()) << job.status();
+  TestWorker trainer(workers_.get(), "trainer");
+  std::optional<v1::Task> train = trainer.Lease();
+  ASSERT_TRUE(train.has_value());
+  const std::string digest = trainer.WriteBlob(train->lease_token(), "weights");
+  {
+    grpc::ClientContext c;
+    v1::CommitCheckpointRequest request;
+    request.set_lease_token(train->lease_token());
+    request.set_step(5);
+    request.set_kind(v1::CHECKPOINT_KIND_SAMPLEABLE);
+    v1::CheckpointFile* f = request.add_files();
+    f->set_path("unet/w.safetensors");
+    f->set_digest(digest);
+    f->set_size_bytes(7);
+    v1::CommitCheckpointResponse response;
+    ASSERT_TRUE(workers_->gateway().CommitCheckpoint(&c, request, &response).ok());
+  }
+
+  // No worker leases SAMPLE tasks: the call ends well before its own deadline.
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  v1::SampleRequest request;
+  request.set_job_id(job->id());
+  request.set_prompt("a photo of sks dog");
+  const auto start = std::chrono::steady_clock::now();
+  auto reader = client_->stub().Sample(&c, request);
+  std::vector<v1::SampleResponse> received;
+  v1::SampleResponse response;
+  while (reader->Read(&response)) received.push_back(response);
+  const grpc::Status status = reader->Finish();
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_NE(status.error_message().find("no worker took the sample task within 1s"),
+            std::string::npos)
+      << status.error_message();
+  EXPECT_LT(took, std::chrono::seconds(10));
+  ASSERT_FALSE(received.empty());
+  EXPECT_EQ(received[0].progress().message(), "queued; waiting for a worker");
+
+  // The task left the queue: a worker that comes later finds nothing to sample.
+  TestWorker sampler(workers_.get(), "sampler");
+  EXPECT_FALSE(sampler.Lease(0, {}, {v1::TASK_KIND_SAMPLE}).has_value());
 }
 
 }  // namespace
