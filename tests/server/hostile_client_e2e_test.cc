@@ -2,6 +2,7 @@
 // Sample calls no worker takes, requests that are not valid messages, and storage failures whose
 // details must stay in the server log.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <chrono>
 #include <optional>
@@ -136,6 +137,43 @@ TEST_F(SampleQueueTimeoutTest, SampleNoWorkerTakesFailsUnavailableNamingWhy) {
   // The task left the queue: a worker that comes later finds nothing to sample.
   TestWorker sampler(workers_.get(), "sampler");
   EXPECT_FALSE(sampler.Lease(0, {}, {v1::TASK_KIND_SAMPLE}).has_value());
+}
+
+TEST_F(HostileClientTest, StorageErrorsReachTheClientWithoutSqlAndTheLogWithIt) {
+  UploadImages(1);
+  // Damage the schema under the running daemon: its next read of image_sets fails in SQLite.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Join("data/db.sqlite").c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE image_sets RENAME TO image_sets_moved", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  grpc::ClientContext c;
+  v1::ListImageSetsRequest request;
+  v1::ListImageSetsResponse response;
+  const grpc::Status status = client_->stub().ListImageSets(&c, request, &response);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::INTERNAL) << status.error_message();
+  const std::string& message = status.error_message();
+  for (const char* leak : {"SELECT", "select", "FROM", "image_sets", "sqlite", "no such table"}) {
+    EXPECT_EQ(message.find(leak), std::string::npos) << "'" << leak << "' in: " << message;
+  }
+  const std::string prefix = "internal storage error (SQL logic error); see the server log (ref ";
+  ASSERT_EQ(message.rfind(prefix, 0), 0u) << message;
+  ASSERT_EQ(message.back(), ')') << message;
+  const std::string ref = message.substr(prefix.size(), message.size() - prefix.size() - 1);
+  EXPECT_EQ(ref.size(), 12u) << message;
+
+  // The server log has the detail under that reference.
+  const std::string log = daemon_->Log();
+  const size_t at = log.find(absl::StrCat("storage error (ref ", ref, "): sqlite: no such table"));
+  ASSERT_NE(at, std::string::npos) << log;
+  const std::string line = log.substr(at, log.find('\n', at) - at);
+  EXPECT_NE(line.find("SELECT"), std::string::npos) << line;
+  // The service keeps serving what does not touch the damaged table.
+  EXPECT_TRUE(client_->ListJobs(10, "").ok());
 }
 
 }  // namespace
