@@ -1,10 +1,14 @@
 // A real dreamboothd against clients that misbehave (issue 11): uploads cancelled mid-stream,
 // Sample calls no worker takes, requests that are not valid messages, and storage failures whose
 // details must stay in the server log.
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/client_unary_call.h>
+#include <grpcpp/impl/rpc_method.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -174,6 +178,133 @@ TEST_F(HostileClientTest, StorageErrorsReachTheClientWithoutSqlAndTheLogWithIt) 
   EXPECT_NE(line.find("SELECT"), std::string::npos) << line;
   // The service keeps serving what does not touch the damaged table.
   EXPECT_TRUE(client_->ListJobs(10, "").ok());
+}
+
+// `message` serialized, with its string `placeholder` (which it must hold once) replaced by as
+// many bytes that are not UTF-8: what a client that skips protobuf's checks can send.
+std::string WithInvalidUtf8(const google::protobuf::Message& message,
+                            const std::string& placeholder) {
+  std::string bytes = message.SerializeAsString();
+  const size_t at = bytes.find(placeholder);
+  EXPECT_NE(at, std::string::npos);
+  EXPECT_EQ(bytes.find(placeholder, at + 1), std::string::npos);
+  for (size_t i = 0; i < placeholder.size(); ++i) bytes[at + i] = static_cast<char>(0xFF - i);
+  return bytes;
+}
+
+grpc::ByteBuffer Buffer(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// A unary call of `method` whose request is `bytes` as they are.
+template <typename Response>
+grpc::Status RawUnary(grpc::ChannelInterface* channel, const std::string& method,
+                      const std::string& bytes) {
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  Response response;
+  return grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, Response>(
+      channel, grpc::internal::RpcMethod(method.c_str(), grpc::internal::RpcMethod::NORMAL_RPC), &c,
+      Buffer(bytes), &response);
+}
+
+// A server-streaming call of `method` whose request is `bytes`; reads to the end.
+template <typename Response>
+grpc::Status RawServerStreaming(grpc::ChannelInterface* channel, const std::string& method,
+                                const std::string& bytes) {
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  std::unique_ptr<grpc::ClientReader<Response>> reader(
+      grpc::internal::ClientReaderFactory<Response>::Create(
+          channel,
+          grpc::internal::RpcMethod(method.c_str(), grpc::internal::RpcMethod::SERVER_STREAMING),
+          &c, Buffer(bytes)));
+  Response response;
+  while (reader->Read(&response)) {
+  }
+  return reader->Finish();
+}
+
+TEST_F(HostileClientTest, InvalidUtf8InAStringFieldIsInvalidArgumentNamingTheField) {
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials());
+  const std::string placeholder = "PLACEHOLDER";
+
+  v1::GetJobRequest get;
+  get.set_job_id(placeholder);
+  grpc::Status status = RawUnary<v1::Job>(channel.get(), "/dreambooth.v1.DreamBooth/GetJob",
+                                          WithInvalidUtf8(get, placeholder));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(status.error_message(),
+            "request is not a valid dreambooth.v1.GetJobRequest: field 'job_id' is not valid "
+            "UTF-8 (string fields must be UTF-8 text; send binary data as bytes)");
+
+  // A nested field is named by its path.
+  v1::CreateJobRequest create;
+  *create.mutable_spec() = MinimalSpec(UploadImages(1));
+  create.mutable_spec()->set_instance_prompt(placeholder);
+  status = RawUnary<v1::Job>(channel.get(), "/dreambooth.v1.DreamBooth/CreateJob",
+                             WithInvalidUtf8(create, placeholder));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("field 'spec.instance_prompt' is not valid UTF-8"),
+            std::string::npos)
+      << status.error_message();
+
+  // Server-streaming calls too.
+  v1::WatchJobRequest watch;
+  watch.set_job_id(placeholder);
+  status = RawServerStreaming<v1::JobEvent>(channel.get(), "/dreambooth.v1.DreamBooth/WatchJob",
+                                            WithInvalidUtf8(watch, placeholder));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("dreambooth.v1.WatchJobRequest: field 'job_id'"),
+            std::string::npos)
+      << status.error_message();
+
+  // Bytes that are no protobuf message at all.
+  status = RawUnary<v1::Job>(channel.get(), "/dreambooth.v1.DreamBooth/GetJob",
+                             std::string("\x0a\xff\xff\xff\xff\x0f", 6));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(status.error_message(),
+            "request is not a valid dreambooth.v1.GetJobRequest: malformed protobuf wire format");
+
+  // Nothing of that disturbed the server, and nothing was created.
+  absl::StatusOr<v1::ListJobsResponse> jobs = client_->ListJobs(10, "");
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  EXPECT_EQ(jobs->jobs_size(), 0);
+}
+
+TEST_F(HostileClientTest, AnUploadMessageThatDoesNotParseFailsTheUploadAndStoresNothing) {
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials());
+  // A complete first file, then a second whose name is not UTF-8, then a clean half-close.
+  std::vector<v1::UploadImagesRequest> messages = UploadMessages("", 2);
+  messages[3].mutable_file()->set_name("PLACEHOLDER");
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::UploadImagesResponse response;
+  std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer(
+      grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(
+          channel.get(),
+          grpc::internal::RpcMethod("/dreambooth.v1.DreamBooth/UploadImages",
+                                    grpc::internal::RpcMethod::CLIENT_STREAMING),
+          &c, &response));
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const std::string bytes =
+        i == 3 ? WithInvalidUtf8(messages[i], "PLACEHOLDER") : messages[i].SerializeAsString();
+    if (!writer->Write(Buffer(bytes))) break;
+  }
+  writer->WritesDone();
+  const grpc::Status status = writer->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(status.error_message(),
+            "message 4 of the stream is not a valid dreambooth.v1.UploadImagesRequest: field "
+            "'file.name' is not valid UTF-8 (string fields must be UTF-8 text; send binary data "
+            "as bytes)");
+
+  absl::StatusOr<v1::ListImageSetsResponse> sets = client_->ListImageSets(100, "");
+  ASSERT_TRUE(sets.ok()) << sets.status();
+  EXPECT_EQ(sets->image_sets_size(), 0) << sets->DebugString();
 }
 
 }  // namespace
