@@ -50,7 +50,7 @@ absl::StatusOr<SyncCounts> SharedCache::PullClassImages(const std::string& store
       ++counts.local;
       continue;
     }
-    RETURN_IF_ERROR(client_->ReadBlobToFile(item.digest(), path));
+    RETURN_IF_ERROR(client_->ReadBlobToFile(item.digest(), item.size_bytes(), path));
     ++counts.downloaded;
   }
   return counts;
@@ -101,7 +101,7 @@ absl::StatusOr<SyncCounts> SharedCache::PullLatents(
     ASSIGN_OR_RETURN(v1::GetCacheEntryResponse entry, client_->GetCacheEntry(LatentServerKey(key)));
     for (const v1::CacheItem& item : entry.items()) {
       if (item.name() != kPosteriorItem) continue;
-      RETURN_IF_ERROR(client_->ReadBlobToFile(item.digest(), path));
+      RETURN_IF_ERROR(client_->ReadBlobToFile(item.digest(), item.size_bytes(), path));
       ++counts.downloaded;
     }
   }
