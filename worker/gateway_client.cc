@@ -47,8 +47,17 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
                       absl::StrCat(what, ": ", status.error_message()));
 }
 
+grpc::ChannelArguments GatewayChannelArguments() {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  return args;
+}
+
 GatewayClient::GatewayClient(const std::string& target, std::chrono::milliseconds rpc_timeout)
-    : GatewayClient(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()), rpc_timeout) {}
+    : GatewayClient(grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+                                              GatewayChannelArguments()),
+                    rpc_timeout) {}
 
 GatewayClient::GatewayClient(std::shared_ptr<grpc::Channel> channel,
                              std::chrono::milliseconds rpc_timeout)

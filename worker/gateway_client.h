@@ -42,6 +42,12 @@ inline constexpr int64_t kMinTransferBytesPerSecond = int64_t{1} << 20;
 std::chrono::milliseconds TransferTimeout(std::chrono::milliseconds rpc_timeout,
                                           int64_t size_bytes);
 
+// Arguments for a worker's channel to the gateway: while the server is unreachable the channel
+// tries to reconnect at least once a second (gRPC's default backs off to two minutes), so calls
+// waiting for a restarted server get through within about a second of its return, well inside
+// the lease they are retried under.
+grpc::ChannelArguments GatewayChannelArguments();
+
 // Thin client of one dreamboothd's WorkerGateway. Every try of a call waits for the channel to
 // be ready, for at most `rpc_timeout` (a blob transfer: TransferTimeout). A try that fails with
 // UNAVAILABLE or DEADLINE_EXCEEDED (the server restarting, or unreachable) is repeated with
@@ -51,8 +57,8 @@ std::chrono::milliseconds TransferTimeout(std::chrono::milliseconds rpc_timeout,
 // soon). Thread-safe: every method may be called from any thread concurrently.
 class GatewayClient {
  public:
-  // Connects (lazily) to `target`, e.g. "127.0.0.1:50051". `rpc_timeout` bounds each try of a
-  // unary call.
+  // Connects (lazily) to `target`, e.g. "127.0.0.1:50051", with GatewayChannelArguments().
+  // `rpc_timeout` bounds each try of a unary call.
   explicit GatewayClient(const std::string& target,
                          std::chrono::milliseconds rpc_timeout = std::chrono::seconds(30));
   // Uses an existing channel (tests).
@@ -101,6 +107,8 @@ class GatewayClient {
   // When the lease of `lease_token` expires as far as this client knows; nullopt when unknown.
   std::optional<std::chrono::steady_clock::time_point> LeaseExpiry(
       const std::string& lease_token) const ABSL_LOCKS_EXCLUDED(leases_mu_);
+  // Forgets the lease (its task is over); CompleteTask, FailTask and ReleaseTask also do.
+  void ForgetLease(const std::string& lease_token) ABSL_LOCKS_EXCLUDED(leases_mu_);
 
  private:
   std::unique_ptr<grpc::ClientContext> NewContext(std::chrono::milliseconds timeout) const;
@@ -116,7 +124,6 @@ class GatewayClient {
   // Repeats `fn` likewise (for calls that make their own contexts).
   template <typename T, typename Fn>
   absl::StatusOr<T> RetryStatusOr(const std::string& lease_token, Fn fn) const;
-  void ForgetLease(const std::string& lease_token) ABSL_LOCKS_EXCLUDED(leases_mu_);
   absl::StatusOr<std::string> ReadBlobOnce(const std::string& digest, bool verify);
   absl::Status ReadBlobToFileOnce(const std::string& digest, int64_t size_bytes,
                                   const std::string& path);

@@ -25,7 +25,10 @@ LeaseKeeper::LeaseKeeper(GatewayClient* client, std::string lease_token,
   client_->NoteLease(lease_token_, now, ttl_);
 }
 
-LeaseKeeper::~LeaseKeeper() { Stop(); }
+LeaseKeeper::~LeaseKeeper() {
+  Stop();
+  client_->ForgetLease(lease_token_);  // the task's calls are over by now
+}
 
 void LeaseKeeper::Start() {
   thread_ = std::thread([this] { Run(); });

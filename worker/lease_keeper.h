@@ -24,10 +24,11 @@ namespace dreambooth::worker {
 // Thread-safe. Start() launches the heartbeat thread; the destructor (or Stop()) joins it.
 class LeaseKeeper {
  public:
-  // `client` must outlive this object. `position` (may be empty) is called from the heartbeat
-  // thread. When `stop` is set, the keeper raises it as soon as the job is cancelled, the lease
-  // is lost, or `shutdown` (may be null) reads true (checked every 100 ms), so a runner polls a
-  // single flag.
+  // `client` must outlive this object; the destructor makes it forget the lease
+  // (GatewayClient::ForgetLease), so destroy the keeper after the task's last call. `position` (may
+  // be empty) is called from the heartbeat thread. When `stop` is set, the keeper raises it as soon
+  // as the job is cancelled, the lease is lost, or `shutdown` (may be null) reads true (checked
+  // every 100 ms), so a runner polls a single flag.
   LeaseKeeper(GatewayClient* client, std::string lease_token, std::chrono::milliseconds ttl,
               std::function<TaskPosition()> position, std::atomic<bool>* stop = nullptr,
               const std::atomic<bool>* shutdown = nullptr);
