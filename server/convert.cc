@@ -1,7 +1,13 @@
 #include "server/convert.h"
 
+#include <spdlog/spdlog.h>
+
+#include <optional>
+
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/status_macros.h"
+#include "storage/sqlite.h"
 
 namespace dreambooth::server {
 
@@ -107,7 +113,15 @@ v1::Checkpoint ToProto(const storage::CheckpointRecord& r) {
 
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  if (std::optional<std::string> kind = storage::SqliteErrorKind(status)) {
+    // The detail names SQL, tables and columns: it goes to the log, the client gets a reference.
+    const std::string ref = RandomHex(6);
+    spdlog::error("storage error (ref {}): {}", ref, std::string(status.message()));
+    return grpc::Status(code, absl::StrCat("internal storage error (", *kind,
+                                           "); see the server log (ref ", ref, ")"));
+  }
+  return grpc::Status(code, std::string(status.message()));
 }
 
 grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,

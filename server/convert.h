@@ -25,7 +25,10 @@ v1::ImageSet ToProto(const storage::ImageSetRecord& set);
 v1::StoredImage ToProto(const storage::StoredImageRecord& image);
 v1::Checkpoint ToProto(const storage::CheckpointRecord& checkpoint);
 
-// Canonical codes map 1:1 (absl and gRPC share the numbering).
+// Canonical codes map 1:1 (absl and gRPC share the numbering). A storage (SQLite) error keeps its
+// code, but its message, which names SQL, tables and columns, is logged under a random reference
+// and the client gets "internal storage error (<sqlite's generic description>); see the server log
+// (ref <hex>)" instead.
 grpc::Status ToGrpc(const absl::Status& status);
 // Finishes a unary callback call with `status` (the response message is already filled).
 grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context, const absl::Status& status);

@@ -1,10 +1,16 @@
 #include "server/dreambooth_service.h"
 
+#include <google/protobuf/descriptor.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/convert.h"
 #include "server/reactors.h"
 #include "server/request_checks.h"
+#include "server/request_decoding.h"
 
 namespace dreambooth::server {
 namespace {
@@ -23,7 +29,52 @@ absl::StatusOr<int> PageSize(int requested) {
 
 }  // namespace
 
-grpc::ServerReadReactor<v1::UploadImagesRequest>* DreamBoothService::UploadImages(
+DreamBoothService::DreamBoothService(ServiceCore* core, const Authenticator* auth)
+    : core_(core), auth_(auth) {
+  const std::string service = v1::DreamBooth::service_full_name();
+  int installed = 0;
+  auto install = [&](const char* name, grpc::internal::MethodHandler* handler) {
+    MarkMethodCallback(MethodIndex(service, name), handler);
+    ++installed;
+  };
+  install("GetImageSet", StrictUnaryHandler(this, &DreamBoothService::GetImageSet));
+  install("ListImageSets", StrictUnaryHandler(this, &DreamBoothService::ListImageSets));
+  install("DeleteImageSet", StrictUnaryHandler(this, &DreamBoothService::DeleteImageSet));
+  install("CreateJob", StrictUnaryHandler(this, &DreamBoothService::CreateJob));
+  install("GetJob", StrictUnaryHandler(this, &DreamBoothService::GetJob));
+  install("ListJobs", StrictUnaryHandler(this, &DreamBoothService::ListJobs));
+  install("CancelJob", StrictUnaryHandler(this, &DreamBoothService::CancelJob));
+  install("DeleteJob", StrictUnaryHandler(this, &DreamBoothService::DeleteJob));
+  install("DeleteCheckpoint", StrictUnaryHandler(this, &DreamBoothService::DeleteCheckpoint));
+  install("ListCheckpoints", StrictUnaryHandler(this, &DreamBoothService::ListCheckpoints));
+  install("WatchJob", StrictServerStreamingHandler(this, &DreamBoothService::WatchJob));
+  install("DownloadCheckpoint",
+          StrictServerStreamingHandler(this, &DreamBoothService::DownloadCheckpoint));
+  install("Sample", StrictServerStreamingHandler(this, &DreamBoothService::Sample));
+  install("UploadImages",
+          new grpc::internal::CallbackClientStreamingHandler<grpc::ByteBuffer,
+                                                             v1::UploadImagesResponse>(
+              [this](grpc::CallbackServerContext* context, v1::UploadImagesResponse* response) {
+                return UploadImagesRaw(context, response);
+              }));
+  // Every method must answer undecodable requests itself (a programming error otherwise).
+  const int methods = google::protobuf::DescriptorPool::generated_pool()
+                          ->FindServiceByName(service)
+                          ->method_count();
+  if (installed != methods) {
+    spdlog::critical("DreamBoothService installs {} of its {} methods' handlers", installed,
+                     methods);
+    std::abort();
+  }
+}
+
+absl::StatusOr<Caller> DreamBoothService::Authenticate(grpc::CallbackServerContext* context) const {
+  ASSIGN_OR_RETURN(Caller caller, auth_->Authenticate(*context, Listener::kPublic));
+  RETURN_IF_ERROR(RequestDecodeError());
+  return caller;
+}
+
+grpc::ServerReadReactor<grpc::ByteBuffer>* DreamBoothService::UploadImagesRaw(
     grpc::CallbackServerContext* context, v1::UploadImagesResponse* response) {
   return NewUploadReactor(core_, Authenticate(context), response);
 }

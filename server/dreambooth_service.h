@@ -12,11 +12,10 @@ namespace dreambooth::server {
 
 class DreamBoothService final : public v1::DreamBooth::CallbackService {
  public:
-  // `core` and `auth` must outlive the service.
-  DreamBoothService(ServiceCore* core, const Authenticator* auth) : core_(core), auth_(auth) {}
+  // `core` and `auth` must outlive the service. A unary or server-streaming request that does
+  // not parse gets INVALID_ARGUMENT naming the problem (server/request_decoding.h).
+  DreamBoothService(ServiceCore* core, const Authenticator* auth);
 
-  grpc::ServerReadReactor<v1::UploadImagesRequest>* UploadImages(
-      grpc::CallbackServerContext* context, v1::UploadImagesResponse* response) override;
   grpc::ServerUnaryReactor* GetImageSet(grpc::CallbackServerContext* context,
                                         const v1::GetImageSetRequest* request,
                                         v1::ImageSet* response) override;
@@ -54,9 +53,11 @@ class DreamBoothService final : public v1::DreamBooth::CallbackService {
                                                        const v1::SampleRequest* request) override;
 
  private:
-  absl::StatusOr<Caller> Authenticate(grpc::CallbackServerContext* context) const {
-    return auth_->Authenticate(*context, Listener::kPublic);
-  }
+  // UploadImages, whose handler hands over the messages unparsed (see NewUploadReactor).
+  grpc::ServerReadReactor<grpc::ByteBuffer>* UploadImagesRaw(grpc::CallbackServerContext* context,
+                                                             v1::UploadImagesResponse* response);
+  // The caller; then the request's parse error, if it did not parse (RequestDecodeError).
+  absl::StatusOr<Caller> Authenticate(grpc::CallbackServerContext* context) const;
 
   ServiceCore* const core_;
   const Authenticator* const auth_;

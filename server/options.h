@@ -27,6 +27,9 @@ struct ServerOptions {
   int64_t lease_ttl_ms = 30'000;
   // How often expired leases are swept.
   int64_t sweep_interval_ms = 1'000;
+  // A Sample call whose task no worker leases within this time fails with UNAVAILABLE (checked
+  // every sweep_interval_ms).
+  int64_t sample_queue_timeout_ms = 60'000;
   // Workers' progress events are written at most once per this interval per job.
   int64_t progress_interval_ms = 1'000;
   // Per uploaded file.

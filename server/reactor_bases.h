@@ -9,41 +9,119 @@
 #define DREAMBOOTH_SERVER_REACTOR_BASES_H_
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 
+#include <atomic>
+#include <cstdint>
 #include <deque>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "server/convert.h"
+#include "server/request_decoding.h"
 
 namespace dreambooth::server {
 
-template <typename Request>
-class ReadLoopReactor : public grpc::ServerReadReactor<Request> {
+// A client stream is complete only when the client half-closes it (WritesDone): only then does
+// OnStreamEnd run and may commit what the stream carried. A call that is cancelled instead (the
+// client's TryCancel, its deadline, a broken connection) finishes CANCELLED without OnStreamEnd.
+//
+// gRPC reports a half-close and a cancellation alike, as a failed read, and OnCancel may run after
+// that read's OnReadDone. So on a failed read the reactor first sends the initial metadata: the
+// transport fails that send on a stream it has already closed (the cancellation that failed the
+// read), and succeeds on a half-closed one. Only a successful send that OnCancel has not
+// overtaken leads to OnStreamEnd.
+//
+// With Wire = grpc::ByteBuffer (the method's handler reads raw messages) the reactor parses each
+// message itself, so a message that does not parse ends the call INVALID_ARGUMENT naming the
+// problem; gRPC's own parsing would end the stream as if the client had half-closed it.
+template <typename Request, typename Wire = Request>
+class ReadLoopReactor : public grpc::ServerReadReactor<Wire> {
  public:
   void OnReadDone(bool ok) final {
-    const absl::Status status = ok ? OnMessage(request_) : OnStreamEnd();
-    if (!status.ok() || !ok) {
+    if (!ok) {
+      if (cancelled_.load()) {
+        FinishCancelled();
+      } else {
+        this->StartSendInitialMetadata();
+      }
+      return;
+    }
+    ++messages_;
+    absl::Status status = Decode();
+    if (status.ok()) status = OnMessage(request());
+    if (!status.ok()) {
       this->Finish(ToGrpc(status));
       return;
     }
-    this->StartRead(&request_);
+    this->StartRead(&wire_);
   }
+  void OnSendInitialMetadataDone(bool ok) final {
+    if (!ok || cancelled_.load()) {
+      FinishCancelled();
+      return;
+    }
+    this->Finish(ToGrpc(OnStreamEnd()));
+  }
+  void OnCancel() final { cancelled_.store(true); }
   void OnDone() override { delete this; }
 
  protected:
   // Reads the first message; call at the end of the subclass's constructor.
-  void StartReading() { this->StartRead(&request_); }
+  void StartReading() { this->StartRead(&wire_); }
   // One message of the stream; an error finishes the call with it.
   virtual absl::Status OnMessage(const Request& request) = 0;
-  // The client half-closed; the call finishes with the returned status.
+  // The client half-closed; the call finishes with the returned status. Not called when the call
+  // was cancelled.
   virtual absl::Status OnStreamEnd() = 0;
 
  private:
-  Request request_;
+  void FinishCancelled() {
+    this->Finish(
+        grpc::Status(grpc::StatusCode::CANCELLED,
+                     "stream cancelled before the client completed it; nothing was stored"));
+  }
+
+  static constexpr bool kRaw = std::is_same_v<Wire, grpc::ByteBuffer>;
+
+  // Parses wire_ into parsed_ (raw messages only).
+  absl::Status Decode() {
+    if constexpr (kRaw) {
+      parsed_.Clear();
+      grpc::ProtoBufferReader reader(&wire_);
+      if (parsed_.ParseFromZeroCopyStream(&reader)) return absl::OkStatus();
+      std::vector<grpc::Slice> slices;
+      std::string bytes;
+      if (wire_.Dump(&slices).ok()) {
+        for (const grpc::Slice& s : slices) {
+          bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+        }
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat("message ", messages_, " of the stream is not a valid ",
+                       Request::descriptor()->full_name(), ": ",
+                       DescribeUndecodable(*Request::descriptor(), bytes)));
+    }
+    return absl::OkStatus();
+  }
+  const Request& request() const {
+    if constexpr (kRaw) {
+      return parsed_;
+    } else {
+      return wire_;
+    }
+  }
+
+  Wire wire_;
+  Request parsed_;  // raw messages only
+  int64_t messages_ = 0;
+  std::atomic<bool> cancelled_{false};
 };
 
 template <typename Message>

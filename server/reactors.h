@@ -13,9 +13,11 @@
 
 namespace dreambooth::server {
 
-// UploadImages: validates, hashes, stores and records each file; atomic per call.
-grpc::ServerReadReactor<v1::UploadImagesRequest>* NewUploadReactor(
-    ServiceCore* core, absl::StatusOr<Caller> caller, v1::UploadImagesResponse* response);
+// UploadImages: validates, hashes, stores and records each file; atomic per call. Reads the
+// messages raw (UploadImagesRequest bytes) and parses them itself (ReadLoopReactor).
+grpc::ServerReadReactor<grpc::ByteBuffer>* NewUploadReactor(ServiceCore* core,
+                                                            absl::StatusOr<Caller> caller,
+                                                            v1::UploadImagesResponse* response);
 
 // WatchJob: stored events after after_sequence, then live ones; ends at a terminal state.
 grpc::ServerWriteReactor<v1::JobEvent>* NewWatchReactor(ServiceCore* core,

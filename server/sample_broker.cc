@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "common/crypto.h"
 #include "common/status_macros.h"
 
@@ -144,11 +145,23 @@ void SampleBroker::SweepExpired(int64_t now_ms) {
   absl::MutexLock lock(&mu_);
   for (auto it = tasks_.begin(); it != tasks_.end();) {
     Entry& entry = it->second;
-    if (entry.leased && entry.task.expires_ms < now_ms) {
+    const Task& task = entry.task;
+    if (entry.leased && task.expires_ms < now_ms) {
       if (entry.sink != nullptr) {
         entry.sink->OnFinished(absl::UnavailableError(absl::StrCat(
-            "worker ", entry.task.worker_id, " stopped heartbeating while sampling; retry")));
+            "worker ", task.worker_id, " stopped heartbeating while sampling; retry")));
       }
+      it = tasks_.erase(it);
+    } else if (!entry.leased && task.queue_timeout_ms > 0 &&
+               now_ms - task.queued_ms > task.queue_timeout_ms) {
+      if (entry.sink != nullptr) {
+        entry.sink->OnFinished(absl::UnavailableError(
+            absl::StrCat("no worker took the sample task within ",
+                         absl::FormatDuration(absl::Milliseconds(task.queue_timeout_ms)),
+                         " (no connected worker with base model '", task.base_model,
+                         "' was free); retry later")));
+      }
+      queue_.erase(std::remove(queue_.begin(), queue_.end(), it->first), queue_.end());
       it = tasks_.erase(it);
     } else {
       ++it;

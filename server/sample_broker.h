@@ -39,6 +39,10 @@ class SampleBroker {
     std::string spec;  // serialized JobSpec of the job
     v1::SampleRequest request;
     v1::Checkpoint checkpoint;
+    // When the task was queued, and how long it may wait for a worker (0: without limit); an
+    // unleased task past that is failed by SweepExpired.
+    int64_t queued_ms = 0;
+    int64_t queue_timeout_ms = 0;
     std::string token;  // set when leased
     int64_t expires_ms = 0;
     std::string worker_id;
@@ -75,7 +79,8 @@ class SampleBroker {
   // The worker gives the task back (shutting down): the caller gets UNAVAILABLE.
   absl::Status Release(const std::string& token, int64_t now_ms, const std::string& reason)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Fails every leased task whose lease expired (UNAVAILABLE to its caller).
+  // Fails every leased task whose lease expired, and every queued task that waited longer than
+  // its queue_timeout_ms for a worker (both UNAVAILABLE to the caller).
   void SweepExpired(int64_t now_ms) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

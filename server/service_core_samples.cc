@@ -38,6 +38,8 @@ absl::StatusOr<SampleBroker::Task> ServiceCore::PrepareSample(const Caller& call
   task.base_model = job.base_model;
   task.spec = job.spec;
   task.request = std::move(resolved);
+  task.queued_ms = NowMs();
+  task.queue_timeout_ms = options_.sample_queue_timeout_ms;
   return task;
 }
 

@@ -17,7 +17,7 @@ namespace {
 
 constexpr size_t kMaxChunkBytes = 1 << 20;
 
-class UploadReactor : public ReadLoopReactor<v1::UploadImagesRequest> {
+class UploadReactor : public ReadLoopReactor<v1::UploadImagesRequest, grpc::ByteBuffer> {
  public:
   UploadReactor(ServiceCore* core, Caller caller, v1::UploadImagesResponse* response)
       : core_(core), caller_(std::move(caller)), response_(response) {
@@ -145,9 +145,10 @@ class UploadReactor : public ReadLoopReactor<v1::UploadImagesRequest> {
 
 }  // namespace
 
-grpc::ServerReadReactor<v1::UploadImagesRequest>* NewUploadReactor(
-    ServiceCore* core, absl::StatusOr<Caller> caller, v1::UploadImagesResponse* response) {
-  if (!caller.ok()) return new RejectedReadReactor<v1::UploadImagesRequest>(caller.status());
+grpc::ServerReadReactor<grpc::ByteBuffer>* NewUploadReactor(ServiceCore* core,
+                                                            absl::StatusOr<Caller> caller,
+                                                            v1::UploadImagesResponse* response) {
+  if (!caller.ok()) return new RejectedReadReactor<grpc::ByteBuffer>(caller.status());
   return new UploadReactor(core, *std::move(caller), response);
 }
 

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 
 namespace dreambooth::storage {
@@ -10,23 +11,37 @@ namespace {
 absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 }  // namespace
 
-absl::Status SqliteError(int code, sqlite3* db, std::string_view context) {
-  const std::string message = absl::StrCat("sqlite: ", db != nullptr ? sqlite3_errmsg(db) : "",
-                                           " (", sqlite3_errstr(code), ") in: ", Sv(context));
+namespace {
+absl::StatusCode SqliteStatusCode(int code) {
   switch (code & 0xFF) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      return absl::UnavailableError(message);
+      return absl::StatusCode::kUnavailable;
     case SQLITE_CONSTRAINT:
-      return absl::FailedPreconditionError(message);
+      return absl::StatusCode::kFailedPrecondition;
     case SQLITE_FULL:
-      return absl::ResourceExhaustedError(message);
+      return absl::StatusCode::kResourceExhausted;
     case SQLITE_IOERR:
     case SQLITE_CANTOPEN:
-      return absl::UnavailableError(message);
+      return absl::StatusCode::kUnavailable;
     default:
-      return absl::InternalError(message);
+      return absl::StatusCode::kInternal;
   }
+}
+}  // namespace
+
+absl::Status SqliteError(int code, sqlite3* db, std::string_view context) {
+  const std::string message = absl::StrCat("sqlite: ", db != nullptr ? sqlite3_errmsg(db) : "",
+                                           " (", sqlite3_errstr(code), ") in: ", Sv(context));
+  absl::Status status(SqliteStatusCode(code), message);
+  status.SetPayload(kSqliteErrorPayload, absl::Cord(sqlite3_errstr(code)));
+  return status;
+}
+
+std::optional<std::string> SqliteErrorKind(const absl::Status& status) {
+  const auto kind = status.GetPayload(kSqliteErrorPayload);
+  if (!kind.has_value()) return std::nullopt;
+  return std::string(*kind);
 }
 
 absl::StatusOr<Connection> Connection::Open(const std::string& path, int busy_timeout_ms) {

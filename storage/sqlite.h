@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -110,8 +111,17 @@ class Transaction {
   Connection* connection_ = nullptr;
 };
 
-// Maps an sqlite result code (with its message and the SQL involved) to a Status.
+// Maps an sqlite result code (with its message and the SQL involved) to a Status. The message is
+// for the server's log; the status also carries a kSqliteErrorPayload payload, so that the RPC
+// edge can recognise it and reply without the detail (SqliteErrorKind).
 absl::Status SqliteError(int code, sqlite3* db, std::string_view context);
+
+// Type URL of the payload SqliteError attaches; its value is sqlite's generic description of the
+// result code (sqlite3_errstr, e.g. "database is locked"), which names no table, column or SQL.
+inline constexpr char kSqliteErrorPayload[] = "type.dreambooth/storage.SqliteError";
+// The generic description when `status` came from SqliteError (and was passed on unchanged);
+// nullopt otherwise.
+std::optional<std::string> SqliteErrorKind(const absl::Status& status);
 
 }  // namespace dreambooth::storage
 

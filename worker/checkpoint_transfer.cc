@@ -72,8 +72,8 @@ absl::Status DownloadCheckpoint(GatewayClient& client, const std::string& lease_
       return absl::DataLossError(
           absl::StrCat("checkpoint ", checkpoint.id(), " has an unsafe file path: ", file.path()));
     }
-    RETURN_IF_ERROR(
-        client.ReadBlobToFile(lease_token, file.digest(), (fs::path(dir) / relative).string()));
+    RETURN_IF_ERROR(client.ReadBlobToFile(lease_token, file.digest(), file.size_bytes(),
+                                          (fs::path(dir) / relative).string()));
   }
   return WriteFileAtomic(marker, checkpoint.manifest_digest());
 }

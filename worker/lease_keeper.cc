@@ -13,12 +13,22 @@ LeaseKeeper::LeaseKeeper(GatewayClient* client, std::string lease_token,
                          std::atomic<bool>* stop, const std::atomic<bool>* shutdown)
     : client_(client),
       lease_token_(std::move(lease_token)),
+      ttl_(ttl),
       interval_(std::max<std::chrono::milliseconds>(ttl / 3, std::chrono::milliseconds(100))),
       position_(std::move(position)),
       stop_flag_(stop),
-      shutdown_(shutdown) {}
+      shutdown_(shutdown) {
+  // The task was leased just before: its lease runs a TTL from about now.
+  const auto now = std::chrono::steady_clock::now();
+  absl::MutexLock lock(&beat_mu_);
+  expires_ = now + ttl_;
+  client_->NoteLease(lease_token_, now, ttl_);
+}
 
-LeaseKeeper::~LeaseKeeper() { Stop(); }
+LeaseKeeper::~LeaseKeeper() {
+  Stop();
+  client_->ForgetLease(lease_token_);  // the task's calls are over by now
+}
 
 void LeaseKeeper::Start() {
   thread_ = std::thread([this] { Run(); });
@@ -32,9 +42,9 @@ void LeaseKeeper::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void LeaseKeeper::BeatNow() {
+bool LeaseKeeper::BeatNow() {
   absl::MutexLock beat_lock(&beat_mu_);
-  if (lease_lost_.load()) return;
+  if (lease_lost_.load()) return false;
   v1::HeartbeatRequest request;
   request.set_lease_token(lease_token_);
   if (position_) {
@@ -44,7 +54,7 @@ void LeaseKeeper::BeatNow() {
     request.set_total(p.total);
   }
   const auto start = std::chrono::steady_clock::now();
-  absl::StatusOr<v1::HeartbeatResponse> response = client_->Heartbeat(request);
+  absl::StatusOr<v1::HeartbeatResponse> response = client_->Heartbeat(request, interval_);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - start)
                         .count();
@@ -53,19 +63,28 @@ void LeaseKeeper::BeatNow() {
               << took << " ms" << std::endl;
   }
   if (response.ok()) {
+    expires_ = start + ttl_;
     if (response->cancel_requested()) {
       cancel_requested_.store(true);
       if (stop_flag_ != nullptr) stop_flag_->store(true);
     }
-    return;
+    return true;
   }
   // A rejected token means another attempt owns the job (or it ended); transport errors
-  // (server restarting) are retried on the next tick while the lease may still be valid.
+  // (server restarting) are retried soon while the lease is still valid.
   const absl::StatusCode code = response.status().code();
-  if (code == absl::StatusCode::kFailedPrecondition || code == absl::StatusCode::kNotFound) {
+  const bool rejected =
+      code == absl::StatusCode::kFailedPrecondition || code == absl::StatusCode::kNotFound;
+  const bool expired = std::chrono::steady_clock::now() >= expires_;
+  if (rejected || expired) {
+    if (!rejected) {
+      std::cerr << "heartbeat: none got through in the lease's " << ttl_.count()
+                << " ms; the lease is lost" << std::endl;
+    }
     lease_lost_.store(true);
     if (stop_flag_ != nullptr) stop_flag_->store(true);
   }
+  return false;
 }
 
 void LeaseKeeper::Run() {
@@ -80,8 +99,10 @@ void LeaseKeeper::Run() {
     }
     if (shutdown_ != nullptr && shutdown_->load() && stop_flag_ != nullptr) stop_flag_->store(true);
     if (std::chrono::steady_clock::now() < next_beat) continue;
-    BeatNow();
-    next_beat = std::chrono::steady_clock::now() + interval_;
+    const bool renewed = BeatNow();
+    // A beat that did not get through is tried again soon, while the lease lasts.
+    next_beat = std::chrono::steady_clock::now() +
+                (renewed ? interval_ : std::min(interval_, std::chrono::milliseconds(1000)));
   }
 }
 

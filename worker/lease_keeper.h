@@ -1,5 +1,10 @@
 // Keeps one task's lease alive: a background thread that sends Heartbeat every TTL/3 with the
 // task's coarse position, and records what the replies say (cancel requested, lease lost).
+//
+// Each heartbeat waits at most TTL/3 for the server. One that does not get through (UNAVAILABLE,
+// DEADLINE_EXCEEDED: the server restarting) is tried again within a second, until the lease
+// expires: TTL after the last heartbeat that did get through (the server keeps the lease that
+// long). Only then is the lease given up as lost.
 #ifndef DREAMBOOTH_WORKER_LEASE_KEEPER_H_
 #define DREAMBOOTH_WORKER_LEASE_KEEPER_H_
 
@@ -19,10 +24,11 @@ namespace dreambooth::worker {
 // Thread-safe. Start() launches the heartbeat thread; the destructor (or Stop()) joins it.
 class LeaseKeeper {
  public:
-  // `client` must outlive this object. `position` (may be empty) is called from the heartbeat
-  // thread. When `stop` is set, the keeper raises it as soon as the job is cancelled, the lease
-  // is lost, or `shutdown` (may be null) reads true (checked every 100 ms), so a runner polls a
-  // single flag.
+  // `client` must outlive this object; the destructor makes it forget the lease
+  // (GatewayClient::ForgetLease), so destroy the keeper after the task's last call. `position` (may
+  // be empty) is called from the heartbeat thread. When `stop` is set, the keeper raises it as soon
+  // as the job is cancelled, the lease is lost, or `shutdown` (may be null) reads true (checked
+  // every 100 ms), so a runner polls a single flag.
   LeaseKeeper(GatewayClient* client, std::string lease_token, std::chrono::milliseconds ttl,
               std::function<TaskPosition()> position, std::atomic<bool>* stop = nullptr,
               const std::atomic<bool>* shutdown = nullptr);
@@ -32,13 +38,15 @@ class LeaseKeeper {
 
   void Start();
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
-  // Sends one heartbeat now (also used before long operations).
-  void BeatNow() ABSL_LOCKS_EXCLUDED(mu_, beat_mu_);
+  // Sends one heartbeat now (also used before long operations); true when the server renewed
+  // the lease.
+  bool BeatNow() ABSL_LOCKS_EXCLUDED(mu_, beat_mu_);
 
   // The user cancelled the job (from a heartbeat reply).
   bool cancel_requested() const { return cancel_requested_.load(); }
-  // The server no longer recognises the token (FAILED_PRECONDITION / NOT_FOUND): every further
-  // write would be rejected, so the task must stop without completing.
+  // The server no longer recognises the token (FAILED_PRECONDITION / NOT_FOUND), or no heartbeat
+  // got through before the lease expired: every further write would be rejected, so the task
+  // must stop without completing.
   bool lease_lost() const { return lease_lost_.load(); }
 
  private:
@@ -46,7 +54,8 @@ class LeaseKeeper {
 
   GatewayClient* const client_;
   const std::string lease_token_;
-  const std::chrono::milliseconds interval_;
+  const std::chrono::milliseconds ttl_;
+  const std::chrono::milliseconds interval_;  // between heartbeats, and each one's deadline
   const std::function<TaskPosition()> position_;
   std::atomic<bool>* const stop_flag_;
   const std::atomic<bool>* const shutdown_;
@@ -55,9 +64,10 @@ class LeaseKeeper {
   std::atomic<bool> lease_lost_{false};
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  // Serializes heartbeats (the thread's and BeatNow's); guards no field: what a heartbeat
-  // changes is in the atomics above.
+  // Serializes heartbeats (the thread's and BeatNow's).
   absl::Mutex beat_mu_;
+  // When the lease expires unless a heartbeat gets through.
+  std::chrono::steady_clock::time_point expires_ ABSL_GUARDED_BY(beat_mu_);
   std::thread thread_;
 };
 

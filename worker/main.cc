@@ -112,8 +112,8 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      dreambooth::MakeChannel(options.server, security, grpc::ChannelArguments());
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = dreambooth::MakeChannel(
+      options.server, security, dreambooth::worker::GatewayChannelArguments());
   if (!channel.ok()) return cli::UsageError(app, channel.status().message());
   dreambooth::worker::GatewayClient client(*std::move(channel), std::chrono::seconds(30));
   dreambooth::worker::ModelCache models(options.sample_cache_bytes);

@@ -50,7 +50,7 @@ absl::StatusOr<SyncCounts> SharedCache::PullClassImages(const std::string& store
       ++counts.local;
       continue;
     }
-    RETURN_IF_ERROR(client_->ReadBlobToFile(lease_token_, item.digest(), path));
+    RETURN_IF_ERROR(client_->ReadBlobToFile(lease_token_, item.digest(), item.size_bytes(), path));
     ++counts.downloaded;
   }
   return counts;
@@ -102,7 +102,8 @@ absl::StatusOr<SyncCounts> SharedCache::PullLatents(
                      client_->GetCacheEntry(lease_token_, LatentServerKey(key)));
     for (const v1::CacheItem& item : entry.items()) {
       if (item.name() != kPosteriorItem) continue;
-      RETURN_IF_ERROR(client_->ReadBlobToFile(lease_token_, item.digest(), path));
+      RETURN_IF_ERROR(
+          client_->ReadBlobToFile(lease_token_, item.digest(), item.size_bytes(), path));
       ++counts.downloaded;
     }
   }

@@ -1,5 +1,6 @@
 // End-to-end failure handling with real processes: a worker killed mid-training, a server
-// killed mid-job, undecodable images and a base model with missing weights.
+// killed mid-job, a server frozen longer than a call deadline, undecodable images and a base model
+// with missing weights.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -208,6 +209,36 @@ TEST_F(WorkerRecoveryTest, ServerKilledMidJobRestartsAndTheJobCompletesWithoutLo
   bool has_step_4 = false;
   for (const v1::Checkpoint& c : Checkpoints(job->id())) has_step_4 = has_step_4 || c.step() == 4;
   EXPECT_TRUE(has_step_4);
+}
+
+TEST_F(WorkerRecoveryTest, AServerFrozenLongerThanACallDeadlineKeepsTheWorkersLeaseAndJob) {
+  StartDaemon("60s");
+  auto worker = StartWorker("w1");
+  absl::StatusOr<v1::Job> job = api_->CreateJob(TinySpec(UploadInstances(), 60, 20));
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(
+      WaitForJob(
+          *api_, job->id(),
+          [](const v1::Job& j) { return j.stage() == v1::JOB_STAGE_TRAINING && j.step() >= 2; },
+          300'000)
+          .ok())
+      << Logs(worker.get());
+
+  absl::StatusOr<v1::Job> running = api_->GetJob(job->id());
+  ASSERT_TRUE(running.ok()) << running.status();
+  ASSERT_EQ(running->state(), v1::JOB_STATE_RUNNING) << "the job ended too soon; make it longer";
+  // Freeze the server for longer than one call's deadline (the worker's 30 s), but shorter than
+  // the 60 s lease: the worker's heartbeats, events, commits and completion wait and retry.
+  ASSERT_EQ(kill(daemon_->pid(), SIGSTOP), 0);
+  std::this_thread::sleep_for(std::chrono::seconds(35));
+  ASSERT_EQ(kill(daemon_->pid(), SIGCONT), 0);
+
+  absl::StatusOr<v1::Job> done = WaitForJob(*api_, job->id(), IsTerminal, 300'000);
+  ASSERT_TRUE(done.ok()) << done.status() << Logs(worker.get());
+  EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << Logs(worker.get());
+  // The first attempt finished it: nothing was given up, requeued or retrained.
+  EXPECT_EQ(done->attempt(), 1) << Logs(worker.get());
+  EXPECT_EQ(done->infra_attempts(), 0) << Logs(worker.get());
 }
 
 TEST_F(WorkerRecoveryTest, UndecodableImageFailsTheJobWithoutRetries) {

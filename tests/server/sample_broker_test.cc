@@ -105,5 +105,40 @@ TEST(SampleBrokerTest, ACallerThatGoesAwayIsNeverCalledAgainAndTheWorkerLearnsIt
   EXPECT_TRUE(queued.outputs.empty() && queued.finished.empty());
 }
 
+TEST(SampleBrokerTest, AQueuedTaskNoWorkerTakesFailsUnavailableAfterItsQueueTimeout) {
+  SampleBroker broker;
+  RecordingSink waiting, unbounded, leased;
+  SampleBroker::Task task = TaskFor("sd15");
+  task.queued_ms = 1000;
+  task.queue_timeout_ms = 500;
+  broker.Enqueue(task, &waiting);
+  SampleBroker::Task forever = TaskFor("sd15");
+  forever.queued_ms = 1000;  // queue_timeout_ms 0: waits without limit
+  const std::string forever_id = broker.Enqueue(forever, &unbounded);
+  SampleBroker::Task taken = TaskFor("tiny");
+  taken.queued_ms = 1000;
+  taken.queue_timeout_ms = 500;
+  broker.Enqueue(taken, &leased);
+  ASSERT_TRUE(broker.Lease("w", {"tiny"}, 1100, 10'000).has_value());
+
+  broker.SweepExpired(1500);  // exactly at the limit: still waiting
+  EXPECT_TRUE(waiting.finished.empty());
+  broker.SweepExpired(1501);
+  ASSERT_EQ(waiting.finished.size(), 1u);
+  EXPECT_EQ(waiting.finished[0].code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(waiting.finished[0].message(),
+            "no worker took the sample task within 500ms (no connected worker with base model "
+            "'sd15' was free); retry later");
+  // A leased task is bound by its lease, not by the queue timeout; one without a limit stays.
+  EXPECT_TRUE(leased.finished.empty());
+  EXPECT_TRUE(unbounded.finished.empty());
+  // The failed task left the queue: the next sd15 lease gets the unbounded one.
+  std::optional<SampleBroker::Task> next = broker.Lease("w2", {"sd15"}, 1600, 10'000);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->id, forever_id);
+  EXPECT_EQ(unbounded.outputs.size(), 1u);  // "leased by worker w2"
+  EXPECT_FALSE(broker.Lease("w3", {"sd15"}, 1600, 10'000).has_value());
+}
+
 }  // namespace
 }  // namespace dreambooth::server

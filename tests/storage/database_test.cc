@@ -5,6 +5,7 @@
 
 #include "storage/catalog_store.h"
 #include "storage/migrations.h"
+#include "storage/sqlite.h"
 #include "tests/testing/temp_dir.h"
 
 namespace dreambooth::storage {
@@ -104,6 +105,21 @@ TEST(Database, FailedWriteRollsBack) {
   });
   EXPECT_EQ(s.code(), absl::StatusCode::kAborted);
   EXPECT_EQ(QueryText(**db, "SELECT COUNT(*) FROM meta"), "0");
+}
+
+TEST(Database, SqliteErrorsKeepTheDetailInTheMessageAndAGenericKindInTheirPayload) {
+  testing::TempDir dir;
+  auto db = Database::Open({dir.Join("db.sqlite")});
+  ASSERT_TRUE(db.ok());
+  absl::Status s = (*db)->Write(
+      [](Connection& c) -> absl::Status { return c.Exec("SELECT * FROM no_such_table"); });
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  // The message, for the server's log, names the statement...
+  EXPECT_NE(s.message().find("no such table: no_such_table"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("SELECT * FROM no_such_table"), std::string::npos) << s;
+  // ...the kind, for clients, names nothing of the schema.
+  EXPECT_EQ(SqliteErrorKind(s), "SQL logic error");
+  EXPECT_EQ(SqliteErrorKind(absl::InternalError("not from sqlite")), std::nullopt);
 }
 
 }  // namespace

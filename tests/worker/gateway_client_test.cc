@@ -13,6 +13,7 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_replace.h"
@@ -112,6 +113,45 @@ TEST(FromGrpcTest, KeepsTheCodeAndPrefixesTheMessage) {
       FromGrpc(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "stale"), "Heartbeat");
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(status.message(), "Heartbeat: stale");
+}
+
+TEST(TransferTimeoutTest, IsTheRpcTimeoutPlusTheBytesAtTheMinimumRate) {
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  EXPECT_EQ(kMinTransferBytesPerSecond, 1 << 20);
+  EXPECT_EQ(TransferTimeout(seconds(30), 0), seconds(30));
+  EXPECT_EQ(TransferTimeout(seconds(30), -5), seconds(30));
+  EXPECT_EQ(TransferTimeout(seconds(30), 1), milliseconds(30'001));  // rounded up
+  EXPECT_EQ(TransferTimeout(seconds(30), 1 << 20), seconds(31));
+  // A 4 GiB checkpoint file gets 68 min more (a fixed 600 s needed 7 MiB/s).
+  EXPECT_EQ(TransferTimeout(seconds(30), int64_t{4} << 30), seconds(30 + 4096));
+}
+
+TEST(GatewayClientLeaseTest, LeaseCallsGiveUpOnceTheLeaseHasExpired) {
+  server::ServerOptions options;
+  options.lease_ttl_ms = 1500;
+  absl::StatusOr<std::unique_ptr<TestServer>> server = TestServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  GatewayClient client((*server)->worker_address(), std::chrono::milliseconds(300));
+  ASSERT_TRUE((*server)->QueueJob().ok());
+  v1::LeaseTaskRequest request;
+  request.set_worker_id("gateway-client-test");
+  request.set_device("cpu");
+  absl::StatusOr<std::optional<v1::Task>> leased = client.LeaseTask(request);
+  ASSERT_TRUE(leased.ok() && leased->has_value()) << leased.status();
+  const std::string token = (**leased).lease_token();
+  ASSERT_TRUE(client.LeaseExpiry(token).has_value());
+
+  (*server)->Stop();
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<int64_t> reported = client.ReportEvents(token, {LogEvent("into the void")});
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(reported.ok());
+  EXPECT_TRUE(absl::IsDeadlineExceeded(reported.status()) || absl::IsUnavailable(reported.status()))
+      << reported.status();
+  // Retried while the 1.5 s lease lasted, not for the minute of calls under no lease.
+  EXPECT_GE(took, std::chrono::milliseconds(1000));
+  EXPECT_LT(took, std::chrono::seconds(10));
 }
 
 TEST_F(GatewayClientTest, LeaseTaskIsEmptyWhenIdleAndHandsOutTheQueuedJob) {
@@ -274,10 +314,13 @@ TEST_F(GatewayClientTest, BlobsRoundTripThroughMemoryAndFiles) {
   const std::string path = dir_.Join("a/b/blob.bin");
   fs::create_directories(dir_.Join("a/b"));
   testing::WriteFile(path, "old contents");
-  ASSERT_TRUE(client_->ReadBlobToFile(task.lease_token(), written->digest, path).ok());
-  EXPECT_TRUE(testing::ReadFile(path) == bytes);
   ASSERT_TRUE(
-      client_->ReadBlobToFile(task.lease_token(), written->digest, dir_.Join("new/dir/blob.bin"))
+      client_->ReadBlobToFile(task.lease_token(), written->digest, written->size_bytes, path)
+          .ok());
+  EXPECT_TRUE(testing::ReadFile(path) == bytes);
+  ASSERT_TRUE(client_
+                  ->ReadBlobToFile(task.lease_token(), written->digest, written->size_bytes,
+                                   dir_.Join("new/dir/blob.bin"))
           .ok());
   EXPECT_TRUE(testing::ReadFile(dir_.Join("new/dir/blob.bin")) == bytes);
 
@@ -302,7 +345,7 @@ TEST_F(GatewayClientTest, MissingAndDamagedBlobsFailWithoutTouchingTheTarget) {
   const std::string missing = Sha256Hex("never stored");
   EXPECT_EQ(client_->ReadBlob(task.lease_token(), missing).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(client_->ReadBlobToFile(task.lease_token(), missing, target).code(),
+  EXPECT_EQ(client_->ReadBlobToFile(task.lease_token(), missing, 0, target).code(),
             absl::StatusCode::kNotFound);
 
   // Damage a stored blob behind the server's back (as a disk fault would), keeping its size.
@@ -323,7 +366,8 @@ TEST_F(GatewayClientTest, MissingAndDamagedBlobsFailWithoutTouchingTheTarget) {
       client_->ReadBlob(task.lease_token(), blob->digest, /*verify=*/false);
   ASSERT_TRUE(unverified.ok()) << unverified.status();
   EXPECT_TRUE(*unverified == damaged);
-  EXPECT_EQ(client_->ReadBlobToFile(task.lease_token(), blob->digest, target).code(),
+  EXPECT_EQ(client_->ReadBlobToFile(task.lease_token(), blob->digest, blob->size_bytes, target)
+                .code(),
             absl::StatusCode::kDataLoss);
   EXPECT_EQ(testing::ReadFile(target), "previous download");
   EXPECT_TRUE(PartialFiles(dir_.path()).empty());
@@ -346,7 +390,7 @@ TEST_F(GatewayClientTest, ALeaseReadsAndCommitsOnlyWhatItsTaskMaySee) {
   const absl::Status absent = client_->ReadBlob(b.lease_token(), missing).status();
   EXPECT_EQ(std::string(denied.message()),
             absl::StrReplaceAll(absent.message(), {{missing, secret->digest}}));
-  EXPECT_EQ(client_->ReadBlobToFile(b.lease_token(), secret->digest, dir_.Join("x")).code(),
+  EXPECT_EQ(client_->ReadBlobToFile(b.lease_token(), secret->digest, secret->size_bytes, dir_.Join("x")).code(),
             absl::StatusCode::kNotFound);
 
   // b can neither commit a's blob as its checkpoint nor publish it in a cache entry.
@@ -497,6 +541,32 @@ TEST_F(GatewayClientTest, HeartbeatIsNotRetriedWhileTheServerIsDown) {
       << response.status();
   // One attempt bounded by the RPC timeout, not the minute-long retry window of other calls.
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+TEST_F(GatewayClientTest, LeaseCallsRideOutAnOutageLongerThanTheirDeadline) {
+  // Each try may wait 300 ms for the server; the outage lasts 1.5 s; the lease (30 s) outlives it.
+  GatewayClient impatient(server_->worker_address(), std::chrono::milliseconds(300));
+  ASSERT_TRUE(server_->QueueJob().ok());
+  absl::StatusOr<std::optional<v1::Task>> leased = impatient.LeaseTask(LeaseRequest());
+  ASSERT_TRUE(leased.ok() && leased->has_value()) << leased.status();
+  const v1::Task task = **leased;
+  CommitFinal(task.lease_token());  // so that CompleteTask may succeed
+
+  server_->Stop();
+  std::future<absl::Status> finished = std::async(std::launch::async, [&]() -> absl::Status {
+    absl::StatusOr<int64_t> reported =
+        impatient.ReportEvents(task.lease_token(), {LogEvent("during the outage")});
+    if (!reported.ok()) return reported.status();
+    return impatient.CompleteTask(task.lease_token()).status();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_TRUE(server_->Restart().ok());
+
+  const absl::Status status = finished.get();
+  ASSERT_TRUE(status.ok()) << status;
+  const v1::Job job = GetJob(task.job_id());
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(job.attempt(), 1);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // LeaseKeeper against the real dreamboothd core in this process (tests/testing/test_server.h),
 // with short lease TTLs: heartbeats keep a lease alive past its TTL and carry the task's position;
 // a cancel, a lost lease (expired and taken over) and the worker's shutdown each raise the stop
-// flag; a server that cannot be reached is not a lost lease.
+// flag; a server that cannot be reached is not a lost lease while the lease lasts, and is one
+// once no heartbeat got through for a whole TTL.
 #include "worker/lease_keeper.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "tests/testing/poll.h"
 #include "tests/testing/test_server.h"
@@ -156,6 +158,41 @@ TEST_F(LeaseKeeperTest, TheWorkersShutdownRaisesTheStopFlag) {
   EXPECT_FALSE(keeper->lease_lost());
   keeper->Stop();
   keeper->Stop();  // idempotent
+}
+
+TEST_F(LeaseKeeperTest, AnOutageLongerThanOneHeartbeatDeadlineKeepsTheLease) {
+  // TTL 6 s: a heartbeat every 2 s, each waiting at most 2 s for the server.
+  Start(/*lease_ttl_ms=*/6000);
+  auto keeper = MakeKeeper();
+  keeper->Start();
+  // A heartbeat reached the server (it stored the position): the lease runs 6 s from there.
+  ASSERT_TRUE(PollUntil([&] { return GetJob().step() >= 1; }));
+  server_->Stop();
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  ASSERT_TRUE(server_->Restart().ok());
+  // The beats get through again before the lease ran out, and keep it.
+  const int64_t before = positions_;
+  ASSERT_TRUE(PollUntil([&] { return GetJob().step() > before; }, std::chrono::seconds(10)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(6500));  // past the TTL once more
+  EXPECT_FALSE(keeper->lease_lost());
+  EXPECT_FALSE(stop_);
+  const v1::Job job = GetJob();
+  EXPECT_EQ(job.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(job.attempt(), 1);
+}
+
+TEST_F(LeaseKeeperTest, NoHeartbeatGettingThroughForAWholeTtlLosesTheLease) {
+  Start(/*lease_ttl_ms=*/1500);
+  auto keeper = MakeKeeper();
+  keeper->Start();
+  ASSERT_TRUE(PollUntil([&] { return GetJob().step() >= 1; }));
+  const auto stopped = std::chrono::steady_clock::now();
+  server_->Stop();
+  // Beats fail (the server is gone) and are retried until the lease expires; then it is lost.
+  ASSERT_TRUE(PollUntil([&] { return keeper->lease_lost(); }, std::chrono::seconds(10)));
+  EXPECT_GE(std::chrono::steady_clock::now() - stopped, std::chrono::milliseconds(500));
+  EXPECT_TRUE(stop_);
+  EXPECT_FALSE(keeper->cancel_requested());
 }
 
 }  // namespace
