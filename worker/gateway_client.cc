@@ -311,12 +311,12 @@ absl::StatusOr<std::string> GatewayClient::ReadBlobOnce(const std::string& lease
 absl::Status GatewayClient::ReadBlobToFile(const std::string& lease_token,
                                            const std::string& digest, int64_t size_bytes,
                                            const std::string& path) {
-  return RetryStatusOr<bool>(lease_token,
-                             [&]() -> absl::StatusOr<bool> {
-                               RETURN_IF_ERROR(
-                                   ReadBlobToFileOnce(lease_token, digest, size_bytes, path));
-                               return true;
-                             })
+  return RetryStatusOr<bool>(
+             lease_token,
+             [&]() -> absl::StatusOr<bool> {
+               RETURN_IF_ERROR(ReadBlobToFileOnce(lease_token, digest, size_bytes, path));
+               return true;
+             })
       .status();
 }
 

@@ -97,8 +97,7 @@ class GatewayClient {
   // TransferTimeout) to `path` (parent folders created; temp file + rename), verifying its digest.
   // An existing file at `path` is replaced. The lease's task must be allowed to read it.
   absl::Status ReadBlobToFile(const std::string& lease_token, const std::string& digest,
-                              int64_t size_bytes,
-                              const std::string& path);
+                              int64_t size_bytes, const std::string& path);
   // Uploads bytes / a file under the lease; returns the digest and size the server stored.
   absl::StatusOr<BlobRef> WriteBlob(const std::string& lease_token, const std::string& bytes);
   absl::StatusOr<BlobRef> WriteBlobFromFile(const std::string& lease_token,
@@ -132,8 +131,7 @@ class GatewayClient {
   absl::StatusOr<std::string> ReadBlobOnce(const std::string& lease_token,
                                            const std::string& digest, bool verify);
   absl::Status ReadBlobToFileOnce(const std::string& lease_token, const std::string& digest,
-                                  int64_t size_bytes,
-                                  const std::string& path);
+                                  int64_t size_bytes, const std::string& path);
   absl::StatusOr<BlobRef> WriteBlobChunks(const std::string& lease_token,
                                           const std::string& expected_digest, int64_t size,
                                           std::istream& in);

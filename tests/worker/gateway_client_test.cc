@@ -315,13 +315,12 @@ TEST_F(GatewayClientTest, BlobsRoundTripThroughMemoryAndFiles) {
   fs::create_directories(dir_.Join("a/b"));
   testing::WriteFile(path, "old contents");
   ASSERT_TRUE(
-      client_->ReadBlobToFile(task.lease_token(), written->digest, written->size_bytes, path)
-          .ok());
+      client_->ReadBlobToFile(task.lease_token(), written->digest, written->size_bytes, path).ok());
   EXPECT_TRUE(testing::ReadFile(path) == bytes);
   ASSERT_TRUE(client_
                   ->ReadBlobToFile(task.lease_token(), written->digest, written->size_bytes,
                                    dir_.Join("new/dir/blob.bin"))
-          .ok());
+                  .ok());
   EXPECT_TRUE(testing::ReadFile(dir_.Join("new/dir/blob.bin")) == bytes);
 
   // From a file: the server stores the file's digest.
@@ -366,9 +365,9 @@ TEST_F(GatewayClientTest, MissingAndDamagedBlobsFailWithoutTouchingTheTarget) {
       client_->ReadBlob(task.lease_token(), blob->digest, /*verify=*/false);
   ASSERT_TRUE(unverified.ok()) << unverified.status();
   EXPECT_TRUE(*unverified == damaged);
-  EXPECT_EQ(client_->ReadBlobToFile(task.lease_token(), blob->digest, blob->size_bytes, target)
-                .code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(
+      client_->ReadBlobToFile(task.lease_token(), blob->digest, blob->size_bytes, target).code(),
+      absl::StatusCode::kDataLoss);
   EXPECT_EQ(testing::ReadFile(target), "previous download");
   EXPECT_TRUE(PartialFiles(dir_.path()).empty());
 }
@@ -390,8 +389,10 @@ TEST_F(GatewayClientTest, ALeaseReadsAndCommitsOnlyWhatItsTaskMaySee) {
   const absl::Status absent = client_->ReadBlob(b.lease_token(), missing).status();
   EXPECT_EQ(std::string(denied.message()),
             absl::StrReplaceAll(absent.message(), {{missing, secret->digest}}));
-  EXPECT_EQ(client_->ReadBlobToFile(b.lease_token(), secret->digest, secret->size_bytes, dir_.Join("x")).code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      client_->ReadBlobToFile(b.lease_token(), secret->digest, secret->size_bytes, dir_.Join("x"))
+          .code(),
+      absl::StatusCode::kNotFound);
 
   // b can neither commit a's blob as its checkpoint nor publish it in a cache entry.
   v1::CommitCheckpointRequest commit;
