@@ -102,20 +102,8 @@ TEST_F(SampleQueueTimeoutTest, SampleNoWorkerTakesFailsUnavailableNamingWhy) {
   TestWorker trainer(workers_.get(), "trainer");
   std::optional<v1::Task> train = trainer.Lease();
   ASSERT_TRUE(train.has_value());
-  const std::string digest = trainer.WriteBlob(train->lease_token(), "weights");
-  {
-    grpc::ClientContext c;
-    v1::CommitCheckpointRequest request;
-    request.set_lease_token(train->lease_token());
-    request.set_step(5);
-    request.set_kind(v1::CHECKPOINT_KIND_SAMPLEABLE);
-    v1::CheckpointFile* f = request.add_files();
-    f->set_path("unet/w.safetensors");
-    f->set_digest(digest);
-    f->set_size_bytes(7);
-    v1::CommitCheckpointResponse response;
-    ASSERT_TRUE(workers_->gateway().CommitCheckpoint(&c, request, &response).ok());
-  }
+  ASSERT_TRUE(
+      trainer.CommitCheckpoint(train->lease_token(), 5, v1::CHECKPOINT_KIND_SAMPLEABLE).ok());
 
   // No worker leases SAMPLE tasks: the call ends well before its own deadline.
   grpc::ClientContext c;
