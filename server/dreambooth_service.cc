@@ -18,6 +18,11 @@ namespace {
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 1000;
 
+// A ListImageSets page ends before the set that would take it past this many images: at most
+// ~4.4 KB each (a 255-byte name, a 1000-character caption), so a page stays far below the
+// 16 MiB message limit however large the sets are.
+constexpr int kMaxImagesPerListPage = 2000;
+
 // AIP-158: 0 => default, above max => max, negative => INVALID_ARGUMENT.
 absl::StatusOr<int> PageSize(int requested) {
   if (requested < 0) {
@@ -105,7 +110,8 @@ grpc::ServerUnaryReactor* DreamBoothService::ListImageSets(grpc::CallbackServerC
       ASSIGN_OR_RETURN(cursor, core_->DecodePageToken(kind, request->page_token()));
     }
     ASSIGN_OR_RETURN(storage::CatalogStore::ImageSetPage page,
-                     core_->catalog().ListImageSets(caller.ListFilter(), page_size, cursor));
+                     core_->catalog().ListImageSets(caller.ListFilter(), page_size, cursor,
+                                                    kMaxImagesPerListPage));
     for (const auto& set : page.sets) *response->add_image_sets() = ToProto(set);
     if (page.next_before_seq != 0) {
       response->set_next_page_token(core_->EncodePageToken(kind, page.next_before_seq));

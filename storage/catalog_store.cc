@@ -103,7 +103,8 @@ absl::StatusOr<ImageSetRecord> CatalogStore::GetImageSet(const std::string& set_
 
 absl::StatusOr<CatalogStore::ImageSetPage> CatalogStore::ListImageSets(const std::string& tenant,
                                                                        int page_size,
-                                                                       int64_t before_seq) {
+                                                                       int64_t before_seq,
+                                                                       int max_images) {
   if (page_size < 1) return absl::InvalidArgumentError("page_size must be >= 1");
   ImageSetPage page;
   RETURN_IF_ERROR(db_->Read([&](Connection& c) -> absl::Status {
@@ -123,8 +124,14 @@ absl::StatusOr<CatalogStore::ImageSetPage> CatalogStore::ListImageSets(const std
       ids.pop_back();
       page.next_before_seq = ids.back().second;
     }
-    for (const auto& [id, seq] : ids) {
-      ASSIGN_OR_RETURN(ImageSetRecord set, LoadSet(c, id));
+    int64_t images = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      ASSIGN_OR_RETURN(ImageSetRecord set, LoadSet(c, ids[i].first));
+      images += static_cast<int64_t>(set.images.size());
+      if (i > 0 && images > max_images) {  // the page ends before this set
+        page.next_before_seq = ids[i - 1].second;
+        break;
+      }
       page.sets.push_back(std::move(set));
     }
     return absl::OkStatus();

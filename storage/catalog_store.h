@@ -4,6 +4,7 @@
 #define DREAMBOOTH_STORAGE_CATALOG_STORE_H_
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,9 +37,11 @@ class CatalogStore {
     int64_t next_before_seq = 0;  // 0 => last page
   };
   // Sets of `tenant` ("" => every tenant's), newest first with seq < before_seq (0 => from the
-  // newest).
+  // newest): at most page_size sets, and fewer when the next set would take the page past
+  // `max_images` images (but at least one set), so a page's size stays bounded.
   absl::StatusOr<ImageSetPage> ListImageSets(const std::string& tenant, int page_size,
-                                             int64_t before_seq);
+                                             int64_t before_seq,
+                                             int max_images = std::numeric_limits<int>::max());
   // NOT_FOUND when absent. The caller checks that no active job uses it.
   absl::Status DeleteImageSet(const std::string& set_id);
 

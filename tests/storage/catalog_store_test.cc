@@ -116,6 +116,31 @@ TEST_F(CatalogStoreTest, BaseModelsAndMetaPersist) {
   EXPECT_EQ(*store_->GetOrCreateMeta("secret", "third"), "first");
 }
 
+TEST_F(CatalogStoreTest, APageEndsBeforeTheSetThatWouldTakeItPastTheImageBudget) {
+  std::vector<std::string> ids;  // oldest first
+  for (int i = 0; i < 4; ++i) {
+    const char c = static_cast<char>('a' + 2 * i);
+    auto set = store_->AddImages("t", "", "s", {Image("x.png", c), Image("y.png", c + 1)}, 10, i);
+    ASSERT_TRUE(set.ok()) << set.status();
+    ids.push_back(set->id);
+  }
+  // 2 images per set, budget 5: two sets per page; a budget below one set still returns one.
+  std::vector<std::string> seen;
+  int64_t cursor = 0;
+  do {
+    auto page = store_->ListImageSets("t", 100, cursor, /*max_images=*/5);
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_EQ(page->sets.size(), 2u);
+    for (const auto& set : page->sets) seen.push_back(set.id);
+    cursor = page->next_before_seq;
+  } while (cursor != 0);
+  EXPECT_EQ(seen, (std::vector<std::string>{ids[3], ids[2], ids[1], ids[0]}));
+  auto tight = store_->ListImageSets("t", 100, 0, /*max_images=*/1);
+  ASSERT_TRUE(tight.ok());
+  ASSERT_EQ(tight->sets.size(), 1u);
+  EXPECT_NE(tight->next_before_seq, 0);
+}
+
 TEST_F(CatalogStoreTest, CacheEntriesReplaceAppendAndRefuseConflicts) {
   EXPECT_FALSE(store_->GetCacheEntry("t", "latent/v1/k")->has_value());
   const CacheItemRecord one{"000000.png", std::string(64, '1'), 10};
