@@ -9,7 +9,8 @@
 //               [--tenant-max-active-jobs=1000] [--tenant-max-running-jobs=0]
 //               [--tenant-max-stored-bytes=1099511627776] [--tenant-uploads-per-minute=120]
 //               [--max-parked-leases-per-peer=64] [--max-events-per-job=100000]
-//               [--max-blob-bytes=68719476736] [--model-root=DIR] [--log-level=info]
+//               [--max-blob-bytes=68719476736] [--upload-decode-threads=2] [--model-root=DIR]
+//               [--log-level=info]
 //               [--log-format=text|json] [--local-workers=N|auto] [--worker-cache-dir=DIR]
 //               [--worker-binary=PATH] [--worker-threads=N]
 //
@@ -99,6 +100,8 @@ void AddFlags(CLI::App& app, Flags& f) {
               "bytes of images and checkpoints per tenant; uploads and new jobs beyond it are "
               "refused (0: no limit)",
               int64_t{0});
+  cli::AddInt(app, "--upload-decode-threads", &f.server.upload_decode_threads,
+              "threads that decode and store uploaded images, off the RPC threads", 1, 256);
   cli::AddInt(app, "--tenant-uploads-per-minute", &f.server.tenant_uploads_per_minute,
               "UploadImages calls one tenant may start per minute (0: no limit)", 0);
   cli::AddInt(app, "--max-events-per-job", &f.server.max_events_per_job,

@@ -43,6 +43,9 @@ struct ServerOptions {
   // Bytes a tenant may store (its images and checkpoints): uploads and new jobs beyond it are
   // RESOURCE_EXHAUSTED (0: no limit).
   int64_t tenant_max_stored_bytes = 1LL << 40;
+  // Threads that decode and store uploaded images (at most this many at once, off gRPC's
+  // callback threads).
+  int upload_decode_threads = 2;
   // UploadImages calls a tenant may start per minute (0: no limit).
   int tenant_uploads_per_minute = 120;
   // Events a worker may add to one job; beyond it they are dropped (progress still updates the

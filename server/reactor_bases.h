@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/convert.h"
 #include "server/request_decoding.h"
+#include "server/work_pool.h"
 
 namespace dreambooth::server {
 
@@ -60,14 +62,28 @@ class ReadLoopReactor : public grpc::ServerReadReactor<Wire> {
       this->Finish(ToGrpc(status));
       return;
     }
-    this->StartRead(&wire_);
+    if (deferred_ == nullptr) {
+      this->StartRead(&wire_);
+      return;
+    }
+    std::function<absl::Status()> work = std::move(deferred_);
+    deferred_ = nullptr;
+    // No read is outstanding while the work runs, so the next message waits for it.
+    RunThen(std::move(work), [this](const absl::Status& done) {
+      if (done.ok()) {
+        this->StartRead(&wire_);
+      } else {
+        this->Finish(ToGrpc(done));
+      }
+    });
   }
   void OnSendInitialMetadataDone(bool ok) final {
     if (!ok || cancelled_.load()) {
       FinishCancelled();
       return;
     }
-    this->Finish(ToGrpc(OnStreamEnd()));
+    RunThen([this] { return OnStreamEnd(); },
+            [this](const absl::Status& done) { this->Finish(ToGrpc(done)); });
   }
   void OnCancel() final { cancelled_.store(true); }
   void OnDone() override { delete this; }
@@ -78,10 +94,25 @@ class ReadLoopReactor : public grpc::ServerReadReactor<Wire> {
   // One message of the stream; an error finishes the call with it.
   virtual absl::Status OnMessage(const Request& request) = 0;
   // The client half-closed; the call finishes with the returned status. Not called when the call
-  // was cancelled.
+  // was cancelled. Runs on pool() when there is one.
   virtual absl::Status OnStreamEnd() = 0;
+  // Where RunOffThread work and OnStreamEnd run: nullptr (the default) => inline, on gRPC's
+  // callback thread.
+  virtual WorkPool* pool() { return nullptr; }
+  // Called from OnMessage: runs `work` on pool() after OnMessage returns and before the next
+  // message is read; its error finishes the call.
+  void RunOffThread(std::function<absl::Status()> work) { deferred_ = std::move(work); }
 
  private:
+  void RunThen(std::function<absl::Status()> work, std::function<void(const absl::Status&)> then) {
+    WorkPool* p = pool();
+    if (p == nullptr) {
+      then(work());
+      return;
+    }
+    p->Submit([work = std::move(work), then = std::move(then)] { then(work()); });
+  }
+
   void FinishCancelled() {
     this->Finish(
         grpc::Status(grpc::StatusCode::CANCELLED,
@@ -119,7 +150,8 @@ class ReadLoopReactor : public grpc::ServerReadReactor<Wire> {
   }
 
   Wire wire_;
-  Request parsed_;  // raw messages only
+  Request parsed_;                          // raw messages only
+  std::function<absl::Status()> deferred_;  // RunOffThread's, until OnReadDone hands it over
   int64_t messages_ = 0;
   std::atomic<bool> cancelled_{false};
 };

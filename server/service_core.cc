@@ -68,6 +68,7 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Open(const ServerOptio
   b->keys_ = std::make_unique<storage::KeyStore>(b->db_.get());
   b->access_ = std::make_unique<storage::LeaseAccess>(b->db_.get());
   b->upload_limiter_ = std::make_unique<RateLimiter>(options.tenant_uploads_per_minute, 60'000);
+  b->decode_pool_ = std::make_unique<WorkPool>(options.upload_decode_threads);
   ASSIGN_OR_RETURN(b->blobs_, storage::BlobStore::Open(options.data_dir));
   b->samples_ = std::make_unique<SampleBroker>();
   b->progress_ = std::make_unique<ProgressCoalescer>(b->jobs_.get(), options.progress_interval_ms);

@@ -23,6 +23,7 @@
 #include "server/progress_coalescer.h"
 #include "server/rate_limiter.h"
 #include "server/sample_broker.h"
+#include "server/work_pool.h"
 #include "storage/blob_gc.h"
 #include "storage/blob_store.h"
 #include "storage/catalog_store.h"
@@ -177,6 +178,8 @@ class ServiceCore {
   storage::BlobStore& blobs() { return *blobs_; }
   EventHub& hub() { return hub_; }
   SampleBroker& samples() { return *samples_; }
+  // Where uploads are decoded and stored (--upload-decode-threads), off gRPC's threads.
+  WorkPool& decode_pool() { return *decode_pool_; }
   ProgressCoalescer& progress() { return *progress_; }
 
  private:
@@ -209,6 +212,7 @@ class ServiceCore {
   std::unique_ptr<SampleBroker> samples_;
   std::unique_ptr<ProgressCoalescer> progress_;
   std::unique_ptr<RateLimiter> upload_limiter_;
+  std::unique_ptr<WorkPool> decode_pool_;
   EventHub hub_;
   std::string page_token_key_;            // constant after Open
   std::function<void()> task_available_;  // set once before serving

@@ -25,12 +25,16 @@ class UploadReactor : public ReadLoopReactor<v1::UploadImagesRequest, grpc::Byte
   }
 
  private:
+  WorkPool* pool() override { return &core_->decode_pool(); }
+
   absl::Status OnMessage(const v1::UploadImagesRequest& request) override {
     switch (request.payload_case()) {
       case v1::UploadImagesRequest::kTarget:
         return OnTarget(request.target());
       case v1::UploadImagesRequest::kFile:
-        return OnFileHeader(request.file());
+        // Checking the previous file (a full decode) runs on the core's decode pool.
+        RunOffThread([this, header = request.file()] { return OnFileHeader(header); });
+        return absl::OkStatus();
       case v1::UploadImagesRequest::kChunk:
         return OnChunk(request.chunk());
       case v1::UploadImagesRequest::PAYLOAD_NOT_SET:
