@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -87,7 +89,28 @@ WorkerGatewayService::WorkerGatewayService(ServiceCore* core, const Authenticato
           [this](const v1::LeaseTaskRequest& request, v1::LeaseTaskResponse* response) {
             return TryLease(request, response);
           },
-          core->options().max_parked_leases_per_peer)) {}
+          core->options().max_parked_leases_per_peer)) {
+  // Requests that do not parse are INVALID_ARGUMENT naming the problem (request_decoding.h);
+  // WriteBlob, a client stream, checks its messages itself.
+  const std::string service = v1::WorkerGateway::service_full_name();
+  using S = WorkerGatewayService;
+  for (const auto& [name, handler] :
+       std::vector<std::pair<const char*, grpc::internal::MethodHandler*>>{
+           {"LeaseTask", StrictUnaryHandler(this, &S::LeaseTask)},
+           {"Heartbeat", StrictUnaryHandler(this, &S::Heartbeat)},
+           {"ReportEvents", StrictUnaryHandler(this, &S::ReportEvents)},
+           {"ReadBlob", StrictServerStreamingHandler(this, &S::ReadBlob)},
+           {"CommitCheckpoint", StrictUnaryHandler(this, &S::CommitCheckpoint)},
+           {"CompleteTask", StrictUnaryHandler(this, &S::CompleteTask)},
+           {"FailTask", StrictUnaryHandler(this, &S::FailTask)},
+           {"ReleaseTask", StrictUnaryHandler(this, &S::ReleaseTask)},
+           {"ReportSampleOutput", StrictUnaryHandler(this, &S::ReportSampleOutput)},
+           {"GetCacheEntry", StrictUnaryHandler(this, &S::GetCacheEntry)},
+           {"PutCacheEntry", StrictUnaryHandler(this, &S::PutCacheEntry)},
+       }) {
+    MarkMethodCallback(MethodIndex(service, name), handler);
+  }
+}
 
 grpc::ServerUnaryReactor* WorkerGatewayService::LeaseTask(grpc::CallbackServerContext* context,
                                                           const v1::LeaseTaskRequest* request,

@@ -7,9 +7,11 @@
 
 #include <memory>
 
+#include "common/status_macros.h"
 #include "dreambooth/v1/worker_gateway.grpc.pb.h"
 #include "server/auth.h"
 #include "server/lease_waiters.h"
+#include "server/request_decoding.h"
 #include "server/service_core.h"
 
 namespace dreambooth::server {
@@ -66,8 +68,10 @@ class WorkerGatewayService final : public v1::WorkerGateway::CallbackService {
                                 v1::LeaseTaskResponse* response);
 
   // OK for a worker credential.
+  // The caller's credentials, then whether the request parsed (RequestDecodeError).
   absl::Status Authenticate(grpc::CallbackServerContext* context) const {
-    return auth_->Authenticate(*context, Listener::kWorker).status();
+    RETURN_IF_ERROR(auth_->Authenticate(*context, Listener::kWorker).status());
+    return RequestDecodeError();
   }
 
   ServiceCore* const core_;

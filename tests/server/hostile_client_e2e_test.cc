@@ -262,6 +262,32 @@ TEST_F(HostileClientTest, InvalidUtf8InAStringFieldIsInvalidArgumentNamingTheFie
   EXPECT_EQ(jobs->jobs_size(), 0);
 }
 
+TEST_F(HostileClientTest, TheWorkerServiceAnswersUndecodableRequestsLikeThePublicOne) {
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(daemon_->worker_address(), grpc::InsecureChannelCredentials());
+  const std::string placeholder = "PLACEHOLDER";
+  v1::HeartbeatRequest beat;
+  beat.set_lease_token(placeholder);
+  grpc::Status status = RawUnary<v1::HeartbeatResponse>(
+      channel.get(), "/dreambooth.v1.WorkerGateway/Heartbeat", WithInvalidUtf8(beat, placeholder));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find(
+                "dreambooth.v1.HeartbeatRequest: field 'lease_token' is not valid UTF-8"),
+            std::string::npos)
+      << status.error_message();
+  v1::ReadBlobRequest read;
+  read.set_digest(placeholder);
+  status = RawServerStreaming<v1::ReadBlobResponse>(
+      channel.get(), "/dreambooth.v1.WorkerGateway/ReadBlob", WithInvalidUtf8(read, placeholder));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  // A well-formed call still works.
+  v1::LeaseTaskRequest lease;
+  lease.set_worker_id("w");
+  status = RawUnary<v1::LeaseTaskResponse>(channel.get(), "/dreambooth.v1.WorkerGateway/LeaseTask",
+                                           lease.SerializeAsString());
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
 TEST_F(HostileClientTest, AnUploadMessageThatDoesNotParseFailsTheUploadAndStoresNothing) {
   std::shared_ptr<grpc::Channel> channel =
       grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials());
