@@ -1,8 +1,11 @@
 // Service benchmarks against a real dreamboothd on loopback:
 //   1. upload throughput (MB/s) of a ~200 MB image set (JPEGs, 1 MiB chunks, full validation);
 //   2. CreateJob latency p50/p99 with 1 and 16 concurrent clients;
-//   3. claim + complete throughput (jobs/s) through the WorkerGateway.
+//   3. claim + commit + complete throughput (jobs/s) through the WorkerGateway;
+//   4. with --heavy-uploads=N: a worker's Heartbeat latency while N uploads of one 36-megapixel
+//      PNG each run at once (decoding must not starve the worker service).
 // Usage: service_bench [--upload-mb=200] [--creates=400] [--claims=400] [--workers=4]
+//                      [--heavy-uploads=0]
 // Prints one line per measurement. --help lists the options; bad usage exits with status 2.
 #include <algorithm>
 #include <atomic>
@@ -52,6 +55,9 @@ int main(int argc, char** argv) {
   cli::AddInt(app, "--creates", &creates, "CreateJob calls per concurrency level", 1);
   cli::AddInt(app, "--claims", &claims, "jobs claimed and completed through the gateway", 1);
   cli::AddInt(app, "--workers", &workers, "concurrent claiming workers", 1);
+  int heavy_uploads = 0;
+  cli::AddInt(app, "--heavy-uploads", &heavy_uploads,
+              "concurrent 36 MP uploads during a heartbeat-latency measurement (0: skip)", 0, 200);
   if (std::optional<int> exit_code = cli::ParseCommandLine(app, argc, argv)) return *exit_code;
 
   testing::TempDir dir;
@@ -176,5 +182,73 @@ int main(int argc, char** argv) {
   const double claim_s = Seconds(Clock::now() - start);
   std::printf("claim+commit+complete workers=%d: %d jobs in %.2f s = %.0f jobs/s\n", workers,
               done.load(), claim_s, done.load() / claim_s);
+  if (heavy_uploads == 0) return 0;
+
+  // 4. Heartbeats of a leased job every 100 ms while `heavy_uploads` uploads of a 6000x6000 PNG
+  // (a smooth gradient: a few MB on the wire, 108 MB decoded) run at once.
+  if (!client.CreateJob(spec).ok()) Die("create for heartbeats failed");
+  client::ClientOptions worker_options = client_options;
+  worker_options.target = (*daemon)->worker_address();
+  client::Client worker(worker_options);
+  v1::LeaseTaskResponse leased;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::LeaseTaskRequest lease;
+    lease.set_worker_id("heartbeat-bench");
+    if (!worker.gateway().LeaseTask(&ctx, lease, &leased).ok() || !leased.has_task()) {
+      Die("lease for heartbeats failed");
+    }
+  }
+  image::Image big;
+  big.width = big.height = 6000;
+  big.rgb.resize(size_t{6000} * 6000 * 3);
+  for (int y = 0; y < 6000; ++y) {
+    for (int x = 0; x < 6000; ++x) {
+      uint8_t* px = &big.rgb[(size_t{6000} * y + x) * 3];
+      px[0] = static_cast<uint8_t>(x / 24);
+      px[1] = static_cast<uint8_t>(y / 24);
+      px[2] = static_cast<uint8_t>((x + y) / 48);
+    }
+  }
+  std::vector<std::string> pngs;
+  for (int i = 0; i < heavy_uploads; ++i) {
+    big.rgb[0] = static_cast<uint8_t>(i);  // a distinct file each (no deduplication)
+    big.rgb[1] = static_cast<uint8_t>(i >> 8);
+    pngs.push_back(testing::MakePng(big, testing::PngVariant::kRgb8));
+  }
+  std::atomic<bool> uploading{true};
+  std::vector<double> beats_ms;
+  std::thread beater([&] {
+    while (uploading.load()) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      v1::HeartbeatRequest beat;
+      beat.set_lease_token(leased.task().lease_token());
+      v1::HeartbeatResponse response;
+      const auto t0 = Clock::now();
+      if (!worker.gateway().Heartbeat(&ctx, beat, &response).ok()) Die("heartbeat failed");
+      beats_ms.push_back(Seconds(Clock::now() - t0) * 1000);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  const auto upload_start = Clock::now();
+  std::vector<std::thread> uploaders;
+  std::atomic<int> uploaded{0};
+  for (int i = 0; i < heavy_uploads; ++i) {
+    uploaders.emplace_back([&, i] {
+      client::Client c(client_options);
+      if (c.Upload({{"big.png", pngs[i]}}, "", "heavy").ok()) uploaded.fetch_add(1);
+    });
+  }
+  for (auto& th : uploaders) th.join();
+  const double upload_s = Seconds(Clock::now() - upload_start);
+  uploading.store(false);
+  beater.join();
+  std::printf(
+      "heartbeat during %d concurrent 36 MP uploads (%d ok, %.1f MB PNG each, %.1f s): %zu beats, "
+      "p50 %.1f ms, max %.1f ms\n",
+      heavy_uploads, uploaded.load(), pngs[0].size() / 1e6, upload_s, beats_ms.size(),
+      Percentile(beats_ms, 0.5), Percentile(beats_ms, 1.0));
   return 0;
 }
