@@ -186,20 +186,7 @@ int main(int argc, char** argv) {
 
   // 4. Heartbeats of a leased job every 100 ms while `heavy_uploads` uploads of a 6000x6000 PNG
   // (a smooth gradient: a few MB on the wire, 108 MB decoded) run at once.
-  if (!client.CreateJob(spec).ok()) Die("create for heartbeats failed");
-  client::ClientOptions worker_options = client_options;
-  worker_options.target = (*daemon)->worker_address();
-  client::Client worker(worker_options);
-  v1::LeaseTaskResponse leased;
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    v1::LeaseTaskRequest lease;
-    lease.set_worker_id("heartbeat-bench");
-    if (!worker.gateway().LeaseTask(&ctx, lease, &leased).ok() || !leased.has_task()) {
-      Die("lease for heartbeats failed");
-    }
-  }
+  // The images first: making them takes longer than a lease lives.
   image::Image big;
   big.width = big.height = 6000;
   big.rgb.resize(size_t{6000} * 6000 * 3);
@@ -217,6 +204,20 @@ int main(int argc, char** argv) {
     big.rgb[1] = static_cast<uint8_t>(i >> 8);
     pngs.push_back(testing::MakePng(big, testing::PngVariant::kRgb8));
   }
+  if (!client.CreateJob(spec).ok()) Die("create for heartbeats failed");
+  client::ClientOptions worker_options = client_options;
+  worker_options.target = (*daemon)->worker_address();
+  client::Client worker(worker_options);
+  v1::LeaseTaskResponse leased;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::LeaseTaskRequest lease;
+    lease.set_worker_id("heartbeat-bench");
+    if (!worker.gateway().LeaseTask(&ctx, lease, &leased).ok() || !leased.has_task()) {
+      Die("lease for heartbeats failed");
+    }
+  }
   std::atomic<bool> uploading{true};
   std::vector<double> beats_ms;
   std::thread beater([&] {
@@ -227,7 +228,8 @@ int main(int argc, char** argv) {
       beat.set_lease_token(leased.task().lease_token());
       v1::HeartbeatResponse response;
       const auto t0 = Clock::now();
-      if (!worker.gateway().Heartbeat(&ctx, beat, &response).ok()) Die("heartbeat failed");
+      const grpc::Status s = worker.gateway().Heartbeat(&ctx, beat, &response);
+      if (!s.ok()) Die("heartbeat failed: " + s.error_message());
       beats_ms.push_back(Seconds(Clock::now() - t0) * 1000);
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
