@@ -57,7 +57,8 @@ class ReadBlobReactor : public PullWriteReactor<v1::ReadBlobResponse> {
   bool sent_any_ = false;
 };
 
-class WriteBlobReactor : public ReadLoopReactor<v1::WriteBlobRequest> {
+// Reads raw messages, so one that does not parse fails the call instead of ending the stream.
+class WriteBlobReactor : public ReadLoopReactor<v1::WriteBlobRequest, grpc::ByteBuffer> {
  public:
   WriteBlobReactor(ServiceCore* core, v1::WriteBlobResponse* response)
       : core_(core), response_(response) {
@@ -129,10 +130,10 @@ grpc::ServerWriteReactor<v1::ReadBlobResponse>* WorkerGatewayService::ReadBlob(
   return new ReadBlobReactor(core_, Authenticate(context), *request);
 }
 
-grpc::ServerReadReactor<v1::WriteBlobRequest>* WorkerGatewayService::WriteBlob(
+grpc::ServerReadReactor<grpc::ByteBuffer>* WorkerGatewayService::WriteBlobRaw(
     grpc::CallbackServerContext* context, v1::WriteBlobResponse* response) {
   if (absl::Status s = Authenticate(context); !s.ok()) {
-    return new RejectedReadReactor<v1::WriteBlobRequest>(s);
+    return new RejectedReadReactor<grpc::ByteBuffer>(s);
   }
   return new WriteBlobReactor(core_, response);
 }

@@ -91,7 +91,7 @@ WorkerGatewayService::WorkerGatewayService(ServiceCore* core, const Authenticato
           },
           core->options().max_parked_leases_per_peer)) {
   // Requests that do not parse are INVALID_ARGUMENT naming the problem (request_decoding.h);
-  // WriteBlob, a client stream, checks its messages itself.
+  // WriteBlob, a client stream, parses its messages itself.
   const std::string service = v1::WorkerGateway::service_full_name();
   using S = WorkerGatewayService;
   for (const auto& [name, handler] :
@@ -107,6 +107,12 @@ WorkerGatewayService::WorkerGatewayService(ServiceCore* core, const Authenticato
            {"ReportSampleOutput", StrictUnaryHandler(this, &S::ReportSampleOutput)},
            {"GetCacheEntry", StrictUnaryHandler(this, &S::GetCacheEntry)},
            {"PutCacheEntry", StrictUnaryHandler(this, &S::PutCacheEntry)},
+           {"WriteBlob",
+            new grpc::internal::CallbackClientStreamingHandler<grpc::ByteBuffer,
+                                                               v1::WriteBlobResponse>(
+                [this](grpc::CallbackServerContext*context, v1::WriteBlobResponse*response) {
+                  return WriteBlobRaw(context, response);
+                })},
        }) {
     MarkMethodCallback(MethodIndex(service, name), handler);
   }

@@ -38,8 +38,6 @@ class WorkerGatewayService final : public v1::WorkerGateway::CallbackService {
                                          v1::ReportEventsResponse* response) override;
   grpc::ServerWriteReactor<v1::ReadBlobResponse>* ReadBlob(
       grpc::CallbackServerContext* context, const v1::ReadBlobRequest* request) override;
-  grpc::ServerReadReactor<v1::WriteBlobRequest>* WriteBlob(
-      grpc::CallbackServerContext* context, v1::WriteBlobResponse* response) override;
   grpc::ServerUnaryReactor* CommitCheckpoint(grpc::CallbackServerContext* context,
                                              const v1::CommitCheckpointRequest* request,
                                              v1::CommitCheckpointResponse* response) override;
@@ -63,6 +61,10 @@ class WorkerGatewayService final : public v1::WorkerGateway::CallbackService {
                                           v1::PutCacheEntryResponse* response) override;
 
  private:
+  // WriteBlob, whose handler hands over the messages unparsed (a message that does not parse
+  // fails the call).
+  grpc::ServerReadReactor<grpc::ByteBuffer>* WriteBlobRaw(grpc::CallbackServerContext* context,
+                                                          v1::WriteBlobResponse* response);
   // One lease attempt; true when `response` holds a task.
   absl::StatusOr<bool> TryLease(const v1::LeaseTaskRequest& request,
                                 v1::LeaseTaskResponse* response);

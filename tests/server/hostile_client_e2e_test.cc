@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -319,6 +320,57 @@ TEST_F(HostileClientTest, AnUploadMessageThatDoesNotParseFailsTheUploadAndStores
   absl::StatusOr<v1::ListImageSetsResponse> sets = client_->ListImageSets(100, "");
   ASSERT_TRUE(sets.ok()) << sets.status();
   EXPECT_EQ(sets->image_sets_size(), 0) << sets->DebugString();
+}
+
+TEST_F(HostileClientTest, AWriteBlobMessageThatDoesNotParseFailsTheCallAndStoresNothing) {
+  const std::string set = UploadImages(1);
+  ASSERT_TRUE(client_->CreateJob(MinimalSpec(set)).ok());
+  TestWorker worker(workers_.get(), "w");
+  std::optional<v1::Task> task = worker.Lease();
+  ASSERT_TRUE(task.has_value());
+  auto blobs = [&] {
+    int n = 0;
+    for (const auto& f :
+         std::filesystem::recursive_directory_iterator(dir_.Join("data/blobs/sha256"))) {
+      n += f.is_regular_file() ? 1 : 0;
+    }
+    return n;
+  };
+  const int before = blobs();
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(daemon_->worker_address(), grpc::InsecureChannelCredentials());
+  // A header and a chunk, then a header whose digest is not UTF-8, then a clean half-close.
+  std::vector<v1::WriteBlobRequest> messages(3);
+  messages[0].mutable_header()->set_lease_token(task->lease_token());
+  messages[1].set_chunk("some bytes");
+  messages[2].mutable_header()->set_sha256("PLACEHOLDER");
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::WriteBlobResponse response;
+  std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer(
+      grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(
+          channel.get(),
+          grpc::internal::RpcMethod("/dreambooth.v1.WorkerGateway/WriteBlob",
+                                    grpc::internal::RpcMethod::CLIENT_STREAMING),
+          &c, &response));
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const std::string bytes =
+        i == 2 ? WithInvalidUtf8(messages[i], "PLACEHOLDER") : messages[i].SerializeAsString();
+    if (!writer->Write(Buffer(bytes))) break;
+  }
+  writer->WritesDone();
+  const grpc::Status status = writer->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("message 3 of the stream is not a valid "
+                                        "dreambooth.v1.WriteBlobRequest: field 'header.sha256'"),
+            std::string::npos)
+      << status.error_message();
+  EXPECT_EQ(blobs(), before);
+  // A well-formed write still works.
+  grpc::Status ok;
+  worker.WriteBlob(task->lease_token(), "some bytes", &ok);
+  EXPECT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_EQ(blobs(), before + 1);
 }
 
 }  // namespace
