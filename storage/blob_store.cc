@@ -131,24 +131,28 @@ absl::StatusOr<BlobInfo> BlobStore::Writer::Finish(std::string_view expected_dig
   close(fd_);
   fd_ = -1;
   const std::string final_path = store_->PathFor(info.digest);
-  absl::MutexLock presence(&store_->presence_mu_);
-  // A deduplicated write refreshes the blob's time, so the garbage collector's grace period
-  // covers the reference its writer is about to record.
-  if (store_->Contains(info.digest) && utimensat(AT_FDCWD, final_path.c_str(), nullptr, 0) == 0) {
-    info.existed = true;
-    Abort();
-    return info;
-  }
   const std::string shard = absl::StrCat(store_->root_, "/blobs/sha256/", info.digest.substr(0, 2));
-  struct stat st;
-  if (stat(shard.c_str(), &st) != 0) {
-    RETURN_IF_ERROR(MakeDir(shard));
-    RETURN_IF_ERROR(FsyncDir(store_->root_ + "/blobs/sha256"));
-  }
-  if (rename(temp_path_.c_str(), final_path.c_str()) != 0) {
-    absl::Status s = ErrnoError("rename to", final_path);
-    Abort();
-    return s;
+  {
+    // Only the blob's appearance is ordered against removal; the directory fsync below runs
+    // outside the lock so concurrent writers do not queue behind each other's fsyncs.
+    absl::MutexLock presence(&store_->presence_mu_);
+    // A deduplicated write refreshes the blob's time, so the garbage collector's grace period
+    // covers the reference its writer is about to record.
+    if (store_->Contains(info.digest) && utimensat(AT_FDCWD, final_path.c_str(), nullptr, 0) == 0) {
+      info.existed = true;
+      Abort();
+      return info;
+    }
+    struct stat st;
+    if (stat(shard.c_str(), &st) != 0) {
+      RETURN_IF_ERROR(MakeDir(shard));
+      RETURN_IF_ERROR(FsyncDir(store_->root_ + "/blobs/sha256"));
+    }
+    if (rename(temp_path_.c_str(), final_path.c_str()) != 0) {
+      absl::Status s = ErrnoError("rename to", final_path);
+      Abort();
+      return s;
+    }
   }
   temp_path_.clear();
   RETURN_IF_ERROR(FsyncDir(shard));
