@@ -1,7 +1,8 @@
 // Retention against a real dreamboothd on loopback: DeleteCheckpoint, DeleteJob (also of a
 // running job, whose worker loses its lease) and DeleteImageSet, after which the garbage
-// collector (--gc-interval, --gc-grace=1ms here) leaves no blob on disk; and the spec's
-// checkpoints_total_limit pruning older sampleable checkpoints; and --max-blob-bytes.
+// collector (--gc-interval, --gc-grace=1s here: longer than a write takes to record its blob)
+// leaves no blob on disk; and the spec's checkpoints_total_limit pruning older sampleable
+// checkpoints; and --max-blob-bytes.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -20,7 +21,7 @@ namespace fs = std::filesystem;
 
 class RetentionE2eTest : public E2eTest {
  protected:
-  void SetUp() override { StartDaemon({"--gc-interval=100ms", "--gc-grace=1ms"}); }
+  void SetUp() override { StartDaemon({"--gc-interval=100ms", "--gc-grace=1s"}); }
 
   // Blob files under the data dir.
   int BlobFiles() {
