@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "kernels/memory_efficient_attention.h"
+#include "worker/diffusion/models/lora.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -227,13 +228,13 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& hidden_states,
   if (group_norm) x = group_norm(x.transpose(1, 2)).transpose(1, 2);
   const torch::Tensor& ctx = context.defined() ? context : x;
   const int64_t heads = config_.heads, d = config_.dim_head;
-  torch::Tensor q = to_q(x).view({b, -1, heads, d}).transpose(1, 2);    // [B, H, N, d]
-  torch::Tensor k = to_k(ctx).view({b, -1, heads, d}).transpose(1, 2);  // [B, H, M, d]
-  torch::Tensor v = to_v(ctx).view({b, -1, heads, d}).transpose(1, 2);  // [B, H, M, d]
+  torch::Tensor q = LoraLinear(*to_q, x).view({b, -1, heads, d}).transpose(1, 2);    // [B, H, N, d]
+  torch::Tensor k = LoraLinear(*to_k, ctx).view({b, -1, heads, d}).transpose(1, 2);  // [B, H, M, d]
+  torch::Tensor v = LoraLinear(*to_v, ctx).view({b, -1, heads, d}).transpose(1, 2);  // [B, H, M, d]
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   torch::Tensor o = ScaledDotProductAttention(q, k, v, scale, options_, config_.upcast_attention);
   o = o.transpose(1, 2).reshape({b, -1, heads * d});  // [B, N, H*d]
-  o = to_out[0]->as<torch::nn::Linear>()->forward(o);
+  o = LoraLinear(*to_out[0]->as<torch::nn::Linear>(), o);
   o = to_out[1]->as<torch::nn::Dropout>()->forward(o);
   if (spatial) o = o.transpose(1, 2).reshape({b, c, h, w});
   if (config_.residual_connection) o = o + residual;

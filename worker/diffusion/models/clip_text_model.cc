@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 
+#include "worker/diffusion/models/lora.h"
+
 namespace dreambooth::diffusion {
 
 CLIPTextEmbeddingsImpl::CLIPTextEmbeddingsImpl(const ClipTextConfig& config) {
@@ -36,14 +38,15 @@ torch::Tensor CLIPAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   const int64_t b = x.size(0), l = x.size(1), d = x.size(2), hd = d / heads_;
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   // Same order as transformers: q is scaled before the product.
-  torch::Tensor q = (q_proj(x) * scale).view({b, l, heads_, hd}).transpose(1, 2);  // [B,H,L,hd]
-  torch::Tensor k = k_proj(x).view({b, l, heads_, hd}).transpose(1, 2);
-  torch::Tensor v = v_proj(x).view({b, l, heads_, hd}).transpose(1, 2);
+  torch::Tensor q =
+      (LoraLinear(*q_proj, x) * scale).view({b, l, heads_, hd}).transpose(1, 2);  // [B,H,L,hd]
+  torch::Tensor k = LoraLinear(*k_proj, x).view({b, l, heads_, hd}).transpose(1, 2);
+  torch::Tensor v = LoraLinear(*v_proj, x).view({b, l, heads_, hd}).transpose(1, 2);
   torch::Tensor scores = at::matmul(q, k.transpose(-1, -2));  // [B, H, L, L]
   if (mask.defined()) scores = scores + mask;
   torch::Tensor probs = at::softmax(scores, -1);
   torch::Tensor o = at::matmul(probs, v).transpose(1, 2).reshape({b, l, d});  // [B, L, D]
-  return out_proj(o);
+  return LoraLinear(*out_proj, o);
 }
 
 CLIPMLPImpl::CLIPMLPImpl(const ClipTextConfig& config) : act_(config.hidden_act) {
@@ -52,7 +55,7 @@ CLIPMLPImpl::CLIPMLPImpl(const ClipTextConfig& config) : act_(config.hidden_act)
 }
 
 torch::Tensor CLIPMLPImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = fc1(x);
+  torch::Tensor h = LoraLinear(*fc1, x);
   if (act_ == "quick_gelu") {
     h = h * at::sigmoid(1.702 * h);
   } else if (act_ == "gelu_new") {
@@ -60,7 +63,7 @@ torch::Tensor CLIPMLPImpl::forward(const torch::Tensor& x) {
   } else {
     h = at::gelu(h);
   }
-  return fc2(h);
+  return LoraLinear(*fc2, h);
 }
 
 CLIPEncoderLayerImpl::CLIPEncoderLayerImpl(const ClipTextConfig& config) {

@@ -7,6 +7,7 @@
 #include <torch/custom_class.h>
 
 #include "worker/diffusion/models/attention.h"
+#include "worker/diffusion/models/lora.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -70,7 +71,15 @@ at::Tensor Checkpoint(const CheckpointedFn& fn, const at::Tensor& a, const at::T
   if (!at::GradMode::is_enabled() || !any_grad) return fn(a, b);
   c10::optional<at::Tensor> b_opt;
   if (b.defined()) b_opt = b;
-  return CheckpointFunction::apply(a, b_opt, c10::make_intrusive<FnHolder>(fn))[0];
+  CheckpointedFn block = fn;
+  if (const LoraScope* scope = ActiveLoraScope()) {
+    // The recomputation may run on another thread (CUDA backward): it gets the same adapters.
+    block = [fn, scope = *scope](const at::Tensor& x, const at::Tensor& y) {
+      ScopedLora same_adapters(scope);
+      return fn(x, y);
+    };
+  }
+  return CheckpointFunction::apply(a, b_opt, c10::make_intrusive<FnHolder>(std::move(block)))[0];
 }
 
 }  // namespace dreambooth::diffusion

@@ -17,7 +17,8 @@ using CheckpointedFn = std::function<at::Tensor(const at::Tensor&, const at::Ten
 // enabled and back-propagates through the recomputed graph, accumulating the gradients of the
 // parameters fn uses into their .grad (like PyTorch's reentrant torch.utils.checkpoint). So
 // parameter gradients are delivered by Tensor::backward(), not by torch::autograd::grad().
-// fn must be deterministic (no dropout with p > 0 in the recomputed region). When no input
+// fn must be deterministic (no dropout with p > 0 in the recomputed region). The calling
+// thread's LoRA scope (lora.h) is active in the recomputation too. When no input
 // requires grad, fn runs normally (no checkpointing), so frozen-input cases stay correct.
 at::Tensor Checkpoint(const CheckpointedFn& fn, const at::Tensor& a, const at::Tensor& b);
 

@@ -6,6 +6,7 @@
 
 #include "kernels/fused_kernels.h"
 #include "kernels/group_norm_silu.h"
+#include "worker/diffusion/models/lora.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -44,12 +45,14 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetBlock2DConfig& config)
 
 torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
   const bool fused = kernels::ActiveFusedKernels().group_norm_silu;
-  torch::Tensor h = conv1(NormSilu(norm1, x, fused));  // [B, Cout, H, W]
+  torch::Tensor h = LoraConv2d(*conv1, NormSilu(norm1, x, fused));  // [B, Cout, H, W]
   if (time_emb_proj && temb.defined()) {
-    h = h + time_emb_proj(at::silu(temb)).unsqueeze(-1).unsqueeze(-1);  // + [B, Cout, 1, 1]
+    h = h + LoraLinear(*time_emb_proj, at::silu(temb))
+                .unsqueeze(-1)
+                .unsqueeze(-1);  // + [B, Cout, 1, 1]
   }
-  h = conv2(NormSilu(norm2, h, fused));
-  torch::Tensor shortcut = conv_shortcut ? conv_shortcut(x) : x;
+  h = LoraConv2d(*conv2, NormSilu(norm2, h, fused));
+  torch::Tensor shortcut = conv_shortcut ? LoraConv2d(*conv_shortcut, x) : x;
   torch::Tensor out = shortcut + h;
   if (output_scale_factor_ != 1.0) out = out / output_scale_factor_;
   return out;

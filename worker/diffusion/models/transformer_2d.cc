@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <torch/nn/modules/dropout.h>
 
+#include "worker/diffusion/models/lora.h"
+
 namespace dreambooth::diffusion {
 
 GEGLUImpl::GEGLUImpl(int64_t dim_in, int64_t dim_out) {
@@ -10,7 +12,8 @@ GEGLUImpl::GEGLUImpl(int64_t dim_in, int64_t dim_out) {
 }
 
 torch::Tensor GEGLUImpl::forward(const torch::Tensor& x) {
-  std::vector<torch::Tensor> parts = proj(x).chunk(2, -1);  // value, gate: [B, N, dim_out]
+  std::vector<torch::Tensor> parts =
+      LoraLinear(*proj, x).chunk(2, -1);  // value, gate: [B, N, dim_out]
   return parts[0] * at::gelu(parts[1]);
 }
 
@@ -24,7 +27,7 @@ FeedForwardImpl::FeedForwardImpl(int64_t dim, double dropout) {
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = net[0]->as<GEGLUImpl>()->forward(x);  // [B, N, 4C]
   h = net[1]->as<torch::nn::DropoutImpl>()->forward(h);
-  return net[2]->as<torch::nn::LinearImpl>()->forward(h);  // [B, N, C]
+  return LoraLinear(*net[2]->as<torch::nn::LinearImpl>(), h);  // [B, N, C]
 }
 
 BasicTransformerBlockImpl::BasicTransformerBlockImpl(const TransformerBlockConfig& config) {
@@ -93,9 +96,9 @@ torch::Tensor Transformer2DModelImpl::forward(const torch::Tensor& x,
   if (use_linear_projection_) {
     inner = hs.size(1);
     hs = hs.permute({0, 2, 3, 1}).reshape({b, h * w, inner});  // [B, HW, C]
-    hs = proj_in_linear(hs);
+    hs = LoraLinear(*proj_in_linear, hs);
   } else {
-    hs = proj_in_conv(hs);
+    hs = LoraConv2d(*proj_in_conv, hs);
     inner = hs.size(1);
     hs = hs.permute({0, 2, 3, 1}).reshape({b, h * w, inner});  // [B, HW, inner]
   }
@@ -103,11 +106,11 @@ torch::Tensor Transformer2DModelImpl::forward(const torch::Tensor& x,
     hs = block->as<BasicTransformerBlockImpl>()->forward(hs, context);
   }
   if (use_linear_projection_) {
-    hs = proj_out_linear(hs);
+    hs = LoraLinear(*proj_out_linear, hs);
     hs = hs.reshape({b, h, w, -1}).permute({0, 3, 1, 2}).contiguous();  // [B, C, H, W]
   } else {
     hs = hs.reshape({b, h, w, inner}).permute({0, 3, 1, 2}).contiguous();
-    hs = proj_out_conv(hs);
+    hs = LoraConv2d(*proj_out_conv, hs);
   }
   return hs + x;
 }
