@@ -32,6 +32,10 @@ inline constexpr double kAdamBeta1 = 0.9;
 inline constexpr double kAdamBeta2 = 0.999;
 inline constexpr double kAdamWeightDecay = 0.0;  // NeMo (diffusers: 1e-2)
 inline constexpr double kAdamEpsilon = 1e-8;
+// ---- LoRA (diffusers' train_dreambooth_lora.py: rank 4, alpha = rank) ----
+inline constexpr int kLoraRank = 4;
+inline constexpr double kLoraLearningRate = 1e-4;
+inline constexpr int kLoraMaxRank = 256;
 // ---- Checkpoints and validation ----
 inline constexpr int kCheckpointingSteps = 200;
 inline constexpr int kCheckpointsTotalLimit = 10;

@@ -101,8 +101,11 @@ absl::Status DreamBoothTrainer::Init() {
                         p.size() > 80 ? "...\"" : "\""));
     }
   }
-  ASSIGN_OR_RETURN(frozen_, FrozenModules::Cast(model_, ComputeDtype(options_.mixed_precision),
-                                                !options_.train_text_encoder));
+  // With LoRA every base weight is frozen; only the (float32) adapters train.
+  ASSIGN_OR_RETURN(frozen_,
+                   FrozenModules::Cast(model_, ComputeDtype(options_.mixed_precision),
+                                       !options_.train_text_encoder || options_.lora.enabled,
+                                       options_.lora.enabled));
   // The digest covers the weights' dtype, so cached posteriors of a bf16 VAE never stand in for
   // float32 ones.
   vae_digest_ = ModuleDigest(*model_.vae);

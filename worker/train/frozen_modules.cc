@@ -8,10 +8,12 @@
 namespace dreambooth::train {
 
 absl::StatusOr<FrozenModules> FrozenModules::Cast(diffusion::StableDiffusion& model,
-                                                  at::ScalarType dtype, bool text_encoder_frozen) {
+                                                  at::ScalarType dtype, bool text_encoder_frozen,
+                                                  bool unet_frozen) {
   FrozenModules frozen;
   frozen.dtype_ = dtype;
   frozen.text_encoder_ = text_encoder_frozen;
+  frozen.unet_ = unet_frozen;
   if (dtype == at::kFloat) return frozen;
   RETURN_IF_ERROR(GuardTorch("casting the frozen modules", [&]() -> absl::Status {
     at::NoGradGuard no_grad;
@@ -20,6 +22,10 @@ absl::StatusOr<FrozenModules> FrozenModules::Cast(diffusion::StableDiffusion& mo
     if (text_encoder_frozen) {
       frozen.text_master_ = diffusion::ModuleStateDictOnHost(*model.text_encoder);
       model.text_encoder->to(dtype);
+    }
+    if (unet_frozen) {
+      frozen.unet_master_ = diffusion::ModuleStateDictOnHost(*model.unet);
+      model.unet->to(dtype);
     }
     return absl::OkStatus();
   }));
@@ -40,6 +46,11 @@ absl::Status FrozenModules::WithFloat32Weights(diffusion::StableDiffusion& model
           RETURN_IF_ERROR(
               diffusion::LoadStateDictStrict(*model.text_encoder, text_master_, "text_encoder"));
         }
+      }
+      if (unet_) {
+        model.unet->to(full ? at::kFloat : dtype_);
+        if (full)
+          RETURN_IF_ERROR(diffusion::LoadStateDictStrict(*model.unet, unet_master_, "unet"));
       }
       return absl::OkStatus();
     });

@@ -42,7 +42,9 @@ struct TrainProgress {
 
 // What was written.
 struct CheckpointEvent {
-  enum class Kind { kSampleable, kResumeState, kFinal };
+  // kLoraDiffusers / kLoraKohya: a LoRA run's adapters (folder with one .safetensors file);
+  // a LoRA run's kFinal is the merged model.
+  enum class Kind { kSampleable, kResumeState, kFinal, kLoraDiffusers, kLoraKohya };
   Kind kind = Kind::kSampleable;
   int64_t step = 0;
   std::string path;

@@ -155,6 +155,32 @@ absl::Status ValidateTrainOptions(const TrainOptions& o) {
   if (o.use_ema && !(o.ema_decay > 0.0 && o.ema_decay < 1.0)) {
     return Invalid("ema_decay", absl::StrCat("must be in (0, 1), got ", o.ema_decay));
   }
+  if (o.lora.enabled) {
+    if (o.lora.rank < 1 || o.lora.rank > spec::kLoraMaxRank) {
+      return Invalid("lora.rank",
+                     absl::StrCat("must be in [1, ", spec::kLoraMaxRank, "], got ", o.lora.rank));
+    }
+    if (!(o.lora.alpha >= 0.0) || !std::isfinite(o.lora.alpha)) {
+      return Invalid("lora.alpha", absl::StrCat("must be > 0 (0: the rank), got ", o.lora.alpha));
+    }
+    if (!(o.lora.dropout >= 0.0 && o.lora.dropout < 1.0)) {
+      return Invalid("lora.dropout", absl::StrCat("must be in [0, 1), got ", o.lora.dropout));
+    }
+    if (o.lora.dropout > 0 && o.gradient_checkpointing) {
+      return Invalid("lora.dropout",
+                     "must be 0 with gradient_checkpointing (the recomputed forward would draw "
+                     "other dropout masks)");
+    }
+    if (!(o.lora.learning_rate > 0.0) || !std::isfinite(o.lora.learning_rate)) {
+      return Invalid("lora.learning_rate", absl::StrCat("must be > 0, got ", o.lora.learning_rate));
+    }
+    if (o.lora.unet_targets.empty()) return Invalid("lora.target_modules", "must not be empty");
+    if (o.train_text_encoder && o.lora.text_encoder_targets.empty()) {
+      return Invalid("lora.text_encoder_target_modules",
+                     "must not be empty when train_text_encoder is set");
+    }
+    if (o.use_ema) return Invalid("use_ema", "is not supported with LoRA");
+  }
   if (o.checkpointing_steps < 0) {
     return Invalid("checkpointing_steps", absl::StrCat("must be >= 0 (0: final export only), got ",
                                                        o.checkpointing_steps));
@@ -209,6 +235,15 @@ nlohmann::json TrainingFingerprint(const TrainOptions& o) {
   j["offset_noise"] = o.offset_noise;
   j["use_ema"] = o.use_ema;
   j["ema_decay"] = o.ema_decay;
+  if (o.lora.enabled) {  // absent for full fine-tunes, so their older resume states still match
+    j["lora"] = {{"rank", o.lora.rank},
+                 {"alpha", o.lora.Alpha()},
+                 {"dropout", o.lora.dropout},
+                 {"unet_targets", o.lora.unet_targets},
+                 {"text_encoder_targets",
+                  o.train_text_encoder ? o.lora.text_encoder_targets : std::vector<std::string>{}},
+                 {"learning_rate", o.lora.learning_rate}};
+  }
   return j;
 }
 

@@ -43,6 +43,21 @@ struct SamplerOptions {
   double eta = 0.0;
 };
 
+// DreamBooth-LoRA (diffusers' train_dreambooth_lora.py): the base model is frozen (held in the
+// compute dtype under mixed precision) and only low-rank adapters train, in float32.
+struct LoraTrainOptions {
+  bool enabled = false;
+  int rank = spec::kLoraRank;
+  double alpha = 0;    // <= 0: rank (scale 1)
+  double dropout = 0;  // on each adapter's input while training
+  // peft target names (worker/diffusion/models/lora.h); the text encoder's only when
+  // train_text_encoder is set.
+  std::vector<std::string> unet_targets = {"to_q", "to_k", "to_v", "to_out.0"};
+  std::vector<std::string> text_encoder_targets = {"q_proj", "k_proj", "v_proj", "out_proj"};
+  double learning_rate = spec::kLoraLearningRate;  // of the adapters (replaces learning_rate)
+  double Alpha() const { return alpha > 0 ? alpha : rank; }
+};
+
 struct TrainOptions {
   // ---- Model and data ----
   TrainingMode mode = TrainingMode::kDreamBooth;
@@ -105,6 +120,7 @@ struct TrainOptions {
   // classifier-free guidance needs it when pretraining). Not in the job spec.
   double caption_dropout = 0.0;
   bool use_ema = false;  // checkpoints and the final export carry the EMA UNet weights
+  LoraTrainOptions lora;
   double ema_decay = 0.9999;
 
   // ---- Checkpoints, resume, validation ----
@@ -130,8 +146,10 @@ struct TrainOptions {
   std::string ResumeRoot() const;      // <output_dir>/resume
   std::string CheckpointRoot() const;  // <output_dir>/checkpoints
   std::string FinalModelDir() const;   // <output_dir>/final
+  // The learning rate of the UNet's trained parameters (the adapters' with LoRA).
+  double UNetLearningRate() const { return lora.enabled ? lora.learning_rate : learning_rate; }
   double TextEncoderLearningRate() const {
-    return text_encoder_learning_rate > 0 ? text_encoder_learning_rate : learning_rate;
+    return text_encoder_learning_rate > 0 ? text_encoder_learning_rate : UNetLearningRate();
   }
 };
 

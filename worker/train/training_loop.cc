@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
+#include <torch/utils.h>
 
 #include <chrono>
 #include <filesystem>
@@ -11,12 +12,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "worker/diffusion/models/lora.h"
 #include "worker/diffusion/tokenizer/clip_tokenizer_batch.h"
 #include "worker/diffusion/torch_status.h"
 #include "worker/train/adamw.h"
 #include "worker/train/checkpoint_writer.h"
 #include "worker/train/dreambooth_loss.h"
 #include "worker/train/ema.h"
+#include "worker/train/lora_export.h"
 #include "worker/train/lr_schedule.h"
 #include "worker/train/precision.h"
 #include "worker/train/resume_state.h"
@@ -46,6 +49,12 @@ std::string FingerprintDiff(const nlohmann::json& saved, const nlohmann::json& n
                       ")");
     }
   }
+  for (const auto& [key, value] : saved.items()) {
+    if (!now.contains(key)) {
+      absl::StrAppend(&out, out.empty() ? "" : ", ", key, " (saved ", value.dump(),
+                      ", now absent)");
+    }
+  }
   return out;
 }
 
@@ -66,6 +75,15 @@ class Loop {
   // Runs `write` with the weights an exported model carries (EMA, float32) in place.
   absl::Status WithExportedWeights(const std::function<absl::Status()>& write);
   absl::Status Export();
+  absl::Status ExportLora();
+  // Writes the adapters of step `step` (diffusers + kohya) into `dir` and reports them.
+  absl::Status WriteLora(const std::string& dir, int64_t step,
+                         const std::vector<NamedImage>& images, const std::string& kohya_stem);
+  bool lora() const { return o_.lora.enabled; }
+  // The adapters as this thread's forward passes apply them (training: dropout on).
+  diffusion::LoraScope Adapters(bool training) const {
+    return {lora() ? &lora_ : nullptr, 1.0, o_.lora.dropout, training};
+  }
   bool Cancelled() const { return c_.callbacks.cancel && c_.callbacks.cancel->load(); }
 
   const LoopContext& c_;
@@ -74,6 +92,7 @@ class Loop {
   std::optional<LrSchedule> unet_lr_;
   std::optional<LrSchedule> text_lr_;
   std::unique_ptr<AdamW> optimizer_;
+  diffusion::LoraAdapterSet lora_;  // empty unless o_.lora.enabled
   std::unique_ptr<ExponentialMovingAverage> ema_;
   std::optional<DynamicLossScaler> scaler_;
   std::optional<SampleStream> stream_;
@@ -95,7 +114,7 @@ absl::Status Loop::Setup() {
   lr.total_steps = o_.max_train_steps;
   lr.power = o_.lr_power;
   lr.num_cycles = o_.lr_scheduler == LrScheduleType::kCosineWithRestarts ? o_.lr_num_cycles : 0.5;
-  ASSIGN_OR_RETURN(LrSchedule unet_lr, LrSchedule::Create(o_.learning_rate, lr));
+  ASSIGN_OR_RETURN(LrSchedule unet_lr, LrSchedule::Create(o_.UNetLearningRate(), lr));
   ASSIGN_OR_RETURN(LrSchedule text_lr, LrSchedule::Create(o_.TextEncoderLearningRate(), lr));
   unet_lr_.emplace(unet_lr);
   text_lr_.emplace(text_lr);
@@ -103,8 +122,18 @@ absl::Status Loop::Setup() {
   auto& unet = c_.model.unet;
   auto& text = c_.model.text_encoder;
   for (auto& p : c_.model.vae->parameters()) p.requires_grad_(false);
-  for (auto& p : text->parameters()) p.requires_grad_(o_.train_text_encoder);
-  for (auto& p : unet->parameters()) p.requires_grad_(true);
+  for (auto& p : text->parameters()) p.requires_grad_(o_.train_text_encoder && !lora());
+  for (auto& p : unet->parameters()) p.requires_grad_(!lora());
+  if (lora()) {
+    diffusion::LoraTargets targets;
+    targets.unet = o_.lora.unet_targets;
+    if (o_.train_text_encoder) targets.text_encoder = o_.lora.text_encoder_targets;
+    // Its own generator: the adapters' initialisation does not shift the training randomness.
+    ASSIGN_OR_RETURN(lora_, diffusion::LoraAdapterSet::Create(
+                                c_.model, targets, o_.lora.rank, o_.lora.Alpha(),
+                                at::detail::createCPUGenerator(o_.seed ^ 0x4c6f5241ULL)));
+    lora_.set_requires_grad(true);
+  }
   c_.model.vae->eval();
   unet->train();
   text->train(o_.train_text_encoder);
@@ -116,8 +145,13 @@ absl::Status Loop::Setup() {
   adam.eps = o_.adam_epsilon;
   adam.weight_decay = o_.adam_weight_decay;
   std::vector<AdamWParamGroup> groups;
-  groups.push_back({NamedParams(*unet, "unet."), adam});
-  if (o_.train_text_encoder) groups.push_back({NamedParams(*text, "text_encoder."), adam});
+  if (lora()) {
+    groups.push_back({lora_.NamedParameters("unet."), adam});
+    if (o_.train_text_encoder) groups.push_back({lora_.NamedParameters("text_encoder."), adam});
+  } else {
+    groups.push_back({NamedParams(*unet, "unet."), adam});
+    if (o_.train_text_encoder) groups.push_back({NamedParams(*text, "text_encoder."), adam});
+  }
   optimizer_ = std::make_unique<AdamW>(std::move(groups));
   if (o_.use_ema) {
     ema_ = std::make_unique<ExponentialMovingAverage>(NamedParams(*unet, ""), o_.ema_decay);
@@ -146,8 +180,12 @@ absl::Status Loop::MaybeResume() {
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot resume from ", dir, ": it was written with different settings: ", diff));
   }
-  RETURN_IF_ERROR(diffusion::LoadStateDictStrict(*c_.model.unet, state.unet, "unet (resume)"));
-  if (o_.train_text_encoder) {
+  if (lora()) {
+    RETURN_IF_ERROR(lora_.LoadStateDict(state.unet));
+  } else {
+    RETURN_IF_ERROR(diffusion::LoadStateDictStrict(*c_.model.unet, state.unet, "unet (resume)"));
+  }
+  if (o_.train_text_encoder && !lora()) {
     RETURN_IF_ERROR(diffusion::LoadStateDictStrict(*c_.model.text_encoder, state.text_encoder,
                                                    "text_encoder (resume)"));
   }
@@ -188,7 +226,13 @@ absl::Status Loop::MicroBatch(int64_t micro_index, double loss_divisor, StepLog*
     stds.push_back(class_stds[i]);
     prompts.push_back(o_.class_prompt);
   }
+  // LoRA dropout draws from the global generator: seeded from the run's generator, so that a
+  // resumed run draws the same masks.
+  if (lora() && o_.lora.dropout > 0) {
+    torch::manual_seed(at::check_generator<at::CPUGeneratorImpl>(generator_)->random64());
+  }
   return GuardTorch("training step", [&]() -> absl::Status {
+    diffusion::ScopedLora adapters(Adapters(/*training=*/true));
     StepRandomness r =
         DrawStepRandomness(at::stack(means), at::stack(stds), schedule_->num_train_timesteps(),
                            o_.offset_noise, generator_);
@@ -259,9 +303,13 @@ absl::Status Loop::SaveResume(int64_t step) {
   s.fingerprint = TrainingFingerprint(o_);
   s.generator_state = generator_.get_state();
   s.optimizer = optimizer_->StateDict();
-  s.unet = diffusion::ModuleStateDictOnHost(*c_.model.unet);
-  if (o_.train_text_encoder)
-    s.text_encoder = diffusion::ModuleStateDictOnHost(*c_.model.text_encoder);
+  if (lora()) {
+    s.unet = lora_.StateDict();  // every adapter (UNet and text encoder), by its internal name
+  } else {
+    s.unet = diffusion::ModuleStateDictOnHost(*c_.model.unet);
+    if (o_.train_text_encoder)
+      s.text_encoder = diffusion::ModuleStateDictOnHost(*c_.model.text_encoder);
+  }
   if (ema_) {
     s.ema_unet = ema_->StateDict();
     s.ema_updates = ema_->num_updates();
@@ -289,7 +337,13 @@ absl::Status Loop::AfterStep(int64_t done) {
   if (!checkpoint && !validate) return absl::OkStatus();
   std::vector<NamedImage> images;
   if (validate) {
+    diffusion::ScopedLora adapters(Adapters(/*training=*/false));
     ASSIGN_OR_RETURN(images, RenderValidationImages(c_.model, o_));
+  }
+  if (lora() && checkpoint && done < o_.max_train_steps) {
+    const std::string dir = (fs::path(o_.CheckpointRoot()) / absl::StrCat("lora-", done)).string();
+    RETURN_IF_ERROR(WriteLora(dir, done, images, absl::StrCat("lora-step", done)));
+    return PruneStepFolders(o_.CheckpointRoot(), "lora-", o_.checkpoints_total_limit);
   }
   CheckpointEvent e;
   e.step = done;
@@ -324,7 +378,59 @@ absl::Status Loop::WithExportedWeights(const std::function<absl::Status()>& writ
   return st;
 }
 
+absl::Status Loop::WriteLora(const std::string& dir, int64_t step,
+                             const std::vector<NamedImage>& images, const std::string& kohya_stem) {
+  diffusion::KohyaRunInfo info;
+  info.base_model = o_.base_model;
+  info.rank = o_.lora.rank;
+  info.alpha = o_.lora.Alpha();
+  info.steps = step;
+  info.learning_rate = o_.lora.learning_rate;
+  info.instance_prompt = o_.instance_prompt;
+  info.resolution = o_.resolution;
+  info.text_encoder_trained = o_.train_text_encoder;
+  info.dropout = o_.lora.dropout;
+  info.num_images = static_cast<int64_t>(c_.instances.size());
+  ASSIGN_OR_RETURN(LoraCheckpointFolders folders,
+                   WriteLoraCheckpoint(lora_, dir, step, images, info, kohya_stem));
+  if (c_.callbacks.on_checkpoint) {
+    CheckpointEvent e;
+    e.step = step;
+    e.kind = CheckpointEvent::Kind::kLoraDiffusers;
+    e.path = folders.diffusers_dir;
+    e.validation_images = folders.validation_images;
+    c_.callbacks.on_checkpoint(e);
+    e.kind = CheckpointEvent::Kind::kLoraKohya;
+    e.path = folders.kohya_dir;
+    e.validation_images.clear();
+    c_.callbacks.on_checkpoint(e);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loop::ExportLora() {
+  TrainProgress p;
+  p.stage = TrainStage::kExporting;
+  p.message = "writing the LoRA files and the merged model";
+  p.peak_rss_bytes = PeakRssBytes();
+  c_.report(p);
+  RETURN_IF_ERROR(
+      WriteLora((fs::path(o_.output_dir) / "lora").string(), o_.max_train_steps, {}, "lora"));
+  RETURN_IF_ERROR(c_.frozen.WithFloat32Weights(
+      c_.model, [&] { return ExportMergedModel(c_.model, lora_, o_.FinalModelDir()); }));
+  result_.final_model_dir = o_.FinalModelDir();
+  if (c_.callbacks.on_checkpoint) {
+    CheckpointEvent e;
+    e.kind = CheckpointEvent::Kind::kFinal;
+    e.step = o_.max_train_steps;
+    e.path = result_.final_model_dir;
+    c_.callbacks.on_checkpoint(e);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Loop::Export() {
+  if (lora()) return ExportLora();
   TrainProgress p;
   p.stage = TrainStage::kExporting;
   p.message = "writing the final diffusers folder";

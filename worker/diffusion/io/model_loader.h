@@ -89,6 +89,12 @@ struct SaveOptions {
 absl::Status SaveDiffusersFolder(const StableDiffusion& model, const std::string& dir,
                                  const SaveOptions& options = {});
 
+// Writes `model` as one LDM single-file checkpoint at `path` (.safetensors: the original
+// CompVis key names, as A1111 and ComfyUI load them; the configs in the metadata, so that
+// LoadStableDiffusion reads it back exactly).
+absl::Status SaveSingleFile(const StableDiffusion& model, const std::string& path,
+                            const SaveOptions& options = {});
+
 // Copies `weights` into `module`'s parameters and buffers by name (named_parameters() /
 // named_buffers() keys). Fails without modifying anything when a key is missing, unexpected
 // or has the wrong shape; the message lists each (first ones if many) and says `component`.

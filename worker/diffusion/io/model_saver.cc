@@ -92,4 +92,9 @@ absl::Status ConvertModel(const std::string& src, const std::string& dst,
       dst));
 }
 
+absl::Status SaveSingleFile(const StableDiffusion& model, const std::string& path,
+                            const SaveOptions& options) {
+  return loader_internal::WriteSingleFile(model, path, options);
+}
+
 }  // namespace dreambooth::diffusion
