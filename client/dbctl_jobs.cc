@@ -44,6 +44,8 @@ struct SubmitArgs {
   int32_t checkpointing_steps = spec::kCheckpointingSteps;
   uint64_t seed = 0;
   double lr = spec::kLearningRate;
+  int32_t lora_rank = spec::kLoraRank;
+  double lora_lr = spec::kLoraLearningRate;
 };
 
 struct ListArgs {
@@ -122,6 +124,8 @@ int JobsSubmit(client::Client& client, const CLI::App& command, const SubmitArgs
   if (given("--checkpointing-steps")) spec.set_checkpointing_steps(args.checkpointing_steps);
   if (given("--seed")) spec.set_seed(args.seed);
   if (given("--lr")) spec.set_learning_rate(args.lr);
+  if (given("--lora-rank")) spec.mutable_lora()->set_rank(args.lora_rank);
+  if (given("--lora-lr")) spec.mutable_lora()->set_learning_rate(args.lora_lr);
   auto job = client.CreateJob(spec, args.request_id);
   if (!job.ok()) return Fail(job.status());
   if (out.json) {
@@ -284,6 +288,12 @@ Command AddJobsSubmit(CLI::App& jobs) {
   cli::AddInt(*cmd, "--checkpointing-steps", &a->checkpointing_steps,
               "resume checkpoint every N steps", kInt32Min, kInt32Max);
   cli::AddInt(*cmd, "--seed", &a->seed, "training seed (default: chosen by the server)")
+      ->default_str("");
+  cli::AddInt(*cmd, "--lora-rank", &a->lora_rank,
+              "train LoRA adapters of this rank instead of the whole model (docs/lora.md)",
+              kInt32Min, kInt32Max)
+      ->default_str("");
+  cli::AddDouble(*cmd, "--lora-lr", &a->lora_lr, "the LoRA adapters' learning rate (1e-4)")
       ->default_str("");
   return {cmd, [cmd, a](client::Client& client, const Output& out) {
             return JobsSubmit(client, *cmd, *a, out);

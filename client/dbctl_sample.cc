@@ -33,6 +33,7 @@ struct SampleArgs {
   int32_t steps = spec::kNumInferenceSteps;
   double guidance = spec::kGuidanceScale;
   uint64_t seed = 0;
+  double lora_scale = 1.0;
   std::string out = ".";
 };
 
@@ -49,6 +50,7 @@ int Sample(client::Client& client, const CLI::App& command, const SampleArgs& ar
   if (given("--height")) request.set_height(args.height);
   if (given("--steps")) request.mutable_sampler()->set_num_inference_steps(args.steps);
   if (given("--seed")) request.set_seed(args.seed);
+  if (given("--lora-scale")) request.set_lora_scale(static_cast<float>(args.lora_scale));
   if (given("--guidance")) {
     request.mutable_sampler()->set_guidance_scale(static_cast<float>(args.guidance));
   }
@@ -119,6 +121,8 @@ Command AddSample(CLI::App& parent) {
   cli::AddDouble(*cmd, "--guidance", &a->guidance, "classifier-free guidance scale");
   cli::AddInt(*cmd, "--seed", &a->seed, "seed (default: random, reported per image)")
       ->default_str("");
+  cli::AddDouble(*cmd, "--lora-scale", &a->lora_scale,
+                 "strength of a LoRA checkpoint's adapter (LoRA checkpoints only)");
   cli::AddString(*cmd, "--out", &a->out, "folder for the PNG files");
   return {cmd, [cmd, a](client::Client& client, const Output& out) {
             return Sample(client, *cmd, *a, out);

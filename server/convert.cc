@@ -15,6 +15,10 @@ static_assert(static_cast<int>(storage::JobState::kCancelled) == v1::JOB_STATE_C
 static_assert(static_cast<int>(storage::EventKind::kValidationImage) ==
               v1::EVENT_KIND_VALIDATION_IMAGE);
 static_assert(static_cast<int>(storage::CheckpointKind::kFinal) == v1::CHECKPOINT_KIND_FINAL);
+static_assert(static_cast<int>(storage::CheckpointKind::kLoraDiffusers) ==
+              v1::CHECKPOINT_KIND_LORA_DIFFUSERS);
+static_assert(static_cast<int>(storage::CheckpointKind::kLoraKohya) ==
+              v1::CHECKPOINT_KIND_LORA_KOHYA);
 
 absl::StatusOr<v1::JobSpec> ParseStoredSpec(const std::string& bytes, const std::string& job_id) {
   v1::JobSpec spec;

@@ -18,7 +18,8 @@ absl::StatusOr<SampleBroker::Task> ServiceCore::PrepareSample(const Caller& call
   if (resolved.checkpoint_id().empty()) {
     ASSIGN_OR_RETURN(std::optional<storage::CheckpointRecord> latest,
                      jobs_->LatestCheckpoint(job.id, {storage::CheckpointKind::kSampleable,
-                                                      storage::CheckpointKind::kFinal}));
+                                                      storage::CheckpointKind::kFinal,
+                                                      storage::CheckpointKind::kLoraDiffusers}));
     if (!latest.has_value()) {
       return absl::FailedPreconditionError(
           absl::StrCat("job ", job.id, " has no sampleable checkpoint yet"));
@@ -33,6 +34,19 @@ absl::StatusOr<SampleBroker::Task> ServiceCore::PrepareSample(const Caller& call
     }
     task.checkpoint = ToProto(ckpt);
   }
+  if (task.checkpoint.kind() == v1::CHECKPOINT_KIND_RESUME) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "checkpoint_id ", task.checkpoint.id(),
+        " is a RESUME checkpoint (optimizer state); sample a SAMPLEABLE, FINAL or LORA_* one"));
+  }
+  const bool lora = task.checkpoint.kind() == v1::CHECKPOINT_KIND_LORA_DIFFUSERS ||
+                    task.checkpoint.kind() == v1::CHECKPOINT_KIND_LORA_KOHYA;
+  if (!lora && resolved.has_lora_scale()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "lora_scale applies to LORA_DIFFUSERS and LORA_KOHYA checkpoints; checkpoint ",
+        task.checkpoint.id(), " is ", v1::CheckpointKind_Name(task.checkpoint.kind())));
+  }
+  if (lora && !resolved.has_lora_scale()) resolved.set_lora_scale(1.0f);
   resolved.set_checkpoint_id(task.checkpoint.id());
   task.job_id = job.id;
   task.base_model = job.base_model;

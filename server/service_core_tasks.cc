@@ -16,6 +16,8 @@ namespace {
 int CheckpointsToKeep(const v1::JobSpec& spec, storage::CheckpointKind kind) {
   switch (kind) {
     case storage::CheckpointKind::kSampleable:
+    case storage::CheckpointKind::kLoraDiffusers:
+    case storage::CheckpointKind::kLoraKohya:
       return spec.has_checkpoints_total_limit() ? spec.checkpoints_total_limit()
                                                 : spec::kCheckpointsTotalLimit;
     case storage::CheckpointKind::kResume:

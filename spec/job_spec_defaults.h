@@ -6,6 +6,9 @@
 #ifndef DREAMBOOTH_SPEC_JOB_SPEC_DEFAULTS_H_
 #define DREAMBOOTH_SPEC_JOB_SPEC_DEFAULTS_H_
 
+#include <array>
+#include <string_view>
+
 namespace dreambooth::spec {
 
 // ---- Prior preservation ----
@@ -36,6 +39,18 @@ inline constexpr double kAdamEpsilon = 1e-8;
 inline constexpr int kLoraRank = 4;
 inline constexpr double kLoraLearningRate = 1e-4;
 inline constexpr int kLoraMaxRank = 256;
+inline constexpr int kLoraMaxTargets = 16;
+// The layers that can carry an adapter (peft target names; worker/diffusion/models/lora.h).
+inline constexpr std::array<std::string_view, 12> kLoraUNetTargets = {
+    "to_q",    "to_k",     "to_v",  "to_out.0", "ff.net.0.proj", "ff.net.2",
+    "proj_in", "proj_out", "conv1", "conv2",    "conv_shortcut", "time_emb_proj"};
+inline constexpr std::array<std::string_view, 6> kLoraTextEncoderTargets = {
+    "q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"};
+inline constexpr std::array<std::string_view, 4> kLoraDefaultUNetTargets = {"to_q", "to_k", "to_v",
+                                                                            "to_out.0"};
+inline constexpr std::array<std::string_view, 4> kLoraDefaultTextEncoderTargets = {
+    "q_proj", "k_proj", "v_proj", "out_proj"};
+inline constexpr double kMaxLoraScale = 4.0;  // |SampleRequest.lora_scale|
 // ---- Checkpoints and validation ----
 inline constexpr int kCheckpointingSteps = 200;
 inline constexpr int kCheckpointsTotalLimit = 10;

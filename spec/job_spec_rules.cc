@@ -1,8 +1,10 @@
 #include "spec/job_spec_rules.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -157,6 +159,66 @@ absl::Status ApplySampler(Mode mode, const std::string& field, v1::SchedulerKind
 }
 
 // Every rule of a JobSpec, in the order of job_spec.proto.
+// A LoRA target list: empty => `defaults` (or refused when checking); each name among `allowed`,
+// no repeats, at most kLoraMaxTargets.
+template <size_t kAllowed, size_t kDefaults>
+absl::Status ApplyLoraTargets(Mode mode, const std::string& field,
+                              const std::array<std::string_view, kAllowed>& allowed,
+                              const std::array<std::string_view, kDefaults>& defaults,
+                              google::protobuf::RepeatedPtrField<std::string>* names) {
+  if (names->empty()) {
+    if (mode == Mode::kCheck) return UnresolvedFieldError(field);
+    for (std::string_view name : defaults) names->Add(std::string(name));
+  }
+  if (names->size() > kLoraMaxTargets) {
+    return Invalid(field, absl::StrCat("at most ", kLoraMaxTargets, " names"),
+                   absl::StrCat(names->size()));
+  }
+  std::set<std::string> seen;
+  for (int i = 0; i < names->size(); ++i) {
+    const std::string& name = names->Get(i);
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      std::string list;
+      for (std::string_view a : allowed)
+        absl::StrAppend(&list, list.empty() ? "" : ", ", std::string(a));
+      return Invalid(absl::StrCat(field, "[", i, "]"), absl::StrCat("one of ", list),
+                     absl::StrCat("\"", name.substr(0, 64), "\""));
+    }
+    if (!seen.insert(name).second) {
+      return Invalid(absl::StrCat(field, "[", i, "]"), "a name not listed before",
+                     absl::StrCat("\"", name, "\" again"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The lora block (when set): defaults and bounds.
+absl::Status ApplyLora(Mode mode, v1::JobSpec* s) {
+  if (!s->has_lora()) return absl::OkStatus();
+  using L = v1::LoraSpec;
+  L* l = s->mutable_lora();
+  RETURN_IF_ERROR(F(l, "spec.lora.rank", &L::has_rank, &L::rank, &L::set_rank)
+                      .Int(mode, kLoraRank, 1, kLoraMaxRank));
+  RETURN_IF_ERROR(F(l, "spec.lora.alpha", &L::has_alpha, &L::alpha, &L::set_alpha)
+                      .Real(mode, l->rank(), 0, true, 1e6, false));
+  if (!std::isfinite(l->dropout()) || l->dropout() < 0 || l->dropout() >= 1) {
+    return Invalid("spec.lora.dropout", "in [0, 1)", absl::StrCat(l->dropout()));
+  }
+  if (l->dropout() > 0 && s->gradient_checkpointing()) {
+    return absl::InvalidArgumentError(
+        "spec.lora.dropout must be 0 when spec.gradient_checkpointing is set (the recomputed "
+        "forward pass would draw other dropout masks)");
+  }
+  RETURN_IF_ERROR(ApplyLoraTargets(mode, "spec.lora.target_modules", kLoraUNetTargets,
+                                   kLoraDefaultUNetTargets, l->mutable_target_modules()));
+  RETURN_IF_ERROR(ApplyLoraTargets(mode, "spec.lora.text_encoder_target_modules",
+                                   kLoraTextEncoderTargets, kLoraDefaultTextEncoderTargets,
+                                   l->mutable_text_encoder_target_modules()));
+  return F(l, "spec.lora.learning_rate", &L::has_learning_rate, &L::learning_rate,
+           &L::set_learning_rate)
+      .Real(mode, kLoraLearningRate, 0, true, 1, false);
+}
+
 absl::Status ApplyJobSpec(Mode mode, v1::JobSpec* s) {
   using S = v1::JobSpec;
   // ---- Model and data ----
@@ -214,9 +276,12 @@ absl::Status ApplyJobSpec(Mode mode, v1::JobSpec* s) {
   RETURN_IF_ERROR(
       F(s, "spec.learning_rate", &S::has_learning_rate, &S::learning_rate, &S::set_learning_rate)
           .Real(mode, kLearningRate, 0, true, 1, false));
+  RETURN_IF_ERROR(ApplyLora(mode, s));
+  // The text encoder trains at the UNet's rate unless told otherwise (the adapters' with LoRA).
   RETURN_IF_ERROR(F(s, "spec.text_encoder_learning_rate", &S::has_text_encoder_learning_rate,
                     &S::text_encoder_learning_rate, &S::set_text_encoder_learning_rate)
-                      .Real(mode, s->learning_rate(), 0, true, 1, false));
+                      .Real(mode, s->has_lora() ? s->lora().learning_rate() : s->learning_rate(), 0,
+                            true, 1, false));
   RETURN_IF_ERROR(F(s, "spec.max_train_steps", &S::has_max_train_steps, &S::max_train_steps,
                     &S::set_max_train_steps)
                       .Int(mode, kMaxTrainSteps, 1, 1000000));

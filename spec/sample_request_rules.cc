@@ -1,5 +1,6 @@
 #include "spec/sample_request_rules.h"
 
+#include <cmath>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -7,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/status_macros.h"
+#include "spec/job_spec_defaults.h"
 #include "spec/job_spec_rules.h"
 
 namespace dreambooth::spec {
@@ -30,6 +32,11 @@ absl::Status ValidateSampleRequest(const v1::SampleRequest& r) {
       return absl::InvalidArgumentError(absl::StrCat(name, " must be a multiple of 8 in [",
                                                      kMinSide, ", ", kMaxSide, "], got ", value));
     }
+  }
+  if (r.has_lora_scale() &&
+      !(std::isfinite(r.lora_scale()) && std::abs(r.lora_scale()) <= kMaxLoraScale)) {
+    return absl::InvalidArgumentError(absl::StrCat("lora_scale must be in [-", kMaxLoraScale, ", ",
+                                                   kMaxLoraScale, "], got ", r.lora_scale()));
   }
   return absl::OkStatus();
 }

@@ -13,8 +13,8 @@ namespace dreambooth::spec {
 
 namespace v1 = ::dreambooth::v1;
 
-// Checks the fields `request` sets (prompt, image count, size); needs no job. INVALID_ARGUMENT
-// names the offending field.
+// Checks the fields `request` sets (prompt, image count, size, lora_scale); needs no job.
+// INVALID_ARGUMENT names the offending field.
 absl::Status ValidateSampleRequest(const v1::SampleRequest& request);
 
 // Checks the prompt, image count, size and sampler of `request` and resolves every unset field:

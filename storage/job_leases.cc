@@ -311,9 +311,8 @@ absl::StatusOr<CheckpointRecord> JobStore::CommitCheckpoint(const std::string& t
     EventRecord log;
     log.kind = EventKind::kLog;
     log.step = step;
-    log.message =
-        absl::StrCat("deleted ", absl::StrJoin(pruned, ", "), " (keeping the newest ", keep,
-                     kind == CheckpointKind::kResume ? " RESUME" : " SAMPLEABLE", " checkpoints)");
+    log.message = absl::StrCat("deleted ", absl::StrJoin(pruned, ", "), " (keeping the newest ",
+                               keep, " ", CheckpointKindName(kind), " checkpoints)");
     return internal::AppendEvent(c, job.id, std::move(log), now_ms).status();
   }));
   return ckpt;

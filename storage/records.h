@@ -36,7 +36,33 @@ enum class EventKind : int {
 };
 
 // Values equal dreambooth.v1.CheckpointKind.
-enum class CheckpointKind : int { kUnspecified = 0, kSampleable = 1, kResume = 2, kFinal = 3 };
+enum class CheckpointKind : int {
+  kUnspecified = 0,
+  kSampleable = 1,
+  kResume = 2,
+  kFinal = 3,
+  kLoraDiffusers = 4,
+  kLoraKohya = 5,
+};
+
+// "SAMPLEABLE", "RESUME", ... as in the proto enum (without its prefix).
+inline const char* CheckpointKindName(CheckpointKind kind) {
+  switch (kind) {
+    case CheckpointKind::kSampleable:
+      return "SAMPLEABLE";
+    case CheckpointKind::kResume:
+      return "RESUME";
+    case CheckpointKind::kFinal:
+      return "FINAL";
+    case CheckpointKind::kLoraDiffusers:
+      return "LORA_DIFFUSERS";
+    case CheckpointKind::kLoraKohya:
+      return "LORA_KOHYA";
+    case CheckpointKind::kUnspecified:
+      break;
+  }
+  return "UNSPECIFIED";
+}
 
 struct StoredImageRecord {
   std::string name;

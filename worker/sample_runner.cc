@@ -1,6 +1,8 @@
 #include "worker/sample_runner.h"
 
 #include <filesystem>
+#include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/image/image.h"
@@ -8,6 +10,8 @@
 #include "spec/sample_request_rules.h"
 #include "worker/checkpoint_transfer.h"
 #include "worker/diffusion/device.h"
+#include "worker/diffusion/io/lora_file.h"
+#include "worker/diffusion/models/lora.h"
 #include "worker/diffusion/pipelines/pipeline.h"
 #include "worker/diffusion/torch_status.h"
 #include "worker/event_reporter.h"
@@ -18,35 +22,80 @@ namespace dreambooth::worker {
 namespace fs = std::filesystem;
 namespace {
 
-// Loads (or finds in the cache) the model the task samples from.
-absl::StatusOr<std::shared_ptr<diffusion::StableDiffusion>> SampleModel(
-    const WorkerContext& context, const v1::Task& task, bool* hit) {
+// What a sample task renders with: a model and, for a LoRA checkpoint, its adapters.
+struct SampleSource {
+  std::shared_ptr<diffusion::StableDiffusion> model;
+  std::optional<diffusion::LoraAdapterSet> adapters;
+};
+
+bool IsLoraCheckpoint(const v1::Checkpoint& checkpoint) {
+  return checkpoint.kind() == v1::CHECKPOINT_KIND_LORA_DIFFUSERS ||
+         checkpoint.kind() == v1::CHECKPOINT_KIND_LORA_KOHYA;
+}
+
+// The one .safetensors file of a LoRA checkpoint folder.
+absl::StatusOr<std::string> LoraFileIn(const std::string& dir, const std::string& checkpoint_id) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file() && entry.path().extension() == ".safetensors") {
+      found.push_back(entry.path().string());
+    }
+  }
+  if (ec || found.size() != 1) {
+    return absl::FailedPreconditionError(absl::StrCat("LoRA checkpoint ", checkpoint_id,
+                                                      " must hold exactly one .safetensors file ",
+                                                      "at its top level, found ", found.size()));
+  }
+  return found.front();
+}
+
+// Loads (or finds in the cache) the model the task samples from, and a LoRA checkpoint's adapters
+// (bound to the cached base model, which they never modify).
+absl::StatusOr<SampleSource> LoadSampleSource(const WorkerContext& context, const v1::Task& task,
+                                              bool* hit) {
   ASSIGN_OR_RETURN(at::Device device, diffusion::ResolveDevice(context.options.device));
   diffusion::LoadOptions load;
   load.device = device;
   ASSIGN_OR_RETURN(load.dtype,
                    diffusion::ResolveInferenceDtype(context.options.sample_dtype, device));
-  if (task.has_sample_checkpoint() && !task.sample_checkpoint().id().empty()) {
-    const v1::Checkpoint& checkpoint = task.sample_checkpoint();
+  const bool has_checkpoint =
+      task.has_sample_checkpoint() && !task.sample_checkpoint().id().empty();
+  const v1::Checkpoint& checkpoint = task.sample_checkpoint();
+  SampleSource source;
+  if (has_checkpoint && !IsLoraCheckpoint(checkpoint)) {
     if (checkpoint.kind() == v1::CHECKPOINT_KIND_RESUME) {
       return absl::FailedPreconditionError(absl::StrCat(
           "checkpoint ", checkpoint.id(), " is a resume state, not a sampleable checkpoint"));
     }
     const std::string dir =
         (fs::path(context.options.cache_dir) / "checkpoints" / checkpoint.id()).string();
-    return context.models->GetOrLoad(
-        absl::StrCat("checkpoint:", checkpoint.id()),
-        [&]() -> absl::StatusOr<diffusion::StableDiffusion> {
-          RETURN_IF_ERROR(DownloadCheckpoint(*context.client, task.lease_token(), checkpoint, dir));
-          return diffusion::LoadStableDiffusion(dir, load);
-        },
-        hit);
+    ASSIGN_OR_RETURN(source.model, context.models->GetOrLoad(
+                                       absl::StrCat("checkpoint:", checkpoint.id()),
+                                       [&]() -> absl::StatusOr<diffusion::StableDiffusion> {
+                                         RETURN_IF_ERROR(DownloadCheckpoint(
+                                             *context.client, task.lease_token(), checkpoint, dir));
+                                         return diffusion::LoadStableDiffusion(dir, load);
+                                       },
+                                       hit));
+    return source;
   }
-  ASSIGN_OR_RETURN(std::string source,
+  ASSIGN_OR_RETURN(std::string base,
                    ResolveBaseModel(context.options.model_root, task.spec().base_model()));
-  return context.models->GetOrLoad(
-      absl::StrCat("base:", task.spec().base_model()),
-      [&] { return diffusion::LoadStableDiffusion(source, load); }, hit);
+  ASSIGN_OR_RETURN(source.model,
+                   context.models->GetOrLoad(
+                       absl::StrCat("base:", task.spec().base_model()),
+                       [&] { return diffusion::LoadStableDiffusion(base, load); }, hit));
+  if (has_checkpoint) {  // a LoRA checkpoint: its adapters on the base model
+    const std::string dir =
+        (fs::path(context.options.cache_dir) / "checkpoints" / checkpoint.id()).string();
+    RETURN_IF_ERROR(DownloadCheckpoint(*context.client, task.lease_token(), checkpoint, dir));
+    ASSIGN_OR_RETURN(std::string path, LoraFileIn(dir, checkpoint.id()));
+    ASSIGN_OR_RETURN(diffusion::LoraFile file, diffusion::ReadLoraFile(path, *source.model));
+    ASSIGN_OR_RETURN(source.adapters,
+                     diffusion::LoraAdapterSet::Bind(*source.model, file.adapters, load.dtype));
+  }
+  return source;
 }
 
 // Renders and relays every image. Returns OK also when the caller disconnected.
@@ -64,8 +113,11 @@ absl::Status Render(const WorkerContext& context, const v1::Task& task, LeaseKee
   ASSIGN_OR_RETURN(bool connected, progress(0, 0, "loading model"));
   if (!connected) return absl::OkStatus();
   bool hit = false;
-  ASSIGN_OR_RETURN(std::shared_ptr<diffusion::StableDiffusion> model,
-                   SampleModel(context, task, &hit));
+  ASSIGN_OR_RETURN(SampleSource source, LoadSampleSource(context, task, &hit));
+  const std::shared_ptr<diffusion::StableDiffusion>& model = source.model;
+  // The adapters apply on this thread only: other requests on the same model see none.
+  diffusion::ScopedLora lora({source.adapters ? &*source.adapters : nullptr,
+                              request.has_lora_scale() ? request.lora_scale() : 1.0});
   std::vector<std::string> warnings;
   diffusion::Text2ImageOptions t2i;
   t2i.prompts = {request.prompt()};

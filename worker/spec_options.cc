@@ -142,6 +142,17 @@ absl::StatusOr<train::TrainOptions> ToTrainOptions(const v1::JobSpec& spec, cons
   o.seed = spec.seed();
   ASSIGN_OR_RETURN(o.mixed_precision, ToPrecision(spec.mixed_precision()));
   o.gradient_checkpointing = spec.gradient_checkpointing();
+  if (spec.has_lora()) {
+    const v1::LoraSpec& lora = spec.lora();
+    o.lora.enabled = true;
+    o.lora.rank = lora.rank();
+    o.lora.alpha = lora.alpha();
+    o.lora.dropout = lora.dropout();
+    o.lora.unet_targets.assign(lora.target_modules().begin(), lora.target_modules().end());
+    o.lora.text_encoder_targets.assign(lora.text_encoder_target_modules().begin(),
+                                       lora.text_encoder_target_modules().end());
+    o.lora.learning_rate = lora.learning_rate();
+  }
   // ---- Checkpoints and validation ----
   o.output_dir = paths.output_dir;
   o.checkpointing_steps = spec.checkpointing_steps();

@@ -164,6 +164,16 @@ absl::Status TrainTask::CommitCheckpoint(const train::CheckpointEvent& e) {
           UploadCheckpoint(client_, task_.lease_token(), e.path, e.step, v1::CHECKPOINT_KIND_FINAL)
               .status());
       break;
+    case train::CheckpointEvent::Kind::kLoraDiffusers:
+      RETURN_IF_ERROR(UploadCheckpoint(client_, task_.lease_token(), e.path, e.step,
+                                       v1::CHECKPOINT_KIND_LORA_DIFFUSERS)
+                          .status());
+      break;
+    case train::CheckpointEvent::Kind::kLoraKohya:
+      RETURN_IF_ERROR(UploadCheckpoint(client_, task_.lease_token(), e.path, e.step,
+                                       v1::CHECKPOINT_KIND_LORA_KOHYA)
+                          .status());
+      break;
   }
   for (const std::string& png : e.validation_images) {
     ASSIGN_OR_RETURN(BlobRef blob, client_.WriteBlobFromFile(task_.lease_token(), png));

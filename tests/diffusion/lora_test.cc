@@ -154,6 +154,10 @@ TEST_F(LoraTest, BothFileFormatsRoundTrip) {
       "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora.down.weight"));
   EXPECT_TRUE(diffusers.count(
       "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_linear_layer.up.weight"));
+  EXPECT_TRUE(diffusers.count("unet.down_blocks.0.resnets.0.conv1.lora_A.weight"));
+  EXPECT_TRUE(
+      diffusers.count("unet.down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2."
+                      "lora_B.weight"));
 }
 
 TEST_F(LoraTest, KohyaNamesInTheOriginalLdmLayoutResolveToTheSameLayers) {

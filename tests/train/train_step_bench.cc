@@ -8,11 +8,13 @@
 //                 as tests/data/bench/README.md's measurement 4 defines it.
 // Usage: train_step_bench CONFIG [--steps N] [--threads T] [--gradient-checkpointing]
 //                          [--attention auto|math|chunked|sliced|sdpa] [--mixed-precision no|bf16]
+//                          [--lora-rank R]  (R > 0: DreamBooth-LoRA on to_q/k/v/out.0, base frozen)
 // (--help lists the options with their defaults; bad usage exits with status 2).
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +25,7 @@
 #include "kernels/caching_cpu_allocator.h"
 #include "tests/train/test_util.h"
 #include "worker/diffusion/models/attention.h"
+#include "worker/diffusion/models/lora.h"
 #include "worker/diffusion/models/tiny_model.h"
 #include "worker/diffusion/models/unet_2d_condition.h"
 #include "worker/diffusion/models/unet_2d_condition_config.h"
@@ -44,7 +47,7 @@ int Fail(const std::string& what) {
 }
 
 int RunTiny(bool cached, int steps, bool checkpointing,
-            const diffusion::AttentionOptions& attention, MixedPrecision precision) {
+            const diffusion::AttentionOptions& attention, MixedPrecision precision, int lora_rank) {
   testing::TempDir tmp;
   testing::WriteImageSet(tmp.Join("instances"), 4, 80, 64, 1);
   testing::WriteImageSet(tmp.Join("classes"), 4, 64, 64, 2);
@@ -60,6 +63,8 @@ int RunTiny(bool cached, int steps, bool checkpointing,
   o.gradient_checkpointing = checkpointing;
   o.mixed_precision = precision;
   o.num_threads = 0;
+  o.lora.enabled = lora_rank > 0;
+  o.lora.rank = std::max(lora_rank, 1);
   Clock::time_point warm;
   TrainCallbacks cb;
   cb.on_progress = [&](const TrainProgress& p) {
@@ -75,16 +80,17 @@ int RunTiny(bool cached, int steps, bool checkpointing,
       "{\"config\": \"tiny_%s\", \"model\": \"tiny\", \"resolution\": 64, \"batch\": \"1+1\", "
       "\"cached_latents\": %s, \"precomputed_text\": %s, \"gradient_checkpointing\": %s, "
       "\"attention\": \"%s\", \"mixed_precision\": \"%s\", "
-      "\"threads\": %d, \"steps\": %d, \"steps_per_second\": %.3f, \"peak_rss_mib\": %.1f}\n",
+      "\"lora_rank\": %d, \"threads\": %d, \"steps\": %d, \"steps_per_second\": %.3f, "
+      "\"peak_rss_mib\": %.1f}\n",
       cached ? "cached" : "online", cached ? "true" : "false", cached ? "true" : "false",
       checkpointing ? "true" : "false", diffusion::AttentionBackendName(attention.backend),
-      MixedPrecisionName(precision).c_str(), at::get_num_threads(), steps, steps / seconds,
-      PeakRssBytes() / 1048576.0);
+      MixedPrecisionName(precision).c_str(), lora_rank, at::get_num_threads(), steps,
+      steps / seconds, PeakRssBytes() / 1048576.0);
   return 0;
 }
 
 int RunMid(int steps, bool checkpointing, const diffusion::AttentionOptions& attention,
-           MixedPrecision precision) {
+           MixedPrecision precision, int lora_rank) {
   const std::string path = DB_TEST_DATA_DIR "/bench/mid/unet/config.json";
   absl::StatusOr<diffusion::UNet2DConditionConfig> config =
       diffusion::UNet2DConditionConfig::FromFile(path);
@@ -97,7 +103,22 @@ int RunMid(int steps, bool checkpointing, const diffusion::AttentionOptions& att
   auto schedule = diffusion::DdpmTrainingSchedule::Create(diffusion::SchedulerConfig{});
   if (!schedule.ok()) return Fail(schedule.status().ToString());
   std::vector<std::pair<std::string, at::Tensor>> params;
-  for (const auto& item : unet->named_parameters()) params.emplace_back(item.key(), item.value());
+  diffusion::LoraAdapterSet adapters;
+  if (lora_rank > 0) {  // the base frozen, adapters on the attention projections
+    for (auto& p : unet->parameters()) p.requires_grad_(false);
+    auto created =
+        diffusion::LoraAdapterSet::Create(*unet, nullptr, diffusion::LoraTargets{}, lora_rank,
+                                          lora_rank, at::detail::createCPUGenerator(2));
+    if (!created.ok()) return Fail(created.status().ToString());
+    adapters = *std::move(created);
+    adapters.set_requires_grad(true);
+    params = adapters.NamedParameters();
+  } else {
+    for (const auto& item : unet->named_parameters()) params.emplace_back(item.key(), item.value());
+  }
+  int64_t trained = 0;
+  for (const auto& [name, p] : params) trained += p.numel();
+  diffusion::ScopedLora lora({lora_rank > 0 ? &adapters : nullptr, 1.0, 0.0, true});
   AdamW opt({AdamWParamGroup{params, AdamWOptions{}}});
   at::Generator gen = at::detail::createCPUGenerator(0);
   DreamBoothLossOptions lo;
@@ -125,10 +146,11 @@ int RunMid(int steps, bool checkpointing, const diffusion::AttentionOptions& att
       "{\"config\": \"mid_step\", \"model\": \"bench/mid unet\", \"resolution\": 256, "
       "\"batch\": \"1+1\", \"cached_latents\": true, \"precomputed_text\": true, "
       "\"gradient_checkpointing\": %s, \"attention\": \"%s\", \"mixed_precision\": \"%s\", "
-      "\"threads\": %d, \"steps\": %d, \"steps_per_second\": %.3f, \"peak_rss_mib\": %.1f}\n",
+      "\"lora_rank\": %d, \"trained_parameters\": %lld, \"threads\": %d, \"steps\": %d, "
+      "\"steps_per_second\": %.3f, \"peak_rss_mib\": %.1f}\n",
       checkpointing ? "true" : "false", diffusion::AttentionBackendName(attention.backend),
-      MixedPrecisionName(precision).c_str(), at::get_num_threads(), steps, steps / seconds,
-      PeakRssBytes() / 1048576.0);
+      MixedPrecisionName(precision).c_str(), lora_rank, static_cast<long long>(trained),
+      at::get_num_threads(), steps, steps / seconds, PeakRssBytes() / 1048576.0);
   return 0;
 }
 
@@ -146,6 +168,7 @@ int main(int argc, char** argv) {
   bool checkpointing = false;
   dreambooth::diffusion::AttentionOptions attention;
   dreambooth::train::MixedPrecision precision = dreambooth::train::MixedPrecision::kNo;
+  int lora_rank = 0;
   app.add_option("CONFIG", config, "which measurement (see the top of train_step_bench.cc)")
       ->required()
       ->check(CLI::IsMember({"tiny_cached", "tiny_online", "mid_step"}));
@@ -164,12 +187,13 @@ int main(int argc, char** argv) {
       dreambooth::diffusion::AttentionBackendName(attention.backend));
   cli::AddParsed(app, "--mixed-precision", &precision, dreambooth::train::ParseMixedPrecision,
                  "no|bf16", "NAME", dreambooth::train::MixedPrecisionName(precision));
+  cli::AddInt(app, "--lora-rank", &lora_rank, "LoRA rank (0: full fine-tuning)", 0, 256);
   if (std::optional<int> exit_code = cli::ParseCommandLine(app, argc, argv)) return *exit_code;
   dreambooth::kernels::InstallCachingCpuAllocator();
   if (threads > 0) at::set_num_threads(threads);
   if (config == "tiny_cached")
-    return dreambooth::train::RunTiny(true, steps, checkpointing, attention, precision);
+    return dreambooth::train::RunTiny(true, steps, checkpointing, attention, precision, lora_rank);
   if (config == "tiny_online")
-    return dreambooth::train::RunTiny(false, steps, checkpointing, attention, precision);
-  return dreambooth::train::RunMid(steps, checkpointing, attention, precision);
+    return dreambooth::train::RunTiny(false, steps, checkpointing, attention, precision, lora_rank);
+  return dreambooth::train::RunMid(steps, checkpointing, attention, precision, lora_rank);
 }

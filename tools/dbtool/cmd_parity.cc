@@ -103,7 +103,12 @@ int RunParity(const ParityFlags& flags) {
       diffusion::LoadOptions load;
       load.device = device;
       load.dtype = dtype;
-      model.emplace(diffusion::LoadStableDiffusion(dir, load));
+      // A fixture may name its model instead of holding it ("base_model", relative to `dir`).
+      std::string model_dir = dir;
+      if (manifest.contains("base_model") && manifest["base_model"].is_string()) {
+        model_dir = (fs::path(dir) / manifest["base_model"].get<std::string>()).string();
+      }
+      model.emplace(diffusion::LoadStableDiffusion(model_dir, load));
       if (model->ok()) {
         (*model)->unet->set_attention_options(attention);
         diffusion::SetAttentionOptions(*(*model)->vae, attention);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,8 +17,10 @@
 #include "common/image/image.h"
 #include "tools/dbtool/command_registry.h"
 #include "tools/dbtool/sample_args.h"
+#include "worker/diffusion/io/lora_file.h"
 #include "worker/diffusion/io/model_loader.h"
 #include "worker/diffusion/io/safetensors.h"
+#include "worker/diffusion/models/lora.h"
 #include "worker/diffusion/pipelines/pipeline.h"
 
 namespace dreambooth::dbtool {
@@ -31,6 +34,8 @@ struct SampleFlags {
   int64_t threads = 0;
   diffusion::LoadOptions load;
   diffusion::AttentionOptions attention;
+  std::string lora;  // a LoRA file (diffusers, peft or kohya layout)
+  double lora_scale = 1.0;
 };
 
 absl::Status WritePngs(const at::Tensor& images, const std::string& dir,
@@ -64,6 +69,24 @@ int RunSample(SampleFlags& flags) {
     std::fprintf(stderr, "dbtool sample: %s\n", std::string(model.status().message()).c_str());
     return 1;
   }
+  std::optional<diffusion::LoraAdapterSet> adapters;
+  if (!flags.lora.empty()) {
+    absl::StatusOr<diffusion::LoraFile> file = diffusion::ReadLoraFile(flags.lora, *model);
+    absl::StatusOr<diffusion::LoraAdapterSet> bound =
+        file.ok() ? diffusion::LoraAdapterSet::Bind(*model, file->adapters, flags.load.dtype)
+                  : absl::StatusOr<diffusion::LoraAdapterSet>(file.status());
+    if (!bound.ok()) {
+      std::fprintf(stderr, "dbtool sample: --lora: %s\n",
+                   std::string(bound.status().message()).c_str());
+      return 1;
+    }
+    adapters = *std::move(bound);
+    std::fprintf(stderr, "LoRA %s: %s layout, %zu adapters, rank %lld, scale %g\n",
+                 flags.lora.c_str(), diffusion::LoraFileFormatName(file->format),
+                 adapters->weights().size(), static_cast<long long>(adapters->rank()),
+                 flags.lora_scale);
+  }
+  diffusion::ScopedLora lora({adapters ? &*adapters : nullptr, flags.lora_scale});
   model->unet->set_attention_options(flags.attention);
   diffusion::SetAttentionOptions(*model->vae, flags.attention);
   const auto t1 = std::chrono::steady_clock::now();
@@ -125,6 +148,9 @@ Runner DeclareSample(CLI::App& app) {
               int64_t{0});
   cli::AddString(app, "--out", &f->out_dir, "folder for sample_NNN.png");
   cli::AddString(app, "--save-latents", &f->save_latents, "also write the final latents here");
+  cli::AddString(app, "--lora", &f->lora,
+                 "a LoRA .safetensors file to apply (diffusers, peft or kohya/A1111 layout)");
+  cli::AddDouble(app, "--lora-scale", &f->lora_scale, "multiplier of the LoRA's effect");
   AddThreadsOption(app, &f->threads);
   AddDeviceOption(app, &f->load.device);
   AddDtypeOption(app, &f->load.dtype);

@@ -28,13 +28,22 @@ struct KeyParts {
   Half half;
 };
 
-// diffusers' PEFT -> diffusers renames (convert_state_dict_to_diffusers): text-encoder layers use
-// "lora_linear_layer.{down,up}", UNet layers "lora.{down,up}".
+// diffusers' PEFT -> diffusers renames (PEFT_TO_DIFFUSERS of convert_state_dict_to_diffusers):
+// UNet attention projections "lora.{down,up}", text-encoder attention projections
+// "lora_linear_layer.{down,up}", every other layer keeps peft's "lora_A" / "lora_B".
 std::string DiffusersSuffix(const std::string& layer, Half half) {
-  const bool text = absl::StartsWith(layer, "text_encoder.");
-  const char* dir = half == Half::kDown ? "down" : "up";
-  return text ? absl::StrCat(".lora_linear_layer.", dir, ".weight")
-              : absl::StrCat(".lora.", dir, ".weight");
+  const bool down = half == Half::kDown;
+  for (const char* name : {".to_q", ".to_k", ".to_v", ".to_out.0"}) {
+    if (absl::StartsWith(layer, "unet.") && absl::EndsWith(layer, name)) {
+      return down ? ".lora.down.weight" : ".lora.up.weight";
+    }
+  }
+  for (const char* name : {".q_proj", ".k_proj", ".v_proj", ".out_proj"}) {
+    if (absl::StartsWith(layer, "text_encoder.") && absl::EndsWith(layer, name)) {
+      return down ? ".lora_linear_layer.down.weight" : ".lora_linear_layer.up.weight";
+    }
+  }
+  return down ? ".lora_A.weight" : ".lora_B.weight";
 }
 
 std::string Flat(const std::string& path) { return absl::StrReplaceAll(path, {{".", "_"}}); }
@@ -73,6 +82,10 @@ bool SplitDiffusersKey(std::string key, KeyParts* out) {
       }
     }
     if (absl::StartsWith(layer, "te.")) layer = "text_encoder." + layer.substr(3);
+    // transformers 5 dropped CLIPTextModel.text_model: its files name "text_encoder.encoder.*".
+    if (absl::StartsWith(layer, "text_encoder.encoder.")) {
+      layer = "text_encoder.text_model." + layer.substr(std::string("text_encoder.").size());
+    }
     *out = {layer, half};
     return true;
   }
@@ -253,29 +266,37 @@ absl::Status WriteLoraFile(const std::string& path,
 }
 
 std::map<std::string, std::string> KohyaMetadata(const KohyaRunInfo& info) {
-  nlohmann::json tags = nlohmann::json::object();
-  if (!info.instance_prompt.empty()) {
-    tags["instance"][info.instance_prompt] = info.num_images > 0 ? info.num_images : 1;
-  }
   std::map<std::string, std::string> m;
+  // The keys sd-scripts writes even with --no_metadata.
   m["ss_network_module"] = "networks.lora";
   m["ss_network_dim"] = absl::StrCat(info.rank);
   m["ss_network_alpha"] = FormatDouble(info.alpha);
   m["ss_base_model_version"] = "sd_v1";
   m["ss_v2"] = "False";
-  m["ss_sd_model_name"] = info.base_model;
-  m["ss_steps"] = absl::StrCat(info.steps);
-  m["ss_max_train_steps"] = absl::StrCat(info.steps);
-  m["ss_learning_rate"] = FormatDouble(info.learning_rate);
-  m["ss_unet_lr"] = FormatDouble(info.learning_rate);
-  m["ss_network_dropout"] = FormatDouble(info.dropout);
-  m["ss_network_train_unet_only"] = info.text_encoder_trained ? "False" : "True";
-  m["ss_num_train_images"] = absl::StrCat(info.num_images);
-  m["ss_resolution"] = absl::StrCat("(", info.resolution, ", ", info.resolution, ")");
-  m["ss_training_comment"] =
-      absl::StrCat("DreamBooth-LoRA; instance prompt: ", info.instance_prompt);
-  m["ss_tag_frequency"] = tags.dump();
   m["modelspec.architecture"] = "stable-diffusion-v1/lora";
+  if (!info.base_model.empty()) m["ss_sd_model_name"] = info.base_model;
+  // What is known of the run (a converted file knows none of it).
+  if (info.steps > 0) {
+    m["ss_steps"] = absl::StrCat(info.steps);
+    m["ss_max_train_steps"] = absl::StrCat(info.steps);
+    m["ss_network_dropout"] = FormatDouble(info.dropout);
+    m["ss_network_train_unet_only"] = info.text_encoder_trained ? "False" : "True";
+  }
+  if (info.learning_rate > 0) {
+    m["ss_learning_rate"] = FormatDouble(info.learning_rate);
+    m["ss_unet_lr"] = FormatDouble(info.learning_rate);
+  }
+  if (info.num_images > 0) m["ss_num_train_images"] = absl::StrCat(info.num_images);
+  if (info.resolution > 0) {
+    m["ss_resolution"] = absl::StrCat("(", info.resolution, ", ", info.resolution, ")");
+  }
+  if (!info.instance_prompt.empty()) {
+    m["ss_training_comment"] =
+        absl::StrCat("DreamBooth-LoRA; instance prompt: ", info.instance_prompt);
+    nlohmann::json tags;
+    tags["instance"][info.instance_prompt] = info.num_images > 0 ? info.num_images : 1;
+    m["ss_tag_frequency"] = tags.dump();
+  }
   return m;
 }
 

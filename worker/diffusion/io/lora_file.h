@@ -1,9 +1,10 @@
 // LoRA adapter files: reading the layouts other tools write and writing the two that Stable
 // Diffusion tools load (docs/lora.md says which tool loads which).
 //   kDiffusers: diffusers' pytorch_lora_weights.safetensors (StableDiffusionLoraLoaderMixin.
-//     save_lora_weights after convert_state_dict_to_diffusers): "unet.<path>.lora.down.weight",
-//     "text_encoder.<path>.lora_linear_layer.up.weight", ...; no alpha (diffusers assumes
-//     alpha = rank), so the writer folds alpha / rank into the up weights.
+//     save_lora_weights after convert_state_dict_to_diffusers): "unet.<attention>.to_q.lora.down.
+//     weight", "text_encoder.text_model.<...>.q_proj.lora_linear_layer.up.weight", other layers
+//     peft's "<path>.lora_A.weight" / ".lora_B.weight"; no alpha (diffusers assumes alpha =
+//     rank), so the writer folds alpha / rank into the up weights.
 //   kKohya: kohya sd-scripts / A1111 / ComfyUI: "lora_unet_<path with _>.lora_down.weight",
 //     ".lora_up.weight", ".alpha" (0-dim), "lora_te_<path>..." for the text encoder, and ss_*
 //     metadata.
@@ -59,7 +60,8 @@ absl::Status WriteLoraFile(const std::string& path,
                            LoraFileFormat format,
                            const std::map<std::string, std::string>& metadata = {});
 
-// What kohya's sd-scripts record about a training run, as far as this service knows it.
+// What kohya's sd-scripts record about a training run, as far as this service knows it. Unknown
+// (zero / empty) fields are left out of the metadata.
 struct KohyaRunInfo {
   std::string base_model;  // ss_sd_model_name
   int64_t rank = 0;        // ss_network_dim

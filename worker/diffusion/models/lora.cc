@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "spec/job_spec_defaults.h"
 #include "worker/diffusion/io/model_loader.h"
 
 namespace dreambooth::diffusion {
@@ -36,9 +37,12 @@ std::map<std::string, torch::nn::Module*> AdaptableLayers(torch::nn::Module& roo
   return out;
 }
 
-std::map<std::string, torch::nn::Module*> ModelLayers(StableDiffusion& model) {
-  std::map<std::string, torch::nn::Module*> layers = AdaptableLayers(*model.unet, "unet.");
-  for (auto& [name, m] : AdaptableLayers(*model.text_encoder, "text_encoder.")) layers[name] = m;
+std::map<std::string, torch::nn::Module*> ModelLayers(torch::nn::Module& unet,
+                                                      torch::nn::Module* text_encoder) {
+  std::map<std::string, torch::nn::Module*> layers = AdaptableLayers(unet, "unet.");
+  if (text_encoder != nullptr) {
+    for (auto& [name, m] : AdaptableLayers(*text_encoder, "text_encoder.")) layers[name] = m;
+  }
   return layers;
 }
 
@@ -70,18 +74,15 @@ at::Tensor AdapterInput(const LoraScope& scope, const at::Tensor& x) {
 }  // namespace
 
 bool IsLoraCapableLayer(const std::string& layer_name) {
-  static const char* const kUNet[] = {
-      ".to_q",    ".to_k",     ".to_v",  ".to_out.0", ".ff.net.0.proj", ".ff.net.2",
-      ".proj_in", ".proj_out", ".conv1", ".conv2",    ".conv_shortcut", ".time_emb_proj"};
-  static const char* const kText[] = {".q_proj", ".k_proj", ".v_proj", ".out_proj", ".fc1", ".fc2"};
-  if (absl::StartsWith(layer_name, "unet.")) {
-    for (const char* s : kUNet) {
-      if (absl::EndsWith(layer_name, s)) return true;
+  auto ends_with_one_of = [&](const auto& names) {
+    for (std::string_view name : names) {
+      if (absl::EndsWith(layer_name, absl::StrCat(".", std::string(name)))) return true;
     }
-  } else if (absl::StartsWith(layer_name, "text_encoder.")) {
-    for (const char* s : kText) {
-      if (absl::EndsWith(layer_name, s)) return true;
-    }
+    return false;
+  };
+  if (absl::StartsWith(layer_name, "unet.")) return ends_with_one_of(spec::kLoraUNetTargets);
+  if (absl::StartsWith(layer_name, "text_encoder.")) {
+    return ends_with_one_of(spec::kLoraTextEncoderTargets);
   }
   return false;
 }
@@ -107,12 +108,25 @@ std::vector<std::string> LoraLayerNames(const StableDiffusion& model) {
 absl::StatusOr<LoraAdapterSet> LoraAdapterSet::Create(StableDiffusion& model,
                                                       const LoraTargets& targets, int64_t rank,
                                                       double alpha, at::Generator generator) {
+  return Create(*model.unet, model.text_encoder.ptr().get(), targets, rank, alpha, generator);
+}
+
+absl::StatusOr<LoraAdapterSet> LoraAdapterSet::Bind(
+    StableDiffusion& model, const std::map<std::string, LoraWeights>& weights,
+    at::ScalarType dtype) {
+  return Bind(*model.unet, model.text_encoder.ptr().get(), weights, dtype);
+}
+
+absl::StatusOr<LoraAdapterSet> LoraAdapterSet::Create(torch::nn::Module& unet,
+                                                      torch::nn::Module* text_encoder,
+                                                      const LoraTargets& targets, int64_t rank,
+                                                      double alpha, at::Generator generator) {
   if (rank < 1)
     return absl::InvalidArgumentError(absl::StrCat("lora rank must be >= 1, got ", rank));
   if (!(alpha > 0)) {
     return absl::InvalidArgumentError(absl::StrCat("lora alpha must be > 0, got ", alpha));
   }
-  std::map<std::string, torch::nn::Module*> all = ModelLayers(model);
+  std::map<std::string, torch::nn::Module*> all = ModelLayers(unet, text_encoder);
   std::map<std::string, LoraWeights> weights;
   auto add_targets = [&](const std::string& prefix, torch::nn::Module& root,
                          const std::vector<std::string>& list) -> absl::Status {
@@ -154,18 +168,23 @@ absl::StatusOr<LoraAdapterSet> LoraAdapterSet::Create(StableDiffusion& model,
     }
     return absl::OkStatus();
   };
-  if (auto st = add_targets("unet.", *model.unet, targets.unet); !st.ok()) return st;
-  if (auto st = add_targets("text_encoder.", *model.text_encoder, targets.text_encoder); !st.ok()) {
-    return st;
+  if (auto st = add_targets("unet.", unet, targets.unet); !st.ok()) return st;
+  if (!targets.text_encoder.empty()) {
+    if (text_encoder == nullptr) {
+      return absl::InvalidArgumentError("lora text-encoder targets given without a text encoder");
+    }
+    if (auto st = add_targets("text_encoder.", *text_encoder, targets.text_encoder); !st.ok()) {
+      return st;
+    }
   }
   if (weights.empty()) return absl::InvalidArgumentError("lora targets select no layer");
-  return Bind(model, weights);
+  return Bind(unet, text_encoder, weights);
 }
 
 absl::StatusOr<LoraAdapterSet> LoraAdapterSet::Bind(
-    StableDiffusion& model, const std::map<std::string, LoraWeights>& weights,
-    at::ScalarType dtype) {
-  std::map<std::string, torch::nn::Module*> all = ModelLayers(model);
+    torch::nn::Module& unet, torch::nn::Module* text_encoder,
+    const std::map<std::string, LoraWeights>& weights, at::ScalarType dtype) {
+  std::map<std::string, torch::nn::Module*> all = ModelLayers(unet, text_encoder);
   LoraAdapterSet set;
   for (const auto& [name, w] : weights) {
     auto it = all.find(name);

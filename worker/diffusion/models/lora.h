@@ -64,6 +64,17 @@ class LoraAdapterSet {
                                              const std::map<std::string, LoraWeights>& weights,
                                              at::ScalarType dtype = at::kFloat);
 
+  // The same on a UNet and an optional text encoder (layer names "unet.<path>",
+  // "text_encoder.<path>"), e.g. a UNet alone.
+  static absl::StatusOr<LoraAdapterSet> Create(torch::nn::Module& unet,
+                                               torch::nn::Module* text_encoder,
+                                               const LoraTargets& targets, int64_t rank,
+                                               double alpha, at::Generator generator);
+  static absl::StatusOr<LoraAdapterSet> Bind(torch::nn::Module& unet,
+                                             torch::nn::Module* text_encoder,
+                                             const std::map<std::string, LoraWeights>& weights,
+                                             at::ScalarType dtype = at::kFloat);
+
   LoraAdapterSet() = default;
 
   // Layer name -> weights (the tensors are the live ones: training updates them in place).

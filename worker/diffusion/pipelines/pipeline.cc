@@ -14,6 +14,7 @@
 #include "common/status_macros.h"
 #include "kernels/fused_kernels.h"
 #include "kernels/guided_ddim_step.h"
+#include "worker/diffusion/models/lora.h"
 #include "worker/diffusion/pipelines/cuda_graph_unet.h"
 #include "worker/diffusion/tokenizer/clip_tokenizer_batch.h"
 #include "worker/diffusion/torch_status.h"
@@ -146,7 +147,10 @@ absl::StatusOr<Text2ImageResult> Run(StableDiffusion& model, const Text2ImageOpt
   const at::Tensor timesteps = scheduler->timesteps();
   result.timesteps = timesteps.clone();
   std::unique_ptr<CudaGraphUNet> graph_unet;
-  if (o.cuda_graphs && device.is_cuda()) graph_unet = std::make_unique<CudaGraphUNet>(model.unet);
+  // A graph replays the kernels it captured: with LoRA adapters active it runs eagerly instead.
+  if (o.cuda_graphs && device.is_cuda() && ActiveLoraScope() == nullptr) {
+    graph_unet = std::make_unique<CudaGraphUNet>(model.unet);
+  }
   const bool fused_step =
       guided && o.guidance_rescale <= 0.0 && kernels::ActiveFusedKernels().guided_ddim_step;
   const int64_t total = timesteps.size(0);

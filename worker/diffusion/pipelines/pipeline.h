@@ -29,7 +29,8 @@ struct Text2ImageOptions {
   int64_t height = 0;  // likewise
   int64_t num_images_per_prompt = 1;
   int64_t clip_skip = 0;  // see CLIPTextModel::forward
-  // On CUDA, replay the UNet call as a CUDA graph (cuda_graph_unet.h); ignored on the CPU.
+  // On CUDA, replay the UNet call as a CUDA graph (cuda_graph_unet.h); ignored on the CPU and
+  // while LoRA adapters are active on the calling thread (models/lora.h).
   bool cuda_graphs = false;
 
   // Optional overrides for reproducing a reference run. Token ids [P, 77] replace the tokenizer
