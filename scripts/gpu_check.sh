@@ -107,6 +107,7 @@ if [[ "$DEVICE" == cuda* ]]; then
   step parity-tiny-a-fp16 "$DBTOOL" parity tests/data/fixtures/tiny-a --device "$DEVICE" --dtype fp16
 fi
 step parity-tokenizer "$DBTOOL" parity tests/data/fixtures/tokenizer
+step parity-lora-fp32 "$DBTOOL" parity tests/data/lora --device "$DEVICE"
 for t in "${TEST_TARGETS[@]}"; do
   bin="$(find "$BUILD/tests" -type f -name "$t" | head -1)"
   step "$t" "$bin"

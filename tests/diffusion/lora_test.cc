@@ -14,6 +14,7 @@
 #include "tests/diffusion/test_util.h"
 #include "worker/diffusion/io/lora_file.h"
 #include "worker/diffusion/io/model_loader.h"
+#include "worker/diffusion/io/safetensors.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -177,6 +178,52 @@ TEST_F(LoraTest, KohyaNamesInTheOriginalLdmLayoutResolveToTheSameLayers) {
   ASSERT_EQ(file->adapters.size(), 1u);
   EXPECT_EQ(file->adapters.begin()->first,
             "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q");
+}
+
+// A file as kohya's sd-scripts saves it with --save_precision fp16: fp16 weights, 0-dim fp16 alphas
+// that differ per module, only some layers, and its metadata.
+TEST_F(LoraTest, AKohyaFileWrittenElsewhereInFp16WithPerModuleAlphaLoads) {
+  at::Generator g = at::detail::createCPUGenerator(5);
+  const std::string q = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_q";
+  const std::string v = "lora_te_text_model_encoder_layers_1_self_attn_v_proj";
+  TensorMap file = {
+      {q + ".lora_down.weight", (at::randn({8, 32}, g) * 0.1).to(at::kHalf)},
+      {q + ".lora_up.weight", (at::randn({32, 8}, g) * 0.1).to(at::kHalf)},
+      {q + ".alpha", at::scalar_tensor(4.0, at::kHalf)},
+      {v + ".lora_down.weight", (at::randn({8, 32}, g) * 0.1).to(at::kHalf)},
+      {v + ".lora_up.weight", (at::randn({32, 8}, g) * 0.1).to(at::kHalf)},
+      {v + ".alpha", at::scalar_tensor(16.0, at::kHalf)},
+  };
+  TempDir dir;
+  const std::string path = dir.Join("sks_dog.safetensors");
+  ASSERT_TRUE(WriteSafetensors(path, file,
+                               {{"ss_network_module", "networks.lora"},
+                                {"ss_network_dim", "8"},
+                                {"ss_network_alpha", "4.0"}})
+                  .ok());
+  absl::StatusOr<LoraFile> read = ReadLoraFile(path, *model_);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->format, LoraFileFormat::kKohya);
+  ASSERT_EQ(read->adapters.size(), 2u);
+  const LoraWeights& wq =
+      read->adapters.at("unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_q");
+  const LoraWeights& wv =
+      read->adapters.at("text_encoder.text_model.encoder.layers.1.self_attn.v_proj");
+  EXPECT_EQ(wq.alpha, 4.0);
+  EXPECT_EQ(wv.alpha, 16.0);
+  EXPECT_EQ(wq.down.scalar_type(), at::kFloat);
+  EXPECT_TRUE(at::equal(wq.up, file.at(q + ".lora_up.weight").to(at::kFloat)));
+  absl::StatusOr<LoraAdapterSet> bound = LoraAdapterSet::Bind(*model_, read->adapters);
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  // Each module's own alpha / rank applies: the merged text encoder equals the adapted one.
+  at::Tensor text;
+  {
+    ScopedLora scope({&*bound});
+    text = Text();
+  }
+  EXPECT_FALSE(at::allclose(text, Text()));
+  ASSERT_TRUE(bound->MergeInto(1.0).ok());
+  EXPECT_TRUE(at::allclose(Text(), text, 1e-4, 1e-5));
 }
 
 TEST_F(LoraTest, FilesThatDoNotFitTheModelAreRefusedWithTheReason) {
