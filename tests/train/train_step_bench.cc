@@ -106,6 +106,8 @@ int RunMid(int steps, bool checkpointing, const diffusion::AttentionOptions& att
   diffusion::LoraAdapterSet adapters;
   if (lora_rank > 0) {  // the base frozen, adapters on the attention projections
     for (auto& p : unet->parameters()) p.requires_grad_(false);
+    // As the trainer holds a LoRA run's frozen base: in the compute dtype (FrozenModules).
+    if (precision == MixedPrecision::kBf16) unet->to(at::kBFloat16);
     auto created =
         diffusion::LoraAdapterSet::Create(*unet, nullptr, diffusion::LoraTargets{}, lora_rank,
                                           lora_rank, at::detail::createCPUGenerator(2));
