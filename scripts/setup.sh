@@ -54,6 +54,20 @@ if [[ "$HAVE" == "$WANT" ]]; then
 fi
 echo "setup: installing torch $WANT (LibTorch for C++, with its CUDA libraries) into $VENV;" \
   "the first time this downloads about 3.3 GB"
+# pip downloads the wheels into its temporary folder, then installs them: up to ~9 GB at the peak.
+# Below 6 GB free it cannot succeed; say so instead of failing midway with ENOSPC.
+mkdir -p "$(dirname "$VENV")"
+need_gb=6
+for dir in "$(dirname "$VENV")" "${TMPDIR:-/tmp}"; do
+  free_gb=$(df -P -BG "$dir" | awk 'NR == 2 { sub("G", "", $4); print $4 }')
+  if [[ -n "$free_gb" && "$free_gb" -lt "$need_gb" ]]; then
+    echo "setup: only ${free_gb} GB free on the filesystem of $dir; installing LibTorch needs about" \
+      "${need_gb}-9 GB (3.3 GB download, 5.3 GB installed). Free some space, or set DB_VENV / TMPDIR" \
+      "to a larger disk." >&2
+    exit 1
+  fi
+done
 [[ -x "$VENV/bin/python3" ]] || python3 -m venv "$VENV"
-"$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check -r "$REQ"
+# No pip cache: it would keep another 3.3 GB copy of the wheels.
+"$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check --no-cache-dir -r "$REQ"
 "$VENV/bin/python3" -W ignore -c 'import torch; print("setup: LibTorch", torch.__version__, "CUDA", torch.version.cuda)'
