@@ -72,6 +72,11 @@ std::string WorkerProcess::Log() const {
   return ss.str();
 }
 
+std::string ProcessLogs(const WorkerProcess* worker, const std::string& daemon_log) {
+  return absl::StrCat("\n--- worker log ---\n", worker ? worker->Log() : "",
+                      "\n--- daemon log ---\n", daemon_log);
+}
+
 std::unique_ptr<client::Client> MakeApiClient(const std::string& address) {
   client::ClientOptions options;
   options.target = address;

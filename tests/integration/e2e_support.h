@@ -38,6 +38,9 @@ class WorkerProcess {
   std::string log_path_;
 };
 
+// The worker's and the daemon's logs, for a failure message ("" for a missing worker).
+std::string ProcessLogs(const WorkerProcess* worker, const std::string& daemon_log);
+
 // The dreambooth-worker binary this build produced.
 std::string WorkerBinary();
 

@@ -81,8 +81,7 @@ class LoraE2eTest : public ::testing::Test {
   }
 
   std::string Diagnostics(const WorkerProcess* worker) {
-    return absl::StrCat("\n--- worker log ---\n", worker ? worker->Log() : "",
-                        "\n--- daemon log ---\n", daemon_ ? daemon_->Log() : "");
+    return ProcessLogs(worker, daemon_ ? daemon_->Log() : "");
   }
 
   TempDir dir_;

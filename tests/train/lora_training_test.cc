@@ -119,6 +119,37 @@ TEST(LoraTrainingTest, OnlyAdaptersTrainAndEveryFormatIsWritten) {
   EXPECT_TRUE(at::allclose(single->unet->forward(x, ts, ehs), with_adapters, 1e-4, 1e-5));
 }
 
+TEST(LoraTrainingTest, Bf16HoldsTheBaseInBf16AndExportsTheFloat32BaseMerged) {
+  TempDir tmp;
+  TrainOptions o = LoraOptions(tmp);
+  o.mixed_precision = MixedPrecision::kBf16;
+  o.validation_prompts = {"a photo of sks dog"};
+  o.validation_steps = 3;
+  auto t = DreamBoothTrainer::Create(o);
+  ASSERT_TRUE(t.ok()) << t.status();
+  absl::StatusOr<TrainResult> r = (*t)->Train();
+  ASSERT_TRUE(r.ok()) << r.status();
+  for (const auto& p : (*t)->model().unet->parameters()) {
+    ASSERT_EQ(p.scalar_type(), at::kBFloat16);  // the frozen base, in the compute dtype
+  }
+  // The merged export is the float32 base (not its bf16 copy) plus the adapters.
+  auto merged = diffusion::LoadStableDiffusion(o.FinalModelDir());
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  auto base = diffusion::LoadStableDiffusion("tiny");
+  ASSERT_TRUE(base.ok()) << base.status();
+  auto file = diffusion::ReadLoraFile(o.output_dir + "/lora/kohya/lora.safetensors", *base);
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto adapters = diffusion::LoraAdapterSet::Bind(*base, file->adapters);
+  ASSERT_TRUE(adapters.ok()) << adapters.status();
+  ASSERT_TRUE(adapters->MergeInto(1.0).ok());
+  const auto expected = diffusion::ModuleStateDict(*base->unet);
+  for (const auto& [name, w] : diffusion::ModuleStateDict(*merged->unet)) {
+    ASSERT_EQ(w.scalar_type(), at::kFloat) << name;
+    EXPECT_TRUE(at::allclose(w, expected.at(name), 1e-6, 1e-7)) << name;
+  }
+  EXPECT_TRUE(fs::exists(o.CheckpointRoot() + "/lora-3/diffusers/validation/prompt-00-00.png"));
+}
+
 TEST(LoraTrainingTest, SixStepsEqualThreePlusResumePlusThree) {
   TempDir tmp;
   TrainOptions o = LoraOptions(tmp);

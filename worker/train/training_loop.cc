@@ -74,8 +74,7 @@ class Loop {
   absl::Status AfterStep(int64_t done);
   // Runs `write` with the weights an exported model carries (EMA, float32) in place.
   absl::Status WithExportedWeights(const std::function<absl::Status()>& write);
-  absl::Status Export();
-  absl::Status ExportLora();
+  absl::Status Export();  // the final export (a LoRA run's files and merged model)
   // Writes the adapters of step `step` (diffusers + kohya) into `dir` and reports them.
   absl::Status WriteLora(const std::string& dir, int64_t step,
                          const std::vector<NamedImage>& images, const std::string& kohya_stem);
@@ -408,36 +407,22 @@ absl::Status Loop::WriteLora(const std::string& dir, int64_t step,
   return absl::OkStatus();
 }
 
-absl::Status Loop::ExportLora() {
-  TrainProgress p;
-  p.stage = TrainStage::kExporting;
-  p.message = "writing the LoRA files and the merged model";
-  p.peak_rss_bytes = PeakRssBytes();
-  c_.report(p);
-  RETURN_IF_ERROR(
-      WriteLora((fs::path(o_.output_dir) / "lora").string(), o_.max_train_steps, {}, "lora"));
-  RETURN_IF_ERROR(c_.frozen.WithFloat32Weights(
-      c_.model, [&] { return ExportMergedModel(c_.model, lora_, o_.FinalModelDir()); }));
-  result_.final_model_dir = o_.FinalModelDir();
-  if (c_.callbacks.on_checkpoint) {
-    CheckpointEvent e;
-    e.kind = CheckpointEvent::Kind::kFinal;
-    e.step = o_.max_train_steps;
-    e.path = result_.final_model_dir;
-    c_.callbacks.on_checkpoint(e);
-  }
-  return absl::OkStatus();
-}
-
 absl::Status Loop::Export() {
-  if (lora()) return ExportLora();
   TrainProgress p;
   p.stage = TrainStage::kExporting;
-  p.message = "writing the final diffusers folder";
+  p.message =
+      lora() ? "writing the LoRA files and the merged model" : "writing the final diffusers folder";
   p.peak_rss_bytes = PeakRssBytes();
   c_.report(p);
-  RETURN_IF_ERROR(
-      WithExportedWeights([&] { return ExportDiffusersFolder(c_.model, o_.FinalModelDir()); }));
+  if (lora()) {
+    RETURN_IF_ERROR(
+        WriteLora((fs::path(o_.output_dir) / "lora").string(), o_.max_train_steps, {}, "lora"));
+    RETURN_IF_ERROR(c_.frozen.WithFloat32Weights(
+        c_.model, [&] { return ExportMergedModel(c_.model, lora_, o_.FinalModelDir()); }));
+  } else {
+    RETURN_IF_ERROR(
+        WithExportedWeights([&] { return ExportDiffusersFolder(c_.model, o_.FinalModelDir()); }));
+  }
   result_.final_model_dir = o_.FinalModelDir();
   if (c_.callbacks.on_checkpoint) {
     CheckpointEvent e;
