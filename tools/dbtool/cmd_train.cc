@@ -1,12 +1,24 @@
 // `dbtool train`: a DreamBooth fine-tune from local folders, without the server. Every option of
 // the job spec (proto/dreambooth/v1/job_spec.proto) has a flag; `dbtool train --help` lists them
 // with the defaults of a default-constructed train::TrainOptions. Progress is printed one line per
-// event.
+// event. Data parallel: `--world-size N` alone starts ranks 1..N-1 as child processes of this
+// one (rank 0) on this machine (their output in <output>/rank-<r>.log); with `--rank R
+// --rendezvous HOST:PORT` each rank is started by hand, e.g. one per node.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "common/cli_flags.h"
@@ -36,7 +48,7 @@ void AddSamplerOptions(CLI::App& app, const std::string& prefix, train::SamplerO
 
 // Declares every option on `app`, stored into `o`; --help shows o's values as the defaults, so
 // `o` must be a default-constructed TrainOptions. Bounds are ValidateTrainOptions's.
-void AddTrainOptions(CLI::App& app, TrainOptions& o) {
+void AddTrainOptions(CLI::App& app, TrainOptions& o, std::vector<std::string>* lora_targets) {
   // Model and data.
   cli::AddParsed(app, "--mode", &o.mode, train::ParseTrainingMode,
                  "dreambooth | text-to-image (every image captioned by its <stem>.txt, no prior "
@@ -124,9 +136,80 @@ void AddTrainOptions(CLI::App& app, TrainOptions& o) {
   cli::AddInt(app, "--validation-steps", &o.validation_steps, "validate every N steps");
   cli::AddInt(app, "--num-validation-images", &o.num_validation_images, "per prompt");
   AddSamplerOptions(app, "validation", o.validation_sampler);
+  // LoRA (docs/lora.md).
+  cli::AddSwitch(app, "--lora", &o.lora.enabled, true,
+                 "train LoRA adapters instead of the whole model");
+  cli::AddInt(app, "--lora-rank", &o.lora.rank, "adapter rank");
+  cli::AddDouble(app, "--lora-alpha", &o.lora.alpha, "adapter alpha (0: the rank)");
+  cli::AddDouble(app, "--lora-dropout", &o.lora.dropout, "dropout on the adapters' input");
+  cli::AddRepeated(app, "--lora-target", lora_targets,
+                   "UNet layer to adapt (repeatable; default to_q to_k to_v to_out.0)");
+  cli::AddDouble(app, "--lora-lr", &o.lora.learning_rate, "the adapters' learning rate");
+  // Data parallel (docs/distributed.md).
+  cli::AddInt(app, "--world-size", &o.world_size, "ranks (processes) training this run", 1);
+  cli::AddInt(app, "--rank", &o.rank, "this process's rank (default: start all ranks here)", 0)
+      ->default_str("");
+  cli::AddString(app, "--rendezvous", &o.rendezvous,
+                 "host:port of rank 0's store (default with local ranks: a free loopback port)");
+  cli::AddInt(app, "--collective-timeout-ms", &o.collective_timeout_ms,
+              "a rank silent this long fails the run", int64_t{1});
   // Runtime.
   cli::AddString(app, "--device", &o.device, "cpu | cuda | cuda:N");
   cli::AddInt(app, "--threads", &o.num_threads, "CPU threads (0: LibTorch's default)");
+}
+
+// A free TCP port on the loopback interface (bound, read, released).
+int FreeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  if (fd >= 0) ::close(fd);
+  return ok ? ntohs(addr.sin_port) : 0;
+}
+
+// This process's command line (/proc/self/cmdline).
+std::vector<std::string> OwnCommandLine() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) args.push_back(arg);
+  return args;
+}
+
+// Starts ranks 1..world_size-1 as copies of this command with --rank and --rendezvous added;
+// returns their pids (empty on failure, after killing those started).
+std::vector<pid_t> StartLocalRanks(const std::vector<std::string>& argv, int world_size,
+                                   const std::string& rendezvous, const std::string& output_dir) {
+  std::vector<pid_t> pids;
+  for (int r = 1; r < world_size; ++r) {
+    std::vector<std::string> args = argv;
+    args.push_back("--rank=" + std::to_string(r));
+    args.push_back("--rendezvous=" + rendezvous);
+    const std::string log = output_dir + "/rank-" + std::to_string(r) + ".log";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      std::vector<char*> c_args;
+      for (std::string& a : args) c_args.push_back(a.data());
+      c_args.push_back(nullptr);
+      ::execv("/proc/self/exe", c_args.data());
+      std::_Exit(127);
+    }
+    if (pid < 0) {
+      for (pid_t p : pids) ::kill(p, SIGKILL);
+      return {};
+    }
+    pids.push_back(pid);
+  }
+  return pids;
 }
 
 int RunTrain(const TrainOptions& options) {
@@ -154,9 +237,12 @@ int RunTrain(const TrainOptions& options) {
     std::fflush(stdout);
   };
   callbacks.on_checkpoint = [](const train::CheckpointEvent& e) {
-    const char* kind = e.kind == train::CheckpointEvent::Kind::kFinal         ? "final model"
-                       : e.kind == train::CheckpointEvent::Kind::kResumeState ? "resume state"
-                                                                              : "checkpoint";
+    using Kind = train::CheckpointEvent::Kind;
+    const char* kind = e.kind == Kind::kFinal           ? "final model"
+                       : e.kind == Kind::kResumeState   ? "resume state"
+                       : e.kind == Kind::kLoraDiffusers ? "LoRA (diffusers layout)"
+                       : e.kind == Kind::kLoraKohya     ? "LoRA (kohya layout)"
+                                                        : "checkpoint";
     std::printf("[CHECKPOINT] step %lld %s: %s (%zu validation images)\n",
                 static_cast<long long>(e.step), kind, e.path.c_str(), e.validation_images.size());
     std::fflush(stdout);
@@ -192,10 +278,50 @@ int RunTrain(const TrainOptions& options) {
   return 0;
 }
 
+// Runs rank 0 here and ranks 1.. as child processes; fails when any rank fails.
+int RunLocalRanks(TrainOptions options) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.output_dir, ec);
+  if (options.rendezvous.empty()) {
+    const int port = FreeLoopbackPort();
+    if (port == 0) {
+      std::fprintf(stderr, "dbtool train: no free loopback port for the rendezvous\n");
+      return 1;
+    }
+    options.rendezvous = "127.0.0.1:" + std::to_string(port);
+  }
+  const std::vector<pid_t> children =
+      StartLocalRanks(OwnCommandLine(), options.world_size, options.rendezvous, options.output_dir);
+  if (children.empty()) {
+    std::fprintf(stderr, "dbtool train: cannot start the other ranks\n");
+    return 1;
+  }
+  std::printf("data parallel: %d ranks, rendezvous %s, ranks 1..%d log to %s/rank-N.log\n",
+              options.world_size, options.rendezvous.c_str(), options.world_size - 1,
+              options.output_dir.c_str());
+  options.rank = 0;
+  int code = RunTrain(options);
+  for (pid_t pid : children) {
+    int status = 0;
+    if (code != 0) ::kill(pid, SIGTERM);
+    ::waitpid(pid, &status, 0);
+    if (code == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+      std::fprintf(stderr, "dbtool train: a rank (pid %d) failed; see its rank-N.log\n", pid);
+      code = 1;
+    }
+  }
+  return code;
+}
+
 Runner DeclareTrain(CLI::App& app) {
   auto options = std::make_shared<TrainOptions>();
-  AddTrainOptions(app, *options);
-  return [options] { return RunTrain(*options); };
+  auto lora_targets = std::make_shared<std::vector<std::string>>();
+  AddTrainOptions(app, *options, lora_targets.get());
+  return [options, lora_targets, &app] {
+    if (!lora_targets->empty()) options->lora.unet_targets = *lora_targets;
+    if (options->world_size > 1 && app.count("--rank") == 0) return RunLocalRanks(*options);
+    return RunTrain(*options);
+  };
 }
 
 }  // namespace

@@ -200,6 +200,17 @@ absl::Status ValidateTrainOptions(const TrainOptions& o) {
     }
   }
   if (o.num_threads < 0) return Invalid("num_threads", "must be >= 0");
+  if (o.world_size < 1 || o.world_size > 1024) {
+    return Invalid("world_size", absl::StrCat("must be in [1, 1024], got ", o.world_size));
+  }
+  if (o.rank < 0 || o.rank >= o.world_size) {
+    return Invalid("rank",
+                   absl::StrCat("must be in [0, world_size = ", o.world_size, "), got ", o.rank));
+  }
+  if (o.world_size > 1 && o.rendezvous.empty()) {
+    return Invalid("rendezvous", "must be host:port when world_size > 1");
+  }
+  if (o.collective_timeout_ms < 1) return Invalid("collective_timeout_ms", "must be >= 1");
   return absl::OkStatus();
 }
 
@@ -235,6 +246,7 @@ nlohmann::json TrainingFingerprint(const TrainOptions& o) {
   j["offset_noise"] = o.offset_noise;
   j["use_ema"] = o.use_ema;
   j["ema_decay"] = o.ema_decay;
+  if (o.world_size > 1) j["world_size"] = o.world_size;  // resume needs the same world size
   if (o.lora.enabled) {  // absent for full fine-tunes, so their older resume states still match
     j["lora"] = {{"rank", o.lora.rank},
                  {"alpha", o.lora.Alpha()},

@@ -136,6 +136,16 @@ struct TrainOptions {
   int num_validation_images = spec::kNumValidationImages;
   SamplerOptions validation_sampler;
 
+  // ---- Data parallel (docs/distributed.md) ----
+  // One process per rank: each trains train_batch_size instance (+ class) images of every
+  // micro-batch, so a step sees world_size x train_batch_size; gradients are averaged over the
+  // ranks. Rank 0 alone reports progress and writes checkpoints, resume states and exports.
+  int world_size = 1;
+  int rank = 0;
+  std::string rendezvous;                  // host:port of rank 0's TCPStore (world_size > 1)
+  int rendezvous_listen_fd = -1;           // rank 0: an already listening socket for it (or -1)
+  int64_t collective_timeout_ms = 60'000;  // a rank silent this long fails the run
+
   // ---- Runtime ----
   std::string device = "cpu";  // "cpu", "cuda", "cuda:1", ...
   int num_threads = 0;         // intra-op threads on CPU; 0 leaves LibTorch's setting

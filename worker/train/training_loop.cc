@@ -17,6 +17,7 @@
 #include "worker/diffusion/torch_status.h"
 #include "worker/train/adamw.h"
 #include "worker/train/checkpoint_writer.h"
+#include "worker/train/collective.h"
 #include "worker/train/dreambooth_loss.h"
 #include "worker/train/ema.h"
 #include "worker/train/lora_export.h"
@@ -79,6 +80,12 @@ class Loop {
   absl::Status WriteLora(const std::string& dir, int64_t step,
                          const std::vector<NamedImage>& images, const std::string& kohya_stem);
   bool lora() const { return o_.lora.enabled; }
+  // Rank 0 of a data-parallel run (or the only rank): it alone reports and writes files.
+  bool leader() const { return o_.rank == 0; }
+  void Report(const TrainProgress& p) const {
+    if (leader()) c_.report(p);
+  }
+  absl::Status AverageOverRanks(StepLog* log);
   // The adapters as this thread's forward passes apply them (training: dropout on).
   diffusion::LoraScope Adapters(bool training) const {
     return {lora() ? &lora_ : nullptr, 1.0, o_.lora.dropout, training};
@@ -92,6 +99,7 @@ class Loop {
   std::optional<LrSchedule> text_lr_;
   std::unique_ptr<AdamW> optimizer_;
   diffusion::LoraAdapterSet lora_;  // empty unless o_.lora.enabled
+  std::unique_ptr<Collective> collective_;
   std::unique_ptr<ExponentialMovingAverage> ema_;
   std::optional<DynamicLossScaler> scaler_;
   std::optional<SampleStream> stream_;
@@ -158,6 +166,15 @@ absl::Status Loop::Setup() {
   if (o_.mixed_precision == MixedPrecision::kFp16) scaler_.emplace();  // CUDA: checked at Init
   autocast_ = o_.mixed_precision != MixedPrecision::kNo;
   autocast_dtype_ = ComputeDtype(o_.mixed_precision);
+  DistributedOptions distributed;
+  distributed.world_size = o_.world_size;
+  distributed.rank = o_.rank;
+  distributed.rendezvous = o_.rendezvous;
+  distributed.listen_fd = o_.rendezvous_listen_fd;
+  distributed.timeout = std::chrono::milliseconds(o_.collective_timeout_ms);
+  ASSIGN_OR_RETURN(collective_, ConnectCollective(distributed));
+  // Every rank starts from rank 0's trained weights (they are equal anyway: same model, seed).
+  RETURN_IF_ERROR(collective_->Broadcast(optimizer_->Parameters(), 0));
   generator_ = at::detail::createCPUGenerator(o_.seed);
   stream_.emplace(static_cast<int>(c_.instances.size()), static_cast<int>(c_.classes.size()),
                   o_.random_flip, o_.seed, o_.caption_dropout);
@@ -200,30 +217,56 @@ absl::Status Loop::MaybeResume() {
 absl::Status Loop::MicroBatch(int64_t micro_index, double loss_divisor, StepLog* log) {
   const int64_t batch = o_.train_batch_size;
   const bool prior = o_.with_prior_preservation;
-  std::vector<at::Tensor> means;
-  std::vector<at::Tensor> stds;
+  // A data-parallel micro-batch is world_size x batch draws of the sample stream; this rank trains
+  // draws [rank * batch, (rank + 1) * batch). The step's randomness is drawn for all of them (the
+  // same on every rank), so the ranks together train exactly what one rank with world_size x
+  // batch would.
+  const int64_t world = o_.world_size;
+  const int64_t global = batch * world;
+  const int64_t first = o_.rank * batch;
+  std::vector<at::Tensor> means(global), stds(global), class_means, class_stds;
+  if (prior) {
+    class_means.resize(global);
+    class_stds.resize(global);
+  }
   std::vector<std::string> prompts;
-  std::vector<at::Tensor> class_means;
-  std::vector<at::Tensor> class_stds;
-  for (int64_t b = 0; b < batch; ++b) {
-    const SampleStream::Draw d = stream_->At(micro_index * batch + b);
+  std::vector<std::string> class_prompts;
+  for (int64_t b = first; b < first + batch; ++b) {
+    const SampleStream::Draw d = stream_->At(micro_index * global + b);
     const ImageRecord& inst = c_.instances[d.instance];
     ASSIGN_OR_RETURN(Posterior p, c_.posteriors.Get(inst, d.instance_flip, d.instance_crop_seed));
-    means.push_back(p.mean);
-    stds.push_back(p.std);
+    means[b] = p.mean;
+    stds[b] = p.std;
     prompts.push_back(d.drop_caption ? std::string() : inst.prompt);
     if (prior) {
       const ImageRecord& cls = c_.classes[d.klass];
       ASSIGN_OR_RETURN(Posterior q, c_.posteriors.Get(cls, d.class_flip, d.class_crop_seed));
-      class_means.push_back(q.mean);
-      class_stds.push_back(q.std);
+      class_means[b] = q.mean;
+      class_stds[b] = q.std;
+      class_prompts.push_back(o_.class_prompt);
+    }
+  }
+  // Other ranks' rows: placeholders of the same shape (only their random draws matter here).
+  for (int64_t b = 0; b < global; ++b) {
+    if (b >= first && b < first + batch) continue;
+    means[b] = at::zeros_like(means[first]);
+    stds[b] = at::zeros_like(stds[first]);
+    if (prior) {
+      class_means[b] = at::zeros_like(class_means[first]);
+      class_stds[b] = at::zeros_like(class_stds[first]);
     }
   }
   // [instance...; class...]: the halves NeMo / diffusers split the prediction into.
-  for (size_t i = 0; i < class_means.size(); ++i) {
-    means.push_back(class_means[i]);
-    stds.push_back(class_stds[i]);
-    prompts.push_back(o_.class_prompt);
+  for (int64_t b = 0; b < static_cast<int64_t>(class_means.size()); ++b) {
+    means.push_back(class_means[b]);
+    stds.push_back(class_stds[b]);
+  }
+  prompts.insert(prompts.end(), class_prompts.begin(), class_prompts.end());
+  // This rank's rows of the stacked [instance; class] batch.
+  std::vector<int64_t> rows;
+  for (int64_t b = first; b < first + batch; ++b) rows.push_back(b);
+  if (prior) {
+    for (int64_t b = first; b < first + batch; ++b) rows.push_back(global + b);
   }
   // LoRA dropout draws from the global generator: seeded from the run's generator, so that a
   // resumed run draws the same masks.
@@ -235,6 +278,12 @@ absl::Status Loop::MicroBatch(int64_t micro_index, double loss_divisor, StepLog*
     StepRandomness r =
         DrawStepRandomness(at::stack(means), at::stack(stds), schedule_->num_train_timesteps(),
                            o_.offset_noise, generator_);
+    if (world > 1) {
+      const at::Tensor index = at::tensor(rows, at::kLong).to(r.latents.device());
+      r.latents = r.latents.index_select(0, index);
+      r.noise = r.noise.index_select(0, index);
+      r.timesteps = r.timesteps.index_select(0, index);
+    }
     DreamBoothStepInputs in;
     in.latents = r.latents * c_.model.vae->scaling_factor();
     in.noise = r.noise;
@@ -282,6 +331,7 @@ absl::StatusOr<StepLog> Loop::TrainStep(int64_t step) {
   for (int a = 0; a < accum; ++a) {
     RETURN_IF_ERROR(MicroBatch(step * accum + a, accum, &log));
   }
+  if (o_.world_size > 1) RETURN_IF_ERROR(AverageOverRanks(&log));
   return GuardTorch("optimizer step", [&]() -> absl::StatusOr<StepLog> {
     const std::vector<at::Tensor> params = optimizer_->Parameters();
     bool found_inf = false;
@@ -296,7 +346,24 @@ absl::StatusOr<StepLog> Loop::TrainStep(int64_t step) {
   });
 }
 
+absl::Status Loop::AverageOverRanks(StepLog* log) {
+  std::vector<at::Tensor> grads;
+  for (at::Tensor& p : optimizer_->Parameters()) {
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    grads.push_back(p.grad());
+  }
+  // The losses too, so that rank 0 reports the loss of the whole step.
+  grads.push_back(at::tensor({log->loss, log->instance_loss, log->prior_loss}, at::kDouble));
+  RETURN_IF_ERROR(collective_->AllReduceMean(grads));
+  const at::Tensor losses = grads.back();
+  log->loss = losses[0].item<double>();
+  log->instance_loss = losses[1].item<double>();
+  log->prior_loss = losses[2].item<double>();
+  return absl::OkStatus();
+}
+
 absl::Status Loop::SaveResume(int64_t step) {
+  if (!leader()) return absl::OkStatus();
   ResumeState s;
   s.step = step;
   s.fingerprint = TrainingFingerprint(o_);
@@ -330,6 +397,7 @@ absl::Status Loop::SaveResume(int64_t step) {
 }
 
 absl::Status Loop::AfterStep(int64_t done) {
+  if (!leader()) return absl::OkStatus();  // rank 0 writes every file
   const bool checkpoint = o_.checkpointing_steps > 0 && done % o_.checkpointing_steps == 0;
   const bool validate = !o_.validation_prompts.empty() && done % o_.validation_steps == 0;
   if (checkpoint) RETURN_IF_ERROR(SaveResume(done));
@@ -408,12 +476,13 @@ absl::Status Loop::WriteLora(const std::string& dir, int64_t step,
 }
 
 absl::Status Loop::Export() {
+  if (!leader()) return absl::OkStatus();
   TrainProgress p;
   p.stage = TrainStage::kExporting;
   p.message =
       lora() ? "writing the LoRA files and the merged model" : "writing the final diffusers folder";
   p.peak_rss_bytes = PeakRssBytes();
-  c_.report(p);
+  Report(p);
   if (lora()) {
     RETURN_IF_ERROR(
         WriteLora((fs::path(o_.output_dir) / "lora").string(), o_.max_train_steps, {}, "lora"));
@@ -439,7 +508,7 @@ absl::StatusOr<TrainResult> Loop::Run() {
   RETURN_IF_ERROR(MaybeResume());
   result_.start_step = start_step_;
   const int64_t total = o_.max_train_steps;
-  const int64_t images_per_step = static_cast<int64_t>(o_.train_batch_size) *
+  const int64_t images_per_step = static_cast<int64_t>(o_.train_batch_size) * o_.world_size *
                                   o_.gradient_accumulation_steps *
                                   (o_.with_prior_preservation ? 2 : 1);
   const Clock::time_point t0 = Clock::now();
@@ -465,7 +534,7 @@ absl::StatusOr<TrainResult> Loop::Run() {
     p.eta_seconds = elapsed / done_here * (total - step - 1);
     p.peak_rss_bytes = PeakRssBytes();
     if (log.skipped) p.message = "step skipped: inf/NaN gradients (loss scale lowered)";
-    c_.report(p);
+    Report(p);
     RETURN_IF_ERROR(AfterStep(step + 1));
   }
   result_.seconds = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -1,0 +1,59 @@
+// Collective communication between the ranks of one data-parallel training run: a c10d TCPStore
+// rendezvous (rank 0 serves it) and a ring of TCP connections between the ranks for broadcast and
+// all-reduce of float tensors on any device (staged through host memory).
+//
+// Why not c10d's ProcessGroupGloo: the PyPI torch wheel this project links ships the c10d headers
+// but not gloo's, which ProcessGroupGloo.hpp includes, so the class cannot be constructed from C++
+// against the wheel. The ring here is the same algorithm Gloo's and NCCL's ring all-reduce use
+// (reduce-scatter, then all-gather), over plain sockets. docs/distributed.md has the details.
+#ifndef DREAMBOOTH_WORKER_TRAIN_COLLECTIVE_H_
+#define DREAMBOOTH_WORKER_TRAIN_COLLECTIVE_H_
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace dreambooth::train {
+
+// Where and how the ranks of a run meet.
+struct DistributedOptions {
+  int world_size = 1;
+  int rank = 0;
+  // host:port of the TCPStore rank 0 serves (rank 0 binds port; with port 0 it takes
+  // `listen_fd`, an already listening socket).
+  std::string rendezvous;
+  int listen_fd = -1;  // rank 0 only: a bound, listening TCP socket for the store (or -1)
+  // A rank that does not answer within this time fails the collective call (and the run).
+  std::chrono::milliseconds timeout{60'000};
+};
+
+// Collectives of one rank. Not thread-safe: one thread calls, in the same order on every rank.
+class Collective {
+ public:
+  virtual ~Collective() = default;
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  // Replaces every tensor by the mean of that tensor over the ranks (float32/float64/bf16/fp16;
+  // reduced in float32 or float64). Tensors are concatenated into buckets of `bucket_bytes`.
+  virtual absl::Status AllReduceMean(const std::vector<at::Tensor>& tensors) = 0;
+  // Copies rank `root`'s tensors into every rank's.
+  virtual absl::Status Broadcast(const std::vector<at::Tensor>& tensors, int root) = 0;
+  // Returns once every rank has called it.
+  virtual absl::Status Barrier() = 0;
+};
+
+// A Collective for `options`: a no-op one for world_size 1, the TCP ring otherwise. Blocks until
+// every rank has joined (or options.timeout passes: DEADLINE_EXCEEDED naming the missing ranks).
+// INVALID_ARGUMENT for a bad rank, world size or rendezvous address.
+absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedOptions& options);
+
+}  // namespace dreambooth::train
+
+#endif  // DREAMBOOTH_WORKER_TRAIN_COLLECTIVE_H_
