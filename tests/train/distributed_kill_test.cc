@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -128,7 +129,9 @@ TEST_F(DistributedKillTest, KillingARankFailsTheOtherAtOnceAndTheRestartResumesT
   const int status = WaitFor(r0, std::chrono::seconds(25));
   ASSERT_NE(status, -1) << "rank 0 did not notice its peer's death";
   EXPECT_FALSE(Succeeded(status));
-  EXPECT_LT(Clock::now() - killed, std::chrono::seconds(10));  // far below the 30 s timeout
+  const double noticed_s = std::chrono::duration<double>(Clock::now() - killed).count();
+  std::printf("rank 0 exited %.2f s after rank 1 was killed\n", noticed_s);
+  EXPECT_LT(noticed_s, 10.0);  // far below the 30 s collective timeout
   ASSERT_FALSE(fs::exists(tmp_.Join("cut/final")));
 
   ASSERT_TRUE(RunBoth("cut", "latest")) << "resumed run failed; see " << tmp_.path();
