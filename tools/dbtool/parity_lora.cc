@@ -356,6 +356,23 @@ void RunLoraLoad(const ParityContext& ctx, ParityReporter& r) {
   }
 }
 
+// Our reader on our own export (golden/lora_export_*.safetensors) gives golden 1's peft outputs.
+void RunExportReadBack(const ParityContext& ctx, ParityReporter& r) {
+  Golden1 g = LoadGolden1(ctx, r, ctx.golden_name);
+  if (!g.ok) return;
+  absl::StatusOr<diffusion::LoraFile> file = diffusion::ReadLoraFile(ctx.golden_path, *g.model);
+  if (!file.ok()) return r.Fail(ctx.golden_name, std::string(file.status().message()));
+  absl::StatusOr<LoraAdapterSet> adapters =
+      LoraAdapterSet::Bind(*g.model, file->adapters, ctx.dtype);
+  if (!adapters.ok()) return r.Fail(ctx.golden_name, std::string(adapters.status().message()));
+  const Outputs read_back = RunGolden1(ctx, g, &*adapters, 1.0);
+  const Tolerance tol = ctx.reduced() ? ctx.reduced_precision : kForward;
+  r.Compare(ctx.golden_name + " read back: out.sample", read_back.sample.to(at::kFloat),
+            g.tensors.at("out.sample"), tol);
+  r.Compare(ctx.golden_name + " read back: out.text_last_hidden_state",
+            read_back.text.to(at::kFloat), g.tensors.at("out.text_last_hidden_state"), tol);
+}
+
 DB_REGISTER_PARITY_CHECK({"lora_unet", "LoRA-injected UNet and text encoder (peft)", RunLoraUNet});
 DB_REGISTER_PARITY_CHECK({"lora_diffusers_reference",
                           "diffusers' LoRA file: our reader and our writer",
@@ -365,6 +382,10 @@ DB_REGISTER_PARITY_CHECK({"lora_dreambooth_step",
                           RunLoraDreamBoothStep});
 DB_REGISTER_PARITY_CHECK({"lora_load", "diffusers' load_lora_weights on our LoRA exports",
                           RunLoraLoad});
+DB_REGISTER_PARITY_CHECK({"lora_export_kohya", "our reader on our kohya export",
+                          RunExportReadBack});
+DB_REGISTER_PARITY_CHECK({"lora_export_diffusers", "our reader on our diffusers export",
+                          RunExportReadBack});
 
 }  // namespace
 }  // namespace dreambooth::dbtool

@@ -448,7 +448,9 @@ absl::Status Loop::WithExportedWeights(const std::function<absl::Status()>& writ
 absl::Status Loop::WriteLora(const std::string& dir, int64_t step,
                              const std::vector<NamedImage>& images, const std::string& kohya_stem) {
   diffusion::KohyaRunInfo info;
-  info.base_model = o_.base_model;
+  // sd-scripts records the model file's name, not its path.
+  const std::string model_name = fs::path(o_.base_model).filename().string();
+  info.base_model = model_name.empty() ? o_.base_model : model_name;
   info.rank = o_.lora.rank;
   info.alpha = o_.lora.Alpha();
   info.steps = step;

@@ -179,7 +179,9 @@ absl::StatusOr<LoraFile> ParseLoraTensors(const TensorMap& tensors,
       auto it = kohya.find(flat);
       if (it == kohya.end()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "LoRA file key ", key, " names no layer of this model that can carry an adapter"));
+            "LoRA file key ", key,
+            " names no layer of this model that can carry an adapter (UNet attention, "
+            "feed-forward, proj_in/out and resnet layers; text-encoder attention and MLP)"));
       }
       kp = {it->second, half};
     } else if (!SplitDiffusersKey(key, &kp)) {
