@@ -2,16 +2,14 @@
 // of rank 1 after the first resume state makes rank 0 fail at once (not at the collective
 // timeout); both ranks restarted with --resume-from latest finish with exactly the weights of a
 // run that was never interrupted.
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -20,6 +18,7 @@
 
 #include "tests/train/test_util.h"
 #include "worker/diffusion/io/safetensors.h"
+#include "worker/train/collective.h"
 
 extern char** environ;
 
@@ -28,19 +27,6 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using testing::TempDir;
-
-// A free loopback port (bound and released; rank 0's store binds it again right away).
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {
   posix_spawn_file_actions_t actions;
@@ -98,7 +84,7 @@ class DistributedKillTest : public ::testing::Test {
 
   // Runs both ranks to the end; true when both succeed.
   bool RunBoth(const std::string& out, const std::string& resume) {
-    const int port = FreePort();
+    const int port = FreeLoopbackPort();
     const pid_t r0 = Spawn(Rank(0, port, out, resume), tmp_.Join(out + "-r0.log"));
     const pid_t r1 = Spawn(Rank(1, port, out, resume), tmp_.Join(out + "-r1.log"));
     const bool ok0 = Succeeded(WaitFor(r0, std::chrono::minutes(5)));
@@ -112,7 +98,7 @@ class DistributedKillTest : public ::testing::Test {
 TEST_F(DistributedKillTest, KillingARankFailsTheOtherAtOnceAndTheRestartResumesToTheSameWeights) {
   ASSERT_TRUE(RunBoth("full", "")) << "uninterrupted run failed; see " << tmp_.path();
 
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   const pid_t r0 = Spawn(Rank(0, port, "cut", ""), tmp_.Join("cut-r0.log"));
   const pid_t r1 = Spawn(Rank(1, port, "cut", ""), tmp_.Join("cut-r1.log"));
   ASSERT_GT(r0, 0);

@@ -1,11 +1,7 @@
 // Data-parallel training (worker/train/collective.h, the training loop's rank slicing): 2 ranks
 // with per-rank batch 1+1 train what one rank with batch 2+2 trains, collectives behave, and a
 // rank that goes away fails the others instead of hanging them.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <thread>
@@ -19,19 +15,6 @@ namespace dreambooth::train {
 namespace {
 using testing::TempDir;
 
-// A free loopback port (bound and released; the store binds it again right away).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 DistributedOptions Rank(int rank, int world, int port, int timeout_ms = 20'000) {
   DistributedOptions o;
   o.rank = rank;
@@ -42,7 +25,7 @@ DistributedOptions Rank(int rank, int world, int port, int timeout_ms = 20'000) 
 }
 
 TEST(CollectiveTest, ThreeRanksAverageAndBroadcast) {
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   std::vector<at::Tensor> results(3), broadcast(3);
   std::vector<absl::Status> status(3);
   std::vector<std::thread> ranks;
@@ -74,7 +57,7 @@ TEST(CollectiveTest, ThreeRanksAverageAndBroadcast) {
 }
 
 TEST(CollectiveTest, ARankThatLeavesFailsTheOthersWithinTheTimeout) {
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   absl::Status survivor;
   std::thread rank1([&] {
     auto c = ConnectCollective(Rank(1, 2, port, 3'000));
@@ -91,7 +74,7 @@ TEST(CollectiveTest, ARankThatLeavesFailsTheOthersWithinTheTimeout) {
   EXPECT_NE(survivor.message().find("rank 1"), std::string::npos) << survivor;
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
   // A rank that never comes: the rendezvous gives up, naming it.
-  auto alone = ConnectCollective(Rank(0, 2, FreePort(), 1'500));
+  auto alone = ConnectCollective(Rank(0, 2, FreeLoopbackPort(), 1'500));
   ASSERT_FALSE(alone.ok());
   EXPECT_NE(alone.status().message().find("rank 1"), std::string::npos) << alone.status();
   EXPECT_EQ(ConnectCollective(Rank(2, 2, port)).status().code(),
@@ -138,7 +121,7 @@ TEST(DataParallelTest, TwoRanksOfBatchOneTrainWhatOneRankOfBatchTwoTrains) {
   absl::StatusOr<TrainResult> r1 = (*one)->Train();
   ASSERT_TRUE(r1.ok()) << r1.status();
 
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   std::vector<std::unique_ptr<DreamBoothTrainer>> ranks(2);
   std::vector<absl::StatusOr<TrainResult>> results(2, absl::UnknownError("not run"));
   std::vector<std::thread> threads;

@@ -4,10 +4,7 @@
 // event. Data parallel: `--world-size N` alone starts ranks 1..N-1 as child processes of this
 // one (rank 0) on this machine (their output in <output>/rank-<r>.log); with `--rank R
 // --rendezvous HOST:PORT` each rank is started by hand, e.g. one per node.
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +20,7 @@
 #include "absl/status/status.h"
 #include "common/cli_flags.h"
 #include "tools/dbtool/command_registry.h"
+#include "worker/train/collective.h"
 #include "worker/train/dreambooth_trainer.h"
 
 namespace dreambooth::dbtool {
@@ -158,19 +156,6 @@ void AddTrainOptions(CLI::App& app, TrainOptions& o, std::vector<std::string>* l
   cli::AddInt(app, "--threads", &o.num_threads, "CPU threads (0: LibTorch's default)");
 }
 
-// A free TCP port on the loopback interface (bound, read, released).
-int FreeLoopbackPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-  if (fd >= 0) ::close(fd);
-  return ok ? ntohs(addr.sin_port) : 0;
-}
-
 // This process's command line (/proc/self/cmdline).
 std::vector<std::string> OwnCommandLine() {
   std::ifstream in("/proc/self/cmdline", std::ios::binary);
@@ -283,7 +268,7 @@ int RunLocalRanks(TrainOptions options) {
   std::error_code ec;
   std::filesystem::create_directories(options.output_dir, ec);
   if (options.rendezvous.empty()) {
-    const int port = FreeLoopbackPort();
+    const int port = train::FreeLoopbackPort();
     if (port == 0) {
       std::fprintf(stderr, "dbtool train: no free loopback port for the rendezvous\n");
       return 1;

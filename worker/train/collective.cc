@@ -273,6 +273,19 @@ class TcpRing : public Collective {
 
 }  // namespace
 
+int FreeLoopbackPort() {
+  Socket s(::socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (s.fd() < 0 || ::bind(s.fd(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(s.fd(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return 0;
+  }
+  return ntohs(addr.sin_port);
+}
+
 absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedOptions& o) {
   if (o.world_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("world_size must be >= 1, got ", o.world_size));

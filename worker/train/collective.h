@@ -54,6 +54,10 @@ class Collective {
 // INVALID_ARGUMENT for a bad rank, world size or rendezvous address.
 absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedOptions& options);
 
+// A TCP port that is free on the loopback interface right now (bound, read, released), for a
+// rendezvous of ranks on one machine; 0 when none could be bound.
+int FreeLoopbackPort();
+
 }  // namespace dreambooth::train
 
 #endif  // DREAMBOOTH_WORKER_TRAIN_COLLECTIVE_H_
