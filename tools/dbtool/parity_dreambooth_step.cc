@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "tools/dbtool/parity_registry.h"
+#include "tools/dbtool/parity_util.h"
 #include "worker/diffusion/io/model_loader.h"
 #include "worker/diffusion/io/safetensors.h"
 #include "worker/diffusion/schedulers/scheduler.h"
@@ -47,28 +48,6 @@ std::vector<std::string> TrackedParams(const diffusion::TensorMap& golden) {
     }
   }
   return out;
-}
-
-train::AdamWOptions AdamFromGolden(const ParityContext& ctx, ParityReporter& r, bool* ok) {
-  train::AdamWOptions o;
-  const at::Tensor* lr = ctx.Get("in.lr", r);
-  const at::Tensor* b1 = ctx.Get("in.adam_beta1", r);
-  const at::Tensor* b2 = ctx.Get("in.adam_beta2", r);
-  const at::Tensor* eps = ctx.Get("in.adam_eps", r);
-  const at::Tensor* wd = ctx.Get("in.weight_decay", r);
-  *ok = lr && b1 && b2 && eps && wd;
-  if (!*ok) return o;
-  // The golden stores the hyper-parameters as float32; the reference ran with the Python
-  // doubles they came from (0.001, 0.9, ...), which float32 -> shortest decimal recovers.
-  auto value = [](const at::Tensor* t) {
-    return std::stod(c10::str(t->to(at::kFloat).item<float>()));
-  };
-  o.lr = value(lr);
-  o.beta1 = value(b1);
-  o.beta2 = value(b2);
-  o.eps = value(eps);
-  o.weight_decay = value(wd);
-  return o;
 }
 
 void RunDreamBoothStep(const ParityContext& ctx, ParityReporter& r) {
@@ -140,12 +119,7 @@ void RunDreamBoothStep(const ParityContext& ctx, ParityReporter& r) {
   std::map<std::string, at::Tensor> params;
   for (const auto& item : unet->named_parameters()) params[item.key()] = item.value();
   std::vector<at::Tensor> norms;
-  std::map<std::string, std::string> meta;
-  std::vector<std::string> names;
-  if (diffusion::ReadSafetensors(ctx.golden_path, &meta).ok() && meta.count("param_names")) {
-    nlohmann::json j = nlohmann::json::parse(meta["param_names"], nullptr, false);
-    if (j.is_array()) names = j.get<std::vector<std::string>>();
-  }
+  const std::vector<std::string> names = GoldenParamNames(ctx);
   if (names.empty()) {
     r.Fail("out.grad_norms", "the golden's __metadata__ lacks param_names");
   } else {

@@ -22,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "tools/dbtool/parity_registry.h"
+#include "tools/dbtool/parity_util.h"
 #include "worker/diffusion/io/lora_file.h"
 #include "worker/diffusion/io/model_loader.h"
 #include "worker/diffusion/io/safetensors.h"
@@ -42,6 +43,26 @@ const Tolerance kForward = Tolerance::MaxAbs(5e-4, 3e-5);
 const Tolerance kSameFile = Tolerance::Exact();
 
 double Scalar(const at::Tensor& t) { return t.to(at::kDouble).item<double>(); }
+
+// Adapters stored as "<prefix><layer>.lora_A.weight<suffix>" / ".lora_B.weight<suffix>" (copies),
+// all with `alpha`.
+std::map<std::string, LoraWeights> AdaptersIn(const diffusion::TensorMap& golden,
+                                              const std::string& prefix, const std::string& suffix,
+                                              double alpha) {
+  std::map<std::string, LoraWeights> out;
+  for (const auto& [name, t] : golden) {
+    if (!absl::StartsWith(name, prefix) || !absl::EndsWith(name, suffix)) continue;
+    const std::string key = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+    for (const auto& [half, is_down] :
+         {std::pair{".lora_A.weight", true}, {".lora_B.weight", false}}) {
+      if (!absl::EndsWith(key, half)) continue;
+      LoraWeights& w = out[key.substr(0, key.size() - std::string(half).size())];
+      (is_down ? w.down : w.up) = t.clone();
+      w.alpha = alpha;
+    }
+  }
+  return out;
+}
 
 // UNet and text-encoder outputs of the golden inputs with `adapters` at `scale` (none: base).
 struct Outputs {
@@ -95,17 +116,7 @@ Golden1 LoadGolden1(const ParityContext& ctx, ParityReporter& r, const std::stri
   }
   g.rank = Scalar(g.tensors.at("in.lora_rank"));
   g.alpha = Scalar(g.tensors.at("in.lora_alpha"));
-  for (const auto& [name, t] : g.tensors) {
-    if (!absl::StartsWith(name, "adapter.")) continue;
-    const std::string key = name.substr(8);
-    for (const auto& [half, is_down] :
-         {std::pair{".lora_A.weight", true}, {".lora_B.weight", false}}) {
-      if (!absl::EndsWith(key, half)) continue;
-      LoraWeights& w = g.adapters[key.substr(0, key.size() - std::string(half).size())];
-      (is_down ? w.down : w.up) = t;
-      w.alpha = g.alpha;
-    }
-  }
+  g.adapters = AdaptersIn(g.tensors, "adapter.", "", g.alpha);
   g.ok = !g.adapters.empty();
   if (!g.ok) r.Fail(check, "golden/lora_unet.safetensors holds no adapter.* tensors");
   return g;
@@ -210,28 +221,11 @@ void RunLoraDreamBoothStep(const ParityContext& ctx, ParityReporter& r) {
   const at::Tensor* plw = ctx.Get("in.prior_loss_weight", r);
   const at::Tensor* alpha = ctx.Get("in.lora_alpha", r);
   const at::Tensor* max_norm = ctx.Get("in.max_grad_norm", r);
-  const at::Tensor* lr = ctx.Get("in.lr", r);
-  const at::Tensor* b1 = ctx.Get("in.adam_beta1", r);
-  const at::Tensor* b2 = ctx.Get("in.adam_beta2", r);
-  const at::Tensor* eps = ctx.Get("in.adam_eps", r);
-  const at::Tensor* wd = ctx.Get("in.weight_decay", r);
-  if (!latents || !noise || !timesteps || !ehs || !plw || !alpha || !max_norm || !lr || !b1 ||
-      !b2 || !eps || !wd) {
-    return;
-  }
+  bool adam_ok = false;
+  const train::AdamWOptions adam = AdamFromGolden(ctx, r, &adam_ok);
+  if (!latents || !noise || !timesteps || !ehs || !plw || !alpha || !max_norm || !adam_ok) return;
   // The adapters as they were before the step (peft params "param.<layer>.lora_X.weight").
-  std::map<std::string, LoraWeights> initial;
-  for (const auto& [name, t] : g) {
-    if (!absl::StartsWith(name, "param.") || !absl::EndsWith(name, ".before")) continue;
-    const std::string key = name.substr(6, name.size() - 6 - 7);
-    for (const auto& [half, is_down] :
-         {std::pair{".lora_A.weight", true}, {".lora_B.weight", false}}) {
-      if (!absl::EndsWith(key, half)) continue;
-      LoraWeights& w = initial[key.substr(0, key.size() - std::string(half).size())];
-      (is_down ? w.down : w.up) = t.clone();
-      w.alpha = Scalar(*alpha);
-    }
-  }
+  std::map<std::string, LoraWeights> initial = AdaptersIn(g, "param.", ".before", Scalar(*alpha));
   absl::StatusOr<LoraAdapterSet> adapters = LoraAdapterSet::Bind(model, initial);
   if (!adapters.ok())
     return r.Fail("lora_dreambooth_step", std::string(adapters.status().message()));
@@ -276,12 +270,7 @@ void RunLoraDreamBoothStep(const ParityContext& ctx, ParityReporter& r) {
 
   std::map<std::string, at::Tensor> params;
   for (const auto& [name, t] : adapters->NamedParameters()) params[name] = t;
-  std::map<std::string, std::string> meta;
-  std::vector<std::string> names;
-  if (diffusion::ReadSafetensors(ctx.golden_path, &meta).ok() && meta.count("param_names")) {
-    nlohmann::json j = nlohmann::json::parse(meta["param_names"], nullptr, false);
-    if (j.is_array()) names = j.get<std::vector<std::string>>();
-  }
+  const std::vector<std::string> names = GoldenParamNames(ctx);
   std::vector<at::Tensor> ordered;
   std::vector<at::Tensor> norms;
   for (const std::string& name : names) {
@@ -300,15 +289,6 @@ void RunLoraDreamBoothStep(const ParityContext& ctx, ParityReporter& r) {
   const double total = train::ClipGradNorm(ordered, Scalar(*max_norm));
   cmp("out.grad_global_norm", at::scalar_tensor(total), Tolerance::MaxAbs(1e-6, 1e-4));
 
-  train::AdamWOptions adam;
-  auto value = [](const at::Tensor* t) {  // float32 in the file -> the Python double it was
-    return std::stod(c10::str(t->to(at::kFloat).item<float>()));
-  };
-  adam.lr = value(lr);
-  adam.beta1 = value(b1);
-  adam.beta2 = value(b2);
-  adam.eps = value(eps);
-  adam.weight_decay = value(wd);
   std::vector<std::pair<std::string, at::Tensor>> named;
   for (size_t i = 0; i < names.size(); ++i) named.emplace_back(names[i], ordered[i]);
   for (const std::string& name : names) {

@@ -164,7 +164,8 @@ class TcpRing : public Collective {
         int64_t bytes = 0;
         while (end < tensors.size() &&
                (tensors[end].scalar_type() == at::kDouble) == (dtype == at::kDouble) &&
-               (end == begin || bytes + tensors[end].numel() * 4 <= kBucketBytes)) {
+               (end == begin ||
+                bytes + tensors[end].numel() * at::elementSize(dtype) <= kBucketBytes)) {
           bytes += tensors[end].numel() * at::elementSize(dtype);
           ++end;
         }
@@ -192,7 +193,8 @@ class TcpRing : public Collective {
   absl::Status Broadcast(const std::vector<at::Tensor>& tensors, int root) override {
     return GuardTorch("broadcast", [&]() -> absl::Status {
       for (const at::Tensor& tensor : tensors) {
-        at::Tensor host = tensor.detach().to(at::kCPU).contiguous().clone();
+        // On the CPU this aliases `tensor` (received bytes land in place); else a host copy.
+        at::Tensor host = tensor.detach().to(at::kCPU).contiguous();
         const size_t size = host.numel() * host.element_size();
         if (rank_ != root) {
           if (absl::Status st = RecvAll(prev_.fd(), host.data_ptr(), size, Prev()); !st.ok()) {

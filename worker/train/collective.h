@@ -41,7 +41,7 @@ class Collective {
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
   // Replaces every tensor by the mean of that tensor over the ranks (float32/float64/bf16/fp16;
-  // reduced in float32 or float64). Tensors are concatenated into buckets of `bucket_bytes`.
+  // reduced in float32 or float64). Tensors are concatenated into buckets of up to 25 MiB.
   virtual absl::Status AllReduceMean(const std::vector<at::Tensor>& tensors) = 0;
   // Copies rank `root`'s tensors into every rank's.
   virtual absl::Status Broadcast(const std::vector<at::Tensor>& tensors, int root) = 0;

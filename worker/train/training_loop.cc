@@ -224,13 +224,12 @@ absl::Status Loop::MicroBatch(int64_t micro_index, double loss_divisor, StepLog*
   const int64_t world = o_.world_size;
   const int64_t global = batch * world;
   const int64_t first = o_.rank * batch;
-  std::vector<at::Tensor> means(global), stds(global), class_means, class_stds;
-  if (prior) {
-    class_means.resize(global);
-    class_stds.resize(global);
-  }
-  std::vector<std::string> prompts;
-  std::vector<std::string> class_prompts;
+  // Rows of the stacked batch: [instance 0..global; class 0..global], the halves NeMo / diffusers
+  // split the prediction into. This rank fills its own rows.
+  std::vector<at::Tensor> means(prior ? 2 * global : global);
+  std::vector<at::Tensor> stds(means.size());
+  std::vector<std::string> prompts;  // of this rank's rows, in row order
+  std::vector<int64_t> rows;
   for (int64_t b = first; b < first + batch; ++b) {
     const SampleStream::Draw d = stream_->At(micro_index * global + b);
     const ImageRecord& inst = c_.instances[d.instance];
@@ -238,35 +237,25 @@ absl::Status Loop::MicroBatch(int64_t micro_index, double loss_divisor, StepLog*
     means[b] = p.mean;
     stds[b] = p.std;
     prompts.push_back(d.drop_caption ? std::string() : inst.prompt);
+    rows.push_back(b);
     if (prior) {
       const ImageRecord& cls = c_.classes[d.klass];
       ASSIGN_OR_RETURN(Posterior q, c_.posteriors.Get(cls, d.class_flip, d.class_crop_seed));
-      class_means[b] = q.mean;
-      class_stds[b] = q.std;
-      class_prompts.push_back(o_.class_prompt);
+      means[global + b] = q.mean;
+      stds[global + b] = q.std;
+    }
+  }
+  if (prior) {
+    for (int64_t b = first; b < first + batch; ++b) {
+      prompts.push_back(o_.class_prompt);
+      rows.push_back(global + b);
     }
   }
   // Other ranks' rows: placeholders of the same shape (only their random draws matter here).
-  for (int64_t b = 0; b < global; ++b) {
-    if (b >= first && b < first + batch) continue;
-    means[b] = at::zeros_like(means[first]);
-    stds[b] = at::zeros_like(stds[first]);
-    if (prior) {
-      class_means[b] = at::zeros_like(class_means[first]);
-      class_stds[b] = at::zeros_like(class_stds[first]);
-    }
-  }
-  // [instance...; class...]: the halves NeMo / diffusers split the prediction into.
-  for (int64_t b = 0; b < static_cast<int64_t>(class_means.size()); ++b) {
-    means.push_back(class_means[b]);
-    stds.push_back(class_stds[b]);
-  }
-  prompts.insert(prompts.end(), class_prompts.begin(), class_prompts.end());
-  // This rank's rows of the stacked [instance; class] batch.
-  std::vector<int64_t> rows;
-  for (int64_t b = first; b < first + batch; ++b) rows.push_back(b);
-  if (prior) {
-    for (int64_t b = first; b < first + batch; ++b) rows.push_back(global + b);
+  for (size_t i = 0; i < means.size(); ++i) {
+    if (means[i].defined()) continue;
+    means[i] = at::zeros_like(means[first]);
+    stds[i] = at::zeros_like(stds[first]);
   }
   // LoRA dropout draws from the global generator: seeded from the run's generator, so that a
   // resumed run draws the same masks.

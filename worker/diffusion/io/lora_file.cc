@@ -92,23 +92,28 @@ bool SplitDiffusersKey(std::string key, KeyParts* out) {
   return false;
 }
 
-// Kohya flat names of every adaptable layer of `model`: the diffusers path with '_' and, for the
-// UNet, the original LDM path (kohya files trained on LDM checkpoints).
-absl::StatusOr<std::map<std::string, std::string>> KohyaNames(const StableDiffusion& model) {
+// The kohya name of layer "unet.<path>" / "text_encoder.<path>": the path with '_', prefixed.
+std::string KohyaName(const std::string& layer) {
+  constexpr size_t kText = sizeof("text_encoder.") - 1;
+  return absl::StartsWith(layer, "unet.") ? kKohyaUNet + Flat(layer.substr(5))
+                                          : kKohyaText + Flat(layer.substr(kText));
+}
+
+// Kohya names of every adaptable layer of `model` -> layer: KohyaName and, for the UNet, the
+// original LDM path (kohya files trained on LDM checkpoints).
+std::map<std::string, std::string> KohyaNames(const StableDiffusion& model) {
   std::map<std::string, std::string> out;
   absl::StatusOr<LdmKeyMap> ldm = LdmKeyMap::ForUNet(model.unet_config);
   for (const std::string& layer : LoraLayerNames(model)) {
+    out[KohyaName(layer)] = layer;
     if (absl::StartsWith(layer, "unet.")) {
       const std::string path = layer.substr(5);
-      out[kKohyaUNet + Flat(path)] = layer;
       if (ldm.ok()) {
         absl::StatusOr<std::string> l = ldm->ToLdm(path + ".weight");
         if (l.ok() && absl::EndsWith(*l, ".weight")) {
           out[kKohyaUNet + Flat(l->substr(0, l->size() - 7))] = layer;
         }
       }
-    } else {
-      out[kKohyaText + Flat(layer.substr(std::string("text_encoder.").size()))] = layer;
     }
   }
   return out;
@@ -138,9 +143,7 @@ absl::StatusOr<LoraFile> ParseLoraTensors(const TensorMap& tensors,
     if (absl::StartsWith(key, "lora_")) is_kohya = true;
   }
   if (is_kohya) {
-    auto k = KohyaNames(model);
-    if (!k.ok()) return k.status();
-    kohya = std::move(*k);
+    kohya = KohyaNames(model);
     file.format = LoraFileFormat::kKohya;
   }
   struct Parts {
@@ -160,7 +163,6 @@ absl::StatusOr<LoraFile> ParseLoraTensors(const TensorMap& tensors,
           "LoRA file key ", key, " is for SDXL's two text encoders; this model is SD 1.x"));
     }
     KeyParts kp;
-    std::string layer;
     if (is_kohya) {
       const size_t dot = key.find('.');
       const std::string flat = key.substr(0, dot);
@@ -248,10 +250,7 @@ TensorMap LoraFileTensors(const std::map<std::string, LoraWeights>& adapters,
       out[layer + DiffusersSuffix(layer, Half::kDown)] = down.clone();
       out[layer + DiffusersSuffix(layer, Half::kUp)] = up.clone();
     } else {
-      const bool unet = absl::StartsWith(layer, "unet.");
-      const std::string flat =
-          unet ? kKohyaUNet + Flat(layer.substr(5))
-               : kKohyaText + Flat(layer.substr(std::string("text_encoder.").size()));
+      const std::string flat = KohyaName(layer);
       out[flat + ".lora_down.weight"] = down.clone();
       out[flat + ".lora_up.weight"] = up.clone();
       out[flat + ".alpha"] = at::scalar_tensor(w.alpha, at::kFloat);

@@ -25,7 +25,7 @@ std::string ShapeString(const at::Tensor& t) {
 }
 
 // Every Linear / Conv2d of `root` as "<prefix><path>" -> module.
-std::map<std::string, torch::nn::Module*> AdaptableLayers(torch::nn::Module& root,
+std::map<std::string, torch::nn::Module*> AdaptableLayers(const torch::nn::Module& root,
                                                           const std::string& prefix) {
   std::map<std::string, torch::nn::Module*> out;
   for (const auto& item : root.named_modules("", /*include_self=*/false)) {
@@ -37,8 +37,8 @@ std::map<std::string, torch::nn::Module*> AdaptableLayers(torch::nn::Module& roo
   return out;
 }
 
-std::map<std::string, torch::nn::Module*> ModelLayers(torch::nn::Module& unet,
-                                                      torch::nn::Module* text_encoder) {
+std::map<std::string, torch::nn::Module*> ModelLayers(const torch::nn::Module& unet,
+                                                      const torch::nn::Module* text_encoder) {
   std::map<std::string, torch::nn::Module*> layers = AdaptableLayers(unet, "unet.");
   if (text_encoder != nullptr) {
     for (auto& [name, m] : AdaptableLayers(*text_encoder, "text_encoder.")) layers[name] = m;
@@ -89,19 +89,9 @@ bool IsLoraCapableLayer(const std::string& layer_name) {
 
 std::vector<std::string> LoraLayerNames(const StableDiffusion& model) {
   std::vector<std::string> out;
-  auto add = [&](const torch::nn::Module& root, const std::string& prefix) {
-    for (const auto& item : root.named_modules("", /*include_self=*/false)) {
-      const torch::nn::Module* m = item.value().get();
-      const std::string name = prefix + item.key();
-      if ((dynamic_cast<const torch::nn::LinearImpl*>(m) ||
-           dynamic_cast<const torch::nn::Conv2dImpl*>(m)) &&
-          IsLoraCapableLayer(name)) {
-        out.push_back(name);
-      }
-    }
-  };
-  add(*model.unet, "unet.");
-  add(*model.text_encoder, "text_encoder.");
+  for (const auto& [name, layer] : ModelLayers(*model.unet, model.text_encoder.ptr().get())) {
+    if (IsLoraCapableLayer(name)) out.push_back(name);
+  }
   return out;
 }
 
@@ -324,9 +314,10 @@ at::Tensor LoraConv2d(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
   TORCH_CHECK(padding != nullptr, "lora on a conv with string padding is not supported");
   const at::Tensor h = AdapterInput(*scope, x);
   const at::ScalarType dt = h.scalar_type();
-  at::Tensor mid =
-      at::conv2d(h, a->down.to(dt), {}, c10::IntArrayRef(o.stride()), c10::IntArrayRef(*padding),
-                 c10::IntArrayRef(o.dilation()), o.groups());
+  // peft's lora_A: the base conv's kernel, stride, padding and dilation, ungrouped (every conv
+  // that can carry an adapter is ungrouped).
+  at::Tensor mid = at::conv2d(h, a->down.to(dt), {}, c10::IntArrayRef(o.stride()),
+                              c10::IntArrayRef(*padding), c10::IntArrayRef(o.dilation()), 1);
   at::Tensor d = at::conv2d(mid, a->up.to(dt));
   return y + d * (a->scale() * scope->multiplier);
 }
