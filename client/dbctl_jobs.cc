@@ -46,6 +46,9 @@ struct SubmitArgs {
   double lr = spec::kLearningRate;
   int32_t lora_rank = spec::kLoraRank;
   double lora_lr = spec::kLoraLearningRate;
+  int32_t num_devices = spec::kNumDevices;
+  int32_t priority = 0;
+  v1::MemoryPolicy memory_policy = v1::MEMORY_POLICY_ADAPT;
 };
 
 struct ListArgs {
@@ -63,6 +66,13 @@ absl::StatusOr<v1::JobState> ParseJobState(const std::string& name) {
         "unknown state '", name, "'; expected queued|running|succeeded|failed|cancelled"));
   }
   return state;
+}
+
+absl::StatusOr<v1::MemoryPolicy> ParseMemoryPolicy(const std::string& name) {
+  if (name == "adapt") return v1::MEMORY_POLICY_ADAPT;
+  if (name == "refuse") return v1::MEMORY_POLICY_REFUSE;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown memory policy '", name, "'; expected adapt|refuse"));
 }
 
 absl::StatusOr<v1::TrainingMode> ParseTrainingMode(const std::string& name) {
@@ -90,6 +100,8 @@ void PrintJob(const v1::Job& job, const Output& out) {
             << "image_set:   " << job.spec().instance_image_set() << "\n"
             << "prompt:      " << job.spec().instance_prompt() << "\n"
             << "steps:       " << job.spec().max_train_steps() << "\n"
+            << "devices:     " << std::max(1, job.spec().num_devices()) << " (priority "
+            << job.spec().priority() << ")\n"
             << "attempts:    " << job.attempt() << " (errors " << job.error_attempts()
             << ", infrastructure " << job.infra_attempts() << ")\n";
   if (!job.error().empty()) std::cout << "error:       " << job.error() << "\n";
@@ -126,6 +138,9 @@ int JobsSubmit(client::Client& client, const CLI::App& command, const SubmitArgs
   if (given("--lr")) spec.set_learning_rate(args.lr);
   if (given("--lora-rank")) spec.mutable_lora()->set_rank(args.lora_rank);
   if (given("--lora-lr")) spec.mutable_lora()->set_learning_rate(args.lora_lr);
+  if (given("--num-devices")) spec.set_num_devices(args.num_devices);
+  if (given("--priority")) spec.set_priority(args.priority);
+  if (given("--memory-policy")) spec.set_memory_policy(args.memory_policy);
   auto job = client.CreateJob(spec, args.request_id);
   if (!job.ok()) return Fail(job.status());
   if (out.json) {
@@ -295,6 +310,15 @@ Command AddJobsSubmit(CLI::App& jobs) {
       ->default_str("");
   cli::AddDouble(*cmd, "--lora-lr", &a->lora_lr, "the LoRA adapters' learning rate (1e-4)")
       ->default_str("");
+  cli::AddInt(*cmd, "--num-devices", &a->num_devices,
+              "devices of one worker that train the job together (data parallel)", kInt32Min,
+              kInt32Max);
+  cli::AddInt(*cmd, "--priority", &a->priority,
+              "queue priority, -1000..1000: higher runs first among queued jobs", kInt32Min,
+              kInt32Max);
+  cli::AddParsed(*cmd, "--memory-policy", &a->memory_policy, ParseMemoryPolicy,
+                 "when the job may not fit its device: adapt (turn on memory savers) or refuse",
+                 "POLICY", "adapt");
   return {cmd, [cmd, a](client::Client& client, const Output& out) {
             return JobsSubmit(client, *cmd, *a, out);
           }};

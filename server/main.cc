@@ -5,6 +5,7 @@
 //               [--data-dir=./dreambooth-data] [--lease-ttl=30s]
 //               [--sweep-interval=1s] [--sample-queue-timeout=60s] [--gc-interval=1h]
 //               [--gc-grace=1h] [--event-retention=720h] [--shutdown-grace=10s]
+//               [--worker-registration-ttl=24h]
 //               [--max-upload-bytes=52428800] [--max-images-per-set=1000]
 //               [--tenant-max-active-jobs=1000] [--tenant-max-running-jobs=0]
 //               [--tenant-max-stored-bytes=1099511627776] [--tenant-uploads-per-minute=120]
@@ -48,6 +49,7 @@ struct Flags {
   absl::Duration gc_interval = absl::Milliseconds(server.gc_interval_ms);
   absl::Duration gc_grace = absl::Milliseconds(server.gc_grace_ms);
   absl::Duration event_retention = absl::Milliseconds(server.event_retention_ms);
+  absl::Duration worker_registration_ttl = absl::Milliseconds(server.worker_registration_ttl_ms);
   absl::Duration sample_queue_timeout = absl::Milliseconds(server.sample_queue_timeout_ms);
   absl::Duration shutdown_grace = absl::Seconds(10);
   std::string log_level = "info";
@@ -85,6 +87,9 @@ void AddFlags(CLI::App& app, Flags& f) {
                    "a blob written this recently is never deleted (covers uploads in flight)");
   cli::AddDuration(app, "--event-retention", &f.event_retention,
                    "an ended job's events older than this are pruned (its last one stays)");
+  cli::AddDuration(app, "--worker-registration-ttl", &f.worker_registration_ttl,
+                   "a worker counts toward CreateJob's device check this long after it last "
+                   "asked for work");
   cli::AddDuration(app, "--sample-queue-timeout", &f.sample_queue_timeout,
                    "a Sample call no worker takes within this time fails UNAVAILABLE");
   cli::AddDuration(app, "--shutdown-grace", &f.shutdown_grace,
@@ -144,6 +149,7 @@ int main(int argc, char** argv) {
   options.gc_interval_ms = absl::ToInt64Milliseconds(flags.gc_interval);
   options.gc_grace_ms = absl::ToInt64Milliseconds(flags.gc_grace);
   options.event_retention_ms = absl::ToInt64Milliseconds(flags.event_retention);
+  options.worker_registration_ttl_ms = absl::ToInt64Milliseconds(flags.worker_registration_ttl);
   options.sample_queue_timeout_ms = absl::ToInt64Milliseconds(flags.sample_queue_timeout);
   const int64_t grace_ms = absl::ToInt64Milliseconds(flags.shutdown_grace);
   if (absl::Status s = dreambooth::server::ConfigureLogging(flags.log_level, flags.log_format);

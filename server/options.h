@@ -55,6 +55,9 @@ struct ServerOptions {
   int max_parked_leases_per_peer = 64;
   // Per blob a worker writes (a checkpoint file, a cache item): RESOURCE_EXHAUSTED beyond it.
   int64_t max_blob_bytes = 64LL << 30;
+  // A worker counts as registered (for CreateJob's "could any worker run this job" check) this
+  // long after its last LeaseTask.
+  int64_t worker_registration_ttl_ms = 24LL * 3600 * 1000;
   // CreateJob request ids are remembered at least this long.
   int64_t request_retention_ms = 7LL * 24 * 3600 * 1000;
   // Retention (ServiceCore::RunMaintenance): how often it runs (0: never; the flag is positive),

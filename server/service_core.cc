@@ -65,6 +65,7 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Open(const ServerOptio
   ASSIGN_OR_RETURN(b->db_, storage::Database::Open(db_options));
   b->jobs_ = std::make_unique<storage::JobStore>(b->db_.get());
   b->catalog_ = std::make_unique<storage::CatalogStore>(b->db_.get());
+  b->workers_ = std::make_unique<storage::WorkerRegistry>(b->db_.get());
   b->keys_ = std::make_unique<storage::KeyStore>(b->db_.get());
   b->access_ = std::make_unique<storage::LeaseAccess>(b->db_.get());
   b->upload_limiter_ = std::make_unique<RateLimiter>(options.tenant_uploads_per_minute, 60'000);
@@ -173,8 +174,11 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const Caller& caller,
       }
     }
   }
+  RETURN_IF_ERROR(CheckSomeWorkerHasDevices(resolved.num_devices()));
   storage::NewJob job;
   job.tenant = caller.tenant;
+  job.num_devices = resolved.num_devices();
+  job.priority = resolved.priority();
   job.spec = resolved.SerializeAsString();
   job.base_model = resolved.base_model();
   job.instance_set = resolved.instance_image_set();
@@ -194,6 +198,23 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const Caller& caller,
   hub_.Notify(created.id);
   NotifyTaskAvailable();
   return created;
+}
+
+absl::Status ServiceCore::CheckSomeWorkerHasDevices(int num_devices) {
+  if (num_devices <= 1) return absl::OkStatus();  // every worker has one
+  const int64_t ttl = options_.worker_registration_ttl_ms;
+  ASSIGN_OR_RETURN(std::optional<storage::WorkerRecord> largest, workers_->Largest(NowMs() - ttl));
+  if (largest.has_value() && largest->device_count >= num_devices) return absl::OkStatus();
+  const std::string seen =
+      largest.has_value()
+          ? absl::StrCat("the largest, '", largest->id, "', has ", largest->device_count,
+                         largest->device_count == 1 ? " device" : " devices")
+          : "none has asked for work";
+  return absl::FailedPreconditionError(absl::StrCat(
+      "spec.num_devices is ", num_devices, ", but no worker registered in the last ", ttl / 1000,
+      " s has that many devices (", seen,
+      "); start a worker with at least that many (dreambooth-worker --num-devices) first, or "
+      "ask for fewer"));
 }
 
 absl::StatusOr<storage::JobRecord> ServiceCore::CancelJob(const Caller& caller,

@@ -32,6 +32,7 @@
 #include "storage/key_store.h"
 #include "storage/lease_access.h"
 #include "storage/tenant_usage.h"
+#include "storage/worker_registry.h"
 
 namespace dreambooth::server {
 
@@ -59,6 +60,9 @@ class ServiceCore {
                                                const std::string& request_id);
   // Cancels and wakes watchers.
   absl::StatusOr<storage::JobRecord> CancelJob(const Caller& caller, const std::string& job_id);
+  // FAILED_PRECONDITION naming the largest registered worker when none registered within
+  // --worker-registration-ttl has `num_devices` devices (one device needs no worker yet).
+  absl::Status CheckSomeWorkerHasDevices(int num_devices);
 
   // Deletes an image set no queued or running job uses (FAILED_PRECONDITION otherwise).
   absl::Status DeleteImageSet(const Caller& caller, const std::string& set_id);
@@ -105,9 +109,8 @@ class ServiceCore {
 
   // ---- Worker protocol (WorkerGateway). Tokens of SAMPLE tasks go to the sample broker, the
   // others to the job queue; a stale token changes nothing (FAILED_PRECONDITION). ----
-  // Records the base models `worker_id` advertises.
-  absl::Status AdvertiseBaseModels(const std::string& worker_id,
-                                   const std::vector<std::string>& models);
+  // Records what the asking worker offers: the base models it advertises and its devices.
+  absl::Status RegisterWorker(const v1::LeaseTaskRequest& request);
   // One non-blocking lease attempt for `request` (SAMPLE tasks first); nullopt when no task is
   // queued for it.
   absl::StatusOr<std::optional<v1::Task>> TryLeaseTask(const v1::LeaseTaskRequest& request);
@@ -206,6 +209,7 @@ class ServiceCore {
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<storage::JobStore> jobs_;
   std::unique_ptr<storage::CatalogStore> catalog_;
+  std::unique_ptr<storage::WorkerRegistry> workers_;
   std::unique_ptr<storage::KeyStore> keys_;
   std::unique_ptr<storage::LeaseAccess> access_;
   std::unique_ptr<storage::BlobStore> blobs_;

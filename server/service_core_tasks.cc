@@ -103,9 +103,18 @@ absl::Status ServiceCore::CheckAnyLease(const std::string& token) {
   return jobs_->CheckLease(token, NowMs()).status();
 }
 
-absl::Status ServiceCore::AdvertiseBaseModels(const std::string& worker_id,
-                                              const std::vector<std::string>& models) {
-  return catalog_->RememberBaseModels(models, worker_id, NowMs());
+absl::Status ServiceCore::RegisterWorker(const v1::LeaseTaskRequest& request) {
+  const int64_t now = NowMs();
+  RETURN_IF_ERROR(catalog_->RememberBaseModels(
+      std::vector<std::string>(request.base_models().begin(), request.base_models().end()),
+      request.worker_id(), now));
+  storage::WorkerRecord worker;
+  worker.id = request.worker_id();
+  worker.device_kind = request.device_kind();
+  worker.device_count = std::max(1, request.device_count());
+  worker.device_memory_bytes = request.device_memory_bytes();
+  worker.device_free_memory_bytes = request.device_free_memory_bytes();
+  return workers_->Remember(worker, now);
 }
 
 absl::Status ServiceCore::BuildTrainTask(const storage::Lease& lease, v1::Task* task) {
@@ -164,7 +173,8 @@ absl::StatusOr<std::optional<v1::Task>> ServiceCore::TryLeaseTask(
   if (train) {
     ASSIGN_OR_RETURN(
         std::optional<storage::Lease> lease,
-        jobs_->Claim(request.worker_id(), models, NowMs(), ttl, options_.tenant_max_running_jobs));
+        jobs_->Claim(request.worker_id(), models, NowMs(), ttl, options_.tenant_max_running_jobs,
+                     std::max(1, request.device_count())));
     if (lease.has_value()) {
       hub_.Notify(lease->job.id);
       v1::Task task;

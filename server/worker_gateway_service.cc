@@ -139,9 +139,17 @@ grpc::ServerUnaryReactor* WorkerGatewayService::LeaseTask(grpc::CallbackServerCo
     for (const std::string& m : request->base_models()) {
       RETURN_IF_ERROR(CheckRequired("base_models", m, 128));
     }
-    return core_->AdvertiseBaseModels(
-        request->worker_id(),
-        std::vector<std::string>(request->base_models().begin(), request->base_models().end()));
+    if (request->device_count() < 0 || request->device_count() > 1024) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("device_count must be in [0, 1024], got ", request->device_count()));
+    }
+    if (request->device_memory_bytes() < 0 || request->device_free_memory_bytes() < 0) {
+      return absl::InvalidArgumentError("device memory sizes must be >= 0");
+    }
+    if (request->device_kind().size() > 32) {
+      return absl::InvalidArgumentError("device_kind must be at most 32 bytes");
+    }
+    return core_->RegisterWorker(*request);
   }();
   if (!status.ok()) return Respond(context, status);
   absl::StatusOr<bool> granted = TryLease(*request, response);

@@ -61,6 +61,11 @@ inline constexpr int kNumValidationImages = 1;
 inline constexpr int kMaxAttempts = 3;
 inline constexpr int kMaxInfraAttempts = 10;
 
+// ---- Devices, scheduling and memory ----
+inline constexpr int kNumDevices = 1;
+inline constexpr int kMaxNumDevices = 64;
+inline constexpr int kMaxPriority = 1000;  // |JobSpec.priority|
+
 }  // namespace dreambooth::spec
 
 #endif  // DREAMBOOTH_SPEC_JOB_SPEC_DEFAULTS_H_

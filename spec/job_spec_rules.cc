@@ -375,9 +375,28 @@ absl::Status ApplyJobSpec(Mode mode, v1::JobSpec* s) {
   RETURN_IF_ERROR(
       F(s, "spec.max_attempts", &S::has_max_attempts, &S::max_attempts, &S::set_max_attempts)
           .Int(mode, kMaxAttempts, 1, 100));
-  return F(s, "spec.max_infra_attempts", &S::has_max_infra_attempts, &S::max_infra_attempts,
-           &S::set_max_infra_attempts)
-      .Int(mode, kMaxInfraAttempts, 1, 1000);
+  RETURN_IF_ERROR(F(s, "spec.max_infra_attempts", &S::has_max_infra_attempts,
+                    &S::max_infra_attempts, &S::set_max_infra_attempts)
+                      .Int(mode, kMaxInfraAttempts, 1, 1000));
+  // ---- Devices, scheduling and memory ----
+  // Specs stored before these fields existed leave num_devices unset, which means one device.
+  if (mode != Mode::kCheck || s->has_num_devices()) {
+    RETURN_IF_ERROR(
+        F(s, "spec.num_devices", &S::has_num_devices, &S::num_devices, &S::set_num_devices)
+            .Int(mode, kNumDevices, 1, kMaxNumDevices));
+  }
+  if (s->priority() < -kMaxPriority || s->priority() > kMaxPriority) {
+    return Invalid("spec.priority", absl::StrCat("in [", -kMaxPriority, ", ", kMaxPriority, "]"),
+                   absl::StrCat(s->priority()));
+  }
+  // Stored before the field existed => UNSPECIFIED, which means ADAPT.
+  if (mode != Mode::kCheck || s->memory_policy() != v1::MEMORY_POLICY_UNSPECIFIED) {
+    RETURN_IF_ERROR(EnumField<v1::MemoryPolicy>(
+        mode, "spec.memory_policy", v1::MemoryPolicy_IsValid, s->memory_policy(),
+        v1::MEMORY_POLICY_UNSPECIFIED, v1::MEMORY_POLICY_ADAPT,
+        [s](v1::MemoryPolicy v) { s->set_memory_policy(v); }));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace

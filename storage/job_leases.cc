@@ -15,7 +15,7 @@ using internal::kJobColumns;
 absl::StatusOr<std::optional<Lease>> JobStore::Claim(const std::string& worker_id,
                                                      const std::vector<std::string>& base_models,
                                                      int64_t now_ms, int64_t ttl_ms,
-                                                     int max_running_per_tenant) {
+                                                     int max_running_per_tenant, int device_count) {
   std::optional<Lease> lease;
   if (base_models.empty()) return lease;
   RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
@@ -29,15 +29,18 @@ absl::StatusOr<std::optional<Lease>> JobStore::Claim(const std::string& worker_i
             "lease_expires_ms = ?2, worker_id = ?3, stage = 0, "
             "start_time_ms = CASE WHEN start_time_ms = 0 THEN ?4 ELSE start_time_ms END "
             "WHERE seq = (SELECT seq FROM jobs q WHERE state = 1 AND (?5 = 0 OR (SELECT COUNT(*) "
-            "FROM jobs r WHERE r.tenant = q.tenant AND r.state = 2) < ?5) AND base_model IN (",
-            absl::StrJoin(marks, ","), ") ORDER BY seq LIMIT 1) RETURNING ", kJobColumns)));
+            "FROM jobs r WHERE r.tenant = q.tenant AND r.state = 2) < ?5) AND num_devices <= ?6 "
+            "AND "
+            "base_model IN (",
+            absl::StrJoin(marks, ","), ") ORDER BY priority DESC, seq LIMIT 1) RETURNING ",
+            kJobColumns)));
     Lease granted;
     granted.token = absl::StrCat("lt_", RandomHex(16));
     granted.expires_ms = now_ms + ttl_ms;
     s.Bind(1, granted.token).Bind(2, granted.expires_ms).Bind(3, worker_id).Bind(4, now_ms);
-    s.Bind(5, int64_t{max_running_per_tenant});
+    s.Bind(5, int64_t{max_running_per_tenant}).Bind(6, int64_t{device_count});
     for (size_t i = 0; i < base_models.size(); ++i) {
-      s.Bind(static_cast<int>(i) + 6, base_models[i]);
+      s.Bind(static_cast<int>(i) + 7, base_models[i]);
     }
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return absl::OkStatus();

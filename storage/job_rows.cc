@@ -32,6 +32,8 @@ JobRecord ReadJobRow(const Statement& s) {
   j.lease_expires_ms = s.ColumnInt(22);
   j.last_sequence = s.ColumnInt(23);
   j.tenant = s.ColumnText(24);
+  j.num_devices = static_cast<int>(s.ColumnInt(25));
+  j.priority = static_cast<int>(s.ColumnInt(26));
   return j;
 }
 

@@ -15,7 +15,7 @@ inline constexpr char kJobColumns[] =
     "id, seq, spec, base_model, instance_set, regularization_set, request_id, state, stage, step, "
     "total_steps, create_time_ms, start_time_ms, end_time_ms, attempt, error_attempts, "
     "infra_attempts, max_attempts, max_infra_attempts, error, cancel_requested, worker_id, "
-    "lease_expires_ms, last_sequence, tenant";
+    "lease_expires_ms, last_sequence, tenant, num_devices, priority";
 
 JobRecord ReadJobRow(const Statement& stmt);
 

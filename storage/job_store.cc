@@ -53,8 +53,8 @@ absl::StatusOr<JobRecord> JobStore::Create(const NewJob& job, int64_t now_ms,
     ASSIGN_OR_RETURN(Statement ins,
                      c.Prepare("INSERT INTO jobs (id, spec, base_model, instance_set, "
                                "regularization_set, request_id, state, create_time_ms, "
-                               "max_attempts, max_infra_attempts, tenant) "
-                               "VALUES (?,?,?,?,?,?,?,?,?,?,?)"));
+                               "max_attempts, max_infra_attempts, tenant, num_devices, "
+                               "priority) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"));
     ins.Bind(1, id)
         .BindBlob(2, job.spec)
         .Bind(3, job.base_model)
@@ -65,7 +65,9 @@ absl::StatusOr<JobRecord> JobStore::Create(const NewJob& job, int64_t now_ms,
         .Bind(8, now_ms)
         .Bind(9, int64_t{job.max_attempts})
         .Bind(10, int64_t{job.max_infra_attempts})
-        .Bind(11, job.tenant);
+        .Bind(11, job.tenant)
+        .Bind(12, int64_t{job.num_devices})
+        .Bind(13, int64_t{job.priority});
     RETURN_IF_ERROR(ins.Run());
     if (!job.request_id.empty()) {
       ASSIGN_OR_RETURN(Statement remember,

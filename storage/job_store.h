@@ -73,14 +73,16 @@ class JobStore {
 
   // ---- Worker side (leases) ----
 
-  // Claims the oldest QUEUED job whose base model is in `base_models` and whose tenant has fewer
-  // than `max_running_per_tenant` RUNNING jobs (0: no limit), in one BEGIN IMMEDIATE
-  // transaction: state RUNNING, attempt + 1, a fresh random token valid for ttl_ms. Returns
-  // nullopt when no job is eligible.
+  // Claims the QUEUED job of highest priority, oldest first among equals, whose base model is in
+  // `base_models`, that needs at most `device_count` devices and whose tenant has fewer than
+  // `max_running_per_tenant` RUNNING jobs (0: no limit), in one BEGIN IMMEDIATE transaction:
+  // state RUNNING, attempt + 1, a fresh random token valid for ttl_ms. Returns nullopt when no
+  // job is eligible.
   absl::StatusOr<std::optional<Lease>> Claim(const std::string& worker_id,
                                              const std::vector<std::string>& base_models,
                                              int64_t now_ms, int64_t ttl_ms,
-                                             int max_running_per_tenant = 0);
+                                             int max_running_per_tenant = 0,
+                                             int device_count = 1);
 
   struct HeartbeatResult {
     bool cancel_requested = false;

@@ -237,10 +237,28 @@ CREATE INDEX images_by_digest ON images(digest);
 CREATE INDEX checkpoint_files_by_digest ON checkpoint_files(digest);
 )sql";
 
+// Version 5: device-aware scheduling. A job needs num_devices devices of one worker and is
+// claimed by priority, then age (jobs stored before: 1 device, priority 0). Workers record what
+// they last reported, so CreateJob can refuse a job no registered worker could run.
+constexpr std::string_view kV5 = R"sql(
+ALTER TABLE jobs ADD COLUMN num_devices INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_claim_order ON jobs(state, priority DESC, seq);
+
+CREATE TABLE workers (
+  id TEXT PRIMARY KEY,
+  device_kind TEXT NOT NULL,
+  device_count INTEGER NOT NULL,
+  device_memory_bytes INTEGER NOT NULL,
+  device_free_memory_bytes INTEGER NOT NULL,
+  last_seen_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 const std::vector<std::string_view>& Migrations() {
-  static const auto* migrations = new std::vector<std::string_view>{kV1, kV2, kV3, kV4};
+  static const auto* migrations = new std::vector<std::string_view>{kV1, kV2, kV3, kV4, kV5};
   return *migrations;
 }
 

@@ -95,6 +95,8 @@ struct NewJob {
   std::string regularization_set;  // "" when none
   int max_attempts = 3;
   int max_infra_attempts = 10;
+  int num_devices = 1;  // devices of one worker the job trains on
+  int priority = 0;     // higher first among queued jobs
   // Idempotency, per tenant: "" for none. The fingerprint identifies the request body (same id +
   // other fingerprint => ALREADY_EXISTS).
   std::string request_id;
@@ -132,6 +134,8 @@ struct JobRecord {
   std::string worker_id;
   int64_t lease_expires_ms = 0;
   int64_t last_sequence = 0;
+  int num_devices = 1;  // devices of one worker the job trains on (JobSpec.num_devices)
+  int priority = 0;     // higher first among queued jobs (JobSpec.priority)
 };
 
 struct EventRecord {

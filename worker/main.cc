@@ -2,7 +2,8 @@
 //
 //   dreambooth-worker --cache-dir DIR [--server HOST:PORT] [--ca-cert PEM] [--tls]
 //                     [--api-key KEY|@FILE] [--model-root DIR]
-//                     [--device cpu|cuda|cuda:N] [--sample-dtype auto|fp32|bf16|fp16]
+//                     [--device cpu|cuda|cuda:N] [--num-devices N]
+//                     [--sample-dtype auto|fp32|bf16|fp16]
 //                     [--worker-id ID] [--threads N] [--sample-cache-mb N] [--no-train]
 //                     [--no-sample] [--max-tasks N]
 //
@@ -12,11 +13,16 @@
 //
 // SIGTERM / SIGINT: a training task saves and commits a resume checkpoint and gives its lease
 // back; then the process exits 0.
+//
+// `dreambooth-worker train-rank PLAN` is how a worker starts ranks 1..N-1 of a TRAIN task with
+// spec.num_devices = N (worker/train_rank.h); it is not meant to be run by hand.
 #include <ATen/Parallel.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <iostream>
 #include <limits>
@@ -29,8 +35,10 @@
 #include "common/grpc_channel.h"
 #include "kernels/caching_cpu_allocator.h"
 #include "worker/diffusion/device.h"
+#include "worker/diffusion/torch_status.h"
 #include "worker/gateway_client.h"
 #include "worker/model_cache.h"
+#include "worker/train_rank.h"
 #include "worker/worker_context.h"
 #include "worker/worker_loop.h"
 
@@ -57,6 +65,10 @@ void AddFlags(CLI::App& app, WorkerOptions& o, int64_t& sample_cache_mb,
   cli::AddString(app, "--cache-dir", &o.cache_dir, "local caches and per-task work folders")
       ->required();
   cli::AddString(app, "--device", &o.device, "cpu|cuda|cuda:N");
+  cli::AddInt(app, "--num-devices", &o.num_devices,
+              "devices for TRAIN tasks: --device and the next ones of its kind (jobs with "
+              "spec.num_devices up to this many)",
+              1, 1024);
   cli::AddString(app, "--sample-dtype", &o.sample_dtype,
                  "auto|fp32|bf16|fp16: weights of Sample tasks (auto: fp16 on CUDA, else fp32)");
   cli::AddString(app, "--worker-id", &o.worker_id, "default: <hostname>/<device>/<pid>");
@@ -74,9 +86,32 @@ std::string DefaultWorkerId(const std::string& device) {
   return absl::StrCat(host, "/", device, "/", getpid());
 }
 
+// `dreambooth-worker train-rank PLAN`: one rank of a multi-device TRAIN task (exit 0 when it
+// trained to the end, 1 with the reason on stderr otherwise).
+int RunTrainRank(const char* plan_path) {
+  static std::atomic<bool> stop{false};
+  std::signal(SIGTERM, [](int) { stop.store(true); });
+  std::signal(SIGINT, [](int) { stop.store(true); });
+  dreambooth::kernels::InstallCachingCpuAllocator();
+  absl::StatusOr<dreambooth::worker::RankPlan> plan = dreambooth::worker::ReadRankPlan(plan_path);
+  absl::Status status = plan.status();
+  if (plan.ok()) {
+    if (plan->paths.num_threads > 0) at::set_num_threads(plan->paths.num_threads);
+    try {
+      status = dreambooth::worker::RunTrainRank(*plan, &stop);
+    } catch (const std::exception& e) {
+      status = dreambooth::StatusFromException(e, "training");
+    }
+  }
+  if (status.ok()) return 0;
+  std::cerr << "rank failed: " << status << std::endl;
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "train-rank") return RunTrainRank(argv[2]);
   CLI::App app("Runs the TRAIN and SAMPLE tasks of a dreamboothd on one device.",
                "dreambooth-worker");
   cli::ConfigureApp(app);
@@ -96,6 +131,13 @@ int main(int argc, char** argv) {
   absl::StatusOr<c10::Device> device = dreambooth::diffusion::ResolveDevice(options.device);
   if (!device.ok()) return cli::UsageError(app, absl::StrCat("--", device.status().message()));
   options.device = device->str();
+  for (int r = 1; r < options.num_devices; ++r) {
+    const std::string name = dreambooth::worker::RankDevice(options, r);
+    if (absl::Status st = dreambooth::diffusion::ResolveDevice(name).status(); !st.ok()) {
+      return cli::UsageError(
+          app, absl::StrCat("--num-devices ", options.num_devices, ": ", st.message()));
+    }
+  }
   absl::StatusOr<c10::ScalarType> sample_dtype =
       dreambooth::diffusion::ResolveInferenceDtype(options.sample_dtype, *device);
   if (!sample_dtype.ok()) {
@@ -123,9 +165,11 @@ int main(int argc, char** argv) {
   context.models = &models;
   dreambooth::worker::WorkerLoops loops(context);
   std::cerr << "dreambooth-worker " << options.worker_id << ": server " << options.server
-            << ", device " << options.device << " (samples in " << c10::toString(*sample_dtype)
-            << "), model root '" << options.model_root << "', cache " << options.cache_dir
-            << std::endl;
+            << ", device " << options.device
+            << (options.num_devices > 1 ? absl::StrCat(" + ", options.num_devices - 1, " more")
+                                        : std::string())
+            << " (samples in " << c10::toString(*sample_dtype) << "), model root '"
+            << options.model_root << "', cache " << options.cache_dir << std::endl;
   loops.Start();
 
   std::thread signal_thread([&] {

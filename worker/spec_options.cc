@@ -163,6 +163,11 @@ absl::StatusOr<train::TrainOptions> ToTrainOptions(const v1::JobSpec& spec, cons
   // ---- Runtime ----
   o.device = paths.device;
   o.num_threads = paths.num_threads;
+  // ---- Devices (data parallel; specs stored before num_devices existed train on one) ----
+  o.world_size = spec.has_num_devices() ? spec.num_devices() : 1;
+  o.rank = paths.rank;
+  o.rendezvous = paths.rendezvous;
+  if (paths.collective_timeout_ms > 0) o.collective_timeout_ms = paths.collective_timeout_ms;
   RETURN_IF_ERROR(train::ValidateTrainOptions(o));
   return o;
 }

@@ -24,6 +24,11 @@ struct TaskPaths {
   std::string latent_cache_dir;
   std::string device = "cpu";
   int num_threads = 0;
+  // Data parallel (spec.num_devices > 1): this process's rank, rank 0's rendezvous host:port,
+  // and how long a silent rank may take (0: the engine's default).
+  int rank = 0;
+  std::string rendezvous;
+  int64_t collective_timeout_ms = 0;
 };
 
 // The diffusion scheduler name for `kind`. A kind the diffusion library does not implement would

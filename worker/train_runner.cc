@@ -1,15 +1,19 @@
 #include "worker/train_runner.h"
 
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/crypto.h"
 #include "common/image/image.h"
 #include "common/status_macros.h"
@@ -21,9 +25,12 @@
 #include "worker/shared_cache.h"
 #include "worker/spec_options.h"
 #include "worker/train/class_images.h"
+#include "worker/train/collective.h"
 #include "worker/train/dreambooth_trainer.h"
 #include "worker/train/file_util.h"
 #include "worker/train/latent_cache.h"
+#include "worker/train/local_ranks.h"
+#include "worker/train_rank.h"
 
 namespace dreambooth::worker {
 namespace fs = std::filesystem;
@@ -66,6 +73,11 @@ class TrainTask {
     job_dir_ = (fs::path(context.options.cache_dir) / "jobs" / task.job_id()).string();
   }
 
+  ~TrainTask() {
+    ranks_done_.store(true);
+    if (rank_monitor_.joinable()) rank_monitor_.join();
+  }
+
   TrainOutcome Run();
 
  private:
@@ -79,6 +91,12 @@ class TrainTask {
                            int* done, int total);
   absl::Status ClassImages();
   absl::Status Latents();
+  // Data parallel (spec.num_devices > 1): starts ranks 1..N-1 as child processes and a thread
+  // that aborts the rendezvous if one dies before it joins.
+  absl::Status StartRanks();
+  // Waits for the ranks after rank 0's training ended with `status` (ending them first when it
+  // failed); what the ranks report is added to a failure.
+  absl::Status StopRanks(absl::Status status);
   absl::Status Train();
   void OnProgress(const train::TrainProgress& p);
   void OnCheckpoint(const train::CheckpointEvent& e);
@@ -101,7 +119,16 @@ class TrainTask {
   std::unique_ptr<train::DreamBoothTrainer> trainer_;
   absl::Status checkpoint_error_;  // first failed commit (training thread only)
   int64_t last_committed_step_ = -1;
+  TaskPaths paths_;                         // rank 0's; the ranks' plans start from it
+  std::optional<train::LocalRanks> ranks_;  // ranks 1..N-1 while they run
+  std::thread rank_monitor_;                // polls ranks_ while rank 0 trains
+  std::atomic<bool> ranks_done_{false};     // stops rank_monitor_
 };
+
+// The collective timeout of a worker's multi-device run: rank 0 uploads each checkpoint while
+// the other ranks wait in the next step's all-reduce, so it must cover the slowest upload. A rank
+// that dies is noticed at once (its sockets close), not after this.
+constexpr int64_t kWorkerCollectiveTimeoutMs = 30LL * 60 * 1000;
 
 void TrainTask::Log(v1::JobStage stage, const std::string& message) {
   absl::Status status = reporter_.Log(stage, message);
@@ -263,6 +290,24 @@ absl::Status TrainTask::Prepare() {
   paths.class_cache_dir = (fs::path(context_.options.cache_dir) / "class_images").string();
   paths.latent_cache_dir = (fs::path(context_.options.cache_dir) / "latents").string();
   paths.device = context_.options.device;
+  if (spec.num_devices() > 1) {
+    if (spec.num_devices() > context_.options.num_devices) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("spec.num_devices is ", spec.num_devices(), " but this worker has ",
+                       context_.options.num_devices, " (dreambooth-worker --num-devices)"));
+    }
+    const int port = train::FreeLoopbackPort();
+    if (port == 0) return absl::UnavailableError("no free loopback port for the rendezvous");
+    paths.rank = 0;
+    paths.rendezvous = absl::StrCat("127.0.0.1:", port);
+    paths.collective_timeout_ms = kWorkerCollectiveTimeoutMs;
+    // The ranks share the host's cores; on CUDA each has its own device.
+    const int threads = context_.options.num_threads > 0
+                            ? context_.options.num_threads
+                            : static_cast<int>(std::thread::hardware_concurrency());
+    paths.num_threads = std::max(1, threads / spec.num_devices());
+  }
+  paths_ = paths;
   std::vector<std::string> warnings;
   absl::StatusOr<train::TrainOptions> options = ToTrainOptions(spec, paths, &warnings);
   if (!options.ok()) return Annotate(options.status(), "job spec: ");
@@ -329,8 +374,63 @@ absl::Status TrainTask::Latents() {
   return absl::OkStatus();
 }
 
+absl::Status TrainTask::StartRanks() {
+  const int world = options_.world_size;
+  if (world <= 1) return absl::OkStatus();
+  std::vector<train::RankCommand> commands;
+  std::vector<std::string> devices = {paths_.device};
+  for (int r = 1; r < world; ++r) {
+    RankPlan plan;
+    plan.spec = task_.spec();
+    plan.paths = paths_;
+    plan.paths.rank = r;
+    plan.paths.device = RankDevice(context_.options, r);
+    plan.resume_from = options_.resume_from;
+    const std::string plan_path = (fs::path(job_dir_) / absl::StrCat("rank-", r, ".json")).string();
+    RETURN_IF_ERROR(WriteRankPlan(plan, plan_path));
+    train::RankCommand command;
+    command.rank = r;
+    command.args = {"train-rank", plan_path};
+    command.log_path = (fs::path(job_dir_) / absl::StrCat("rank-", r, ".log")).string();
+    commands.push_back(std::move(command));
+    devices.push_back(plan.paths.device);
+  }
+  ASSIGN_OR_RETURN(train::LocalRanks ranks, train::LocalRanks::Start(commands));
+  ranks_.emplace(std::move(ranks));
+  Log(v1::JOB_STAGE_TRAINING,
+      absl::StrCat("data parallel: ", world, " ranks on ", absl::StrJoin(devices, ", "),
+                   " (rendezvous ", paths_.rendezvous, ", ", paths_.num_threads,
+                   " threads each); ranks 1..", world - 1, " log to ", job_dir_, "/rank-N.log"));
+  rank_monitor_ = std::thread([this] {
+    while (!ranks_done_.load()) {
+      if (absl::Status failed = ranks_->Check(); !failed.ok()) {
+        // Rank 0 may still wait for it at the rendezvous: fail that wait now.
+        (void)train::AbortRendezvous(paths_.rendezvous, std::string(failed.message()));
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  });
+  return absl::OkStatus();
+}
+
+absl::Status TrainTask::StopRanks(absl::Status status) {
+  if (!ranks_.has_value()) return status;
+  ranks_done_.store(true);
+  if (rank_monitor_.joinable()) rank_monitor_.join();
+  // A failed or stopped rank 0 leaves the others waiting on it: end them.
+  if (!status.ok()) ranks_->Signal(SIGTERM);
+  absl::Status ranks = ranks_->Wait();
+  ranks_.reset();
+  if (ranks.ok() || absl::IsCancelled(status)) return status;  // stopping ends the ranks too
+  if (status.ok()) return ranks;
+  return absl::Status(status.code(), absl::StrCat(status.message(), "; ", ranks.message()));
+}
+
 absl::Status TrainTask::Train() {
+  RETURN_IF_ERROR(StartRanks());
   absl::StatusOr<train::TrainResult> result = trainer_->Train();
+  RETURN_IF_ERROR(StopRanks(result.status()));
   if (!checkpoint_error_.ok()) return checkpoint_error_;
   if (!result.ok()) return result.status();
   Log(v1::JOB_STAGE_EXPORTING,

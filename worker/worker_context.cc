@@ -1,5 +1,7 @@
 #include "worker/worker_context.h"
 
+#include <c10/core/Device.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -10,6 +12,13 @@
 
 namespace dreambooth::worker {
 namespace fs = std::filesystem;
+
+std::string RankDevice(const WorkerOptions& options, int rank) {
+  const c10::Device first(options.device);
+  if (!first.is_cuda()) return first.str();
+  const int index = first.has_index() ? first.index() : 0;
+  return c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index + rank)).str();
+}
 
 std::vector<std::string> ListBaseModels(const std::string& model_root) {
   std::vector<std::string> names = {std::string(spec::kTinyModel)};

@@ -21,6 +21,10 @@ struct WorkerOptions {
   std::string model_root;                  // folder of diffusers model folders ("" => only "tiny")
   std::string cache_dir;                   // local caches and per-job work folders
   std::string device = "cpu";
+  // Devices TRAIN tasks may use: `device` and the next num_devices - 1 of its kind (cuda:0 with 2:
+  // cuda:0 and cuda:1; on the CPU every rank shares the host). A task with spec.num_devices = N
+  // trains on the first N.
+  int num_devices = 1;
   std::string sample_dtype =
       "auto";             // Sample RPCs' weight dtype (diffusion::ResolveInferenceDtype)
   std::string worker_id;  // default "<hostname>/<pid>"
@@ -42,6 +46,9 @@ struct WorkerContext {
   const std::atomic<bool>* shutting_down = nullptr;
   bool ShuttingDown() const { return shutting_down != nullptr && shutting_down->load(); }
 };
+
+// The device rank `rank` of a multi-device TRAIN task runs on ("cpu", or cuda:<index + rank>).
+std::string RankDevice(const WorkerOptions& options, int rank);
 
 // Base model names found under `model_root` (sub-folders holding model_index.json), plus
 // "tiny" and, when its weights are installed, "toy" (spec/builtin_models.h), sorted.

@@ -1,5 +1,6 @@
 #include "worker/worker_loop.h"
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 
@@ -46,9 +47,24 @@ void WorkerLoops::Loop(v1::TaskKind kind) {
     for (const std::string& model : ListBaseModels(context_.options.model_root)) {
       request.add_base_models(model);
     }
-    // The device and its free memory now, e.g. "cuda:0 NVIDIA H200 (139.8 GiB, 130.2 GiB free)".
-    request.set_device(diffusion::FormatDeviceInfo(
-        diffusion::DescribeDevice(c10::Device(context_.options.device))));
+    // The devices and their free memory now, e.g. "cuda:0 NVIDIA H200 (139.8 GiB, 130.2 GiB
+    // free)" and, for scheduling, their count and the smallest total and free memory.
+    const diffusion::DeviceInfo first =
+        diffusion::DescribeDevice(c10::Device(context_.options.device));
+    request.set_device(diffusion::FormatDeviceInfo(first));
+    const int devices = kind == v1::TASK_KIND_TRAIN ? context_.options.num_devices : 1;
+    request.set_device_count(devices);
+    request.set_device_kind(c10::Device(context_.options.device).is_cuda() ? "cuda" : "cpu");
+    int64_t total = first.total_bytes;
+    int64_t free = first.free_bytes;
+    for (int r = 1; r < devices; ++r) {
+      const diffusion::DeviceInfo other =
+          diffusion::DescribeDevice(c10::Device(RankDevice(context_.options, r)));
+      total = std::min(total, other.total_bytes);
+      free = std::min(free, other.free_bytes);
+    }
+    request.set_device_memory_bytes(std::max<int64_t>(total, 0));
+    request.set_device_free_memory_bytes(std::max<int64_t>(free, 0));
     request.set_wait_ms(context_.options.lease_wait_ms);
     absl::StatusOr<std::optional<v1::Task>> task = context_.client->LeaseTask(request);
     if (!task.ok()) {

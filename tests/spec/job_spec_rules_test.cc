@@ -54,6 +54,10 @@ TEST(JobSpecRules, ResolvesTheDocumentedDefaults) {
   EXPECT_EQ(spec->max_infra_attempts(), 10);
   EXPECT_TRUE(spec->has_seed());
   EXPECT_EQ(spec->training_mode(), v1::TRAINING_MODE_DREAMBOOTH);
+  // Devices, scheduling and memory.
+  EXPECT_EQ(spec->num_devices(), 1);
+  EXPECT_EQ(spec->priority(), 0);
+  EXPECT_EQ(spec->memory_policy(), v1::MEMORY_POLICY_ADAPT);
 }
 
 TEST(JobSpecRules, AShortRunDefaultsToOnlyTheFinalCheckpointAndResolvesToItself) {
@@ -122,6 +126,11 @@ TEST(JobSpecRules, NamesTheOffendingField) {
          s->set_use_cached_latents(true);
        },
        "spec.use_cached_latents requires spec.center_crop"},
+      {[](auto* s) { s->set_num_devices(0); }, "spec.num_devices must be in [1, 64], got 0"},
+      {[](auto* s) { s->set_num_devices(65); }, "spec.num_devices must be in [1, 64], got 65"},
+      {[](auto* s) { s->set_priority(1001); }, "spec.priority must be in [-1000, 1000], got 1001"},
+      {[](auto* s) { s->set_memory_policy(static_cast<v1::MemoryPolicy>(5)); },
+       "spec.memory_policy must be a known value, got 5"},
   };
   for (const Case& c : cases) {
     v1::JobSpec spec = Minimal();

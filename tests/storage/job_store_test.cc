@@ -202,6 +202,36 @@ TEST_F(JobStoreTest, ClaimOnlyTakesJobsForAdvertisedModels) {
   EXPECT_EQ((*lease)->job.base_model, "sd15");
 }
 
+TEST_F(JobStoreTest, ClaimTakesTheHighestPriorityJobTheWorkerHasTheDevicesFor) {
+  NewJob low = Spec("low");
+  NewJob high = Spec("high");
+  high.priority = 5;
+  NewJob wide = Spec("wide");
+  wide.num_devices = 2;
+  wide.priority = 9;
+  NewJob also_high = Spec("also high");
+  also_high.priority = 5;
+  for (const NewJob& job : {low, high, wide, also_high}) {
+    ASSERT_TRUE(store_->Create(job, 1000, kDay).ok());
+  }
+  // A 1-device worker: the 2-device job is skipped; priority first, then age.
+  std::vector<std::string> order;
+  for (int i = 0; i < 3; ++i) {
+    auto lease = store_->Claim("w1", kModels, 2000, kTtl, 0, /*device_count=*/1);
+    ASSERT_TRUE(lease.ok() && lease->has_value()) << i;
+    order.push_back((*lease)->job.spec);
+    EXPECT_EQ((*lease)->job.num_devices, 1);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"high", "also high", "low"}));
+  EXPECT_FALSE(store_->Claim("w1", kModels, 2000, kTtl, 0, 1)->has_value());
+  // A 2-device worker takes it.
+  auto wide_lease = store_->Claim("w2", kModels, 2000, kTtl, 0, 2);
+  ASSERT_TRUE(wide_lease.ok() && wide_lease->has_value());
+  EXPECT_EQ((*wide_lease)->job.spec, "wide");
+  EXPECT_EQ((*wide_lease)->job.num_devices, 2);
+  EXPECT_EQ((*wide_lease)->job.priority, 9);
+}
+
 TEST_F(JobStoreTest, ExpiredLeaseRequeuesAndResumesWithANewAttempt) {
   const JobRecord job = MustCreate("x");
   const Lease first = MustClaim(1000, "w1");

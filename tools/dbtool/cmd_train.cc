@@ -4,15 +4,10 @@
 // event. Data parallel: `--world-size N` alone starts ranks 1..N-1 as child processes of this
 // one (rank 0) on this machine (their output in <output>/rank-<r>.log); with `--rank R
 // --rendezvous HOST:PORT` each rank is started by hand, e.g. one per node.
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +17,7 @@
 #include "tools/dbtool/command_registry.h"
 #include "worker/train/collective.h"
 #include "worker/train/dreambooth_trainer.h"
+#include "worker/train/local_ranks.h"
 
 namespace dreambooth::dbtool {
 namespace {
@@ -157,46 +153,6 @@ void AddTrainOptions(CLI::App& app, TrainOptions& o, std::vector<std::string>* l
 }
 
 // This process's command line (/proc/self/cmdline).
-std::vector<std::string> OwnCommandLine() {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  std::vector<std::string> args;
-  std::string arg;
-  while (std::getline(in, arg, '\0')) args.push_back(arg);
-  return args;
-}
-
-// Starts ranks 1..world_size-1 as copies of this command with --rank and --rendezvous added;
-// returns their pids (empty on failure, after killing those started).
-std::vector<pid_t> StartLocalRanks(const std::vector<std::string>& argv, int world_size,
-                                   const std::string& rendezvous, const std::string& output_dir) {
-  std::vector<pid_t> pids;
-  for (int r = 1; r < world_size; ++r) {
-    std::vector<std::string> args = argv;
-    args.push_back("--rank=" + std::to_string(r));
-    args.push_back("--rendezvous=" + rendezvous);
-    const std::string log = output_dir + "/rank-" + std::to_string(r) + ".log";
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      std::vector<char*> c_args;
-      for (std::string& a : args) c_args.push_back(a.data());
-      c_args.push_back(nullptr);
-      ::execv("/proc/self/exe", c_args.data());
-      std::_Exit(127);
-    }
-    if (pid < 0) {
-      for (pid_t p : pids) ::kill(p, SIGKILL);
-      return {};
-    }
-    pids.push_back(pid);
-  }
-  return pids;
-}
-
 int RunTrain(const TrainOptions& options) {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
@@ -275,10 +231,20 @@ int RunLocalRanks(TrainOptions options) {
     }
     options.rendezvous = "127.0.0.1:" + std::to_string(port);
   }
-  const std::vector<pid_t> children =
-      StartLocalRanks(OwnCommandLine(), options.world_size, options.rendezvous, options.output_dir);
-  if (children.empty()) {
-    std::fprintf(stderr, "dbtool train: cannot start the other ranks\n");
+  std::vector<train::RankCommand> commands;
+  for (int r = 1; r < options.world_size; ++r) {
+    train::RankCommand command;
+    command.rank = r;
+    const std::vector<std::string> own = train::OwnCommandLine();
+    command.args.assign(own.begin() + (own.empty() ? 0 : 1), own.end());
+    command.args.push_back("--rank=" + std::to_string(r));
+    command.args.push_back("--rendezvous=" + options.rendezvous);
+    command.log_path = options.output_dir + "/rank-" + std::to_string(r) + ".log";
+    commands.push_back(std::move(command));
+  }
+  absl::StatusOr<train::LocalRanks> ranks = train::LocalRanks::Start(commands);
+  if (!ranks.ok()) {
+    std::fprintf(stderr, "dbtool train: %s\n", std::string(ranks.status().message()).c_str());
     return 1;
   }
   std::printf("data parallel: %d ranks, rendezvous %s, ranks 1..%d log to %s/rank-N.log\n",
@@ -286,14 +252,10 @@ int RunLocalRanks(TrainOptions options) {
               options.output_dir.c_str());
   options.rank = 0;
   int code = RunTrain(options);
-  for (pid_t pid : children) {
-    int status = 0;
-    if (code != 0) ::kill(pid, SIGTERM);
-    ::waitpid(pid, &status, 0);
-    if (code == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-      std::fprintf(stderr, "dbtool train: a rank (pid %d) failed; see its rank-N.log\n", pid);
-      code = 1;
-    }
+  if (code != 0) ranks->Signal(SIGTERM);
+  if (absl::Status st = ranks->Wait(); code == 0 && !st.ok()) {
+    std::fprintf(stderr, "dbtool train: %s\n", std::string(st.message()).c_str());
+    code = 1;
   }
   return code;
 }

@@ -23,6 +23,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr int64_t kBucketBytes = 25 << 20;
+// The store key AbortRendezvous sets, and how often waiting ranks look for it.
+constexpr char kAbortKey[] = "abort";
+constexpr std::chrono::milliseconds kAbortPoll{100};
+
+// ABORTED with the reason AbortRendezvous stored, if it did. Throws what the store throws.
+absl::Status CheckAborted(c10d::Store& store, int rank) {
+  if (!store.check({kAbortKey})) return absl::OkStatus();
+  const std::vector<uint8_t> v = store.get(kAbortKey);
+  return absl::AbortedError(absl::StrCat(
+      "rank ", rank, ": the run was aborted before it started: ", std::string(v.begin(), v.end())));
+}
 
 // One rank: every collective is a no-op.
 class SingleRank : public Collective {
@@ -288,6 +299,25 @@ int FreeLoopbackPort() {
   return ntohs(addr.sin_port);
 }
 
+absl::Status AbortRendezvous(const std::string& rendezvous, const std::string& reason,
+                             std::chrono::milliseconds timeout) {
+  auto host_port = SplitHostPort(rendezvous);
+  if (!host_port.ok()) return host_port.status();
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<uint16_t>(host_port->second);
+    so.isServer = false;
+    so.waitWorkers = false;
+    so.timeout = timeout;
+    c10d::TCPStore store(host_port->first, so);
+    store.set(kAbortKey, std::vector<uint8_t>(reason.begin(), reason.end()));
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("aborting the rendezvous at ", rendezvous, ": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedOptions& o) {
   if (o.world_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("world_size must be >= 1, got ", o.world_size));
@@ -334,15 +364,25 @@ absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedO
   const std::string me = absl::StrCat(LocalAddressTowards(*store_addr), ":", ntohs(any.sin_port));
   const int next = (o.rank + 1) % o.world_size;
   const int prev = (o.rank + o.world_size - 1) % o.world_size;
+  const Clock::time_point deadline = Clock::now() + o.timeout;
   std::string next_addr;
   try {
     store->set(absl::StrCat("ring/", o.rank), std::vector<uint8_t>(me.begin(), me.end()));
-    const std::vector<uint8_t> v = store->get(absl::StrCat("ring/", next));
+    const std::string key = absl::StrCat("ring/", next);
+    while (!store->check({key})) {
+      if (absl::Status aborted = CheckAborted(*store, o.rank); !aborted.ok()) return aborted;
+      if (Clock::now() > deadline) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("rank ", o.rank, ": rank ", next, " did not join the rendezvous at ",
+                         o.rendezvous, " within ", o.timeout.count(), " ms"));
+      }
+      std::this_thread::sleep_for(kAbortPoll);
+    }
+    const std::vector<uint8_t> v = store->get(key);
     next_addr.assign(v.begin(), v.end());
   } catch (const std::exception& e) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("rank ", o.rank, ": rank ", next, " did not join the rendezvous at ",
-                     o.rendezvous, " within ", o.timeout.count(), " ms: ", e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("rank ", o.rank, ": rendezvous at ", o.rendezvous, " failed: ", e.what()));
   }
 
   // Connect to the next rank (retrying while it starts listening) and accept the previous one.
@@ -350,7 +390,6 @@ absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedO
   if (!next_host_port.ok()) return next_host_port.status();
   auto next_sockaddr = Resolve(next_host_port->first, next_host_port->second);
   if (!next_sockaddr.ok()) return next_sockaddr.status();
-  const Clock::time_point deadline = Clock::now() + o.timeout;
   Socket to_next;
   while (true) {
     to_next = Socket(::socket(AF_INET, SOCK_STREAM, 0));
@@ -367,11 +406,17 @@ absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedO
     return st;
   }
   pollfd pfd{listener.fd(), POLLIN, 0};
-  const int64_t wait_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  if (::poll(&pfd, 1, static_cast<int>(std::max<int64_t>(wait_ms, 1))) != 1) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        "rank ", o.rank, ": rank ", prev, " did not connect within ", o.timeout.count(), " ms"));
+  while (::poll(&pfd, 1, static_cast<int>(kAbortPoll.count())) != 1) {
+    try {
+      if (absl::Status aborted = CheckAborted(*store, o.rank); !aborted.ok()) return aborted;
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(
+          absl::StrCat("rank ", o.rank, ": rendezvous at ", o.rendezvous, " failed: ", e.what()));
+    }
+    if (Clock::now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "rank ", o.rank, ": rank ", prev, " did not connect within ", o.timeout.count(), " ms"));
+    }
   }
   Socket from_prev(::accept(listener.fd(), nullptr, nullptr));
   if (from_prev.fd() < 0) return Errno(absl::StrCat("accepting rank ", prev));

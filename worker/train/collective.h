@@ -54,6 +54,12 @@ class Collective {
 // INVALID_ARGUMENT for a bad rank, world size or rendezvous address.
 absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedOptions& options);
 
+// Makes every rank waiting in ConnectCollective at `rendezvous` (within 100 ms) and every rank
+// that comes later fail with ABORTED naming `reason`, instead of waiting for the timeout: for the
+// process that started the ranks and saw one die before it joined.
+absl::Status AbortRendezvous(const std::string& rendezvous, const std::string& reason,
+                             std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
+
 // A TCP port that is free on the loopback interface right now (bound, read, released), for a
 // rendezvous of ranks on one machine; 0 when none could be bound.
 int FreeLoopbackPort();
