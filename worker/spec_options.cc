@@ -168,6 +168,7 @@ absl::StatusOr<train::TrainOptions> ToTrainOptions(const v1::JobSpec& spec, cons
   o.rank = paths.rank;
   o.rendezvous = paths.rendezvous;
   if (paths.collective_timeout_ms > 0) o.collective_timeout_ms = paths.collective_timeout_ms;
+  o.shard_preparation = o.world_size > 1;  // a worker's ranks share its caches
   RETURN_IF_ERROR(train::ValidateTrainOptions(o));
   return o;
 }

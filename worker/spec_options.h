@@ -25,7 +25,8 @@ struct TaskPaths {
   std::string device = "cpu";
   int num_threads = 0;
   // Data parallel (spec.num_devices > 1): this process's rank, rank 0's rendezvous host:port,
-  // and how long a silent rank may take (0: the engine's default).
+  // and how long a silent rank may take (0: the engine's default). The ranks of one task share
+  // the worker's caches and split class-image generation and latent caching.
   int rank = 0;
   std::string rendezvous;
   int64_t collective_timeout_ms = 0;

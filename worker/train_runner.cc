@@ -92,7 +92,7 @@ class TrainTask {
   absl::Status ClassImages();
   absl::Status Latents();
   // Data parallel (spec.num_devices > 1): starts ranks 1..N-1 as child processes and a thread
-  // that aborts the rendezvous if one dies before it joins.
+  // that aborts the rendezvous if one dies before it joins. Stages() ends them with StopRanks.
   absl::Status StartRanks();
   // Waits for the ranks after rank 0's training ended with `status` (ending them first when it
   // failed); what the ranks report is added to a failure.
@@ -428,9 +428,7 @@ absl::Status TrainTask::StopRanks(absl::Status status) {
 }
 
 absl::Status TrainTask::Train() {
-  RETURN_IF_ERROR(StartRanks());
   absl::StatusOr<train::TrainResult> result = trainer_->Train();
-  RETURN_IF_ERROR(StopRanks(result.status()));
   if (!checkpoint_error_.ok()) return checkpoint_error_;
   if (!result.ok()) return result.status();
   Log(v1::JOB_STAGE_EXPORTING,
@@ -443,11 +441,17 @@ absl::Status TrainTask::Train() {
 absl::Status TrainTask::Stages() {
   RETURN_IF_ERROR(Prepare());
   RETURN_IF_ERROR(CheckStop("PREPARING"));
-  RETURN_IF_ERROR(ClassImages());
-  RETURN_IF_ERROR(CheckStop("GENERATING_CLASS_IMAGES"));
-  RETURN_IF_ERROR(Latents());
-  RETURN_IF_ERROR(CheckStop("CACHING_LATENTS"));
-  return Train();
+  // The other ranks start now: they generate and encode their share of the class images and
+  // latents while rank 0 does its own.
+  RETURN_IF_ERROR(StartRanks());
+  absl::Status status = [&]() -> absl::Status {
+    RETURN_IF_ERROR(ClassImages());
+    RETURN_IF_ERROR(CheckStop("GENERATING_CLASS_IMAGES"));
+    RETURN_IF_ERROR(Latents());
+    RETURN_IF_ERROR(CheckStop("CACHING_LATENTS"));
+    return Train();
+  }();
+  return StopRanks(std::move(status));
 }
 
 TrainOutcome TrainTask::Run() {

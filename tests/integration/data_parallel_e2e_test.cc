@@ -88,12 +88,14 @@ class DataParallelE2eTest : public ::testing::Test {
     return worker.ok() ? std::move(*worker) : nullptr;
   }
 
-  // A prior-preservation job on `devices` devices: 6 steps, a resume checkpoint every 2.
+  // A prior-preservation job on `devices` devices: 6 steps, a resume checkpoint every 2; two class
+  // images generated one per batch, so two ranks generate one each.
   v1::JobSpec Spec(int devices) const {
     v1::JobSpec spec = TinySpec(set_, /*max_train_steps=*/6, /*checkpointing_steps=*/2);
     spec.set_with_prior_preservation(true);
     spec.set_regularization_prompt("a photo of a toy");
     spec.set_num_reg_images(2);
+    spec.set_num_images_per_prompt(1);
     spec.mutable_class_sampler()->set_num_inference_steps(2);
     spec.set_num_devices(devices);
     return spec;
@@ -166,7 +168,12 @@ TEST_F(DataParallelE2eTest, TwoDeviceJobWaitsForATwoDeviceWorkerWhileOneDeviceJo
   ASSERT_TRUE(first.ok()) << first.status() << ProcessLogs(big.get(), daemon_->Log());
   absl::StatusOr<v1::Job> first_done = WaitDone(first->id(), big.get());
   ASSERT_TRUE(first_done.ok()) << first_done.status();
-  EXPECT_TRUE(absl::StrContains(Events(first->id()), "data parallel: 2 ranks"));
+  // Rank 0 generated and encoded its half (1 of 2 class images, 2 of 4 posteriors); rank 1 the
+  // rest.
+  const std::string events = Events(first->id());
+  EXPECT_TRUE(absl::StrContains(events, "data parallel: 2 ranks")) << events;
+  EXPECT_TRUE(absl::StrContains(events, " 1 generated;")) << events;
+  EXPECT_TRUE(absl::StrContains(events, " 2 encoded;")) << events;
   ASSERT_NE(big->Stop(SIGTERM), -1);
 
   // Only a 1-device worker runs now: the 2-device job waits while 1-device jobs run.

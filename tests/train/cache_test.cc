@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <thread>
+#include <vector>
 
 #include "common/crypto.h"
 #include "tests/train/test_util.h"
@@ -129,6 +131,82 @@ TEST(ClassImageStageTest, TopsUpToTheRequestedCountAndReusesGeneratedImages) {
   for (int i = 3; i < 8; ++i) EXPECT_EQ(*Sha256File(regenerated->paths[i]), digests[i]) << i;
   // The user's images were not touched.
   for (int i = 0; i < 3; ++i) EXPECT_EQ(*Sha256File(set->paths[i]), digests[i]);
+}
+
+// Two ranks sharing the caches (shard_preparation) each generate and encode half, wait for the
+// other's half, and end with exactly the class images and posteriors one process makes alone.
+TEST(ShardedPreparationTest, TwoRanksSplitTheWorkAndGetWhatOneRankGets) {
+  TempDir tmp;
+  testing::WriteImageSet(tmp.Join("instances"), 2, 32, 32, 41);
+  TrainOptions o = testing::SmallRunOptions(tmp.path(), tmp.Join("instances"));
+  o.with_prior_preservation = true;
+  o.class_prompt = "a photo of a dog";
+  o.num_class_images = 4;
+  o.num_images_per_prompt = 1;
+
+  // One process alone.
+  TrainOptions alone = o;
+  alone.class_cache_dir = tmp.Join("alone/classes");
+  alone.latent_cache_dir = tmp.Join("alone/latents");
+  auto single = DreamBoothTrainer::Create(alone, testing::LoadTiny());
+  ASSERT_TRUE(single.ok()) << single.status();
+  absl::StatusOr<ClassImageSet> single_set = (*single)->GenerateClassImages();
+  ASSERT_TRUE(single_set.ok()) << single_set.status();
+  absl::StatusOr<LatentCacheStats> single_stats = (*single)->PrepareLatents();
+  ASSERT_TRUE(single_stats.ok()) << single_stats.status();
+  EXPECT_EQ(single_set->generated, 4);
+  EXPECT_EQ(single_stats->misses, 6);
+
+  // Two ranks on shared caches, concurrently.
+  TrainOptions shared = o;
+  shared.class_cache_dir = tmp.Join("shared/classes");
+  shared.latent_cache_dir = tmp.Join("shared/latents");
+  shared.world_size = 2;
+  shared.rendezvous = "127.0.0.1:1";  // not contacted: no training here
+  shared.shard_preparation = true;
+  shared.collective_timeout_ms = 120'000;
+  ClassImageSet sets[2];
+  LatentCacheStats stats[2];
+  absl::Status results[2];
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.emplace_back([&, r] {
+      TrainOptions mine = shared;
+      mine.rank = r;
+      auto t = DreamBoothTrainer::Create(mine, testing::LoadTiny());
+      if (!t.ok()) {
+        results[r] = t.status();
+        return;
+      }
+      absl::StatusOr<ClassImageSet> set = (*t)->GenerateClassImages();
+      if (!set.ok()) {
+        results[r] = set.status();
+        return;
+      }
+      sets[r] = *set;
+      absl::StatusOr<LatentCacheStats> st = (*t)->PrepareLatents();
+      results[r] = st.status();
+      if (st.ok()) stats[r] = *st;
+    });
+  }
+  for (std::thread& t : ranks) t.join();
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_TRUE(results[r].ok()) << "rank " << r << ": " << results[r];
+    EXPECT_EQ(sets[r].generated, 2) << "rank " << r;  // batches r and r + 2
+    EXPECT_EQ(stats[r].misses, 3) << "rank " << r;    // every other of the 6 posteriors
+    ASSERT_EQ(sets[r].paths.size(), single_set->paths.size());
+    for (size_t i = 0; i < single_set->paths.size(); ++i) {
+      EXPECT_EQ(*Sha256File(sets[r].paths[i]), *Sha256File(single_set->paths[i])) << i;
+    }
+  }
+  // The same posterior files under the same names.
+  for (const auto& entry : fs::recursive_directory_iterator(tmp.Join("alone/latents"))) {
+    if (!entry.is_regular_file()) continue;
+    const fs::path rel = fs::relative(entry.path(), tmp.Join("alone/latents"));
+    const fs::path other = fs::path(tmp.Join("shared/latents")) / rel;
+    ASSERT_TRUE(fs::exists(other)) << rel;
+    EXPECT_EQ(*Sha256File(other.string()), *Sha256File(entry.path().string())) << rel;
+  }
 }
 
 }  // namespace

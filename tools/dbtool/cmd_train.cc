@@ -147,6 +147,9 @@ void AddTrainOptions(CLI::App& app, TrainOptions& o, std::vector<std::string>* l
                  "host:port of rank 0's store (default with local ranks: a free loopback port)");
   cli::AddInt(app, "--collective-timeout-ms", &o.collective_timeout_ms,
               "a rank silent this long fails the run", int64_t{1});
+  cli::AddSwitch(app, "--shard-preparation", &o.shard_preparation, true,
+                 "the ranks share the class-image and latent caches (one machine or a shared "
+                 "filesystem): each prepares 1/N of them (on by itself for local ranks)");
   // Runtime.
   cli::AddString(app, "--device", &o.device, "cpu | cuda | cuda:N");
   cli::AddInt(app, "--threads", &o.num_threads, "CPU threads (0: LibTorch's default)");
@@ -239,6 +242,7 @@ int RunLocalRanks(TrainOptions options) {
     command.args.assign(own.begin() + (own.empty() ? 0 : 1), own.end());
     command.args.push_back("--rank=" + std::to_string(r));
     command.args.push_back("--rendezvous=" + options.rendezvous);
+    if (!options.shard_preparation) command.args.push_back("--shard-preparation");
     command.log_path = options.output_dir + "/rank-" + std::to_string(r) + ".log";
     commands.push_back(std::move(command));
   }
@@ -251,6 +255,7 @@ int RunLocalRanks(TrainOptions options) {
               options.world_size, options.rendezvous.c_str(), options.world_size - 1,
               options.output_dir.c_str());
   options.rank = 0;
+  options.shard_preparation = true;  // the local ranks share this machine's caches
   int code = RunTrain(options);
   if (code != 0) ranks->Signal(SIGTERM);
   if (absl::Status st = ranks->Wait(); code == 0 && !st.ok()) {

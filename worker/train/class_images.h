@@ -28,6 +28,11 @@ struct ClassImageOptions {
   SamplerOptions sampler;
   // Sampling runs under autocast to bf16/fp16 when not kNo (part of the store key then).
   MixedPrecision precision = MixedPrecision::kNo;
+  // Ranks sharing the store: this one generates batches b with b % num_shards == shard, then
+  // waits up to shard_wait_ms for the other ranks' images.
+  int shard = 0;
+  int num_shards = 1;
+  int64_t shard_wait_ms = 60'000;
 };
 
 // The class-image settings of a training run (class_dir, store root, prompt, count, batch size,

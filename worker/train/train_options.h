@@ -145,6 +145,10 @@ struct TrainOptions {
   std::string rendezvous;                  // host:port of rank 0's TCPStore (world_size > 1)
   int rendezvous_listen_fd = -1;           // rank 0: an already listening socket for it (or -1)
   int64_t collective_timeout_ms = 60'000;  // a rank silent this long fails the run
+  // The ranks share one class-image store and latent cache (one machine): rank r generates and
+  // encodes every world_size-th item and waits (up to collective_timeout_ms) for the others'
+  // files, instead of every rank preparing everything. Changes no result.
+  bool shard_preparation = false;
 
   // ---- Runtime ----
   std::string device = "cpu";  // "cpu", "cuda", "cuda:1", ...

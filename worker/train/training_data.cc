@@ -3,6 +3,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 
+#include <chrono>
+#include <thread>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/diffusion/torch_status.h"
@@ -119,34 +123,52 @@ absl::StatusOr<LatentCacheStats> PosteriorSource::Prepare(
     const std::vector<ImageRecord>& images, const std::function<bool(int, int)>& progress) {
   LatentCacheStats stats;
   if (!options_.use_cache) return stats;
-  std::vector<bool> flips = {false};
-  if (options_.random_flip) flips.push_back(true);
-  const int total = static_cast<int>(images.size() * flips.size());
-  int done = 0;
-  vae_->eval();
+  std::vector<std::pair<const ImageRecord*, bool>> entries;  // (image, flip), in a fixed order
   for (const ImageRecord& image : images) {
-    for (bool flip : flips) {
-      const auto mem_key = std::make_pair(image.digest, flip);
-      if (memory_.count(mem_key)) {
-        ++done;
-        continue;
-      }
-      const LatentCacheKey key = KeyFor(image, flip);
-      absl::StatusOr<CachedPosterior> hit = cache_.Lookup(key);
-      if (hit.ok()) {
-        ++stats.hits;
-        memory_[mem_key] = ToHost(*hit);
-      } else {
-        ++stats.misses;
-        ASSIGN_OR_RETURN(CachedPosterior p, Encode(image, flip, 0));
-        RETURN_IF_ERROR(cache_.Store(key, p));
-        memory_[mem_key] = ToHost(p);
+    entries.emplace_back(&image, false);
+    if (options_.random_flip) entries.emplace_back(&image, true);
+  }
+  const int total = static_cast<int>(entries.size());
+  int done = 0;
+  const auto cancelled = [&] {
+    return absl::CancelledError(
+        absl::StrCat("latent caching cancelled after ", done, " of ", total, " images"));
+  };
+  vae_->eval();
+  // This rank's entries first (all of them without shards), then the other ranks'.
+  for (int pass = 0; pass < 2; ++pass) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.shard_wait_ms);
+    for (int k = 0; k < total; ++k) {
+      const bool mine = k % options_.num_shards == options_.shard;
+      if (mine != (pass == 0)) continue;
+      const auto& [image, flip] = entries[k];
+      const auto mem_key = std::make_pair(image->digest, flip);
+      if (memory_.count(mem_key) == 0) {
+        const LatentCacheKey key = KeyFor(*image, flip);
+        absl::StatusOr<CachedPosterior> hit = cache_.Lookup(key);
+        while (!hit.ok() && !mine) {  // another rank encodes it
+          if (progress && !progress(done, total)) return cancelled();
+          if (std::chrono::steady_clock::now() > deadline) {
+            return absl::DeadlineExceededError(absl::StrCat(
+                "the latents of ", image->path, " (encoded by rank ", k % options_.num_shards,
+                ") did not appear in ", cache_.dir(), " within ", options_.shard_wait_ms, " ms"));
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          hit = cache_.Lookup(key);
+        }
+        if (hit.ok()) {
+          ++stats.hits;
+          memory_[mem_key] = ToHost(*hit);
+        } else {
+          ++stats.misses;
+          ASSIGN_OR_RETURN(CachedPosterior p, Encode(*image, flip, 0));
+          RETURN_IF_ERROR(cache_.Store(key, p));
+          memory_[mem_key] = ToHost(p);
+        }
       }
       ++done;
-      if (progress && !progress(done, total)) {
-        return absl::CancelledError(
-            absl::StrCat("latent caching cancelled after ", done, " of ", total, " images"));
-      }
+      if (progress && !progress(done, total)) return cancelled();
     }
   }
   return stats;

@@ -77,6 +77,11 @@ class PosteriorSource {
     std::string cache_dir;
     at::Device device = at::kCPU;
     at::ScalarType dtype = at::kFloat;  // the VAE's dtype
+    // Ranks sharing the cache: this one encodes every num_shards-th entry (from `shard`) and
+    // waits up to shard_wait_ms for the other ranks' entries.
+    int shard = 0;
+    int num_shards = 1;
+    int64_t shard_wait_ms = 60'000;
   };
 
   PosteriorSource(diffusion::AutoencoderKL vae, std::string vae_digest, Options options);
