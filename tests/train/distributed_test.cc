@@ -10,6 +10,7 @@
 #include "worker/diffusion/io/model_loader.h"
 #include "worker/train/collective.h"
 #include "worker/train/dreambooth_trainer.h"
+#include "worker/train/grad_reducer.h"
 
 namespace dreambooth::train {
 namespace {
@@ -111,10 +112,12 @@ at::Tensor Flat(DreamBoothTrainer& t) {
   return at::cat(parts);
 }
 
-TEST(DataParallelTest, TwoRanksOfBatchOneTrainWhatOneRankOfBatchTwoTrains) {
+// 2 ranks with batch 1 against 1 rank with batch 2, both accumulating `accum` micro-batches.
+void ExpectTwoRanksOfBatchOneTrainWhatOneRankOfBatchTwoTrains(int accum) {
   TempDir tmp;
   TrainOptions single = Options(tmp, "single");
   single.train_batch_size = 2;
+  single.gradient_accumulation_steps = accum;
   auto one = DreamBoothTrainer::Create(single);
   ASSERT_TRUE(one.ok()) << one.status();
   const at::Tensor before = Flat(**one);
@@ -129,6 +132,7 @@ TEST(DataParallelTest, TwoRanksOfBatchOneTrainWhatOneRankOfBatchTwoTrains) {
     threads.emplace_back([&, r] {
       TrainOptions o = Options(tmp, "dp");
       o.train_batch_size = 1;
+      o.gradient_accumulation_steps = accum;
       o.world_size = 2;
       o.rank = r;
       o.rendezvous = "127.0.0.1:" + std::to_string(port);
@@ -166,6 +170,54 @@ TEST(DataParallelTest, TwoRanksOfBatchOneTrainWhatOneRankOfBatchTwoTrains) {
   // Rank 0 alone wrote the export.
   EXPECT_FALSE(results[0]->final_model_dir.empty());
   EXPECT_TRUE(results[1]->final_model_dir.empty());
+}
+
+TEST(DataParallelTest, TwoRanksOfBatchOneTrainWhatOneRankOfBatchTwoTrains) {
+  ExpectTwoRanksOfBatchOneTrainWhatOneRankOfBatchTwoTrains(1);
+}
+
+// Only the last micro-batch's backward overlaps the reduction; the earlier ones accumulate.
+TEST(DataParallelTest, TheSameWithGradientAccumulation) {
+  ExpectTwoRanksOfBatchOneTrainWhatOneRankOfBatchTwoTrains(2);
+}
+
+// Two ranks, three parameters in three buckets, one of them unused by backward on both ranks:
+// every gradient ends as the mean over the ranks (zeros for the unused one).
+TEST(OverlappedGradReducerTest, AveragesEveryBucketIncludingUnusedParameters) {
+  const int port = FreeLoopbackPort();
+  std::vector<std::vector<at::Tensor>> grads(2);
+  std::vector<absl::Status> status(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      DistributedOptions d;
+      d.world_size = 2;
+      d.rank = r;
+      d.rendezvous = "127.0.0.1:" + std::to_string(port);
+      absl::StatusOr<std::unique_ptr<Collective>> c = ConnectCollective(d);
+      if (!c.ok()) {
+        status[r] = c.status();
+        return;
+      }
+      std::vector<at::Tensor> params = {at::ones({4}).requires_grad_(),
+                                        at::ones({3}).requires_grad_(),
+                                        at::ones({2}).requires_grad_()};
+      OverlappedGradReducer reducer(c->get(), params, /*bucket_bytes=*/16);
+      EXPECT_EQ(reducer.num_buckets(), 3);
+      reducer.Arm();
+      const double scale = r + 1.0;  // rank 0: gradients 1 and 2, rank 1: 2 and 4
+      ((params[0] * scale).sum() + (params[1] * 2 * scale).sum()).backward();
+      status[r] = reducer.Finish();
+      for (const at::Tensor& p : params) grads[r].push_back(p.grad());
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_TRUE(status[r].ok()) << r << ": " << status[r];
+    EXPECT_TRUE(at::allclose(grads[r][0], at::full({4}, 1.5))) << grads[r][0];
+    EXPECT_TRUE(at::allclose(grads[r][1], at::full({3}, 3.0))) << grads[r][1];
+    EXPECT_TRUE(at::allclose(grads[r][2], at::zeros({2}))) << grads[r][2];
+  }
 }
 
 }  // namespace

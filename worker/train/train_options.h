@@ -149,6 +149,9 @@ struct TrainOptions {
   // encodes every world_size-th item and waits (up to collective_timeout_ms) for the others'
   // files, instead of every rank preparing everything. Changes no result.
   bool shard_preparation = false;
+  // Average each bucket of gradients as soon as backward has finished it, overlapping the
+  // communication with the rest of backward (off: one all-reduce after backward). Same result.
+  bool overlap_grad_reduction = true;
 
   // ---- Runtime ----
   std::string device = "cpu";  // "cpu", "cuda", "cuda:1", ...

@@ -20,6 +20,7 @@
 #include "worker/train/collective.h"
 #include "worker/train/dreambooth_loss.h"
 #include "worker/train/ema.h"
+#include "worker/train/grad_reducer.h"
 #include "worker/train/lora_export.h"
 #include "worker/train/lr_schedule.h"
 #include "worker/train/precision.h"
@@ -100,6 +101,7 @@ class Loop {
   std::unique_ptr<AdamW> optimizer_;
   diffusion::LoraAdapterSet lora_;  // empty unless o_.lora.enabled
   std::unique_ptr<Collective> collective_;
+  std::unique_ptr<OverlappedGradReducer> reducer_;  // world_size > 1
   std::unique_ptr<ExponentialMovingAverage> ema_;
   std::optional<DynamicLossScaler> scaler_;
   std::optional<SampleStream> stream_;
@@ -175,6 +177,9 @@ absl::Status Loop::Setup() {
   ASSIGN_OR_RETURN(collective_, ConnectCollective(distributed));
   // Every rank starts from rank 0's trained weights (they are equal anyway: same model, seed).
   RETURN_IF_ERROR(collective_->Broadcast(optimizer_->Parameters(), 0));
+  if (o_.world_size > 1 && o_.overlap_grad_reduction) {
+    reducer_ = std::make_unique<OverlappedGradReducer>(collective_.get(), optimizer_->Parameters());
+  }
   generator_ = at::detail::createCPUGenerator(o_.seed);
   stream_.emplace(static_cast<int>(c_.instances.size()), static_cast<int>(c_.classes.size()),
                   o_.random_flip, o_.seed, o_.caption_dropout);
@@ -318,7 +323,13 @@ absl::StatusOr<StepLog> Loop::TrainStep(int64_t step) {
   }
   const int accum = o_.gradient_accumulation_steps;
   for (int a = 0; a < accum; ++a) {
-    RETURN_IF_ERROR(MicroBatch(step * accum + a, accum, &log));
+    // The last micro-batch's backward finishes the step's gradients: average them over the
+    // ranks while it runs.
+    if (reducer_ && a == accum - 1) reducer_->Arm();
+    if (absl::Status st = MicroBatch(step * accum + a, accum, &log); !st.ok()) {
+      if (reducer_) reducer_->Abort();
+      return st;
+    }
   }
   if (o_.world_size > 1) RETURN_IF_ERROR(AverageOverRanks(&log));
   return GuardTorch("optimizer step", [&]() -> absl::StatusOr<StepLog> {
@@ -336,15 +347,20 @@ absl::StatusOr<StepLog> Loop::TrainStep(int64_t step) {
 }
 
 absl::Status Loop::AverageOverRanks(StepLog* log) {
-  std::vector<at::Tensor> grads;
-  for (at::Tensor& p : optimizer_->Parameters()) {
-    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-    grads.push_back(p.grad());
+  if (reducer_) {
+    RETURN_IF_ERROR(reducer_->Finish());
+  } else {
+    std::vector<at::Tensor> grads;
+    for (at::Tensor& p : optimizer_->Parameters()) {
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+      grads.push_back(p.grad());
+    }
+    RETURN_IF_ERROR(collective_->AllReduceMean(grads));
   }
   // The losses too, so that rank 0 reports the loss of the whole step.
-  grads.push_back(at::tensor({log->loss, log->instance_loss, log->prior_loss}, at::kDouble));
-  RETURN_IF_ERROR(collective_->AllReduceMean(grads));
-  const at::Tensor losses = grads.back();
+  const at::Tensor losses =
+      at::tensor({log->loss, log->instance_loss, log->prior_loss}, at::kDouble);
+  RETURN_IF_ERROR(collective_->AllReduceMean({losses}));
   log->loss = losses[0].item<double>();
   log->instance_loss = losses[1].item<double>();
   log->prior_loss = losses[2].item<double>();
