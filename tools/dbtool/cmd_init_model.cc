@@ -5,10 +5,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "absl/strings/str_cat.h"
 #include "common/cli_flags.h"
 #include "common/status_macros.h"
 #include "tools/dbtool/command_registry.h"
+#include "tools/dbtool/random_archs.h"
 #include "worker/diffusion/io/model_loader.h"
 #include "worker/diffusion/models/tiny_model.h"
 
@@ -21,29 +21,9 @@ struct InitModelArgs {
   int64_t seed = diffusion::kToyInitSeed;
 };
 
-absl::StatusOr<diffusion::RandomModelSpec> SpecFor(const InitModelArgs& a) {
-  diffusion::RandomModelSpec spec;
-  if (a.arch == "toy") {
-    spec.text_encoder_config = diffusion::ToyTextConfig();
-    spec.unet_config = diffusion::ToyUNetConfig();
-    spec.vae_config = diffusion::ToyVaeConfig();
-  } else if (a.arch == "tiny") {
-    spec.text_encoder_config = diffusion::TinyTextConfig();
-    spec.unet_config = diffusion::TinyUNetConfig();
-    spec.vae_config = diffusion::TinyVaeConfig();
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown --arch '", a.arch, "' (expected toy or tiny)"));
-  }
-  ASSIGN_OR_RETURN(spec.scheduler_config,
-                   diffusion::SchedulerConfig::FromJson(diffusion::TinySchedulerConfigJson()));
-  spec.seed = static_cast<uint64_t>(a.seed);
-  spec.source = a.arch;
-  return spec;
-}
-
 int RunInitModel(const InitModelArgs& a) {
-  absl::StatusOr<diffusion::RandomModelSpec> spec = SpecFor(a);
+  absl::StatusOr<diffusion::RandomModelSpec> spec =
+      RandomArchSpec(a.arch, static_cast<uint64_t>(a.seed));
   if (!spec.ok()) {
     std::fprintf(stderr, "dbtool init-model: %s\n", std::string(spec.status().message()).c_str());
     return 2;
@@ -65,7 +45,7 @@ int RunInitModel(const InitModelArgs& a) {
 
 Runner DeclareInitModel(CLI::App& app) {
   auto a = std::make_shared<InitModelArgs>();
-  cli::AddString(app, "--arch", &a->arch, "architecture: toy | tiny");
+  cli::AddString(app, "--arch", &a->arch, std::string("architecture: ") + kRandomArchNames);
   cli::AddString(app, "--out", &a->out, "diffusers folder to write")->required();
   cli::AddInt(app, "--seed", &a->seed, "seed of the random weights");
   return [a] { return RunInitModel(*a); };
@@ -74,8 +54,8 @@ Runner DeclareInitModel(CLI::App& app) {
 }  // namespace
 
 DB_REGISTER_COMMAND({"init-model",
-                     "write a built-in architecture (toy, tiny) with fixed-seed random weights as "
-                     "a diffusers folder: the start of pretraining",
+                     "write a built-in architecture (toy, tiny, mid, sd15) with fixed-seed random "
+                     "weights as a diffusers folder: the start of pretraining",
                      DeclareInitModel});
 
 }  // namespace dreambooth::dbtool
