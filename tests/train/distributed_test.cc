@@ -112,6 +112,42 @@ at::Tensor Flat(DreamBoothTrainer& t) {
   return at::cat(parts);
 }
 
+// The ring backend names itself, an unknown backend is refused, and a rank notices without
+// blocking that its neighbour's process is gone (what the NCCL backend watches while it waits).
+TEST(CollectiveTest, PeerLostTellsARankThatItsNeighbourLeft) {
+  DistributedOptions bad;
+  bad.world_size = 2;
+  bad.backend = "mpi";
+  EXPECT_TRUE(absl::IsInvalidArgument(ConnectCollective(bad).status()));
+
+  const int port = FreeLoopbackPort();
+  std::unique_ptr<Collective> ranks[2];
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      DistributedOptions d;
+      d.world_size = 2;
+      d.rank = r;
+      d.rendezvous = "127.0.0.1:" + std::to_string(port);
+      d.backend = "ring";
+      absl::StatusOr<std::unique_ptr<Collective>> c = ConnectCollective(d);
+      if (c.ok()) ranks[r] = std::move(*c);
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_NE(ranks[0], nullptr);
+  ASSERT_NE(ranks[1], nullptr);
+  EXPECT_EQ(ranks[0]->backend(), "ring");
+  EXPECT_FALSE(ranks[0]->PeerLost());
+  ranks[1].reset();
+  bool lost = false;
+  for (int i = 0; i < 100 && !lost; ++i) {
+    lost = ranks[0]->PeerLost();
+    if (!lost) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(lost);
+}
+
 // 2 ranks with batch 1 against 1 rank with batch 2, both accumulating `accum` micro-batches.
 void ExpectTwoRanksOfBatchOneTrainWhatOneRankOfBatchTwoTrains(int accum) {
   TempDir tmp;

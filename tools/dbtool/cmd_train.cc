@@ -147,6 +147,9 @@ void AddTrainOptions(CLI::App& app, TrainOptions& o, std::vector<std::string>* l
                  "host:port of rank 0's store (default with local ranks: a free loopback port)");
   cli::AddInt(app, "--collective-timeout-ms", &o.collective_timeout_ms,
               "a rank silent this long fails the run", int64_t{1});
+  cli::AddString(app, "--collective-backend", &o.collective_backend,
+                 "auto|ring|nccl: how ranks exchange gradients (auto: NCCL on CUDA when built "
+                 "with it, else the TCP ring)");
   cli::AddSwitch(app, "--no-overlap-grad-reduction", &o.overlap_grad_reduction, false,
                  "average the gradients after backward instead of bucket by bucket during it");
   cli::AddSwitch(app, "--shard-preparation", &o.shard_preparation, true,

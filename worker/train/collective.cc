@@ -17,6 +17,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "worker/diffusion/torch_status.h"
+#ifdef DB_WITH_NCCL
+#include "worker/train/collective_nccl.h"
+#endif
 
 namespace dreambooth::train {
 namespace {
@@ -43,6 +46,7 @@ class SingleRank : public Collective {
   absl::Status AllReduceMean(const std::vector<at::Tensor>&) override { return absl::OkStatus(); }
   absl::Status Broadcast(const std::vector<at::Tensor>&, int) override { return absl::OkStatus(); }
   absl::Status Barrier() override { return absl::OkStatus(); }
+  std::string backend() const override { return "single"; }
 };
 
 class Socket {
@@ -232,6 +236,20 @@ class TcpRing : public Collective {
     return AllReduceMean({one});
   }
 
+  std::string backend() const override { return "ring"; }
+
+  // Between collectives nothing is in flight: a readable socket means the peer closed it.
+  bool PeerLost() override {
+    for (int fd : {prev_.fd(), next_.fd()}) {
+      pollfd pfd{fd, POLLIN, 0};
+      if (::poll(&pfd, 1, 0) != 1) continue;
+      if ((pfd.revents & (POLLHUP | POLLERR)) != 0) return true;
+      char byte = 0;
+      if (::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0) return true;
+    }
+    return false;
+  }
+
  private:
   int Next() const { return (rank_ + 1) % world_; }
   int Prev() const { return (rank_ + world_ - 1) % world_; }
@@ -286,6 +304,14 @@ class TcpRing : public Collective {
 
 }  // namespace
 
+bool NcclAvailable() {
+#ifdef DB_WITH_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
 int FreeLoopbackPort() {
   Socket s(::socket(AF_INET, SOCK_STREAM, 0));
   sockaddr_in addr{};
@@ -325,6 +351,16 @@ absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedO
   if (o.rank < 0 || o.rank >= o.world_size) {
     return absl::InvalidArgumentError(
         absl::StrCat("rank must be in [0, ", o.world_size, "), got ", o.rank));
+  }
+  if (o.backend != "auto" && o.backend != "ring" && o.backend != "nccl") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("collective backend must be auto, ring or nccl, got '", o.backend, "'"));
+  }
+  const bool nccl = o.backend == "nccl" || (o.backend == "auto" && o.cuda && NcclAvailable());
+  if (nccl && !NcclAvailable()) {
+    return absl::UnimplementedError(
+        "the nccl collective backend is not in this build (it needs the LibTorch wheel's CUDA "
+        "libraries and NCCL headers); use ring");
   }
   if (o.world_size == 1) return std::unique_ptr<Collective>(std::make_unique<SingleRank>());
   auto host_port = SplitHostPort(o.rendezvous);
@@ -430,9 +466,12 @@ absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedO
                                             " to connect, got rank ", their_rank));
   }
   auto ring = std::make_unique<TcpRing>(o.rank, o.world_size, std::move(to_next),
-                                        std::move(from_prev), std::move(store));
+                                        std::move(from_prev), store);
   // Everyone connected before anyone goes on.
   if (absl::Status st = ring->Barrier(); !st.ok()) return st;
+#ifdef DB_WITH_NCCL
+  if (nccl) return ConnectNccl(std::move(ring), store, o.timeout);
+#endif
   return std::unique_ptr<Collective>(std::move(ring));
 }
 

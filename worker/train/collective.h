@@ -32,6 +32,11 @@ struct DistributedOptions {
   int listen_fd = -1;  // rank 0 only: a bound, listening TCP socket for the store (or -1)
   // A rank that does not answer within this time fails the collective call (and the run).
   std::chrono::milliseconds timeout{60'000};
+  // "ring": the TCP ring for every tensor. "nccl": NCCL (c10d's ProcessGroupNCCL) for CUDA
+  // tensors, the ring for host tensors, for barriers and to notice a rank that died
+  // (UNIMPLEMENTED where this build has no NCCL). "auto": nccl when `cuda` and the build has it.
+  std::string backend = "auto";
+  bool cuda = false;  // the run trains on CUDA devices
 };
 
 // Collectives of one rank. Not thread-safe: one thread calls, in the same order on every rank.
@@ -47,7 +52,14 @@ class Collective {
   virtual absl::Status Broadcast(const std::vector<at::Tensor>& tensors, int root) = 0;
   // Returns once every rank has called it.
   virtual absl::Status Barrier() = 0;
+  // The backend's name: "single", "ring" or "nccl".
+  virtual std::string backend() const = 0;
+  // Whether a neighbouring rank is known to be gone (closed its connection); never blocks.
+  virtual bool PeerLost() { return false; }
 };
+
+// Whether this build can use NCCL (the LibTorch wheel's CUDA libraries and NCCL headers).
+bool NcclAvailable();
 
 // A Collective for `options`: a no-op one for world_size 1, the TCP ring otherwise. Blocks until
 // every rank has joined (or options.timeout passes: DEADLINE_EXCEEDED naming the missing ranks).

@@ -152,6 +152,8 @@ struct TrainOptions {
   // Average each bucket of gradients as soon as backward has finished it, overlapping the
   // communication with the rest of backward (off: one all-reduce after backward). Same result.
   bool overlap_grad_reduction = true;
+  // auto | ring | nccl (DistributedOptions::backend): auto is NCCL on CUDA when built with it.
+  std::string collective_backend = "auto";
 
   // ---- Runtime ----
   std::string device = "cpu";  // "cpu", "cuda", "cuda:1", ...
