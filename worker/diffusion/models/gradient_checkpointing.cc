@@ -1,6 +1,7 @@
 #include "worker/diffusion/models/gradient_checkpointing.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/ivalue.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -11,6 +12,49 @@
 
 namespace dreambooth::diffusion {
 namespace {
+
+// The autocast state of the CPU and CUDA at one moment; the recomputation in backward (which
+// runs outside the training loop's autocast region) re-enters the forward's, as PyTorch's
+// checkpoint does, so it computes in the same dtypes.
+struct AutocastState {
+  static constexpr at::DeviceType kTypes[] = {at::kCPU, at::kCUDA};
+  bool enabled[2] = {false, false};
+  at::ScalarType dtype[2] = {at::kFloat, at::kFloat};
+
+  static AutocastState Current() {
+    AutocastState s;
+    for (int i = 0; i < 2; ++i) {
+      s.enabled[i] = at::autocast::is_autocast_enabled(kTypes[i]);
+      s.dtype[i] = at::autocast::get_autocast_dtype(kTypes[i]);
+    }
+    return s;
+  }
+  bool any() const { return enabled[0] || enabled[1]; }
+  void Apply() const {
+    for (int i = 0; i < 2; ++i) {
+      at::autocast::set_autocast_enabled(kTypes[i], enabled[i]);
+      at::autocast::set_autocast_dtype(kTypes[i], dtype[i]);
+    }
+  }
+};
+
+// Enters `state` for its lifetime (autocast's weight-cast cache is cleared on the way out).
+class ScopedAutocast {
+ public:
+  explicit ScopedAutocast(const AutocastState& state) : previous_(AutocastState::Current()) {
+    state.Apply();
+    at::autocast::increment_nesting();
+  }
+  ~ScopedAutocast() {
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    previous_.Apply();
+  }
+  ScopedAutocast(const ScopedAutocast&) = delete;
+  ScopedAutocast& operator=(const ScopedAutocast&) = delete;
+
+ private:
+  AutocastState previous_;
+};
 
 // Holds the block's forward for the backward pass (saved in the autograd context).
 struct FnHolder : torch::CustomClassHolder {
@@ -77,6 +121,12 @@ at::Tensor Checkpoint(const CheckpointedFn& fn, const at::Tensor& a, const at::T
     block = [fn, scope = *scope](const at::Tensor& x, const at::Tensor& y) {
       ScopedLora same_adapters(scope);
       return fn(x, y);
+    };
+  }
+  if (const AutocastState autocast = AutocastState::Current(); autocast.any()) {
+    block = [inner = std::move(block), autocast](const at::Tensor& x, const at::Tensor& y) {
+      ScopedAutocast same_dtypes(autocast);
+      return inner(x, y);
     };
   }
   return CheckpointFunction::apply(a, b_opt, c10::make_intrusive<FnHolder>(std::move(block)))[0];
