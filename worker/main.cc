@@ -2,7 +2,7 @@
 //
 //   dreambooth-worker --cache-dir DIR [--server HOST:PORT] [--ca-cert PEM] [--tls]
 //                     [--api-key KEY|@FILE] [--model-root DIR]
-//                     [--device cpu|cuda|cuda:N] [--num-devices N]
+//                     [--device cpu|cuda|cuda:N] [--num-devices N] [--memory-budget-mb N]
 //                     [--sample-dtype auto|fp32|bf16|fp16]
 //                     [--worker-id ID] [--threads N] [--sample-cache-mb N] [--no-train]
 //                     [--no-sample] [--max-tasks N]
@@ -51,7 +51,7 @@ using dreambooth::worker::WorkerOptions;
 // `sample_cache_mb`.
 constexpr char kWorkerKeyEnv[] = "DREAMBOOTH_WORKER_KEY";
 
-void AddFlags(CLI::App& app, WorkerOptions& o, int64_t& sample_cache_mb,
+void AddFlags(CLI::App& app, WorkerOptions& o, int64_t& sample_cache_mb, int64_t& memory_budget_mb,
               dreambooth::ChannelSecurity& security) {
   cli::AddString(app, "--server", &o.server,
                  "the dreamboothd worker service to pull tasks from (its --worker-listen)");
@@ -69,6 +69,9 @@ void AddFlags(CLI::App& app, WorkerOptions& o, int64_t& sample_cache_mb,
               "devices for TRAIN tasks: --device and the next ones of its kind (jobs with "
               "spec.num_devices up to this many)",
               1, 1024);
+  cli::AddInt(app, "--memory-budget-mb", &memory_budget_mb,
+              "memory a training job may plan to use per device (0: the device's free memory)",
+              int64_t{0}, std::numeric_limits<int64_t>::max() >> 20);
   cli::AddString(app, "--sample-dtype", &o.sample_dtype,
                  "auto|fp32|bf16|fp16: weights of Sample tasks (auto: fp16 on CUDA, else fp32)");
   cli::AddString(app, "--worker-id", &o.worker_id, "default: <hostname>/<device>/<pid>");
@@ -118,12 +121,14 @@ int main(int argc, char** argv) {
   WorkerOptions options;
   int64_t sample_cache_mb = options.sample_cache_bytes >> 20;
   dreambooth::ChannelSecurity security;
-  AddFlags(app, options, sample_cache_mb, security);
+  int64_t memory_budget_mb = 0;
+  AddFlags(app, options, sample_cache_mb, memory_budget_mb, security);
   if (std::optional<int> exit_code = cli::ParseCommandLine(app, argc, argv)) return *exit_code;
   absl::StatusOr<std::string> key = dreambooth::ResolveApiKey(security.api_key, kWorkerKeyEnv);
   if (!key.ok()) return cli::UsageError(app, key.status().message());
   security.api_key = *std::move(key);
   options.sample_cache_bytes = sample_cache_mb << 20;
+  options.memory_budget_bytes = memory_budget_mb << 20;
   if (!options.train && !options.sample) {
     return cli::UsageError(app, "--no-train and --no-sample leave nothing to do");
   }

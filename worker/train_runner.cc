@@ -30,6 +30,7 @@
 #include "worker/train/file_util.h"
 #include "worker/train/latent_cache.h"
 #include "worker/train/local_ranks.h"
+#include "worker/train/memory_estimate.h"
 #include "worker/train_rank.h"
 
 namespace dreambooth::worker {
@@ -89,6 +90,9 @@ class TrainTask {
   absl::Status FetchImages(const google::protobuf::RepeatedPtrField<v1::StoredImage>& images,
                            const std::string& dir, const std::string& label, bool write_captions,
                            int* done, int total);
+  // Memory admission: the job's estimated peak device memory against the device's free memory
+  // (or --memory-budget-mb); refuses, or turns on savers, as spec.memory_policy says.
+  absl::Status AdmitMemory(const TaskPaths& paths);
   absl::Status ClassImages();
   absl::Status Latents();
   // Data parallel (spec.num_devices > 1): starts ranks 1..N-1 as child processes and a thread
@@ -119,7 +123,8 @@ class TrainTask {
   std::unique_ptr<train::DreamBoothTrainer> trainer_;
   absl::Status checkpoint_error_;  // first failed commit (training thread only)
   int64_t last_committed_step_ = -1;
-  TaskPaths paths_;                         // rank 0's; the ranks' plans start from it
+  TaskPaths paths_;        // rank 0's; the ranks' plans start from it
+  v1::JobSpec rank_spec_;  // the spec with memory savers applied, for the other ranks
   std::optional<train::LocalRanks> ranks_;  // ranks 1..N-1 while they run
   std::thread rank_monitor_;                // polls ranks_ while rank 0 trains
   std::atomic<bool> ranks_done_{false};     // stops rank_monitor_
@@ -314,6 +319,8 @@ absl::Status TrainTask::Prepare() {
   options_ = *std::move(options);
   options_.verified_image_digests = verified_digests_;
   for (const std::string& w : warnings) Log(v1::JOB_STAGE_PREPARING, w);
+  rank_spec_ = spec;
+  RETURN_IF_ERROR(AdmitMemory(paths));
 
   if (task_.has_resume_from() && !task_.resume_from().id().empty()) {
     const v1::Checkpoint& from = task_.resume_from();
@@ -350,6 +357,43 @@ absl::Status TrainTask::Prepare() {
   return absl::OkStatus();
 }
 
+absl::Status TrainTask::AdmitMemory(const TaskPaths& paths) {
+  const v1::JobSpec& spec = task_.spec();
+  ASSIGN_OR_RETURN(train::ModelConfigs configs, train::ModelConfigs::Load(paths.base_model));
+  const c10::Device device(paths.device);
+  const train::DeviceKind kind =
+      device.is_cuda() ? train::DeviceKind::kCuda : train::DeviceKind::kCpu;
+  // The free memory of the smallest device the ranks use; on the CPU the ranks share it.
+  const int ranks = options_.world_size;
+  int64_t budget = diffusion::DescribeDevice(device).free_bytes;
+  for (int r = 1; r < ranks && device.is_cuda(); ++r) {
+    const c10::Device other(RankDevice(context_.options, r));
+    budget = std::min(budget, diffusion::DescribeDevice(other).free_bytes);
+  }
+  if (!device.is_cuda()) budget /= ranks;
+  const int64_t cap = context_.options.memory_budget_bytes;
+  if (cap > 0 && (budget <= 0 || cap < budget)) budget = cap;
+  if (budget <= 0) {
+    Log(v1::JOB_STAGE_PREPARING, "memory: the device's free memory is unknown; not checked");
+    return absl::OkStatus();
+  }
+  const train::MemoryPolicy policy = spec.memory_policy() == v1::MEMORY_POLICY_REFUSE
+                                         ? train::MemoryPolicy::kRefuse
+                                         : train::MemoryPolicy::kAdapt;
+  absl::StatusOr<train::MemoryPlan> plan =
+      train::PlanMemory(options_, configs, kind, budget, policy);
+  if (!plan.ok()) return Annotate(plan.status(), "memory admission: ");
+  Log(v1::JOB_STAGE_PREPARING,
+      absl::StrFormat("memory: estimated peak %d MiB per rank, budget %d MiB (%s)",
+                      plan->estimate.total_bytes >> 20, budget >> 20, plan->estimate.Describe()));
+  for (const std::string& note : plan->notes) Log(v1::JOB_STAGE_PREPARING, "memory: " + note);
+  options_ = plan->options;
+  // The other ranks build their options from the spec: give them the same savers.
+  rank_spec_.set_gradient_checkpointing(options_.gradient_checkpointing);
+  rank_spec_.set_num_images_per_prompt(options_.num_images_per_prompt);
+  return absl::OkStatus();
+}
+
 absl::Status TrainTask::ClassImages() {
   if (!options_.with_prior_preservation) return absl::OkStatus();
   const v1::JobStage stage = v1::JOB_STAGE_GENERATING_CLASS_IMAGES;
@@ -381,7 +425,7 @@ absl::Status TrainTask::StartRanks() {
   std::vector<std::string> devices = {paths_.device};
   for (int r = 1; r < world; ++r) {
     RankPlan plan;
-    plan.spec = task_.spec();
+    plan.spec = rank_spec_;
     plan.paths = paths_;
     plan.paths.rank = r;
     plan.paths.device = RankDevice(context_.options, r);

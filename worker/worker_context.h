@@ -25,6 +25,8 @@ struct WorkerOptions {
   // cuda:0 and cuda:1; on the CPU every rank shares the host). A task with spec.num_devices = N
   // trains on the first N.
   int num_devices = 1;
+  // Memory admission's budget per device: its free memory, capped by this when > 0.
+  int64_t memory_budget_bytes = 0;
   std::string sample_dtype =
       "auto";             // Sample RPCs' weight dtype (diffusion::ResolveInferenceDtype)
   std::string worker_id;  // default "<hostname>/<pid>"
