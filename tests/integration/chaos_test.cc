@@ -73,7 +73,9 @@ class ChaosTest : public ::testing::Test {
 
   // CreateJob with request id "chaos-<i>", retried (the daemon may be down) until acknowledged.
   std::string CreateJob(int i, const std::string& set) {
-    v1::JobSpec spec = TinySpec(set, 12, 3);
+    // Long enough that jobs are still running at the last kill on an idle machine too (12 steps
+    // were not: a run with nothing else on the CPU finished every job first).
+    v1::JobSpec spec = TinySpec(set, 30, 5);
     spec.set_seed(1000 + i);
     spec.set_max_infra_attempts(1000);       // every kill of its worker spends one
     spec.set_checkpoints_total_limit(1000);  // keep every checkpoint: none may disappear

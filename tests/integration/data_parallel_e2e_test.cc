@@ -21,8 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "tests/integration/e2e_support.h"
-#include "tests/testing/daemon.h"
-#include "tests/testing/temp_dir.h"
+#include "tests/integration/tiny_jobs_fixture.h"
 
 namespace dreambooth::testing {
 namespace {
@@ -58,34 +57,11 @@ pid_t ChildWithCommand(pid_t parent, const std::string& needle) {
   return found;
 }
 
-class DataParallelE2eTest : public ::testing::Test {
+class DataParallelE2eTest : public TinyJobsTest {
  protected:
-  void SetUp() override {
-    DaemonOptions options;
-    options.data_dir = dir_.Join("data");
-    options.extra_args = {"--lease-ttl=9s", "--sweep-interval=100ms"};
-    absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(options);
-    ASSERT_TRUE(d.ok()) << d.status();
-    daemon_ = std::move(*d);
-    api_ = MakeApiClient(daemon_->address());
-    std::vector<std::string> paths;
-    for (int i = 0; i < 2; ++i) {
-      paths.push_back(dir_.Join(absl::StrCat("toy", i, ".png")));
-      WriteFile(paths.back(), InstancePng(i));
-    }
-    absl::StatusOr<v1::UploadImagesResponse> up = api_->UploadFiles(paths, "", "toys");
-    ASSERT_TRUE(up.ok()) << up.status();
-    set_ = up->image_set().id();
-  }
-
   std::unique_ptr<WorkerProcess> StartWorker(const std::string& id, int devices) {
-    absl::StatusOr<std::unique_ptr<WorkerProcess>> worker =
-        WorkerProcess::Start({"--server", daemon_->worker_address(), "--cache-dir",
-                              dir_.Join("cache-" + id), "--worker-id", id, "--num-devices",
-                              std::to_string(devices), "--threads", "2", "--no-sample"},
-                             dir_.Join(absl::StrCat(id, "-", ++worker_starts_, ".log")));
-    EXPECT_TRUE(worker.ok()) << worker.status();
-    return worker.ok() ? std::move(*worker) : nullptr;
+    return TinyJobsTest::StartWorker(id,
+                                     {"--worker-id", id, "--num-devices", std::to_string(devices)});
   }
 
   // A prior-preservation job on `devices` devices: 6 steps, a resume checkpoint every 2; two class
@@ -138,21 +114,6 @@ class DataParallelE2eTest : public ::testing::Test {
     ADD_FAILURE() << "job " << job_id << " has no FINAL checkpoint with " << kUNetFile;
     return "";
   }
-
-  std::string Events(const std::string& job_id) {
-    std::string all;
-    (void)api_->WatchJob(job_id, 0, [&](const v1::JobEvent& e) {
-      absl::StrAppend(&all, e.message(), "\n");
-      return true;
-    });
-    return all;
-  }
-
-  TempDir dir_;
-  std::unique_ptr<Daemon> daemon_;
-  std::unique_ptr<client::Client> api_;
-  std::string set_;
-  int worker_starts_ = 0;
 };
 
 TEST_F(DataParallelE2eTest, TwoDeviceJobWaitsForATwoDeviceWorkerWhileOneDeviceJobsRun) {

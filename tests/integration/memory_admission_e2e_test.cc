@@ -14,39 +14,16 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "tests/integration/e2e_support.h"
-#include "tests/testing/daemon.h"
-#include "tests/testing/temp_dir.h"
+#include "tests/integration/tiny_jobs_fixture.h"
 
 namespace dreambooth::testing {
 namespace {
 
-class MemoryAdmissionE2eTest : public ::testing::Test {
+class MemoryAdmissionE2eTest : public TinyJobsTest {
  protected:
-  void SetUp() override {
-    DaemonOptions options;
-    options.data_dir = dir_.Join("data");
-    options.extra_args = {"--lease-ttl=9s", "--sweep-interval=100ms"};
-    absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(options);
-    ASSERT_TRUE(d.ok()) << d.status();
-    daemon_ = std::move(*d);
-    api_ = MakeApiClient(daemon_->address());
-    std::vector<std::string> paths;
-    for (int i = 0; i < 2; ++i) {
-      paths.push_back(dir_.Join(absl::StrCat("toy", i, ".png")));
-      WriteFile(paths.back(), InstancePng(i));
-    }
-    absl::StatusOr<v1::UploadImagesResponse> up = api_->UploadFiles(paths, "", "toys");
-    ASSERT_TRUE(up.ok()) << up.status();
-    set_ = up->image_set().id();
-  }
-
   std::unique_ptr<WorkerProcess> StartWorker(int64_t budget_mb) {
-    absl::StatusOr<std::unique_ptr<WorkerProcess>> worker = WorkerProcess::Start(
-        {"--server", daemon_->worker_address(), "--cache-dir", dir_.Join("cache"), "--threads", "2",
-         "--no-sample", "--memory-budget-mb", std::to_string(budget_mb)},
-        dir_.Join(absl::StrCat("worker-", budget_mb, ".log")));
-    EXPECT_TRUE(worker.ok()) << worker.status();
-    return worker.ok() ? std::move(*worker) : nullptr;
+    return TinyJobsTest::StartWorker(absl::StrCat("budget-", budget_mb),
+                                     {"--memory-budget-mb", std::to_string(budget_mb)});
   }
 
   // Runs a 2-step job to its end; returns it and its events' messages.
@@ -60,12 +37,7 @@ class MemoryAdmissionE2eTest : public ::testing::Test {
     if (!job.ok()) return {};
     absl::StatusOr<v1::Job> done = WaitForJob(*api_, job->id(), IsTerminal, 300'000);
     EXPECT_TRUE(done.ok()) << done.status() << ProcessLogs(worker, daemon_->Log());
-    std::string events;
-    (void)api_->WatchJob(job->id(), 0, [&](const v1::JobEvent& e) {
-      absl::StrAppend(&events, e.message(), "\n");
-      return true;
-    });
-    return {done.ok() ? *done : v1::Job(), events};
+    return {done.ok() ? *done : v1::Job(), Events(job->id())};
   }
 
   // The "memory: estimated peak N MiB per rank" number of a job's events; -1 when absent.
@@ -78,11 +50,6 @@ class MemoryAdmissionE2eTest : public ::testing::Test {
     if (!absl::SimpleAtoi(events.substr(begin, events.find(' ', begin) - begin), &mib)) return -1;
     return mib;
   }
-
-  TempDir dir_;
-  std::unique_ptr<Daemon> daemon_;
-  std::unique_ptr<client::Client> api_;
-  std::string set_;
 };
 
 TEST_F(MemoryAdmissionE2eTest, RefuseFailsTheJobAndAdaptTurnsOnCheckpointingToFit) {

@@ -112,16 +112,10 @@ at::Tensor Flat(DreamBoothTrainer& t) {
   return at::cat(parts);
 }
 
-// The ring backend names itself, an unknown backend is refused, and a rank notices without
-// blocking that its neighbour's process is gone (what the NCCL backend watches while it waits).
-TEST(CollectiveTest, PeerLostTellsARankThatItsNeighbourLeft) {
-  DistributedOptions bad;
-  bad.world_size = 2;
-  bad.backend = "mpi";
-  EXPECT_TRUE(absl::IsInvalidArgument(ConnectCollective(bad).status()));
-
+// Two ring ranks of one process connected over loopback (nullptr where one failed).
+std::vector<std::unique_ptr<Collective>> ConnectTwoRanks() {
   const int port = FreeLoopbackPort();
-  std::unique_ptr<Collective> ranks[2];
+  std::vector<std::unique_ptr<Collective>> ranks(2);
   std::vector<std::thread> threads;
   for (int r = 0; r < 2; ++r) {
     threads.emplace_back([&, r] {
@@ -131,10 +125,23 @@ TEST(CollectiveTest, PeerLostTellsARankThatItsNeighbourLeft) {
       d.rendezvous = "127.0.0.1:" + std::to_string(port);
       d.backend = "ring";
       absl::StatusOr<std::unique_ptr<Collective>> c = ConnectCollective(d);
+      EXPECT_TRUE(c.ok()) << c.status();
       if (c.ok()) ranks[r] = std::move(*c);
     });
   }
   for (auto& t : threads) t.join();
+  return ranks;
+}
+
+// The ring backend names itself, an unknown backend is refused, and a rank notices without
+// blocking that its neighbour's process is gone (what the NCCL backend watches while it waits).
+TEST(CollectiveTest, PeerLostTellsARankThatItsNeighbourLeft) {
+  DistributedOptions bad;
+  bad.world_size = 2;
+  bad.backend = "mpi";
+  EXPECT_TRUE(absl::IsInvalidArgument(ConnectCollective(bad).status()));
+
+  std::vector<std::unique_ptr<Collective>> ranks = ConnectTwoRanks();
   ASSERT_NE(ranks[0], nullptr);
   ASSERT_NE(ranks[1], nullptr);
   EXPECT_EQ(ranks[0]->backend(), "ring");
@@ -220,25 +227,18 @@ TEST(DataParallelTest, TheSameWithGradientAccumulation) {
 // Two ranks, three parameters in three buckets, one of them unused by backward on both ranks:
 // every gradient ends as the mean over the ranks (zeros for the unused one).
 TEST(OverlappedGradReducerTest, AveragesEveryBucketIncludingUnusedParameters) {
-  const int port = FreeLoopbackPort();
+  std::vector<std::unique_ptr<Collective>> ranks = ConnectTwoRanks();
+  ASSERT_NE(ranks[0], nullptr);
+  ASSERT_NE(ranks[1], nullptr);
   std::vector<std::vector<at::Tensor>> grads(2);
   std::vector<absl::Status> status(2);
   std::vector<std::thread> threads;
   for (int r = 0; r < 2; ++r) {
     threads.emplace_back([&, r] {
-      DistributedOptions d;
-      d.world_size = 2;
-      d.rank = r;
-      d.rendezvous = "127.0.0.1:" + std::to_string(port);
-      absl::StatusOr<std::unique_ptr<Collective>> c = ConnectCollective(d);
-      if (!c.ok()) {
-        status[r] = c.status();
-        return;
-      }
       std::vector<at::Tensor> params = {at::ones({4}).requires_grad_(),
                                         at::ones({3}).requires_grad_(),
                                         at::ones({2}).requires_grad_()};
-      OverlappedGradReducer reducer(c->get(), params, /*bucket_bytes=*/16);
+      OverlappedGradReducer reducer(ranks[r].get(), params, /*bucket_bytes=*/16);
       EXPECT_EQ(reducer.num_buckets(), 3);
       reducer.Arm();
       const double scale = r + 1.0;  // rank 0: gradients 1 and 2, rank 1: 2 and 4
