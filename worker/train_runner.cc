@@ -98,8 +98,8 @@ class TrainTask {
   // Data parallel (spec.num_devices > 1): starts ranks 1..N-1 as child processes and a thread
   // that aborts the rendezvous if one dies before it joins. Stages() ends them with StopRanks.
   absl::Status StartRanks();
-  // Waits for the ranks after rank 0's training ended with `status` (ending them first when it
-  // failed); what the ranks report is added to a failure.
+  // Waits for the ranks after rank 0's stages ended with `status` (ending them first when it
+  // failed); a rank that failed on its own is named in the returned failure.
   absl::Status StopRanks(absl::Status status);
   absl::Status Train();
   void OnProgress(const train::TrainProgress& p);
@@ -441,15 +441,17 @@ absl::Status TrainTask::StartRanks() {
   }
   ASSIGN_OR_RETURN(train::LocalRanks ranks, train::LocalRanks::Start(commands));
   ranks_.emplace(std::move(ranks));
-  Log(v1::JOB_STAGE_TRAINING,
+  Log(v1::JOB_STAGE_PREPARING,
       absl::StrCat("data parallel: ", world, " ranks on ", absl::StrJoin(devices, ", "),
                    " (rendezvous ", paths_.rendezvous, ", ", paths_.num_threads,
                    " threads each); ranks 1..", world - 1, " log to ", job_dir_, "/rank-N.log"));
   rank_monitor_ = std::thread([this] {
     while (!ranks_done_.load()) {
       if (absl::Status failed = ranks_->Check(); !failed.ok()) {
-        // Rank 0 may still wait for it at the rendezvous: fail that wait now.
+        // Rank 0 may wait for it at the rendezvous or for its class images or latents: fail
+        // the one, stop the other (StopRanks reports the rank's failure).
         (void)train::AbortRendezvous(paths_.rendezvous, std::string(failed.message()));
+        stop_.store(true);
         return;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -462,13 +464,29 @@ absl::Status TrainTask::StopRanks(absl::Status status) {
   if (!ranks_.has_value()) return status;
   ranks_done_.store(true);
   if (rank_monitor_.joinable()) rank_monitor_.join();
-  // A failed or stopped rank 0 leaves the others waiting on it: end them.
-  if (!status.ok()) ranks_->Signal(SIGTERM);
-  absl::Status ranks = ranks_->Wait();
+  if (status.ok()) {
+    absl::Status ranks = ranks_->Wait();  // rank 0 finished: every rank must have too
+    ranks_.reset();
+    return ranks;
+  }
+  // Did a rank end with an error on its own? (Rank 0 may notice a dead peer a moment before
+  // the process can be reaped.)
+  absl::Status failed = ranks_->Check();
+  for (int i = 0; failed.ok() && i < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    failed = ranks_->Check();
+  }
+  // The others wait on rank 0: end them; their own reports of that are not news.
+  ranks_->Signal(SIGTERM);
+  (void)ranks_->Wait();
   ranks_.reset();
-  if (ranks.ok() || absl::IsCancelled(status)) return status;  // stopping ends the ranks too
-  if (status.ok()) return ranks;
-  return absl::Status(status.code(), absl::StrCat(status.message(), "; ", ranks.message()));
+  if (failed.ok()) return status;
+  const bool stopped =
+      keeper_.cancel_requested() || keeper_.lease_lost() || context_.ShuttingDown();
+  if (absl::IsCancelled(status) && stopped) return status;
+  // A rank's failure is the cause; rank 0's CANCELLED (stopped for it) takes the rank's code.
+  const absl::StatusCode code = absl::IsCancelled(status) ? failed.code() : status.code();
+  return absl::Status(code, absl::StrCat(status.message(), "; ", failed.message()));
 }
 
 absl::Status TrainTask::Train() {
