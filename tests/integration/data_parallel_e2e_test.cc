@@ -211,5 +211,35 @@ TEST_F(DataParallelE2eTest, KillingARankFailsTheAttemptAndTheRetryResumesToTheSa
   EXPECT_EQ(FinalUNetDigest(job->id()), FinalUNetDigest(clean->id()));
 }
 
+// A rank that dies while the ranks still prepare (before they meet to train) fails the attempt
+// at once, not after the collective timeout (30 min), naming that rank; the retry succeeds.
+TEST_F(DataParallelE2eTest, ARankThatDiesWhilePreparingFailsTheAttemptAtOnce) {
+  std::unique_ptr<WorkerProcess> big = StartWorker("big", 2);
+  ASSERT_NE(big, nullptr);
+  v1::JobSpec spec = Spec(2);
+  spec.set_num_reg_images(8);  // 8 batches of class images: seconds of generation
+  spec.mutable_class_sampler()->set_num_inference_steps(10);
+  absl::StatusOr<v1::Job> job = CreateWhenAWorkerHasTheDevices(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+
+  pid_t rank1 = -1;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  while (rank1 <= 0 && std::chrono::steady_clock::now() < deadline) {
+    rank1 = ChildWithCommand(big->pid(), "train-rank");
+    if (rank1 <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GT(rank1, 0) << ProcessLogs(big.get(), daemon_->Log());
+  ASSERT_EQ(::kill(rank1, SIGKILL), 0);
+  const auto killed = std::chrono::steady_clock::now();
+
+  absl::StatusOr<v1::Job> done = WaitDone(job->id(), big.get());
+  ASSERT_TRUE(done.ok()) << done.status();
+  const std::string events = Events(job->id());
+  EXPECT_EQ(done->attempt(), 2) << events;
+  EXPECT_TRUE(absl::StrContains(events, "rank 1 was killed by signal 9")) << events;
+  // Attempt 1 ended well within the collective timeout (the whole job took less than a minute).
+  EXPECT_LT(std::chrono::steady_clock::now() - killed, std::chrono::minutes(1));
+}
+
 }  // namespace
 }  // namespace dreambooth::testing
