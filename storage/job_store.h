@@ -81,8 +81,7 @@ class JobStore {
   absl::StatusOr<std::optional<Lease>> Claim(const std::string& worker_id,
                                              const std::vector<std::string>& base_models,
                                              int64_t now_ms, int64_t ttl_ms,
-                                             int max_running_per_tenant = 0,
-                                             int device_count = 1);
+                                             int max_running_per_tenant = 0, int device_count = 1);
 
   struct HeartbeatResult {
     bool cancel_requested = false;
