@@ -8,12 +8,15 @@
 #define DREAMBOOTH_SERVER_SERVICE_CORE_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "dreambooth/v1/job_spec.pb.h"
 #include "dreambooth/v1/service.pb.h"
 #include "dreambooth/v1/worker_gateway.pb.h"
@@ -210,6 +213,14 @@ class ServiceCore {
   std::unique_ptr<storage::JobStore> jobs_;
   std::unique_ptr<storage::CatalogStore> catalog_;
   std::unique_ptr<storage::WorkerRegistry> workers_;
+  // What RegisterWorker last wrote per worker and when: every LeaseTask registers, but an
+  // unchanged report is written at most once a minute (each write is an fsynced transaction).
+  struct Registration {
+    std::string report;
+    int64_t written_ms = 0;
+  };
+  absl::Mutex registrations_mu_;
+  std::map<std::string, Registration> registrations_ ABSL_GUARDED_BY(registrations_mu_);
   std::unique_ptr<storage::KeyStore> keys_;
   std::unique_ptr<storage::LeaseAccess> access_;
   std::unique_ptr<storage::BlobStore> blobs_;

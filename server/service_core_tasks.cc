@@ -2,6 +2,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/crypto.h"
 #include "common/status_macros.h"
 #include "server/convert.h"
@@ -10,6 +11,12 @@
 
 namespace dreambooth::server {
 namespace {
+
+// RegisterWorker rewrites an unchanged report this often (it refreshes last_seen and free
+// memory), and forgets every report when this many workers have registered (a worker id holds
+// the worker's pid, so ids churn; forgetting only costs one extra write each).
+constexpr int64_t kRegistrationRewriteMs = 60'000;
+constexpr size_t kMaxRememberedRegistrations = 4096;
 
 // How many checkpoints of `kind` the job keeps (0: all); specs stored before the retention
 // fields existed get the defaults.
@@ -105,6 +112,19 @@ absl::Status ServiceCore::CheckAnyLease(const std::string& token) {
 
 absl::Status ServiceCore::RegisterWorker(const v1::LeaseTaskRequest& request) {
   const int64_t now = NowMs();
+  // Free memory changes on every call; it is refreshed with the once-a-minute rewrite.
+  const std::string report =
+      absl::StrCat(absl::StrJoin(request.base_models(), ","), "|", request.device_count(), "|",
+                   request.device_kind(), "|", request.device_memory_bytes());
+  {
+    absl::MutexLock lock(&registrations_mu_);
+    auto it = registrations_.find(request.worker_id());
+    if (it != registrations_.end() && it->second.report == report &&
+        now - it->second.written_ms < kRegistrationRewriteMs) {
+      return absl::OkStatus();
+    }
+    if (registrations_.size() >= kMaxRememberedRegistrations) registrations_.clear();
+  }
   RETURN_IF_ERROR(catalog_->RememberBaseModels(
       std::vector<std::string>(request.base_models().begin(), request.base_models().end()),
       request.worker_id(), now));
@@ -114,7 +134,10 @@ absl::Status ServiceCore::RegisterWorker(const v1::LeaseTaskRequest& request) {
   worker.device_count = std::max(1, request.device_count());
   worker.device_memory_bytes = request.device_memory_bytes();
   worker.device_free_memory_bytes = request.device_free_memory_bytes();
-  return workers_->Remember(worker, now);
+  RETURN_IF_ERROR(workers_->Remember(worker, now));
+  absl::MutexLock lock(&registrations_mu_);
+  registrations_[request.worker_id()] = Registration{report, now};
+  return absl::OkStatus();
 }
 
 absl::Status ServiceCore::BuildTrainTask(const storage::Lease& lease, v1::Task* task) {

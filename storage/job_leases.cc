@@ -29,9 +29,8 @@ absl::StatusOr<std::optional<Lease>> JobStore::Claim(const std::string& worker_i
             "lease_expires_ms = ?2, worker_id = ?3, stage = 0, "
             "start_time_ms = CASE WHEN start_time_ms = 0 THEN ?4 ELSE start_time_ms END "
             "WHERE seq = (SELECT seq FROM jobs q WHERE state = 1 AND (?5 = 0 OR (SELECT COUNT(*) "
-            "FROM jobs r WHERE r.tenant = q.tenant AND r.state = 2) < ?5) AND num_devices <= ?6 "
-            "AND "
-            "base_model IN (",
+            "FROM jobs r WHERE r.tenant = q.tenant AND r.state = 2) < ?5) "
+            "AND num_devices <= ?6 AND base_model IN (",
             absl::StrJoin(marks, ","), ") ORDER BY priority DESC, seq LIMIT 1) RETURNING ",
             kJobColumns)));
     Lease granted;

@@ -239,11 +239,11 @@ int RunLocalRanks(TrainOptions options) {
     }
     options.rendezvous = "127.0.0.1:" + std::to_string(port);
   }
+  const std::vector<std::string> own = train::OwnCommandLine();
   std::vector<train::RankCommand> commands;
   for (int r = 1; r < options.world_size; ++r) {
     train::RankCommand command;
     command.rank = r;
-    const std::vector<std::string> own = train::OwnCommandLine();
     command.args.assign(own.begin() + (own.empty() ? 0 : 1), own.end());
     command.args.push_back("--rank=" + std::to_string(r));
     command.args.push_back("--rendezvous=" + options.rendezvous);
