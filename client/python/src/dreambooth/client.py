@@ -1,0 +1,405 @@
+"""The synchronous client of dreamboothd's public API (``dreambooth.v1.DreamBooth``).
+
+Thread-safe: one Client may be shared by threads (it wraps one gRPC channel). Every call has a
+deadline; unary calls are retried on UNAVAILABLE; ``watch`` and ``download_checkpoint`` resume
+by themselves after a dropped connection, without gaps or duplicates (see _policy.py). Every
+failure raises a :class:`dreambooth.errors.DreamBoothError` subclass.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, List, Optional, TypeVar, Union
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from dreambooth import _connection, _requests
+from dreambooth._download import CheckpointWriter
+from dreambooth._messages import EnumValue
+from dreambooth._policy import RESUMABLE, RETRYABLE, RetryPolicy
+from dreambooth.errors import JobFailedError, from_rpc_error
+from dreambooth.progress import EventProgress
+from dreambooth.sampling import SampledImage, SampleProgressCallback, sample_request, sampled_image
+from dreambooth.spec import JobSpecLike, SamplerLike
+from dreambooth.uploads import UploadSource, plan_upload, upload_requests
+from dreambooth.v1 import resources_pb2, service_pb2, service_pb2_grpc
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds: the deadline of each unary call attempt."""
+DEFAULT_STREAM_TIMEOUT = 24 * 3600.0
+"""Seconds: the deadline of one streaming call (upload, watch, download, sample)."""
+
+
+class Client:
+    """A connection to dreamboothd's public API.
+
+    Example::
+
+        with dreambooth.Client("127.0.0.1:50051") as client:
+            image_set = client.upload_images("photos/")
+            job = client.create_job(dreambooth.JobSpec(
+                base_model="tiny", instance_image_set=image_set.id,
+                instance_prompt="a photo of sks dog"))
+            client.wait(job.id, progress=True)
+            client.sample(job.id, "a photo of sks dog")[0].save("dog.png")
+    """
+
+    def __init__(
+        self,
+        target: Optional[str] = None,
+        api_key: Optional[str] = None,
+        *,
+        tls: _connection.TlsOption = False,
+        timeout: float = DEFAULT_TIMEOUT,
+        stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> None:
+        """Creates the channel (connects lazily, at the first call).
+
+        Args:
+            target: "host:port"; None => $DREAMBOOTH_SERVER, else "127.0.0.1:50051".
+            api_key: sent as "authorization: Bearer <key>"; "@FILE" reads it from FILE; None =>
+                $DREAMBOOTH_API_KEY, else no key (a daemon on loopback needs none).
+            tls: False (plaintext), True (system root CAs) or a CA bundle (path or PEM bytes).
+            timeout: deadline of each unary call attempt, seconds.
+            stream_timeout: deadline of each streaming call, seconds.
+            retry: attempts and backoff of retried calls and resumed streams.
+
+        Raises:
+            InvalidArgumentError: an unreadable CA bundle or API key file.
+        """
+        self._conn = _connection.resolve(target, api_key, tls)
+        if self._conn.credentials is None:
+            self._channel = grpc.insecure_channel(self._conn.target, self._conn.options)
+        else:
+            self._channel = grpc.secure_channel(
+                self._conn.target, self._conn.credentials, self._conn.options
+            )
+        self._stub = service_pb2_grpc.DreamBoothStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._timeout = timeout
+        self._stream_timeout = stream_timeout
+        self._retry = retry
+
+    @property
+    def target(self) -> str:
+        """The address this client talks to."""
+        return self._conn.target
+
+    @property
+    def stub(self) -> service_pb2_grpc.DreamBoothStub:
+        """The raw generated stub (no retries, deadlines or key added) for advanced use."""
+        return self._stub
+
+    def close(self) -> None:
+        """Closes the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ---- Health ----
+
+    def health(self, service: str = "") -> str:
+        """The grpc.health.v1 status of `service` ("" = the server): "SERVING", "NOT_SERVING"."""
+        request = health_pb2.HealthCheckRequest(service=service)
+        response = self._unary(self._health.Check, request)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+    # ---- Image sets ----
+
+    def upload_images(
+        self,
+        source: UploadSource,
+        *,
+        image_set_id: Optional[str] = None,
+        name: Optional[str] = None,
+    ) -> resources_pb2.ImageSet:
+        """Uploads images into a new image set, or appends them to `image_set_id`.
+
+        Args:
+            source: a folder, a .zip, an image path, an UploadFile, or a list of those (see
+                dreambooth.uploads; ``<stem>.txt`` beside an image is its caption).
+            image_set_id: an existing set to append to; None => a new set.
+            name: the new set's display name.
+
+        Returns:
+            The image set after the upload (all of its images). Atomic: on error none is added.
+            Not retried (a retry could create a second set); re-uploading is harmless.
+        """
+        entries = plan_upload(source)
+        requests = _Capturing(upload_requests(entries, image_set_id, name))
+        try:
+            response = self._stub.UploadImages(
+                requests, timeout=self._stream_timeout, metadata=self._conn.metadata
+            )
+        except grpc.RpcError as e:
+            requests.reraise()
+            raise from_rpc_error(e) from None
+        return response.image_set
+
+    def get_image_set(self, image_set_id: str) -> resources_pb2.ImageSet:
+        """The image set with its images. NotFoundError for an unknown id."""
+        request = service_pb2.GetImageSetRequest(image_set_id=image_set_id)
+        return self._unary(self._stub.GetImageSet, request)
+
+    def list_image_sets(self, *, page_size: int = 0) -> Iterator[resources_pb2.ImageSet]:
+        """Every image set, page by page (`page_size` per request; 0 => the server's)."""
+        token = ""
+        while True:
+            request = service_pb2.ListImageSetsRequest(page_size=page_size, page_token=token)
+            response = self._unary(self._stub.ListImageSets, request)
+            yield from response.image_sets
+            token = response.next_page_token
+            if not token:
+                return
+
+    def delete_image_set(self, image_set_id: str) -> None:
+        """Deletes an image set; FailedPreconditionError while a queued or running job uses it."""
+        request = service_pb2.DeleteImageSetRequest(image_set_id=image_set_id)
+        self._unary(self._stub.DeleteImageSet, request)
+
+    # ---- Jobs ----
+
+    def create_job(self, spec: JobSpecLike, *, request_id: Optional[str] = None) -> resources_pb2.Job:
+        """Validates and queues a job; returns it with every default resolved in ``job.spec``.
+
+        Args:
+            spec: a JobSpec (None fields: server defaults), a dict of proto field names, or a
+                ``dreambooth.v1.JobSpec`` message.
+            request_id: idempotency key; None => a fresh UUID4. A retry with the same id and spec
+                returns the first job; the same id with another spec is AlreadyExistsError.
+
+        Raises:
+            InvalidArgumentError: naming the field (``spec.<name>``) that is wrong.
+        """
+        request = _requests.create_job_request(spec, request_id)
+        return self._unary(self._stub.CreateJob, request)
+
+    def get_job(self, job_id: str) -> resources_pb2.Job:
+        """The job. NotFoundError for an unknown id."""
+        return self._unary(self._stub.GetJob, service_pb2.GetJobRequest(job_id=job_id))
+
+    def list_jobs(
+        self, state: Optional[EnumValue] = None, *, page_size: int = 0
+    ) -> Iterator[resources_pb2.Job]:
+        """Jobs newest first, following pages; `state` filters ("queued", "succeeded", ...)."""
+        token = ""
+        while True:
+            request = _requests.list_jobs_request(state, page_size, token)
+            response = self._unary(self._stub.ListJobs, request)
+            yield from response.jobs
+            token = response.next_page_token
+            if not token:
+                return
+
+    def cancel_job(self, job_id: str) -> resources_pb2.Job:
+        """Requests cancellation: a queued job is CANCELLED at once, a running one soon after."""
+        return self._unary(self._stub.CancelJob, service_pb2.CancelJobRequest(job_id=job_id))
+
+    def delete_job(self, job_id: str) -> None:
+        """Deletes the job with its events and checkpoints (a running one is stopped first)."""
+        self._unary(self._stub.DeleteJob, service_pb2.DeleteJobRequest(job_id=job_id))
+
+    def watch(
+        self, job_id: str, *, after_sequence: int = 0, progress: Union[bool, EventProgress] = False
+    ) -> Iterator[resources_pb2.JobEvent]:
+        """Yields the job's events with sequence > after_sequence until the job is terminal.
+
+        Stored events come first, then live ones. After a dropped connection the watch
+        reconnects from the last event it yielded: no gap, no duplicate. Stopping the iteration
+        early (break) cancels the call.
+
+        Args:
+            progress: True shows a progress bar (tqdm when installed, else a text line on
+                stderr); an EventProgress to draw elsewhere.
+
+        Raises:
+            NotFoundError: unknown job (or deleted while watched); DreamBoothError when
+                reconnecting failed max_attempts times in a row.
+        """
+        bar = EventProgress() if progress is True else (progress or None)
+        last = after_sequence
+        failures = 0
+        try:
+            while True:
+                request = service_pb2.WatchJobRequest(job_id=job_id, after_sequence=last)
+                call = self._stub.WatchJob(
+                    request, timeout=self._stream_timeout, metadata=self._conn.metadata
+                )
+                progressed = False
+                try:
+                    for event in call:
+                        if event.sequence <= last:
+                            continue  # never deliver a duplicate
+                        last = event.sequence
+                        progressed = True
+                        if bar is not None:
+                            bar.update(event)
+                        yield event
+                    return
+                except grpc.RpcError as e:
+                    failures = 0 if progressed else failures + 1
+                    if e.code() not in RESUMABLE or failures >= self._retry.max_attempts:
+                        raise from_rpc_error(e) from None
+                finally:
+                    call.cancel()
+                time.sleep(self._retry.backoff(max(failures, 1)))
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def wait(
+        self, job_id: str, *, progress: Union[bool, EventProgress] = False, check: bool = True
+    ) -> resources_pb2.Job:
+        """Watches the job until it is terminal and returns it.
+
+        Args:
+            progress: as for :meth:`watch`.
+            check: raise JobFailedError when the job ended FAILED or CANCELLED.
+        """
+        for _ in self.watch(job_id, progress=progress):
+            pass
+        job = self.get_job(job_id)
+        if check and job.state != resources_pb2.JOB_STATE_SUCCEEDED:
+            raise JobFailedError(job)
+        return job
+
+    # ---- Checkpoints ----
+
+    def list_checkpoints(self, job_id: str) -> List[resources_pb2.Checkpoint]:
+        """The job's committed checkpoints, oldest first."""
+        request = service_pb2.ListCheckpointsRequest(job_id=job_id)
+        return list(self._unary(self._stub.ListCheckpoints, request).checkpoints)
+
+    def download_checkpoint(
+        self, checkpoint_id: str, out_dir: Union[str, "os.PathLike[str]"]
+    ) -> resources_pb2.Checkpoint:
+        """Writes the checkpoint's files under `out_dir` (diffusers layout) and returns its manifest.
+
+        Resumes after dropped connections (read_offset) and verifies every file's SHA-256
+        (DataLossError on a mismatch).
+        """
+        writer = CheckpointWriter(Path(out_dir))
+        failures = 0
+        try:
+            while True:
+                request = service_pb2.DownloadCheckpointRequest(
+                    checkpoint_id=checkpoint_id, read_offset=writer.offset
+                )
+                call = self._stub.DownloadCheckpoint(
+                    request, timeout=self._stream_timeout, metadata=self._conn.metadata
+                )
+                start = writer.offset
+                try:
+                    for message in call:
+                        writer.accept(message)
+                    break
+                except grpc.RpcError as e:
+                    failures = 0 if writer.offset > start else failures + 1
+                    if e.code() not in RESUMABLE or failures >= self._retry.max_attempts:
+                        raise from_rpc_error(e) from None
+                finally:
+                    call.cancel()
+                time.sleep(self._retry.backoff(max(failures, 1)))
+            return writer.finish()
+        finally:
+            writer.close()
+
+    def delete_checkpoint(self, checkpoint_id: str) -> None:
+        """Deletes one checkpoint."""
+        request = service_pb2.DeleteCheckpointRequest(checkpoint_id=checkpoint_id)
+        self._unary(self._stub.DeleteCheckpoint, request)
+
+    # ---- Sampling ----
+
+    def sample(
+        self,
+        job_id: str,
+        prompt: str,
+        *,
+        checkpoint_id: Optional[str] = None,
+        num_images: Optional[int] = None,
+        width: Optional[int] = None,
+        height: Optional[int] = None,
+        sampler: Optional[SamplerLike] = None,
+        steps: Optional[int] = None,
+        guidance_scale: Optional[float] = None,
+        seed: Optional[int] = None,
+        lora_scale: Optional[float] = None,
+        on_progress: Optional[SampleProgressCallback] = None,
+    ) -> List[SampledImage]:
+        """Renders images from a checkpoint of the job (default: its newest sampleable one).
+
+        Every argument left None takes the server's default. `steps` and `guidance_scale` are
+        shorthands for the sampler's. Returns the images in index order; each has ``.png``
+        bytes, ``.save(path)`` and ``.to_pil()`` (pillow).
+
+        Raises:
+            UnavailableError: no worker took the task in time; InvalidArgumentError naming a
+                field.
+        """
+        request = sample_request(
+            job_id, prompt, checkpoint_id=checkpoint_id, num_images=num_images, width=width,
+            height=height, sampler=sampler, steps=steps, guidance_scale=guidance_scale,
+            seed=seed, lora_scale=lora_scale,
+        )
+        images: List[SampledImage] = []
+        call = self._stub.Sample(request, timeout=self._stream_timeout, metadata=self._conn.metadata)
+        try:
+            for response in call:
+                if response.HasField("image"):
+                    images.append(sampled_image(response.image))
+                elif on_progress is not None:
+                    on_progress(response.progress)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            call.cancel()
+        return sorted(images, key=lambda image: image.index)
+
+    # ---- Internals ----
+
+    def _unary(self, method: Callable[..., T], request: Any) -> T:
+        failures = 0
+        while True:
+            try:
+                return method(request, timeout=self._timeout, metadata=self._conn.metadata)
+            except grpc.RpcError as e:
+                failures += 1
+                if e.code() not in RETRYABLE or failures >= self._retry.max_attempts:
+                    raise from_rpc_error(e) from None
+            time.sleep(self._retry.backoff(failures))
+
+
+class _Capturing:
+    """Wraps a request iterator and keeps the exception it raised (gRPC would hide it)."""
+
+    def __init__(self, it: Iterator[Any]) -> None:
+        self._it = it
+        self.error: Optional[BaseException] = None
+
+    def __iter__(self) -> "_Capturing":
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return next(self._it)
+        except StopIteration:
+            raise
+        except BaseException as e:
+            self.error = e
+            raise
+
+    def reraise(self) -> None:
+        """Raises the iterator's exception, if it raised one."""
+        if self.error is not None:
+            raise self.error
