@@ -80,7 +80,8 @@ class EventProgress:
         self._end_stage()
 
     def _progress(self, event: resources_pb2.JobEvent) -> None:
-        if event.stage != self._stage:
+        new_stage = event.stage != self._stage
+        if new_stage:
             self._end_stage()
             self._stage = event.stage
             if self._tqdm is not None:
@@ -100,7 +101,7 @@ class EventProgress:
         if self._tty:
             self._stream.write(f"\r\x1b[K{text}")
             self._stream.flush()
-        elif now - self._last_print >= 5 or event.step == event.total:
+        elif new_stage or now - self._last_print >= 5 or event.step == event.total:
             self._stream.write(text + "\n")
             self._last_print = now
 
