@@ -64,15 +64,18 @@ class EventProgress:
         self._tty = hasattr(self._stream, "isatty") and self._stream.isatty()
 
     def update(self, event: resources_pb2.JobEvent) -> None:
-        """Shows one event: progress moves the bar; state changes and logs print a line."""
+        """Shows one event: progress moves the bar; state changes and checkpoints print a line."""
         if event.kind == resources_pb2.EVENT_KIND_PROGRESS:
             self._progress(event)
         elif event.kind == resources_pb2.EVENT_KIND_STATE_CHANGED:
             message = f" ({event.message})" if event.message else ""
+            self._end_stage()
             self._line(f"job {state_name(event.state)}{message}")
         elif event.kind == resources_pb2.EVENT_KIND_CHECKPOINT:
-            self._line(f"checkpoint {event.message}")
+            step = f" (step {event.step})" if event.step else ""
+            self._line(f"checkpoint {event.message}{step}")
         elif event.kind == resources_pb2.EVENT_KIND_LEASE_LOST:
+            self._end_stage()
             self._line("lease lost; the job was requeued")
 
     def close(self) -> None:
@@ -81,20 +84,28 @@ class EventProgress:
 
     def _progress(self, event: resources_pb2.JobEvent) -> None:
         new_stage = event.stage != self._stage
+        if not event.total:  # a stage without steps (exporting): a line, once
+            if new_stage:
+                self._end_stage()
+                self._line(f"{stage_name(event.stage)}: {event.message}".rstrip(": "))
+                self._stage = event.stage
+            return
         if new_stage:
             self._end_stage()
             self._stage = event.stage
             if self._tqdm is not None:
                 self._bar = self._tqdm(
-                    total=event.total or None, desc=stage_name(event.stage), file=self._stream,
-                    leave=True, unit="step",
+                    total=event.total or None, initial=event.step, desc=stage_name(event.stage),
+                    file=self._stream, leave=True, unit="step",
                 )
         if self._bar is not None:
             if event.total and self._bar.total != event.total:
                 self._bar.total = event.total
-            self._bar.n = event.step
             self._bar.set_postfix_str(_details(event), refresh=False)
-            self._bar.refresh()
+            if event.step > self._bar.n:
+                self._bar.update(event.step - self._bar.n)
+            else:
+                self._bar.refresh()
             return
         now = time.monotonic()
         text = f"{stage_name(event.stage)} {event.step}/{event.total} {_details(event)}".rstrip()
@@ -106,8 +117,11 @@ class EventProgress:
             self._last_print = now
 
     def _line(self, text: str) -> None:
-        self._end_stage()
-        self._stream.write(text + "\n")
+        """Prints a line above the bar (or the text progress line), which stays."""
+        if self._bar is not None:
+            self._bar.write(text, file=self._stream)
+            return
+        self._stream.write(("\r\x1b[K" if self._tty and self._stage != -1 else "") + text + "\n")
         self._stream.flush()
 
     def _end_stage(self) -> None:

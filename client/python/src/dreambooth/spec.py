@@ -118,6 +118,7 @@ class JobSpec:
 
     # Devices, scheduling and memory.
     num_devices: Optional[int] = None
+    num_nodes: Optional[int] = None
     priority: Optional[int] = None
     memory_policy: Optional[EnumValue] = None
     """"adapt" or "refuse"."""
