@@ -34,7 +34,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 @pytest.fixture(scope="session")
 def client(daemon: Daemon) -> Iterator[dreambooth.Client]:
     """A sync client of the session's daemon."""
-    with dreambooth.Client(daemon.address, timeout=CALL_TIMEOUT, stream_timeout=STREAM_TIMEOUT) as c:
+    with dreambooth.Client(
+        daemon.address, timeout=CALL_TIMEOUT, stream_timeout=STREAM_TIMEOUT
+    ) as c:
         yield c
 
 

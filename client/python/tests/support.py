@@ -59,9 +59,18 @@ class Daemon:
     def create_key(self, tenant: str, role: str = "tenant") -> str:
         """Creates an API key in the data dir (dreamboothd keys create) and returns it."""
         out = subprocess.run(
-            [str(binary("server/dreamboothd")), "keys", "create", f"--data-dir={self.data_dir}",
-             f"--tenant={tenant}", f"--role={role}"],
-            check=True, capture_output=True, text=True, timeout=60,
+            [
+                str(binary("server/dreamboothd")),
+                "keys",
+                "create",
+                f"--data-dir={self.data_dir}",
+                f"--tenant={tenant}",
+                f"--role={role}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         return out.stdout.strip().splitlines()[-1]
 
@@ -80,7 +89,10 @@ class Daemon:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
         self._proc = subprocess.Popen(
-            args + self._args, stdout=log, stderr=subprocess.STDOUT, env=env,
+            args + self._args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
             start_new_session=True,
         )
         log.close()
@@ -181,13 +193,14 @@ class CuttableProxy:
 def instance_png(index: int, size: int = 64) -> bytes:
     """A small synthetic instance image (PNG), distinct per `index`: a disc on a gradient."""
     image = Image.new("RGB", (size, size))
-    pixels = image.load()
-    for y in range(size):
-        for x in range(size):
-            pixels[x, y] = (x * 255 // size, y * 255 // size, 160)
+    image.putdata(
+        [(x * 255 // size, y * 255 // size, 160) for y in range(size) for x in range(size)]
+    )
     draw = ImageDraw.Draw(image)
     c, r = size // 2 + index * 3, size // 3
-    draw.ellipse((c - r, size // 2 - r, c + r, size // 2 + r), fill=(200 - index * 20, 40 + index * 30, 90))
+    draw.ellipse(
+        (c - r, size // 2 - r, c + r, size // 2 + r), fill=(200 - index * 20, 40 + index * 30, 90)
+    )
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()

@@ -43,8 +43,9 @@ def test_async_client_runs_a_job_end_to_end(
 
             final = (await client.list_checkpoints(job.id))[-1]
             manifest = await client.download_checkpoint(final.id, tmp_path / "model")
-            assert all((tmp_path / "model" / f.path).stat().st_size == f.size_bytes
-                       for f in manifest.files)
+            assert all(
+                (tmp_path / "model" / f.path).stat().st_size == f.size_bytes for f in manifest.files
+            )
 
             await client.delete_job(job.id)
             with pytest.raises(dreambooth.NotFoundError):

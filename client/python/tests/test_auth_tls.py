@@ -22,11 +22,17 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Daemon, 
     certs = work / "certs"
     subprocess.run(
         ["bash", str(REPO / "scripts" / "make_test_certs.sh"), str(certs)],
-        check=True, capture_output=True, timeout=60,
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     d = Daemon(
         work,
-        ["--auth=api-keys", f"--tls-cert={certs / 'server.pem'}", f"--tls-key={certs / 'server.key'}"],
+        [
+            "--auth=api-keys",
+            f"--tls-cert={certs / 'server.pem'}",
+            f"--tls-key={certs / 'server.key'}",
+        ],
         local_workers=0,
     )
     key_a, key_b = d.create_key("team-a"), d.create_key("team-b")

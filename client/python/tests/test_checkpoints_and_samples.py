@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -46,9 +47,13 @@ def test_delete_checkpoint(client: dreambooth.Client, trained_job: dreambooth.Jo
 def test_sample_returns_images_with_their_seeds(
     client: dreambooth.Client, trained_job: dreambooth.Job, tmp_path: Path
 ) -> None:
-    progress = []
+    progress: List[resources_pb2.SampleProgress] = []
     images = client.sample(
-        trained_job.id, "a photo of sks toy", num_images=2, steps=4, seed=7,
+        trained_job.id,
+        "a photo of sks toy",
+        num_images=2,
+        steps=4,
+        seed=7,
         on_progress=progress.append,
     )
 
@@ -64,8 +69,12 @@ def test_sample_returns_images_with_their_seeds(
     # The same seed, size and sampler render the same image from an explicit checkpoint.
     final = client.list_checkpoints(trained_job.id)[-1]
     again = client.sample(
-        trained_job.id, "a photo of sks toy", checkpoint_id=final.id, num_images=1,
-        sampler=dreambooth.SamplerSettings(num_inference_steps=4), seed=images[0].seed,
+        trained_job.id,
+        "a photo of sks toy",
+        checkpoint_id=final.id,
+        num_images=1,
+        sampler=dreambooth.SamplerSettings(num_inference_steps=4),
+        seed=images[0].seed,
     )
     assert again[0].png == images[0].png
 

@@ -25,7 +25,9 @@ def test_upload_folder_sends_images_with_captions(
     expected = hashlib.sha256((image_folder / "toy0.png").read_bytes()).hexdigest()
     assert by_name["toy0.png"].digest == expected
     assert (by_name["toy0.png"].width, by_name["toy0.png"].height, by_name["toy0.png"].format) == (
-        64, 64, "png",
+        64,
+        64,
+        "png",
     )
 
 
@@ -48,7 +50,10 @@ def test_upload_appends_bytes_to_an_existing_set(
     appended = client.upload_images([extra, image_folder / "toy0.png"], image_set_id=first.id)
 
     assert appended.id == first.id
-    assert [(i.name, i.caption) for i in appended.images] == [("toy0.png", ""), ("extra.png", "seven")]
+    assert [(i.name, i.caption) for i in appended.images] == [
+        ("toy0.png", ""),
+        ("extra.png", "seven"),
+    ]
 
 
 def test_list_and_delete_image_sets(client: dreambooth.Client, image_folder: Path) -> None:

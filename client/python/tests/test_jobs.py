@@ -39,7 +39,9 @@ def test_unset_fields_stay_unset_and_the_server_resolves_them(
         assert resolved.HasField(name), name
     assert resolved.lr_scheduler != job_spec_pb2.LR_SCHEDULER_UNSPECIFIED
     assert (resolved.base_model, resolved.max_train_steps, resolved.resolution) == (
-        "tiny", LONG_STEPS, 64,
+        "tiny",
+        LONG_STEPS,
+        64,
     )
 
 

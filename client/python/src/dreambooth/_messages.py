@@ -57,7 +57,9 @@ def as_mapping(value: Any, path: str) -> Mapping[str, Any]:
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         extra = fields.pop("extra", None) or {}
         return {**{k: v for k, v in fields.items() if v is not None}, **extra}
-    raise InvalidArgumentError(f"{path}: expected a dict or a dataclass, got {type(value).__name__}")
+    raise InvalidArgumentError(
+        f"{path}: expected a dict or a dataclass, got {type(value).__name__}"
+    )
 
 
 def fill_message(message: Message, values: Any, path: str) -> None:

@@ -44,3 +44,7 @@ class RetryPolicy:
         """Seconds to wait after the `failures`-th failure in a row (1-based), with jitter."""
         base = min(self.max_backoff, self.initial_backoff * (2 ** max(0, failures - 1)))
         return base * random.uniform(0.8, 1.2)
+
+
+DEFAULT_RETRY = RetryPolicy()
+"""The clients' default: 6 attempts, backoff from 0.1 s doubling up to 5 s."""

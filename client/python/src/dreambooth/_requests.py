@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Optional
+from typing import Any, Optional, cast
 
 from dreambooth._messages import EnumValue, enum_number
 from dreambooth.spec import JobSpecLike, to_job_spec
@@ -23,7 +23,9 @@ def is_terminal(job: resources_pb2.Job) -> bool:
     return job.state in TERMINAL_STATES
 
 
-def create_job_request(spec: JobSpecLike, request_id: Optional[str]) -> service_pb2.CreateJobRequest:
+def create_job_request(
+    spec: JobSpecLike, request_id: Optional[str]
+) -> service_pb2.CreateJobRequest:
     """A CreateJobRequest; request_id None => a fresh UUID4 (so retries stay idempotent)."""
     return service_pb2.CreateJobRequest(
         request_id=request_id or str(uuid.uuid4()), spec=to_job_spec(spec)
@@ -35,4 +37,6 @@ def list_jobs_request(
 ) -> service_pb2.ListJobsRequest:
     """A ListJobsRequest; `state` is a JobState number or name ("succeeded"), None => any."""
     number = 0 if state is None else enum_number(resources_pb2.JobState.DESCRIPTOR, state, "state")
-    return service_pb2.ListJobsRequest(page_size=page_size, page_token=page_token, state=number)
+    return service_pb2.ListJobsRequest(
+        page_size=page_size, page_token=page_token, state=cast(Any, number)
+    )

@@ -16,7 +16,17 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, List, Optional, TypeVar, Union
+from typing import (
+    Any,
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    List,
+    Optional,
+    TypeVar,
+    Union,
+)
 
 import grpc
 import grpc.aio
@@ -25,7 +35,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from dreambooth import _connection, _requests
 from dreambooth._download import CheckpointWriter
 from dreambooth._messages import EnumValue
-from dreambooth._policy import RESUMABLE, RETRYABLE, RetryPolicy
+from dreambooth._policy import DEFAULT_RETRY, RESUMABLE, RETRYABLE, RetryPolicy
 from dreambooth.client import DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT
 from dreambooth.errors import JobFailedError, from_rpc_error
 from dreambooth.progress import EventProgress
@@ -59,7 +69,7 @@ class Client:
         tls: _connection.TlsOption = False,
         timeout: float = DEFAULT_TIMEOUT,
         stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         """Creates the channel; the arguments are dreambooth.Client's."""
         self._conn = _connection.resolve(target, api_key, tls)
@@ -183,7 +193,7 @@ class Client:
 
     async def watch(
         self, job_id: str, *, after_sequence: int = 0, progress: Union[bool, EventProgress] = False
-    ) -> AsyncIterator[resources_pb2.JobEvent]:
+    ) -> AsyncGenerator[resources_pb2.JobEvent, None]:
         """Yields events with sequence > after_sequence until the job is terminal, resuming
         after dropped connections without gaps or duplicates."""
         bar = EventProgress() if progress is True else (progress or None)
@@ -291,12 +301,22 @@ class Client:
     ) -> List[SampledImage]:
         """Renders images from a checkpoint of the job; None arguments: server defaults."""
         request = sample_request(
-            job_id, prompt, checkpoint_id=checkpoint_id, num_images=num_images, width=width,
-            height=height, sampler=sampler, steps=steps, guidance_scale=guidance_scale,
-            seed=seed, lora_scale=lora_scale,
+            job_id,
+            prompt,
+            checkpoint_id=checkpoint_id,
+            num_images=num_images,
+            width=width,
+            height=height,
+            sampler=sampler,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            seed=seed,
+            lora_scale=lora_scale,
         )
         images: List[SampledImage] = []
-        call = self._stub.Sample(request, timeout=self._stream_timeout, metadata=self._conn.metadata)
+        call = self._stub.Sample(
+            request, timeout=self._stream_timeout, metadata=self._conn.metadata
+        )
         try:
             async for response in call:
                 if response.HasField("image"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, TypeVar, Union
+from typing import Any, Callable, Generator, Iterator, List, Optional, TypeVar, Union
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from dreambooth import _connection, _requests
 from dreambooth._download import CheckpointWriter
 from dreambooth._messages import EnumValue
-from dreambooth._policy import RESUMABLE, RETRYABLE, RetryPolicy
+from dreambooth._policy import DEFAULT_RETRY, RESUMABLE, RETRYABLE, RetryPolicy
 from dreambooth.errors import JobFailedError, from_rpc_error
 from dreambooth.progress import EventProgress
 from dreambooth.sampling import SampledImage, SampleProgressCallback, sample_request, sampled_image
@@ -57,7 +57,7 @@ class Client:
         tls: _connection.TlsOption = False,
         timeout: float = DEFAULT_TIMEOUT,
         stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         """Creates the channel (connects lazily, at the first call).
 
@@ -169,7 +169,9 @@ class Client:
 
     # ---- Jobs ----
 
-    def create_job(self, spec: JobSpecLike, *, request_id: Optional[str] = None) -> resources_pb2.Job:
+    def create_job(
+        self, spec: JobSpecLike, *, request_id: Optional[str] = None
+    ) -> resources_pb2.Job:
         """Validates and queues a job; returns it with every default resolved in ``job.spec``.
 
         Args:
@@ -211,12 +213,12 @@ class Client:
 
     def watch(
         self, job_id: str, *, after_sequence: int = 0, progress: Union[bool, EventProgress] = False
-    ) -> Iterator[resources_pb2.JobEvent]:
+    ) -> Generator[resources_pb2.JobEvent, None, None]:
         """Yields the job's events with sequence > after_sequence until the job is terminal.
 
         Stored events come first, then live ones. After a dropped connection the watch
         reconnects from the last event it yielded: no gap, no duplicate. Stopping the iteration
-        early (break) cancels the call.
+        early (break, or close()) cancels the call.
 
         Args:
             progress: True shows a progress bar (tqdm when installed, else a text line on
@@ -283,7 +285,7 @@ class Client:
     def download_checkpoint(
         self, checkpoint_id: str, out_dir: Union[str, "os.PathLike[str]"]
     ) -> resources_pb2.Checkpoint:
-        """Writes the checkpoint's files under `out_dir` (diffusers layout) and returns its manifest.
+        """Writes the checkpoint's files under `out_dir` (diffusers layout); returns the manifest.
 
         Resumes after dropped connections (read_offset) and verifies every file's SHA-256
         (DataLossError on a mismatch).
@@ -348,12 +350,22 @@ class Client:
                 field.
         """
         request = sample_request(
-            job_id, prompt, checkpoint_id=checkpoint_id, num_images=num_images, width=width,
-            height=height, sampler=sampler, steps=steps, guidance_scale=guidance_scale,
-            seed=seed, lora_scale=lora_scale,
+            job_id,
+            prompt,
+            checkpoint_id=checkpoint_id,
+            num_images=num_images,
+            width=width,
+            height=height,
+            sampler=sampler,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            seed=seed,
+            lora_scale=lora_scale,
         )
         images: List[SampledImage] = []
-        call = self._stub.Sample(request, timeout=self._stream_timeout, metadata=self._conn.metadata)
+        call = self._stub.Sample(
+            request, timeout=self._stream_timeout, metadata=self._conn.metadata
+        )
         try:
             for response in call:
                 if response.HasField("image"):

@@ -18,14 +18,14 @@ _STATE_PREFIX = "JOB_STATE_"
 
 
 def stage_name(stage: int) -> str:
-    """"training" for JOB_STAGE_TRAINING, and so on ("" for UNSPECIFIED)."""
+    """ "training" for JOB_STAGE_TRAINING, and so on ("" for UNSPECIFIED)."""
     if stage == resources_pb2.JOB_STAGE_UNSPECIFIED:
         return ""
     return resources_pb2.JobStage.Name(stage)[len(_STAGE_PREFIX) :].lower().replace("_", " ")
 
 
 def state_name(state: int) -> str:
-    """"succeeded" for JOB_STATE_SUCCEEDED, and so on."""
+    """ "succeeded" for JOB_STATE_SUCCEEDED, and so on."""
     return resources_pb2.JobState.Name(state)[len(_STATE_PREFIX) :].lower()
 
 
@@ -95,8 +95,12 @@ class EventProgress:
             self._stage = event.stage
             if self._tqdm is not None:
                 self._bar = self._tqdm(
-                    total=event.total or None, initial=event.step, desc=stage_name(event.stage),
-                    file=self._stream, leave=True, unit="step",
+                    total=event.total or None,
+                    initial=event.step,
+                    desc=stage_name(event.stage),
+                    file=self._stream,
+                    leave=True,
+                    unit="step",
                 )
         if self._bar is not None:
             if event.total and self._bar.total != event.total:

@@ -41,7 +41,9 @@ class SampledImage:
         try:
             from PIL import Image
         except ImportError as e:
-            raise ImportError("SampledImage.to_pil needs pillow: pip install 'dreambooth[pil]'") from e
+            raise ImportError(
+                "SampledImage.to_pil needs pillow: pip install 'dreambooth[pil]'"
+            ) from e
         image = Image.open(io.BytesIO(self.png))
         image.load()
         return image

@@ -10,6 +10,7 @@ are read one at a time while the stream is sent, so memory stays at one file.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -58,7 +59,9 @@ def plan_upload(source: UploadSource) -> List[UploadEntry]:
     entries: List[UploadEntry] = []
     for item in items:
         if isinstance(item, UploadFile):
-            entries.append(UploadEntry(item.name, lambda d=item.data: d, item.caption))
+            entries.append(
+                UploadEntry(item.name, functools.partial(_identity, item.data), item.caption)
+            )
             continue
         path = Path(item)
         if path.is_dir():
@@ -89,7 +92,9 @@ def target_request(
     image_set_id: Optional[str], display_name: Optional[str]
 ) -> service_pb2.UploadImagesRequest:
     """The first message of an upload: the set to append to ("" => new) and a new set's name."""
-    target = service_pb2.UploadTarget(image_set_id=image_set_id or "", display_name=display_name or "")
+    target = service_pb2.UploadTarget(
+        image_set_id=image_set_id or "", display_name=display_name or ""
+    )
     return service_pb2.UploadImagesRequest(target=target)
 
 
@@ -106,7 +111,9 @@ def _file(path: Path) -> UploadEntry:
 
 
 def _folder(folder: Path) -> List[UploadEntry]:
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    images = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
     return [_file(p) for p in images]
 
 
@@ -122,10 +129,16 @@ def _zip(archive: Path) -> List[UploadEntry]:
                     continue
                 txt = str(p.with_suffix(".txt"))
                 caption = _decode(z.read(txt), f"{archive}:{txt}") if txt in members else ""
-                entries.append(UploadEntry(p.name, lambda m=member: _read_member(archive, m), caption))
+                entries.append(
+                    UploadEntry(p.name, functools.partial(_read_member, archive, member), caption)
+                )
             return entries
     except zipfile.BadZipFile as e:
         raise InvalidArgumentError(f"upload: {archive} is not a readable zip: {e}") from None
+
+
+def _identity(data: bytes) -> bytes:
+    return data
 
 
 def _read_member(archive: Path, member: str) -> bytes:
