@@ -128,10 +128,12 @@ class Client:
             response = await self._stub.UploadImages(
                 requests, timeout=self._stream_timeout, metadata=self._conn.metadata
             )
-        except grpc.RpcError as e:
-            if errors:
+        except (grpc.RpcError, asyncio.CancelledError) as e:
+            if errors:  # reading a file failed; grpc.aio cancels the call for it
                 raise errors[0] from None
-            raise from_rpc_error(e) from None
+            if isinstance(e, grpc.RpcError):
+                raise from_rpc_error(e) from None
+            raise
         return response.image_set
 
     async def get_image_set(self, image_set_id: str) -> resources_pb2.ImageSet:
