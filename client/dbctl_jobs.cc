@@ -47,6 +47,7 @@ struct SubmitArgs {
   int32_t lora_rank = spec::kLoraRank;
   double lora_lr = spec::kLoraLearningRate;
   int32_t num_devices = spec::kNumDevices;
+  int32_t num_nodes = spec::kNumNodes;
   int32_t priority = 0;
   v1::MemoryPolicy memory_policy = v1::MEMORY_POLICY_ADAPT;
 };
@@ -100,8 +101,9 @@ void PrintJob(const v1::Job& job, const Output& out) {
             << "image_set:   " << job.spec().instance_image_set() << "\n"
             << "prompt:      " << job.spec().instance_prompt() << "\n"
             << "steps:       " << job.spec().max_train_steps() << "\n"
-            << "devices:     " << std::max(1, job.spec().num_devices()) << " (priority "
-            << job.spec().priority() << ")\n"
+            << "devices:     " << std::max(1, job.spec().num_devices()) << " x "
+            << std::max(1, job.spec().num_nodes()) << " node(s) (priority " << job.spec().priority()
+            << ")\n"
             << "attempts:    " << job.attempt() << " (errors " << job.error_attempts()
             << ", infrastructure " << job.infra_attempts() << ")\n";
   if (!job.error().empty()) std::cout << "error:       " << job.error() << "\n";
@@ -139,6 +141,7 @@ int JobsSubmit(client::Client& client, const CLI::App& command, const SubmitArgs
   if (given("--lora-rank")) spec.mutable_lora()->set_rank(args.lora_rank);
   if (given("--lora-lr")) spec.mutable_lora()->set_learning_rate(args.lora_lr);
   if (given("--num-devices")) spec.set_num_devices(args.num_devices);
+  if (given("--num-nodes")) spec.set_num_nodes(args.num_nodes);
   if (given("--priority")) spec.set_priority(args.priority);
   if (given("--memory-policy")) spec.set_memory_policy(args.memory_policy);
   auto job = client.CreateJob(spec, args.request_id);
@@ -313,6 +316,10 @@ Command AddJobsSubmit(CLI::App& jobs) {
   cli::AddInt(*cmd, "--num-devices", &a->num_devices,
               "devices of one worker that train the job together (data parallel)", kInt32Min,
               kInt32Max);
+  cli::AddInt(*cmd, "--num-nodes", &a->num_nodes,
+              "workers (hosts) that train the job together, each with --num-devices devices "
+              "(workers started with --gang-address)",
+              kInt32Min, kInt32Max);
   cli::AddInt(*cmd, "--priority", &a->priority,
               "queue priority, -1000..1000: higher runs first among queued jobs", kInt32Min,
               kInt32Max);

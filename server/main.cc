@@ -50,6 +50,7 @@ struct Flags {
   absl::Duration gc_grace = absl::Milliseconds(server.gc_grace_ms);
   absl::Duration event_retention = absl::Milliseconds(server.event_retention_ms);
   absl::Duration worker_registration_ttl = absl::Milliseconds(server.worker_registration_ttl_ms);
+  absl::Duration gang_formation_timeout = absl::Milliseconds(server.gang_formation_timeout_ms);
   absl::Duration sample_queue_timeout = absl::Milliseconds(server.sample_queue_timeout_ms);
   absl::Duration shutdown_grace = absl::Seconds(10);
   std::string log_level = "info";
@@ -90,6 +91,9 @@ void AddFlags(CLI::App& app, Flags& f) {
   cli::AddDuration(app, "--worker-registration-ttl", &f.worker_registration_ttl,
                    "a worker counts toward CreateJob's device check this long after it last "
                    "asked for work");
+  cli::AddDuration(app, "--gang-formation-timeout", &f.gang_formation_timeout,
+                   "a multi-node job (spec.num_nodes > 1) waits this long for all its workers, "
+                   "then goes back to the queue");
   cli::AddDuration(app, "--sample-queue-timeout", &f.sample_queue_timeout,
                    "a Sample call no worker takes within this time fails UNAVAILABLE");
   cli::AddDuration(app, "--shutdown-grace", &f.shutdown_grace,
@@ -150,6 +154,7 @@ int main(int argc, char** argv) {
   options.gc_grace_ms = absl::ToInt64Milliseconds(flags.gc_grace);
   options.event_retention_ms = absl::ToInt64Milliseconds(flags.event_retention);
   options.worker_registration_ttl_ms = absl::ToInt64Milliseconds(flags.worker_registration_ttl);
+  options.gang_formation_timeout_ms = absl::ToInt64Milliseconds(flags.gang_formation_timeout);
   options.sample_queue_timeout_ms = absl::ToInt64Milliseconds(flags.sample_queue_timeout);
   const int64_t grace_ms = absl::ToInt64Milliseconds(flags.shutdown_grace);
   if (absl::Status s = dreambooth::server::ConfigureLogging(flags.log_level, flags.log_format);

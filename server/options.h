@@ -58,6 +58,9 @@ struct ServerOptions {
   // A worker counts as registered (for CreateJob's "could any worker run this job" check) this
   // long after its last LeaseTask.
   int64_t worker_registration_ttl_ms = 24LL * 3600 * 1000;
+  // A multi-node job's ranks wait this long at the rendezvous for the other nodes to lease it;
+  // then node 0 gives the attempt back (GangAssignment.formation_timeout_ms).
+  int64_t gang_formation_timeout_ms = 10LL * 60 * 1000;
   // CreateJob request ids are remembered at least this long.
   int64_t request_retention_ms = 7LL * 24 * 3600 * 1000;
   // Retention (ServiceCore::RunMaintenance): how often it runs (0: never; the flag is positive),

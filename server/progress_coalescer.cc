@@ -21,8 +21,13 @@ absl::StatusOr<int64_t> ProgressCoalescer::Report(const std::string& job_id,
     events = {std::move(newest)};
     state.held.reset();
   } else if (state.held.has_value()) {
-    // A held progress event goes first, so the log stays in the order it was reported.
-    events.insert(events.begin(), *state.held);
+    // A held progress event goes first, so the log stays in the order it was reported. It was
+    // reported under its own lease: another node of a gang may report this job's logs.
+    if (state.token == token) {
+      events.insert(events.begin(), *state.held);
+    } else {
+      (void)jobs_->AppendEvents(state.token, now_ms, {*state.held});
+    }
     state.held.reset();
   }
   absl::StatusOr<int64_t> last = jobs_->AppendEvents(token, now_ms, std::move(events));

@@ -1,6 +1,7 @@
 #include "server/request_checks.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -49,6 +50,31 @@ absl::Status CheckFileName(const std::string& field, const std::string& name) {
       name.find_first_of(std::string("/\\\0", 3)) != std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(
         field, " '", name, "' must be a plain file name (no '/', '\\\\', NUL, '.' or '..')"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckHostPort(const std::string& field, const std::string& address) {
+  RETURN_IF_ERROR(CheckRequired(field, address, 255));
+  const auto invalid = [&](const std::string& why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " '", address, "' is not host:port (", why, ")"));
+  };
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) return invalid("no host or no port");
+  std::string host = address.substr(0, colon);
+  const std::string port = address.substr(colon + 1);
+  const bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+  if (bracketed) host = host.substr(1, host.size() - 2);
+  for (char ch : host) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' ||
+                    ch == '_' || (bracketed && ch == ':');
+    if (!ok) return invalid("the host has a character other than letters, digits, '.', '-', '_'");
+  }
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) ||
+      std::stoi(port) < 1 || std::stoi(port) > 65535) {
+    return invalid("the port must be 1..65535");
   }
   return absl::OkStatus();
 }

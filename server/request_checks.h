@@ -21,6 +21,9 @@ absl::Status CheckLeaseToken(const std::string& token);
 absl::Status CheckRelativePath(const std::string& field, const std::string& path);
 // A plain file name: 1..255 bytes, no '/', '\\' or NUL, not '.' or '..'.
 absl::Status CheckFileName(const std::string& field, const std::string& name);
+// "host:port" (IPv6 hosts in brackets): at most 255 bytes, host letters, digits, '.', '-', ':'
+// (in brackets) or '_', port 1..65535.
+absl::Status CheckHostPort(const std::string& field, const std::string& address);
 
 }  // namespace dreambooth::server
 

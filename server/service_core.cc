@@ -174,10 +174,11 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const Caller& caller,
       }
     }
   }
-  RETURN_IF_ERROR(CheckSomeWorkerHasDevices(resolved.num_devices()));
+  RETURN_IF_ERROR(CheckWorkersCanRun(resolved.num_devices(), resolved.num_nodes()));
   storage::NewJob job;
   job.tenant = caller.tenant;
   job.num_devices = resolved.num_devices();
+  job.num_nodes = resolved.num_nodes();
   job.priority = resolved.priority();
   job.spec = resolved.SerializeAsString();
   job.base_model = resolved.base_model();
@@ -200,9 +201,19 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const Caller& caller,
   return created;
 }
 
-absl::Status ServiceCore::CheckSomeWorkerHasDevices(int num_devices) {
-  if (num_devices <= 1) return absl::OkStatus();  // every worker has one
+absl::Status ServiceCore::CheckWorkersCanRun(int num_devices, int num_nodes) {
   const int64_t ttl = options_.worker_registration_ttl_ms;
+  if (num_nodes > 1) {
+    ASSIGN_OR_RETURN(int capable, workers_->CountGangCapable(num_devices, NowMs() - ttl));
+    if (capable >= num_nodes) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "spec.num_nodes is ", num_nodes, ", but only ", capable,
+        " worker(s) registered in the last ", ttl / 1000, " s take multi-node jobs with ",
+        num_devices, num_devices == 1 ? " device" : " devices",
+        "; start more workers with --gang-address (and --num-devices) first, or ask for fewer "
+        "nodes"));
+  }
+  if (num_devices <= 1) return absl::OkStatus();  // every worker has one
   ASSIGN_OR_RETURN(std::optional<storage::WorkerRecord> largest, workers_->Largest(NowMs() - ttl));
   if (largest.has_value() && largest->device_count >= num_devices) return absl::OkStatus();
   const std::string seen =

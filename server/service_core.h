@@ -64,8 +64,9 @@ class ServiceCore {
   // Cancels and wakes watchers.
   absl::StatusOr<storage::JobRecord> CancelJob(const Caller& caller, const std::string& job_id);
   // FAILED_PRECONDITION naming the largest registered worker when none registered within
-  // --worker-registration-ttl has `num_devices` devices (one device needs no worker yet).
-  absl::Status CheckSomeWorkerHasDevices(int num_devices);
+  // --worker-registration-ttl has `num_devices` devices (one device needs no worker yet), or,
+  // for num_nodes > 1, when fewer than num_nodes such workers with a gang address did.
+  absl::Status CheckWorkersCanRun(int num_devices, int num_nodes);
 
   // Deletes an image set no queued or running job uses (FAILED_PRECONDITION otherwise).
   absl::Status DeleteImageSet(const Caller& caller, const std::string& set_id);

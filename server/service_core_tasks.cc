@@ -113,9 +113,9 @@ absl::Status ServiceCore::CheckAnyLease(const std::string& token) {
 absl::Status ServiceCore::RegisterWorker(const v1::LeaseTaskRequest& request) {
   const int64_t now = NowMs();
   // Free memory changes on every call; it is refreshed with the once-a-minute rewrite.
-  const std::string report =
-      absl::StrCat(absl::StrJoin(request.base_models(), ","), "|", request.device_count(), "|",
-                   request.device_kind(), "|", request.device_memory_bytes());
+  const std::string report = absl::StrCat(
+      absl::StrJoin(request.base_models(), ","), "|", request.device_count(), "|",
+      request.device_kind(), "|", request.device_memory_bytes(), "|", request.gang_address());
   {
     absl::MutexLock lock(&registrations_mu_);
     auto it = registrations_.find(request.worker_id());
@@ -134,6 +134,7 @@ absl::Status ServiceCore::RegisterWorker(const v1::LeaseTaskRequest& request) {
   worker.device_count = std::max(1, request.device_count());
   worker.device_memory_bytes = request.device_memory_bytes();
   worker.device_free_memory_bytes = request.device_free_memory_bytes();
+  worker.gang_address = request.gang_address();
   RETURN_IF_ERROR(workers_->Remember(worker, now));
   absl::MutexLock lock(&registrations_mu_);
   registrations_[request.worker_id()] = Registration{report, now};
@@ -159,6 +160,13 @@ absl::Status ServiceCore::BuildTrainTask(const storage::Lease& lease, v1::Task* 
   ASSIGN_OR_RETURN(std::optional<storage::CheckpointRecord> resume,
                    jobs_->LatestCheckpoint(job.id, {storage::CheckpointKind::kResume}));
   if (resume.has_value()) *task->mutable_resume_from() = ToProto(*resume);
+  if (job.num_nodes > 1) {
+    v1::GangAssignment* gang = task->mutable_gang();
+    gang->set_node_rank(job.gang_node);
+    gang->set_num_nodes(job.num_nodes);
+    gang->set_rendezvous(job.gang_rendezvous);
+    gang->set_formation_timeout_ms(options_.gang_formation_timeout_ms);
+  }
   return absl::OkStatus();
 }
 
@@ -197,9 +205,11 @@ absl::StatusOr<std::optional<v1::Task>> ServiceCore::TryLeaseTask(
     ASSIGN_OR_RETURN(
         std::optional<storage::Lease> lease,
         jobs_->Claim(request.worker_id(), models, NowMs(), ttl, options_.tenant_max_running_jobs,
-                     std::max(1, request.device_count())));
+                     std::max(1, request.device_count()), request.gang_address()));
     if (lease.has_value()) {
       hub_.Notify(lease->job.id);
+      // A gang that starts forming is work for the other parked gang workers.
+      if (lease->job.num_nodes > 1 && lease->job.gang_node == 0) NotifyTaskAvailable();
       v1::Task task;
       RETURN_IF_ERROR(BuildTrainTask(*lease, &task));
       return task;
@@ -225,6 +235,12 @@ absl::StatusOr<ServiceCore::HeartbeatResult> ServiceCore::Heartbeat(const std::s
 absl::StatusOr<int64_t> ServiceCore::ReportEvents(const std::string& token,
                                                   std::vector<storage::EventRecord> events) {
   ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->CheckLease(token, NowMs()));
+  for (const storage::EventRecord& e : events) {
+    if (job.gang_node == 0 || e.kind == storage::EventKind::kLog) continue;
+    return absl::InvalidArgumentError(
+        absl::StrCat("node ", job.gang_node, " of job ", job.id,
+                     "'s gang may report LOG events only; node 0 reports the job's progress"));
+  }
   const int64_t cap = options_.max_events_per_job;
   const int64_t room = cap > 0 ? cap - job.last_sequence : std::numeric_limits<int64_t>::max();
   if (room <= 0) {

@@ -146,6 +146,9 @@ grpc::ServerUnaryReactor* WorkerGatewayService::LeaseTask(grpc::CallbackServerCo
     if (request->device_memory_bytes() < 0 || request->device_free_memory_bytes() < 0) {
       return absl::InvalidArgumentError("device memory sizes must be >= 0");
     }
+    if (!request->gang_address().empty()) {
+      RETURN_IF_ERROR(CheckHostPort("gang_address", request->gang_address()));
+    }
     if (request->device_kind().size() > 32) {
       return absl::InvalidArgumentError("device_kind must be at most 32 bytes");
     }

@@ -64,6 +64,8 @@ inline constexpr int kMaxInfraAttempts = 10;
 // ---- Devices, scheduling and memory ----
 inline constexpr int kNumDevices = 1;
 inline constexpr int kMaxNumDevices = 64;
+inline constexpr int kNumNodes = 1;
+inline constexpr int kMaxNumNodes = 64;
 inline constexpr int kMaxPriority = 1000;  // |JobSpec.priority|
 
 }  // namespace dreambooth::spec

@@ -385,6 +385,10 @@ absl::Status ApplyJobSpec(Mode mode, v1::JobSpec* s) {
         F(s, "spec.num_devices", &S::has_num_devices, &S::num_devices, &S::set_num_devices)
             .Int(mode, kNumDevices, 1, kMaxNumDevices));
   }
+  if (mode != Mode::kCheck || s->has_num_nodes()) {
+    RETURN_IF_ERROR(F(s, "spec.num_nodes", &S::has_num_nodes, &S::num_nodes, &S::set_num_nodes)
+                        .Int(mode, kNumNodes, 1, kMaxNumNodes));
+  }
   if (s->priority() < -kMaxPriority || s->priority() > kMaxPriority) {
     return Invalid("spec.priority", absl::StrCat("in [", -kMaxPriority, ", ", kMaxPriority, "]"),
                    absl::StrCat(s->priority()));

@@ -12,12 +12,15 @@ absl::StatusOr<GcReport> CollectGarbage(Database& db, BlobStore& blobs, int64_t 
                                         int64_t grace_ms) {
   GcReport report;
   const int64_t cutoff = now_ms - grace_ms;
-  // Rows of leases that ended (the job is no longer RUNNING under that token) protect nothing.
+  // Rows of leases that ended (the job is no longer RUNNING under that token, and no gang member
+  // holds it) protect nothing.
   RETURN_IF_ERROR(db.Write([&](Connection& c) -> absl::Status {
     ASSIGN_OR_RETURN(Statement s,
                      c.Prepare("DELETE FROM lease_blobs WHERE create_time_ms < ? AND NOT EXISTS "
                                "(SELECT 1 FROM jobs j WHERE j.id = lease_blobs.job_id AND "
-                               "j.state = 2 AND j.lease_token = lease_blobs.lease_token)"));
+                               "j.state = 2 AND j.lease_token = lease_blobs.lease_token) AND "
+                               "NOT EXISTS (SELECT 1 FROM gang_members g WHERE "
+                               "g.lease_token = lease_blobs.lease_token)"));
     s.Bind(1, cutoff);
     RETURN_IF_ERROR(s.Run());
     report.stale_lease_rows = c.Changes();

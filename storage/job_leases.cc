@@ -15,10 +15,16 @@ using internal::kJobColumns;
 absl::StatusOr<std::optional<Lease>> JobStore::Claim(const std::string& worker_id,
                                                      const std::vector<std::string>& base_models,
                                                      int64_t now_ms, int64_t ttl_ms,
-                                                     int max_running_per_tenant, int device_count) {
+                                                     int max_running_per_tenant, int device_count,
+                                                     const std::string& gang_address) {
   std::optional<Lease> lease;
   if (base_models.empty()) return lease;
   RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
+    if (!gang_address.empty()) {
+      ASSIGN_OR_RETURN(lease,
+                       internal::JoinGang(c, worker_id, base_models, now_ms, ttl_ms, device_count));
+      if (lease.has_value()) return absl::OkStatus();
+    }
     std::vector<std::string> marks(base_models.size(), "?");
     // UPDATE ... WHERE seq = (SELECT ... LIMIT 1) RETURNING: SQLite's stand-in for SKIP LOCKED;
     // the surrounding BEGIN IMMEDIATE makes the select and the update one atomic step.
@@ -27,10 +33,11 @@ absl::StatusOr<std::optional<Lease>> JobStore::Claim(const std::string& worker_i
         c.Prepare(absl::StrCat(
             "UPDATE jobs SET state = 2, attempt = attempt + 1, lease_token = ?1, "
             "lease_expires_ms = ?2, worker_id = ?3, stage = 0, "
-            "start_time_ms = CASE WHEN start_time_ms = 0 THEN ?4 ELSE start_time_ms END "
+            "start_time_ms = CASE WHEN start_time_ms = 0 THEN ?4 ELSE start_time_ms END, "
+            "gang_rendezvous = CASE WHEN num_nodes > 1 THEN ?7 ELSE '' END "
             "WHERE seq = (SELECT seq FROM jobs q WHERE state = 1 AND (?5 = 0 OR (SELECT COUNT(*) "
             "FROM jobs r WHERE r.tenant = q.tenant AND r.state = 2) < ?5) "
-            "AND num_devices <= ?6 AND base_model IN (",
+            "AND num_devices <= ?6 AND (num_nodes = 1 OR ?7 != '') AND base_model IN (",
             absl::StrJoin(marks, ","), ") ORDER BY priority DESC, seq LIMIT 1) RETURNING ",
             kJobColumns)));
     Lease granted;
@@ -38,8 +45,9 @@ absl::StatusOr<std::optional<Lease>> JobStore::Claim(const std::string& worker_i
     granted.expires_ms = now_ms + ttl_ms;
     s.Bind(1, granted.token).Bind(2, granted.expires_ms).Bind(3, worker_id).Bind(4, now_ms);
     s.Bind(5, int64_t{max_running_per_tenant}).Bind(6, int64_t{device_count});
+    s.Bind(7, gang_address);
     for (size_t i = 0; i < base_models.size(); ++i) {
-      s.Bind(static_cast<int>(i) + 7, base_models[i]);
+      s.Bind(static_cast<int>(i) + 8, base_models[i]);
     }
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return absl::OkStatus();
@@ -48,6 +56,11 @@ absl::StatusOr<std::optional<Lease>> JobStore::Claim(const std::string& worker_i
     EventRecord event;
     event.kind = EventKind::kStateChanged;
     event.message = absl::StrCat("attempt ", granted.job.attempt, " started on worker ", worker_id);
+    if (granted.job.num_nodes > 1) {
+      absl::StrAppend(&event.message, " (node 0 of ", granted.job.num_nodes, ", rendezvous ",
+                      gang_address, "; waiting for ", granted.job.num_nodes - 1,
+                      " more worker(s) to join)");
+    }
     ASSIGN_OR_RETURN(granted.job.last_sequence,
                      internal::AppendEvent(c, granted.job.id, std::move(event), now_ms));
     lease = std::move(granted);
@@ -65,6 +78,12 @@ absl::StatusOr<JobStore::HeartbeatResult> JobStore::Heartbeat(const std::string&
     ASSIGN_OR_RETURN(JobRecord job, internal::LoadLeasedJob(c, token, now_ms));
     result.cancel_requested = job.cancel_requested;
     result.expires_ms = now_ms + ttl_ms;
+    if (job.gang_node > 0) {
+      ASSIGN_OR_RETURN(Statement m, c.Prepare("UPDATE gang_members SET lease_expires_ms = ? "
+                                              "WHERE lease_token = ?"));
+      m.Bind(1, result.expires_ms).Bind(2, token);
+      return m.Run();
+    }
     ASSIGN_OR_RETURN(Statement s,
                      c.Prepare("UPDATE jobs SET lease_expires_ms = ?, "
                                "stage = CASE WHEN ? > 0 THEN ? ELSE stage END, "
@@ -99,6 +118,14 @@ absl::StatusOr<int64_t> JobStore::AppendEvents(const std::string& token, int64_t
   RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
     ASSIGN_OR_RETURN(JobRecord job, internal::LoadLeasedJob(c, token, now_ms));
     last = job.last_sequence;
+    if (job.gang_node > 0) {
+      for (const EventRecord& e : events) {
+        if (e.kind == EventKind::kLog) continue;
+        return absl::InvalidArgumentError(
+            absl::StrCat("node ", job.gang_node, " of job ", job.id,
+                         "'s gang may report LOG events only; node 0 reports the job's progress"));
+      }
+    }
     const EventRecord* progress = nullptr;
     for (EventRecord& e : events) {
       if (e.kind == EventKind::kProgress) progress = &e;
@@ -124,6 +151,10 @@ absl::StatusOr<JobState> JobStore::Complete(const std::string& token, int64_t no
   JobState state = JobState::kUnspecified;
   RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
     ASSIGN_OR_RETURN(JobRecord job, internal::LoadLeasedJob(c, token, now_ms));
+    if (job.gang_node > 0) {
+      state = job.state;
+      return internal::FinishGangMember(c, job, token, now_ms);
+    }
     if (!job.cancel_requested) {
       ASSIGN_OR_RETURN(Statement final_checkpoint,
                        c.Prepare("SELECT EXISTS (SELECT 1 FROM checkpoints WHERE job_id = ? AND "
@@ -149,6 +180,22 @@ absl::StatusOr<JobState> JobStore::Fail(const std::string& token, int64_t now_ms
   JobState state = JobState::kUnspecified;
   RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
     ASSIGN_OR_RETURN(JobRecord job, internal::LoadLeasedJob(c, token, now_ms));
+    const std::string what = job.num_nodes > 1 ? absl::StrCat("node ", job.gang_node, " (worker ",
+                                                              job.worker_id, "): ", error)
+                                               : error;
+    if (job.num_nodes > 1 && retryable) {
+      ASSIGN_OR_RETURN(int joined, internal::GangNodesJoined(c, job.id));
+      if (joined < job.num_nodes) {
+        // Not every node came: a capacity problem, not the job's.
+        ASSIGN_OR_RETURN(state,
+                         internal::EndAttemptAsInfraLoss(
+                             c, job,
+                             absl::StrCat("attempt ", job.attempt, "'s gang did not form (", joined,
+                                          " of ", job.num_nodes, " nodes joined): ", what),
+                             now_ms));
+        return absl::OkStatus();
+      }
+    }
     ASSIGN_OR_RETURN(Statement s, c.Prepare("UPDATE jobs SET error_attempts = error_attempts + 1 "
                                             "WHERE id = ?"));
     s.Bind(1, job.id);
@@ -161,10 +208,10 @@ absl::StatusOr<JobState> JobStore::Fail(const std::string& token, int64_t now_ms
     } else if (retryable && used < job.max_attempts) {
       state = JobState::kQueued;
       message = absl::StrCat("attempt ", job.attempt, " failed (", used, " of ", job.max_attempts,
-                             " error attempts used), retrying: ", error);
+                             " error attempts used), retrying: ", what);
     } else {
       state = JobState::kFailed;
-      message = retryable ? absl::StrCat(error, " (after ", used, " error attempts)") : error;
+      message = retryable ? absl::StrCat(what, " (after ", used, " error attempts)") : what;
     }
     return internal::SetState(c, job.id, state, message, now_ms);
   }));
@@ -176,26 +223,12 @@ absl::StatusOr<JobState> JobStore::Release(const std::string& token, int64_t now
   JobState state = JobState::kUnspecified;
   RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
     ASSIGN_OR_RETURN(JobRecord job, internal::LoadLeasedJob(c, token, now_ms));
-    ASSIGN_OR_RETURN(Statement s, c.Prepare("UPDATE jobs SET infra_attempts = infra_attempts + 1 "
-                                            "WHERE id = ?"));
-    s.Bind(1, job.id);
-    RETURN_IF_ERROR(s.Run());
-    const int used = job.infra_attempts + 1;
-    std::string message;
-    if (job.cancel_requested) {
-      state = JobState::kCancelled;
-      message = "cancelled by user";
-    } else if (used < job.max_infra_attempts) {
-      state = JobState::kQueued;
-      message = absl::StrCat("worker ", job.worker_id, " released attempt ", job.attempt, " (",
-                             reason, "); requeued (", used, " of ", job.max_infra_attempts,
-                             " infrastructure attempts used)");
-    } else {
-      state = JobState::kFailed;
-      message = absl::StrCat("released by worker ", job.worker_id, " (", reason, "); ", used,
-                             " infrastructure attempts used, budget exhausted");
-    }
-    return internal::SetState(c, job.id, state, message, now_ms);
+    ASSIGN_OR_RETURN(state, internal::EndAttemptAsInfraLoss(
+                                c, job,
+                                absl::StrCat("worker ", job.worker_id, " released attempt ",
+                                             job.attempt, " (", reason, ")"),
+                                now_ms));
+    return absl::OkStatus();
   }));
   return state;
 }
@@ -216,32 +249,23 @@ absl::StatusOr<std::vector<std::string>> JobStore::SweepExpired(int64_t now_ms) 
         expired.push_back(internal::ReadJobRow(s));
       }
     }
+    ASSIGN_OR_RETURN(std::vector<JobRecord> members, internal::ExpiredGangMembers(c, now_ms));
+    for (JobRecord& member : members) {
+      const bool seen = std::any_of(expired.begin(), expired.end(),
+                                    [&](const JobRecord& j) { return j.id == member.id; });
+      if (!seen) expired.push_back(std::move(member));
+    }
     for (const JobRecord& job : expired) {
-      ASSIGN_OR_RETURN(Statement s, c.Prepare("UPDATE jobs SET infra_attempts = infra_attempts + 1 "
-                                              "WHERE id = ?"));
-      s.Bind(1, job.id);
-      RETURN_IF_ERROR(s.Run());
       EventRecord lost;
       lost.kind = EventKind::kLeaseLost;
       lost.message =
           absl::StrCat("lease of attempt ", job.attempt, " on worker ", job.worker_id, " expired");
-      RETURN_IF_ERROR(internal::AppendEvent(c, job.id, std::move(lost), now_ms).status());
-      const int used = job.infra_attempts + 1;
-      if (job.cancel_requested) {
-        RETURN_IF_ERROR(
-            internal::SetState(c, job.id, JobState::kCancelled, "cancelled by user", now_ms));
-      } else if (used < job.max_infra_attempts) {
-        RETURN_IF_ERROR(internal::SetState(
-            c, job.id, JobState::kQueued,
-            absl::StrCat("requeued after lease loss (", used, " of ", job.max_infra_attempts,
-                         " infrastructure attempts used)"),
-            now_ms));
-      } else {
-        RETURN_IF_ERROR(internal::SetState(
-            c, job.id, JobState::kFailed,
-            absl::StrCat("lease lost ", used, " times; infrastructure retry budget exhausted"),
-            now_ms));
+      if (job.num_nodes > 1) {
+        absl::StrAppend(&lost.message, " (node ", job.gang_node, " of ", job.num_nodes,
+                        "; the attempt ends on every node)");
       }
+      RETURN_IF_ERROR(internal::AppendEvent(c, job.id, std::move(lost), now_ms).status());
+      RETURN_IF_ERROR(internal::EndAttemptAsInfraLoss(c, job, "lease lost", now_ms).status());
       changed.push_back(job.id);
     }
     return absl::OkStatus();
@@ -265,6 +289,11 @@ absl::StatusOr<CheckpointRecord> JobStore::CommitCheckpoint(const std::string& t
   CheckpointRecord ckpt;
   RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
     ASSIGN_OR_RETURN(JobRecord job, internal::LoadLeasedJob(c, token, now_ms));
+    if (job.gang_node > 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("node ", job.gang_node, " of job ", job.id,
+                       "'s gang may not commit checkpoints; node 0 commits them"));
+    }
     ckpt.id = absl::StrCat("ckpt_", RandomHex(8));
     ckpt.job_id = job.id;
     ckpt.step = step;

@@ -34,6 +34,8 @@ JobRecord ReadJobRow(const Statement& s) {
   j.tenant = s.ColumnText(24);
   j.num_devices = static_cast<int>(s.ColumnInt(25));
   j.priority = static_cast<int>(s.ColumnInt(26));
+  j.num_nodes = static_cast<int>(s.ColumnInt(27));
+  j.gang_rendezvous = s.ColumnText(28);
   return j;
 }
 
@@ -55,9 +57,22 @@ absl::StatusOr<JobRecord> LoadLeasedJob(Connection& c, const std::string& token,
                                                        " FROM jobs WHERE lease_token = ?")));
   s.Bind(1, token);
   ASSIGN_OR_RETURN(bool row, s.Step());
-  if (!row) return kStale;
-  JobRecord job = ReadJobRow(s);
-  if (job.state != JobState::kRunning || job.lease_expires_ms < now_ms) return kStale;
+  if (row) {
+    JobRecord job = ReadJobRow(s);
+    if (job.state != JobState::kRunning || job.lease_expires_ms < now_ms) return kStale;
+    return job;
+  }
+  // A gang member's token: its row exists only while the job is RUNNING (SetState drops them).
+  ASSIGN_OR_RETURN(Statement m, c.Prepare("SELECT job_id, node_rank, worker_id, lease_expires_ms, "
+                                          "done FROM gang_members WHERE lease_token = ?"));
+  m.Bind(1, token);
+  ASSIGN_OR_RETURN(bool member, m.Step());
+  if (!member || m.ColumnInt(3) < now_ms || m.ColumnInt(4) != 0) return kStale;
+  ASSIGN_OR_RETURN(JobRecord job, LoadJob(c, m.ColumnText(0)));
+  if (job.state != JobState::kRunning) return kStale;
+  job.gang_node = static_cast<int>(m.ColumnInt(1));
+  job.worker_id = m.ColumnText(2);
+  job.lease_expires_ms = m.ColumnInt(3);
   return job;
 }
 
@@ -114,10 +129,39 @@ absl::Status SetState(Connection& c, const std::string& job_id, JobState state,
       .Bind(5, state == JobState::kSucceeded ? std::string() : message)
       .Bind(6, job_id);
   RETURN_IF_ERROR(s.Run());
+  if (!running) {
+    // A gang's member leases end with the attempt.
+    ASSIGN_OR_RETURN(Statement members, c.Prepare("DELETE FROM gang_members WHERE job_id = ?"));
+    members.Bind(1, job_id);
+    RETURN_IF_ERROR(members.Run());
+  }
   EventRecord event;
   event.kind = EventKind::kStateChanged;
   event.message = message;
   return AppendEvent(c, job_id, std::move(event), now_ms).status();
+}
+
+absl::StatusOr<JobState> EndAttemptAsInfraLoss(Connection& c, const JobRecord& job,
+                                               const std::string& what, int64_t now_ms) {
+  ASSIGN_OR_RETURN(Statement s, c.Prepare("UPDATE jobs SET infra_attempts = infra_attempts + 1 "
+                                          "WHERE id = ?"));
+  s.Bind(1, job.id);
+  RETURN_IF_ERROR(s.Run());
+  const int used = job.infra_attempts + 1;
+  JobState state = JobState::kFailed;
+  std::string message;
+  if (job.cancel_requested) {
+    state = JobState::kCancelled;
+    message = "cancelled by user";
+  } else if (used < job.max_infra_attempts) {
+    state = JobState::kQueued;
+    message = absl::StrCat(what, "; requeued (", used, " of ", job.max_infra_attempts,
+                           " infrastructure attempts used)");
+  } else {
+    message = absl::StrCat(what, "; ", used, " infrastructure attempts used, budget exhausted");
+  }
+  RETURN_IF_ERROR(SetState(c, job.id, state, message, now_ms));
+  return state;
 }
 
 }  // namespace dreambooth::storage::internal

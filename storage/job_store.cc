@@ -54,7 +54,7 @@ absl::StatusOr<JobRecord> JobStore::Create(const NewJob& job, int64_t now_ms,
                      c.Prepare("INSERT INTO jobs (id, spec, base_model, instance_set, "
                                "regularization_set, request_id, state, create_time_ms, "
                                "max_attempts, max_infra_attempts, tenant, num_devices, "
-                               "priority) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+                               "priority, num_nodes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
     ins.Bind(1, id)
         .BindBlob(2, job.spec)
         .Bind(3, job.base_model)
@@ -67,7 +67,8 @@ absl::StatusOr<JobRecord> JobStore::Create(const NewJob& job, int64_t now_ms,
         .Bind(10, int64_t{job.max_infra_attempts})
         .Bind(11, job.tenant)
         .Bind(12, int64_t{job.num_devices})
-        .Bind(13, int64_t{job.priority});
+        .Bind(13, int64_t{job.priority})
+        .Bind(14, int64_t{job.num_nodes});
     RETURN_IF_ERROR(ins.Run());
     if (!job.request_id.empty()) {
       ASSIGN_OR_RETURN(Statement remember,

@@ -73,21 +73,26 @@ class JobStore {
 
   // ---- Worker side (leases) ----
 
-  // Claims the QUEUED job of highest priority, oldest first among equals, whose base model is in
-  // `base_models`, that needs at most `device_count` devices and whose tenant has fewer than
-  // `max_running_per_tenant` RUNNING jobs (0: no limit), in one BEGIN IMMEDIATE transaction:
-  // state RUNNING, attempt + 1, a fresh random token valid for ttl_ms. Returns nullopt when no
-  // job is eligible.
+  // Claims work for a worker in one BEGIN IMMEDIATE transaction; nullopt when none is eligible.
+  // A worker with a `gang_address` first joins the forming gang (a RUNNING job with num_nodes > 1
+  // and fewer nodes than that) of highest priority, oldest first, that it can run: a member lease
+  // for the next node, valid for ttl_ms. Otherwise it claims the QUEUED job of highest priority,
+  // oldest first among equals, whose base model is in `base_models`, that needs at most
+  // `device_count` devices, needs one node unless the worker has a gang address, and whose tenant
+  // has fewer than `max_running_per_tenant` RUNNING jobs (0: no limit): state RUNNING, attempt
+  // + 1, a fresh random token valid for ttl_ms; a gang job's rendezvous is `gang_address`.
   absl::StatusOr<std::optional<Lease>> Claim(const std::string& worker_id,
                                              const std::vector<std::string>& base_models,
                                              int64_t now_ms, int64_t ttl_ms,
-                                             int max_running_per_tenant = 0, int device_count = 1);
+                                             int max_running_per_tenant = 0, int device_count = 1,
+                                             const std::string& gang_address = {});
 
   struct HeartbeatResult {
     bool cancel_requested = false;
     int64_t expires_ms = 0;
   };
-  // Extends the lease to now + ttl_ms and records coarse progress (stage, step, total).
+  // Extends the lease to now + ttl_ms and records coarse progress (stage, step, total; a gang
+  // member's progress is not recorded: node 0 reports the job's).
   absl::StatusOr<HeartbeatResult> Heartbeat(const std::string& token, int64_t now_ms,
                                             int64_t ttl_ms, int stage, int64_t step, int64_t total);
 
@@ -95,15 +100,19 @@ class JobStore {
   absl::StatusOr<JobRecord> CheckLease(const std::string& token, int64_t now_ms);
 
   // Appends worker events in order; returns the last sequence. The store assigns sequence, time,
-  // state and attempt. PROGRESS events also update the job's stage/step/total.
+  // state and attempt. PROGRESS events also update the job's stage/step/total. A gang member may
+  // append LOG events only (INVALID_ARGUMENT otherwise).
   absl::StatusOr<int64_t> AppendEvents(const std::string& token, int64_t now_ms,
                                        std::vector<EventRecord> events);
 
   // Ends the attempt successfully: SUCCEEDED, or CANCELLED when cancel was requested. A job that
-  // was not cancelled must have a FINAL checkpoint (FAILED_PRECONDITION, nothing changed).
+  // was not cancelled must have a FINAL checkpoint (FAILED_PRECONDITION, nothing changed). A gang
+  // member's token ends only that node's part (the job stays RUNNING; returned).
   absl::StatusOr<JobState> Complete(const std::string& token, int64_t now_ms);
   // Ends the attempt with an error. Retryable with budget left (error_attempts < max_attempts)
-  // => QUEUED; otherwise FAILED (CANCELLED when cancel was requested).
+  // => QUEUED; otherwise FAILED (CANCELLED when cancel was requested). Any node of a gang ends
+  // the attempt for all of them (the message names the node); a retryable failure before every
+  // node joined (e.g. node 0's rendezvous timed out) counts as an infrastructure loss instead.
   absl::StatusOr<JobState> Fail(const std::string& token, int64_t now_ms, const std::string& error,
                                 bool retryable);
 
@@ -113,14 +122,16 @@ class JobStore {
   absl::StatusOr<JobState> Release(const std::string& token, int64_t now_ms,
                                    const std::string& reason);
 
-  // Requeues every RUNNING job whose lease expired before now_ms (infra budget permitting; else
-  // FAILED; CANCELLED when cancel was requested). Returns the ids of the jobs it changed.
+  // Requeues every RUNNING job whose lease, or a gang member's unfinished lease, expired before
+  // now_ms (infra budget permitting; else FAILED; CANCELLED when cancel was requested). Returns
+  // the ids of the jobs it changed.
   absl::StatusOr<std::vector<std::string>> SweepExpired(int64_t now_ms);
 
   // ---- Checkpoints ----
 
   // Records a checkpoint of the leased job (files sorted by path; the caller has checked that
-  // every blob exists) and appends a CHECKPOINT event. With keep > 0 (SAMPLEABLE and RESUME
+  // every blob exists; a gang member's token is FAILED_PRECONDITION) and appends a CHECKPOINT
+  // event. With keep > 0 (SAMPLEABLE and RESUME
   // only), the job's older checkpoints of the same kind beyond the newest `keep` are deleted
   // (their blobs go to the garbage collector) and a LOG event names them.
   absl::StatusOr<CheckpointRecord> CommitCheckpoint(const std::string& token, int64_t now_ms,

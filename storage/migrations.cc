@@ -255,10 +255,30 @@ CREATE TABLE workers (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 6: multi-node gangs. A job with num_nodes > 1 is led by the worker holding the job's
+// lease (node 0, serving the rendezvous at gang_rendezvous); the other nodes hold member leases
+// here, which end with the attempt (every row goes when the job leaves RUNNING). Workers record
+// the address they would serve a gang's rendezvous at ('' = they take no gang jobs).
+constexpr std::string_view kV6 = R"sql(
+ALTER TABLE jobs ADD COLUMN num_nodes INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE jobs ADD COLUMN gang_rendezvous TEXT NOT NULL DEFAULT '';
+ALTER TABLE workers ADD COLUMN gang_address TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE gang_members (
+  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  node_rank INTEGER NOT NULL,
+  worker_id TEXT NOT NULL,
+  lease_token TEXT NOT NULL UNIQUE,
+  lease_expires_ms INTEGER NOT NULL,
+  done INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (job_id, node_rank)
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 const std::vector<std::string_view>& Migrations() {
-  static const auto* migrations = new std::vector<std::string_view>{kV1, kV2, kV3, kV4, kV5};
+  static const auto* migrations = new std::vector<std::string_view>{kV1, kV2, kV3, kV4, kV5, kV6};
   return *migrations;
 }
 

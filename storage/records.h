@@ -97,6 +97,7 @@ struct NewJob {
   int max_infra_attempts = 10;
   int num_devices = 1;  // devices of one worker the job trains on
   int priority = 0;     // higher first among queued jobs
+  int num_nodes = 1;    // workers that train the job together (JobSpec.num_nodes)
   // Idempotency, per tenant: "" for none. The fingerprint identifies the request body (same id +
   // other fingerprint => ALREADY_EXISTS).
   std::string request_id;
@@ -136,6 +137,13 @@ struct JobRecord {
   int64_t last_sequence = 0;
   int num_devices = 1;  // devices of one worker the job trains on (JobSpec.num_devices)
   int priority = 0;     // higher first among queued jobs (JobSpec.priority)
+  int num_nodes = 1;    // workers that train the job together (JobSpec.num_nodes)
+  // num_nodes > 1 while RUNNING: node 0's rendezvous host:port ('' otherwise).
+  std::string gang_rendezvous;
+  // Which node a lease token belongs to: 0 for the job's own lease (node 0), n for a member
+  // node's (set when a job is loaded by token; worker_id and lease_expires_ms are then that
+  // node's).
+  int gang_node = 0;
 };
 
 struct EventRecord {

@@ -20,6 +20,8 @@ struct WorkerRecord {
   int64_t device_memory_bytes = 0;       // smallest total over its devices; 0 = unknown
   int64_t device_free_memory_bytes = 0;  // smallest free at its last report; 0 = unknown
   int64_t last_seen_ms = 0;
+  // Where it serves a gang's rendezvous when it leads one; "" => it takes no multi-node jobs.
+  std::string gang_address;
 };
 
 class WorkerRegistry {
@@ -32,6 +34,9 @@ class WorkerRegistry {
   // The worker seen at or after since_ms with the most devices (the most recently seen among
   // equals); nullopt when none was.
   absl::StatusOr<std::optional<WorkerRecord>> Largest(int64_t since_ms);
+  // How many workers seen at or after since_ms take multi-node jobs (have a gang address) with
+  // at least `min_devices` devices.
+  absl::StatusOr<int> CountGangCapable(int min_devices, int64_t since_ms);
 
  private:
   Database* db_;

@@ -30,6 +30,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/cli_flags.h"
 #include "common/grpc_channel.h"
@@ -38,6 +39,7 @@
 #include "worker/diffusion/torch_status.h"
 #include "worker/gateway_client.h"
 #include "worker/model_cache.h"
+#include "worker/train/collective.h"
 #include "worker/train_rank.h"
 #include "worker/worker_context.h"
 #include "worker/worker_loop.h"
@@ -81,6 +83,31 @@ void AddFlags(CLI::App& app, WorkerOptions& o, int64_t& sample_cache_mb, int64_t
   cli::AddSwitch(app, "--no-train", &o.train, false, "do not run TRAIN tasks");
   cli::AddSwitch(app, "--no-sample", &o.sample, false, "do not run SAMPLE tasks");
   cli::AddInt(app, "--max-tasks", &o.max_tasks, "exit after this many tasks (0: never)", 0);
+  cli::AddString(app, "--gang-address", &o.gang_address,
+                 "HOST[:PORT] the other workers reach this one at: it then takes part in "
+                 "multi-node jobs (spec.num_nodes > 1), serving their rendezvous on PORT when it "
+                 "leads one (no PORT: a free one)");
+}
+
+// --gang-address HOST[:PORT] as host:port, picking a free port when none is given.
+absl::StatusOr<std::string> ResolveGangAddress(const std::string& flag) {
+  if (flag.empty()) return flag;
+  std::string host = flag;
+  int port = 0;
+  const size_t colon = flag.rfind(':');
+  if (colon != std::string::npos && flag.find(']', colon) == std::string::npos) {
+    host = flag.substr(0, colon);
+    if (!absl::SimpleAtoi(flag.substr(colon + 1), &port) || port < 0 || port > 65535) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("gang-address '", flag, "': the port must be 0..65535"));
+    }
+  }
+  if (host.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("gang-address '", flag, "' has no host"));
+  }
+  if (port == 0) port = dreambooth::train::FreeTcpPort();
+  if (port == 0) return absl::UnavailableError("gang-address: no free TCP port");
+  return absl::StrCat(host, ":", port);
 }
 
 std::string DefaultWorkerId(const std::string& device) {
@@ -149,6 +176,10 @@ int main(int argc, char** argv) {
     return cli::UsageError(app, absl::StrCat("--sample-dtype: ", sample_dtype.status().message()));
   }
   if (options.worker_id.empty()) options.worker_id = DefaultWorkerId(options.device);
+  absl::StatusOr<std::string> gang_address = ResolveGangAddress(options.gang_address);
+  if (!gang_address.ok())
+    return cli::UsageError(app, absl::StrCat("--", gang_address.status().message()));
+  options.gang_address = *std::move(gang_address);
   dreambooth::kernels::InstallCachingCpuAllocator();
   if (options.num_threads > 0) at::set_num_threads(options.num_threads);
 
@@ -173,6 +204,9 @@ int main(int argc, char** argv) {
             << ", device " << options.device
             << (options.num_devices > 1 ? absl::StrCat(" + ", options.num_devices - 1, " more")
                                         : std::string())
+            << (options.gang_address.empty()
+                    ? std::string()
+                    : absl::StrCat(", gang address ", options.gang_address))
             << " (samples in " << c10::toString(*sample_dtype) << "), model root '"
             << options.model_root << "', cache " << options.cache_dir << std::endl;
   loops.Start();

@@ -164,11 +164,15 @@ absl::StatusOr<train::TrainOptions> ToTrainOptions(const v1::JobSpec& spec, cons
   o.device = paths.device;
   o.num_threads = paths.num_threads;
   // ---- Devices (data parallel; specs stored before num_devices existed train on one) ----
-  o.world_size = spec.has_num_devices() ? spec.num_devices() : 1;
+  const int devices = spec.has_num_devices() ? spec.num_devices() : 1;
+  const int nodes = spec.has_num_nodes() ? spec.num_nodes() : 1;
+  o.world_size = devices * nodes;
   o.rank = paths.rank;
   o.rendezvous = paths.rendezvous;
   if (paths.collective_timeout_ms > 0) o.collective_timeout_ms = paths.collective_timeout_ms;
+  o.rendezvous_timeout_ms = paths.rendezvous_timeout_ms;
   o.shard_preparation = o.world_size > 1;  // a worker's ranks share its caches
+  o.ranks_per_node = devices;
   RETURN_IF_ERROR(train::ValidateTrainOptions(o));
   return o;
 }

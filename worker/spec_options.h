@@ -24,12 +24,14 @@ struct TaskPaths {
   std::string latent_cache_dir;
   std::string device = "cpu";
   int num_threads = 0;
-  // Data parallel (spec.num_devices > 1): this process's rank, rank 0's rendezvous host:port,
-  // and how long a silent rank may take (0: the engine's default). The ranks of one task share
-  // the worker's caches and split class-image generation and latent caching.
+  // Data parallel (spec.num_devices x spec.num_nodes > 1): this process's global rank (node n's
+  // ranks are n x num_devices ..), rank 0's rendezvous host:port, how long a silent rank may
+  // take and how long the ranks wait for each other to join (0: the engine's defaults). The
+  // ranks of one worker share its caches and split class-image generation and latent caching.
   int rank = 0;
   std::string rendezvous;
   int64_t collective_timeout_ms = 0;
+  int64_t rendezvous_timeout_ms = 0;
 };
 
 // The diffusion scheduler name for `kind`. A kind the diffusion library does not implement would

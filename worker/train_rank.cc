@@ -34,6 +34,7 @@ absl::Status WriteRankPlan(const RankPlan& plan, const std::string& path) {
                       {"rank", p.rank},
                       {"rendezvous", p.rendezvous},
                       {"collective_timeout_ms", p.collective_timeout_ms},
+                      {"rendezvous_timeout_ms", p.rendezvous_timeout_ms},
                       {"resume_from", plan.resume_from}};
   return WriteFileAtomic(path, j.dump(2));
 }
@@ -64,6 +65,7 @@ absl::StatusOr<RankPlan> ReadRankPlan(const std::string& path) {
     p.rank = j.at("rank").get<int>();
     p.rendezvous = j.at("rendezvous").get<std::string>();
     p.collective_timeout_ms = j.at("collective_timeout_ms").get<int64_t>();
+    p.rendezvous_timeout_ms = j.value("rendezvous_timeout_ms", int64_t{0});
     plan.resume_from = j.at("resume_from").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("rank plan '", path, "': ", e.what()));

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "common/crypto.h"
 #include "common/image/image.h"
 #include "common/status_macros.h"
@@ -72,6 +73,7 @@ class TrainTask {
             [this] { return reporter_.Position(); }, &stop_, context.shutting_down),
         shared_(context.client, task.lease_token()) {
     job_dir_ = (fs::path(context.options.cache_dir) / "jobs" / task.job_id()).string();
+    if (task.has_gang()) node_ = task.gang().node_rank();
   }
 
   ~TrainTask() {
@@ -108,16 +110,27 @@ class TrainTask {
   void Log(v1::JobStage stage, const std::string& message);
   void Progress(v1::JobStage stage, int64_t step, int64_t total, const std::string& message,
                 bool force);
+  // CANCELLED once stop_ is raised; with the code and message of a failed report when that was
+  // the reason.
   absl::Status CheckStop(const std::string& where) const;
+  // Raises stop_ because the server refused an event (the first refusal is kept).
+  void StopForReportError(const absl::Status& status);
+  // A multi-node job's node other than 0: it reports LOG events only and commits nothing.
+  bool member() const { return node_ > 0; }
+  // This worker's ranks of the job (spec.num_devices).
+  int LocalRanks() const { return std::max(1, task_.spec().num_devices()); }
 
   const WorkerContext& context_;
   const v1::Task& task_;
   GatewayClient& client_;
   std::atomic<bool> stop_{false};  // raised by cancel, lease loss, shutdown, commit failure
+  mutable absl::Mutex report_error_mu_;
+  absl::Status report_error_ ABSL_GUARDED_BY(report_error_mu_);
   EventReporter reporter_;
   LeaseKeeper keeper_;
   SharedCache shared_;
   std::string job_dir_;
+  int node_ = 0;  // GangAssignment.node_rank
   train::TrainOptions options_;
   std::map<std::string, std::string> verified_digests_;  // fetched image path -> its SHA-256
   std::unique_ptr<train::DreamBoothTrainer> trainer_;
@@ -136,12 +149,14 @@ class TrainTask {
 constexpr int64_t kWorkerCollectiveTimeoutMs = 30LL * 60 * 1000;
 
 void TrainTask::Log(v1::JobStage stage, const std::string& message) {
-  absl::Status status = reporter_.Log(stage, message);
-  if (!status.ok() && !IsRetryable(status)) stop_.store(true);
+  absl::Status status =
+      reporter_.Log(stage, member() ? absl::StrCat("node ", node_, ": ", message) : message);
+  if (!status.ok() && !IsRetryable(status)) StopForReportError(status);
 }
 
 void TrainTask::Progress(v1::JobStage stage, int64_t step, int64_t total,
                          const std::string& message, bool force) {
+  if (member()) return;  // node 0 reports the job's progress
   v1::JobEvent e;
   e.set_stage(stage);
   e.set_step(step);
@@ -149,15 +164,30 @@ void TrainTask::Progress(v1::JobStage stage, int64_t step, int64_t total,
   e.set_eta_seconds(-1);
   e.set_message(message);
   absl::Status status = reporter_.Progress(e, force);
-  if (!status.ok() && !IsRetryable(status)) stop_.store(true);
+  if (!status.ok() && !IsRetryable(status)) StopForReportError(status);
+}
+
+void TrainTask::StopForReportError(const absl::Status& status) {
+  {
+    absl::MutexLock lock(&report_error_mu_);
+    if (report_error_.ok()) report_error_ = status;
+  }
+  stop_.store(true);
 }
 
 absl::Status TrainTask::CheckStop(const std::string& where) const {
   if (!stop_.load()) return absl::OkStatus();
+  absl::MutexLock lock(&report_error_mu_);
+  if (!report_error_.ok()) {
+    return absl::Status(report_error_.code(),
+                        absl::StrCat("stopped during ", where, ": reporting to the server failed: ",
+                                     report_error_.message()));
+  }
   return absl::CancelledError(absl::StrCat("stopped during ", where));
 }
 
 void TrainTask::OnProgress(const train::TrainProgress& p) {
+  if (member()) return;
   v1::JobEvent e;
   e.set_stage(ToJobStage(p.stage));
   e.set_step(p.step);
@@ -169,7 +199,7 @@ void TrainTask::OnProgress(const train::TrainProgress& p) {
   e.set_message(p.message);
   // The last step of a stage always goes out, so every stage ends at its final position.
   absl::Status status = reporter_.Progress(e, p.total > 0 && p.step == p.total);
-  if (!status.ok() && !IsRetryable(status)) stop_.store(true);
+  if (!status.ok() && !IsRetryable(status)) StopForReportError(status);
 }
 
 absl::Status TrainTask::CommitCheckpoint(const train::CheckpointEvent& e) {
@@ -295,22 +325,33 @@ absl::Status TrainTask::Prepare() {
   paths.class_cache_dir = (fs::path(context_.options.cache_dir) / "class_images").string();
   paths.latent_cache_dir = (fs::path(context_.options.cache_dir) / "latents").string();
   paths.device = context_.options.device;
-  if (spec.num_devices() > 1) {
-    if (spec.num_devices() > context_.options.num_devices) {
+  const int nodes = task_.has_gang() ? std::max(1, task_.gang().num_nodes()) : 1;
+  if (LocalRanks() > 1 || nodes > 1) {
+    if (LocalRanks() > context_.options.num_devices) {
       return absl::FailedPreconditionError(
           absl::StrCat("spec.num_devices is ", spec.num_devices(), " but this worker has ",
                        context_.options.num_devices, " (dreambooth-worker --num-devices)"));
     }
-    const int port = train::FreeLoopbackPort();
-    if (port == 0) return absl::UnavailableError("no free loopback port for the rendezvous");
-    paths.rank = 0;
-    paths.rendezvous = absl::StrCat("127.0.0.1:", port);
+    paths.rank = node_ * LocalRanks();
     paths.collective_timeout_ms = kWorkerCollectiveTimeoutMs;
+    if (nodes > 1) {
+      // Node 0 serves the rendezvous at its --gang-address; the gang forms as workers lease it.
+      paths.rendezvous = task_.gang().rendezvous();
+      paths.rendezvous_timeout_ms = task_.gang().formation_timeout_ms();
+      Log(v1::JOB_STAGE_PREPARING,
+          absl::StrCat("node ", node_, " of ", nodes, " on worker ", context_.options.worker_id,
+                       ": ranks ", paths.rank, "..", paths.rank + LocalRanks() - 1, " of ",
+                       nodes * LocalRanks(), " (rendezvous ", paths.rendezvous, ")"));
+    } else {
+      const int port = train::FreeLoopbackPort();
+      if (port == 0) return absl::UnavailableError("no free loopback port for the rendezvous");
+      paths.rendezvous = absl::StrCat("127.0.0.1:", port);
+    }
     // The ranks share the host's cores; on CUDA each has its own device.
     const int threads = context_.options.num_threads > 0
                             ? context_.options.num_threads
                             : static_cast<int>(std::thread::hardware_concurrency());
-    paths.num_threads = std::max(1, threads / spec.num_devices());
+    paths.num_threads = std::max(1, threads / LocalRanks());
   }
   paths_ = paths;
   std::vector<std::string> warnings;
@@ -363,8 +404,8 @@ absl::Status TrainTask::AdmitMemory(const TaskPaths& paths) {
   const c10::Device device(paths.device);
   const train::DeviceKind kind =
       device.is_cuda() ? train::DeviceKind::kCuda : train::DeviceKind::kCpu;
-  // The free memory of the smallest device the ranks use; on the CPU the ranks share it.
-  const int ranks = options_.world_size;
+  // The free memory of the smallest device this worker's ranks use; on the CPU they share it.
+  const int ranks = LocalRanks();
   int64_t budget = diffusion::DescribeDevice(device).free_bytes;
   for (int r = 1; r < ranks && device.is_cuda(); ++r) {
     const c10::Device other(RankDevice(context_.options, r));
@@ -419,32 +460,35 @@ absl::Status TrainTask::Latents() {
 }
 
 absl::Status TrainTask::StartRanks() {
-  const int world = options_.world_size;
-  if (world <= 1) return absl::OkStatus();
+  const int local = LocalRanks();
+  if (local <= 1) return absl::OkStatus();
   std::vector<train::RankCommand> commands;
   std::vector<std::string> devices = {paths_.device};
-  for (int r = 1; r < world; ++r) {
+  const int first = paths_.rank;  // this worker's ranks: first .. first + local - 1
+  for (int r = 1; r < local; ++r) {
     RankPlan plan;
     plan.spec = rank_spec_;
     plan.paths = paths_;
-    plan.paths.rank = r;
+    plan.paths.rank = first + r;
     plan.paths.device = RankDevice(context_.options, r);
     plan.resume_from = options_.resume_from;
-    const std::string plan_path = (fs::path(job_dir_) / absl::StrCat("rank-", r, ".json")).string();
+    const std::string plan_path =
+        (fs::path(job_dir_) / absl::StrCat("rank-", first + r, ".json")).string();
     RETURN_IF_ERROR(WriteRankPlan(plan, plan_path));
     train::RankCommand command;
-    command.rank = r;
+    command.rank = first + r;
     command.args = {"train-rank", plan_path};
-    command.log_path = (fs::path(job_dir_) / absl::StrCat("rank-", r, ".log")).string();
+    command.log_path = (fs::path(job_dir_) / absl::StrCat("rank-", first + r, ".log")).string();
     commands.push_back(std::move(command));
     devices.push_back(plan.paths.device);
   }
   ASSIGN_OR_RETURN(train::LocalRanks ranks, train::LocalRanks::Start(commands));
   ranks_.emplace(std::move(ranks));
   Log(v1::JOB_STAGE_PREPARING,
-      absl::StrCat("data parallel: ", world, " ranks on ", absl::StrJoin(devices, ", "),
-                   " (rendezvous ", paths_.rendezvous, ", ", paths_.num_threads,
-                   " threads each); ranks 1..", world - 1, " log to ", job_dir_, "/rank-N.log"));
+      absl::StrCat("data parallel: ranks ", first, "..", first + local - 1, " of ",
+                   options_.world_size, " on ", absl::StrJoin(devices, ", "), " (rendezvous ",
+                   paths_.rendezvous, ", ", paths_.num_threads, " threads each); ranks ", first + 1,
+                   "..", first + local - 1, " log to ", job_dir_, "/rank-N.log"));
   rank_monitor_ = std::thread([this] {
     while (!ranks_done_.load()) {
       if (absl::Status failed = ranks_->Check(); !failed.ok()) {

@@ -36,6 +36,9 @@ struct WorkerOptions {
   bool train = true;                              // run TRAIN tasks
   bool sample = true;                             // run SAMPLE tasks (own thread)
   int max_tasks = 0;  // exit after this many tasks (0 = unlimited; tests)
+  // host:port other workers reach this one at when it leads a multi-node job (its TRAIN
+  // ranks' rendezvous); "" => it takes no job with spec.num_nodes > 1.
+  std::string gang_address;
 };
 
 // Shared by the train and sample loops. The pointed-to objects outlive every task.

@@ -65,6 +65,7 @@ void WorkerLoops::Loop(v1::TaskKind kind) {
     }
     request.set_device_memory_bytes(std::max<int64_t>(total, 0));
     request.set_device_free_memory_bytes(std::max<int64_t>(free, 0));
+    if (kind == v1::TASK_KIND_TRAIN) request.set_gang_address(context_.options.gang_address);
     request.set_wait_ms(context_.options.lease_wait_ms);
     absl::StatusOr<std::optional<v1::Task>> task = context_.client->LeaseTask(request);
     if (!task.ok()) {

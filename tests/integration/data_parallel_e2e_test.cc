@@ -26,8 +26,6 @@
 namespace dreambooth::testing {
 namespace {
 
-constexpr char kUNetFile[] = "unet/diffusion_pytorch_model.safetensors";
-
 // The pid of `parent`'s child process whose command line contains `needle`; -1 when none.
 pid_t ChildWithCommand(pid_t parent, const std::string& needle) {
   DIR* proc = ::opendir("/proc");
@@ -76,44 +74,6 @@ class DataParallelE2eTest : public TinyJobsTest {
     spec.set_num_devices(devices);
     return spec;
   }
-
-  // Creates the job, retrying FAILED_PRECONDITION while the 2-device worker registers.
-  absl::StatusOr<v1::Job> CreateWhenAWorkerHasTheDevices(const v1::JobSpec& spec) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (true) {
-      absl::StatusOr<v1::Job> job = api_->CreateJob(spec);
-      if (job.ok() || !absl::IsFailedPrecondition(job.status()) ||
-          std::chrono::steady_clock::now() > deadline) {
-        return job;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  }
-
-  absl::StatusOr<v1::Job> WaitDone(const std::string& job_id, const WorkerProcess* worker) {
-    absl::StatusOr<v1::Job> done = WaitForJob(*api_, job_id, IsTerminal, 300'000);
-    if (done.ok() && done->state() != v1::JOB_STATE_SUCCEEDED) {
-      return absl::InternalError(absl::StrCat("job ", job_id, " ended ",
-                                              v1::JobState_Name(done->state()), ": ", done->error(),
-                                              ProcessLogs(worker, daemon_->Log())));
-    }
-    return done;
-  }
-
-  // SHA-256 of the job's final UNet weights.
-  std::string FinalUNetDigest(const std::string& job_id) {
-    absl::StatusOr<v1::ListCheckpointsResponse> listed = api_->ListCheckpoints(job_id);
-    EXPECT_TRUE(listed.ok()) << listed.status();
-    if (!listed.ok()) return "";
-    for (const v1::Checkpoint& c : listed->checkpoints()) {
-      if (c.kind() != v1::CHECKPOINT_KIND_FINAL) continue;
-      for (const v1::CheckpointFile& f : c.files()) {
-        if (f.path() == kUNetFile) return f.digest();
-      }
-    }
-    ADD_FAILURE() << "job " << job_id << " has no FINAL checkpoint with " << kUNetFile;
-    return "";
-  }
 };
 
 TEST_F(DataParallelE2eTest, TwoDeviceJobWaitsForATwoDeviceWorkerWhileOneDeviceJobsRun) {
@@ -125,14 +85,14 @@ TEST_F(DataParallelE2eTest, TwoDeviceJobWaitsForATwoDeviceWorkerWhileOneDeviceJo
   // A 2-device worker trains a 2-device job as two ranks.
   std::unique_ptr<WorkerProcess> big = StartWorker("big", 2);
   ASSERT_NE(big, nullptr);
-  absl::StatusOr<v1::Job> first = CreateWhenAWorkerHasTheDevices(Spec(2));
+  absl::StatusOr<v1::Job> first = CreateWhenWorkersRegistered(Spec(2));
   ASSERT_TRUE(first.ok()) << first.status() << ProcessLogs(big.get(), daemon_->Log());
   absl::StatusOr<v1::Job> first_done = WaitDone(first->id(), big.get());
   ASSERT_TRUE(first_done.ok()) << first_done.status();
   // Rank 0 generated and encoded its half (1 of 2 class images, 2 of 4 posteriors); rank 1 the
   // rest.
   const std::string events = Events(first->id());
-  EXPECT_TRUE(absl::StrContains(events, "data parallel: 2 ranks")) << events;
+  EXPECT_TRUE(absl::StrContains(events, "data parallel: ranks 0..1 of 2")) << events;
   EXPECT_TRUE(absl::StrContains(events, " 1 generated;")) << events;
   EXPECT_TRUE(absl::StrContains(events, " 2 encoded;")) << events;
   ASSERT_NE(big->Stop(SIGTERM), -1);
@@ -172,7 +132,7 @@ TEST_F(DataParallelE2eTest, KillingARankFailsTheAttemptAndTheRetryResumesToTheSa
   v1::JobSpec spec = Spec(2);
   spec.set_max_train_steps(12);
   spec.set_checkpointing_steps(4);
-  absl::StatusOr<v1::Job> job = CreateWhenAWorkerHasTheDevices(spec);
+  absl::StatusOr<v1::Job> job = CreateWhenWorkersRegistered(spec);
   ASSERT_TRUE(job.ok()) << job.status();
 
   // Once the step-4 resume state is committed, SIGKILL rank 1 (the worker's child process).
@@ -219,7 +179,7 @@ TEST_F(DataParallelE2eTest, ARankThatDiesWhilePreparingFailsTheAttemptAtOnce) {
   v1::JobSpec spec = Spec(2);
   spec.set_num_reg_images(8);  // 8 batches of class images: seconds of generation
   spec.mutable_class_sampler()->set_num_inference_steps(10);
-  absl::StatusOr<v1::Job> job = CreateWhenAWorkerHasTheDevices(spec);
+  absl::StatusOr<v1::Job> job = CreateWhenWorkersRegistered(spec);
   ASSERT_TRUE(job.ok()) << job.status();
 
   pid_t rank1 = -1;

@@ -6,8 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -19,10 +21,15 @@ namespace dreambooth::testing {
 
 class TinyJobsTest : public ::testing::Test {
  protected:
+  // dreamboothd flags beyond --data-dir and the listen addresses.
+  virtual std::vector<std::string> DaemonArgs() const {
+    return {"--lease-ttl=9s", "--sweep-interval=100ms"};
+  }
+
   void SetUp() override {
     DaemonOptions options;
     options.data_dir = dir_.Join("data");
-    options.extra_args = {"--lease-ttl=9s", "--sweep-interval=100ms"};
+    options.extra_args = DaemonArgs();
     absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(options);
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = std::move(*d);
@@ -60,6 +67,47 @@ class TinyJobsTest : public ::testing::Test {
       return true;
     });
     return all;
+  }
+
+  // Creates the job, retrying FAILED_PRECONDITION (up to a minute) while the workers it needs
+  // register.
+  absl::StatusOr<v1::Job> CreateWhenWorkersRegistered(const v1::JobSpec& spec) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (true) {
+      absl::StatusOr<v1::Job> job = api_->CreateJob(spec);
+      if (job.ok() || !absl::IsFailedPrecondition(job.status()) ||
+          std::chrono::steady_clock::now() > deadline) {
+        return job;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  // Waits (up to 5 min) for the job to end; an error with the logs unless it SUCCEEDED.
+  absl::StatusOr<v1::Job> WaitDone(const std::string& job_id, const WorkerProcess* worker) {
+    absl::StatusOr<v1::Job> done = WaitForJob(*api_, job_id, IsTerminal, 300'000);
+    if (done.ok() && done->state() != v1::JOB_STATE_SUCCEEDED) {
+      return absl::InternalError(absl::StrCat("job ", job_id, " ended ",
+                                              v1::JobState_Name(done->state()), ": ", done->error(),
+                                              ProcessLogs(worker, daemon_->Log())));
+    }
+    return done;
+  }
+
+  // SHA-256 of the job's final UNet weights ("" and a test failure when it has none).
+  std::string FinalUNetDigest(const std::string& job_id) {
+    constexpr char kUNetFile[] = "unet/diffusion_pytorch_model.safetensors";
+    absl::StatusOr<v1::ListCheckpointsResponse> listed = api_->ListCheckpoints(job_id);
+    EXPECT_TRUE(listed.ok()) << listed.status();
+    if (!listed.ok()) return "";
+    for (const v1::Checkpoint& c : listed->checkpoints()) {
+      if (c.kind() != v1::CHECKPOINT_KIND_FINAL) continue;
+      for (const v1::CheckpointFile& f : c.files()) {
+        if (f.path() == kUNetFile) return f.digest();
+      }
+    }
+    ADD_FAILURE() << "job " << job_id << " has no FINAL checkpoint with " << kUNetFile;
+    return "";
   }
 
   TempDir dir_;

@@ -93,5 +93,30 @@ TEST_F(ProgressCoalescerTest, FlushWritesHeldProgressBeforeTheLeaseEnds) {
   EXPECT_FALSE(coalescer.Flush(job_id_, 10'030));  // nothing left
 }
 
+// A gang's other node reports logs of the same job under its own lease: node 0's held progress
+// is written under node 0's lease, before the log.
+TEST_F(ProgressCoalescerTest, HeldProgressKeepsItsOwnLeaseWhenAnotherNodeLogs) {
+  storage::NewJob gang;
+  gang.spec = "g";
+  gang.base_model = "tiny";
+  gang.instance_set = "is_1";
+  gang.num_nodes = 2;
+  const std::string gang_id = jobs_->Create(gang, 0, 1000)->id;
+  const std::string node0 = (*jobs_->Claim("a", {"tiny"}, 0, 3'600'000, 0, 1, "a:1"))->token;
+  const std::string node1 = (*jobs_->Claim("b", {"tiny"}, 0, 3'600'000, 0, 1, "b:1"))->token;
+  ProgressCoalescer coalescer(jobs_.get(), 1000);
+  ASSERT_TRUE(coalescer.Report(gang_id, node0, 3, 10'000, {Progress(1)}).ok());
+  ASSERT_TRUE(coalescer.Report(gang_id, node0, 4, 10'100, {Progress(2)}).ok());  // held
+  EventRecord log;
+  log.kind = EventKind::kLog;
+  log.message = "node 1: latents ready";
+  ASSERT_TRUE(coalescer.Report(gang_id, node1, 4, 10'200, {log}).ok());
+  const auto all = *jobs_->ReadEvents(gang_id, 0, 1000);
+  ASSERT_GE(all.size(), 2u);
+  EXPECT_EQ(all[all.size() - 2].kind, EventKind::kProgress);
+  EXPECT_EQ(all[all.size() - 2].step, 2);
+  EXPECT_EQ(all.back().message, "node 1: latents ready");
+}
+
 }  // namespace
 }  // namespace dreambooth::server

@@ -70,8 +70,8 @@ ClassImageOptions ClassImageOptionsFor(const TrainOptions& options) {
   co.sampler = options.class_sampler;
   co.precision = options.mixed_precision;
   if (options.shard_preparation) {
-    co.shard = options.rank;
-    co.num_shards = options.world_size;
+    co.shard = options.PreparationShard();
+    co.num_shards = options.PreparationShards();
     co.shard_wait_ms = options.collective_timeout_ms;
   }
   return co;

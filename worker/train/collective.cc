@@ -312,11 +312,13 @@ bool NcclAvailable() {
 #endif
 }
 
-int FreeLoopbackPort() {
+namespace {
+
+int FreePort(uint32_t interface_address) {
   Socket s(::socket(AF_INET, SOCK_STREAM, 0));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_addr.s_addr = htonl(interface_address);
   socklen_t len = sizeof(addr);
   if (s.fd() < 0 || ::bind(s.fd(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
       ::getsockname(s.fd(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
@@ -324,6 +326,12 @@ int FreeLoopbackPort() {
   }
   return ntohs(addr.sin_port);
 }
+
+}  // namespace
+
+int FreeLoopbackPort() { return FreePort(INADDR_LOOPBACK); }
+
+int FreeTcpPort() { return FreePort(INADDR_ANY); }
 
 absl::Status AbortRendezvous(const std::string& rendezvous, const std::string& reason,
                              std::chrono::milliseconds timeout) {
@@ -363,6 +371,7 @@ absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedO
         "libraries and NCCL headers); use ring");
   }
   if (o.world_size == 1) return std::unique_ptr<Collective>(std::make_unique<SingleRank>());
+  const std::chrono::milliseconds join = o.join_timeout.count() > 0 ? o.join_timeout : o.timeout;
   auto host_port = SplitHostPort(o.rendezvous);
   if (!host_port.ok()) return host_port.status();
   const auto [host, port] = *host_port;
@@ -377,7 +386,7 @@ absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedO
     so.isServer = o.rank == 0;
     so.numWorkers = static_cast<size_t>(o.world_size);
     so.waitWorkers = false;
-    so.timeout = o.timeout;
+    so.timeout = join;
     if (o.rank == 0 && o.listen_fd >= 0) so.masterListenFd = o.listen_fd;
     store = c10::make_intrusive<c10d::TCPStore>(host, so);
   } catch (const std::exception& e) {
@@ -400,7 +409,7 @@ absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedO
   const std::string me = absl::StrCat(LocalAddressTowards(*store_addr), ":", ntohs(any.sin_port));
   const int next = (o.rank + 1) % o.world_size;
   const int prev = (o.rank + o.world_size - 1) % o.world_size;
-  const Clock::time_point deadline = Clock::now() + o.timeout;
+  const Clock::time_point deadline = Clock::now() + join;
   std::string next_addr;
   try {
     store->set(absl::StrCat("ring/", o.rank), std::vector<uint8_t>(me.begin(), me.end()));
@@ -410,7 +419,7 @@ absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedO
       if (Clock::now() > deadline) {
         return absl::DeadlineExceededError(
             absl::StrCat("rank ", o.rank, ": rank ", next, " did not join the rendezvous at ",
-                         o.rendezvous, " within ", o.timeout.count(), " ms"));
+                         o.rendezvous, " within ", join.count(), " ms"));
       }
       std::this_thread::sleep_for(kAbortPoll);
     }
@@ -451,7 +460,7 @@ absl::StatusOr<std::unique_ptr<Collective>> ConnectCollective(const DistributedO
     }
     if (Clock::now() > deadline) {
       return absl::DeadlineExceededError(absl::StrCat(
-          "rank ", o.rank, ": rank ", prev, " did not connect within ", o.timeout.count(), " ms"));
+          "rank ", o.rank, ": rank ", prev, " did not connect within ", join.count(), " ms"));
     }
   }
   Socket from_prev(::accept(listener.fd(), nullptr, nullptr));

@@ -32,6 +32,8 @@ struct DistributedOptions {
   int listen_fd = -1;  // rank 0 only: a bound, listening TCP socket for the store (or -1)
   // A rank that does not answer within this time fails the collective call (and the run).
   std::chrono::milliseconds timeout{60'000};
+  // How long ConnectCollective waits for the other ranks to join (0: `timeout`).
+  std::chrono::milliseconds join_timeout{0};
   // "ring": the TCP ring for every tensor. "nccl": NCCL (c10d's ProcessGroupNCCL) for CUDA
   // tensors, the ring for host tensors, for barriers and to notice a rank that died
   // (UNIMPLEMENTED where this build has no NCCL). "auto": nccl when `cuda` and the build has it.
@@ -75,6 +77,8 @@ absl::Status AbortRendezvous(const std::string& rendezvous, const std::string& r
 // A TCP port that is free on the loopback interface right now (bound, read, released), for a
 // rendezvous of ranks on one machine; 0 when none could be bound.
 int FreeLoopbackPort();
+// The same on every interface, for a rendezvous other machines connect to.
+int FreeTcpPort();
 
 }  // namespace dreambooth::train
 

@@ -118,8 +118,8 @@ absl::Status DreamBoothTrainer::Init() {
   po.device = device_;
   po.dtype = frozen_.dtype();
   if (options_.shard_preparation) {
-    po.shard = options_.rank;
-    po.num_shards = options_.world_size;
+    po.shard = options_.PreparationShard();
+    po.num_shards = options_.PreparationShards();
     po.shard_wait_ms = options_.collective_timeout_ms;
   }
   posteriors_ = std::make_unique<PosteriorSource>(model_.vae, vae_digest_, po);

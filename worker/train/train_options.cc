@@ -211,6 +211,11 @@ absl::Status ValidateTrainOptions(const TrainOptions& o) {
     return Invalid("rendezvous", "must be host:port when world_size > 1");
   }
   if (o.collective_timeout_ms < 1) return Invalid("collective_timeout_ms", "must be >= 1");
+  if (o.rendezvous_timeout_ms < 0) return Invalid("rendezvous_timeout_ms", "must be >= 0");
+  if (o.ranks_per_node < 0 || (o.ranks_per_node > 0 && o.world_size % o.ranks_per_node != 0)) {
+    return Invalid("ranks_per_node", absl::StrCat("must be 0 or divide world_size = ", o.world_size,
+                                                  ", got ", o.ranks_per_node));
+  }
   return absl::OkStatus();
 }
 

@@ -145,10 +145,18 @@ struct TrainOptions {
   std::string rendezvous;                  // host:port of rank 0's TCPStore (world_size > 1)
   int rendezvous_listen_fd = -1;           // rank 0: an already listening socket for it (or -1)
   int64_t collective_timeout_ms = 60'000;  // a rank silent this long fails the run
+  // How long the ranks wait for each other at the rendezvous (0: collective_timeout_ms); a
+  // multi-node job's gang may take minutes to form.
+  int64_t rendezvous_timeout_ms = 0;
   // The ranks share one class-image store and latent cache (one machine): rank r generates and
   // encodes every world_size-th item and waits (up to collective_timeout_ms) for the others'
   // files, instead of every rank preparing everything. Changes no result.
   bool shard_preparation = false;
+  // With shard_preparation: how many consecutive ranks share one machine's store (0: all of
+  // them); rank r then takes shard r % ranks_per_node of ranks_per_node.
+  int ranks_per_node = 0;
+  int PreparationShards() const { return ranks_per_node > 0 ? ranks_per_node : world_size; }
+  int PreparationShard() const { return rank % PreparationShards(); }
   // Average each bucket of gradients as soon as backward has finished it, overlapping the
   // communication with the rest of backward (off: one all-reduce after backward). Same result.
   bool overlap_grad_reduction = true;

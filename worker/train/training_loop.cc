@@ -174,6 +174,7 @@ absl::Status Loop::Setup() {
   distributed.rendezvous = o_.rendezvous;
   distributed.listen_fd = o_.rendezvous_listen_fd;
   distributed.timeout = std::chrono::milliseconds(o_.collective_timeout_ms);
+  distributed.join_timeout = std::chrono::milliseconds(o_.rendezvous_timeout_ms);
   distributed.backend = o_.collective_backend;
   distributed.cuda = c_.device.is_cuda();
   ASSIGN_OR_RETURN(collective_, ConnectCollective(distributed));
