@@ -4,9 +4,13 @@
 
 #include <optional>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/status_macros.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "storage/sqlite.h"
 
 namespace dreambooth::server {
@@ -47,6 +51,7 @@ absl::StatusOr<v1::Job> ToProto(const storage::JobRecord& r) {
   job.set_cancel_requested(r.cancel_requested);
   job.set_last_sequence(r.last_sequence);
   job.set_request_id(r.request_id);
+  job.mutable_labels()->insert(r.labels.begin(), r.labels.end());
   return job;
 }
 
@@ -91,6 +96,7 @@ v1::ImageSet ToProto(const storage::ImageSetRecord& r) {
     total += img.size_bytes;
   }
   set.set_total_bytes(total);
+  set.mutable_labels()->insert(r.labels.begin(), r.labels.end());
   return set;
 }
 
@@ -103,6 +109,8 @@ v1::Checkpoint ToProto(const storage::CheckpointRecord& r) {
   c.set_create_time_ms(r.create_time_ms);
   c.set_attempt(r.attempt);
   c.set_manifest_digest(r.manifest_digest);
+  if (r.loss.has_value()) c.mutable_metrics()->set_loss(static_cast<float>(*r.loss));
+  if (r.learning_rate.has_value()) c.mutable_metrics()->set_learning_rate(*r.learning_rate);
   int64_t total = 0;
   for (const auto& f : r.files) {
     auto* file = c.add_files();
@@ -115,6 +123,65 @@ v1::Checkpoint ToProto(const storage::CheckpointRecord& r) {
   return c;
 }
 
+std::optional<std::string> FieldOf(const absl::Status& status) {
+  if (!absl::IsInvalidArgument(status)) return std::nullopt;
+  const absl::string_view message = status.message();
+  const size_t space = message.find(' ');
+  if (space == 0 || space == absl::string_view::npos) return std::nullopt;
+  const absl::string_view field = message.substr(0, space);
+  for (char ch : field) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+                    ch == '.' || ch == '[' || ch == ']' || ch == '\'';
+    if (!ok) return std::nullopt;
+  }
+  if (field.front() < 'a' || field.front() > 'z') return std::nullopt;
+  // "<field> must ...", "<field> is required", "<field> 'value' ...", "<field> key '...'"...
+  const absl::string_view rest = message.substr(space + 1);
+  for (absl::string_view next :
+       {"must ", "is ", "has ", "term ", "key ", "value ", "cannot ", "was ", "exceeds ", "'"}) {
+    if (absl::StartsWith(rest, next)) return std::string(field);
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// ErrorInfo.reason for a status: a few specific ones, else the canonical code's name.
+std::string ReasonOf(const absl::Status& status, const std::optional<std::string>& field) {
+  if (field.has_value()) return "INVALID_FIELD";
+  if (absl::IsFailedPrecondition(status) &&
+      (absl::StrContains(status.message(), "worker(s) registered") ||
+       absl::StrContains(status.message(), "no worker registered"))) {
+    return "NO_CAPABLE_WORKER";
+  }
+  std::string name = absl::StatusCodeToString(status.code());
+  for (char& ch : name) ch = ch == ' ' ? '_' : absl::ascii_toupper(ch);
+  return name;
+}
+
+// The google.rpc.Status of the "grpc-status-details-bin" trailer.
+std::string Details(const absl::Status& status, const std::string& message,
+                    const std::string& reason, const std::optional<std::string>& field) {
+  google::rpc::Status details;
+  details.set_code(static_cast<int>(status.code()));
+  details.set_message(message);
+  google::rpc::ErrorInfo info;
+  info.set_reason(reason);
+  info.set_domain("dreambooth.v1");
+  if (field.has_value()) (*info.mutable_metadata())["field"] = *field;
+  details.add_details()->PackFrom(info);
+  if (field.has_value()) {
+    google::rpc::BadRequest bad;
+    google::rpc::BadRequest::FieldViolation* violation = bad.add_field_violations();
+    violation->set_field(*field);
+    violation->set_description(message);
+    details.add_details()->PackFrom(bad);
+  }
+  return details.SerializeAsString();
+}
+
+}  // namespace
+
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   const auto code = static_cast<grpc::StatusCode>(status.code());
@@ -122,10 +189,13 @@ grpc::Status ToGrpc(const absl::Status& status) {
     // The detail names SQL, tables and columns: it goes to the log, the client gets a reference.
     const std::string ref = RandomHex(6);
     spdlog::error("storage error (ref {}): {}", ref, std::string(status.message()));
-    return grpc::Status(code, absl::StrCat("internal storage error (", *kind,
-                                           "); see the server log (ref ", ref, ")"));
+    const std::string message =
+        absl::StrCat("internal storage error (", *kind, "); see the server log (ref ", ref, ")");
+    return grpc::Status(code, message, Details(status, message, "STORAGE_ERROR", std::nullopt));
   }
-  return grpc::Status(code, std::string(status.message()));
+  const std::string message(status.message());
+  const std::optional<std::string> field = FieldOf(status);
+  return grpc::Status(code, message, Details(status, message, ReasonOf(status, field), field));
 }
 
 grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,

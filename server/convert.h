@@ -6,6 +6,7 @@
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/status.h>
 
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -29,7 +30,13 @@ v1::Checkpoint ToProto(const storage::CheckpointRecord& checkpoint);
 // code, but its message, which names SQL, tables and columns, is logged under a random reference
 // and the client gets "internal storage error (<sqlite's generic description>); see the server log
 // (ref <hex>)" instead.
+// The grpc::Status of `status`, with a google.rpc.Status in its error details: an ErrorInfo
+// (domain "dreambooth.v1", reason INVALID_FIELD, NO_CAPABLE_WORKER, STORAGE_ERROR or the code's
+// name) and, for INVALID_ARGUMENT naming a field, a BadRequest field violation.
 grpc::Status ToGrpc(const absl::Status& status);
+// The request field an INVALID_ARGUMENT message starts with ("spec.resolution must be ..."), if
+// any.
+std::optional<std::string> FieldOf(const absl::Status& status);
 // Finishes a unary callback call with `status` (the response message is already filled).
 grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context, const absl::Status& status);
 

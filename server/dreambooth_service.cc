@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/convert.h"
+#include "server/list_filter.h"
 #include "server/reactors.h"
 #include "server/request_checks.h"
 #include "server/request_decoding.h"
@@ -16,6 +17,7 @@ namespace dreambooth::server {
 namespace {
 
 constexpr int kDefaultPageSize = 50;
+constexpr int kDefaultCheckpointPageSize = 100;
 constexpr int kMaxPageSize = 1000;
 
 // A ListImageSets page ends before the set that would take it past this many images: at most
@@ -24,11 +26,11 @@ constexpr int kMaxPageSize = 1000;
 constexpr int kMaxImagesPerListPage = 2000;
 
 // AIP-158: 0 => default, above max => max, negative => INVALID_ARGUMENT.
-absl::StatusOr<int> PageSize(int requested) {
+absl::StatusOr<int> PageSize(int requested, int default_size = kDefaultPageSize) {
   if (requested < 0) {
     return absl::InvalidArgumentError(absl::StrCat("page_size must be >= 0, got ", requested));
   }
-  if (requested == 0) return kDefaultPageSize;
+  if (requested == 0) return default_size;
   return std::min(requested, kMaxPageSize);
 }
 
@@ -52,6 +54,9 @@ DreamBoothService::DreamBoothService(ServiceCore* core, const Authenticator* aut
   install("DeleteJob", StrictUnaryHandler(this, &DreamBoothService::DeleteJob));
   install("DeleteCheckpoint", StrictUnaryHandler(this, &DreamBoothService::DeleteCheckpoint));
   install("ListCheckpoints", StrictUnaryHandler(this, &DreamBoothService::ListCheckpoints));
+  install("GetCheckpoint", StrictUnaryHandler(this, &DreamBoothService::GetCheckpoint));
+  install("GetValidationImage", StrictUnaryHandler(this, &DreamBoothService::GetValidationImage));
+  install("ListBaseModels", StrictUnaryHandler(this, &DreamBoothService::ListBaseModels));
   install("WatchJob", StrictServerStreamingHandler(this, &DreamBoothService::WatchJob));
   install("DownloadCheckpoint",
           StrictServerStreamingHandler(this, &DreamBoothService::DownloadCheckpoint));
@@ -104,14 +109,17 @@ grpc::ServerUnaryReactor* DreamBoothService::ListImageSets(grpc::CallbackServerC
     ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
     ASSIGN_OR_RETURN(int page_size, PageSize(request->page_size()));
     // A page token is scoped to the tenant filter it was issued for.
-    const std::string kind = absl::StrCat("image_sets/tenant=", caller.ListFilter());
+    ASSIGN_OR_RETURN(LabelFilter filter, ParseLabelFilter(request->filter()));
+    const std::string kind =
+        absl::StrCat("image_sets/tenant=", caller.ListFilter(), "/filter=", request->filter());
     int64_t cursor = 0;
     if (!request->page_token().empty()) {
       ASSIGN_OR_RETURN(cursor, core_->DecodePageToken(kind, request->page_token()));
     }
-    ASSIGN_OR_RETURN(storage::CatalogStore::ImageSetPage page,
-                     core_->catalog().ListImageSets(caller.ListFilter(), page_size, cursor,
-                                                    kMaxImagesPerListPage));
+    ASSIGN_OR_RETURN(
+        storage::CatalogStore::ImageSetPage page,
+        core_->catalog().ListImageSets(caller.ListFilter(), page_size, cursor,
+                                       kMaxImagesPerListPage, filter.labels, filter.keys));
     for (const auto& set : page.sets) *response->add_image_sets() = ToProto(set);
     if (page.next_before_seq != 0) {
       response->set_next_page_token(core_->EncodePageToken(kind, page.next_before_seq));
@@ -136,8 +144,10 @@ grpc::ServerUnaryReactor* DreamBoothService::CreateJob(grpc::CallbackServerConte
   return Respond(context, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
     if (!request->has_spec()) return absl::InvalidArgumentError("spec is required");
-    ASSIGN_OR_RETURN(storage::JobRecord job,
-                     core_->CreateJob(caller, request->spec(), request->request_id()));
+    ASSIGN_OR_RETURN(
+        storage::JobRecord job,
+        core_->CreateJob(caller, request->spec(), request->request_id(),
+                         storage::Labels(request->labels().begin(), request->labels().end())));
     ASSIGN_OR_RETURN(*response, ToProto(job));
     return absl::OkStatus();
   }());
@@ -165,21 +175,26 @@ grpc::ServerUnaryReactor* DreamBoothService::ListJobs(grpc::CallbackServerContex
       return absl::InvalidArgumentError(
           absl::StrCat("state must be a known JobState, got ", request->state()));
     }
+    ASSIGN_OR_RETURN(storage::JobStore::Query query,
+                     ParseJobQuery(request->filter(), request->order_by()));
+    if (request->state() != v1::JOB_STATE_UNSPECIFIED) {
+      query.states.push_back(static_cast<storage::JobState>(request->state()));
+    }
+    // A page token is bound to the request it was issued for.
     const std::string kind =
-        absl::StrCat("jobs/state=", request->state(), "/tenant=", caller.ListFilter());
+        absl::StrCat("jobs/state=", request->state(), "/tenant=", caller.ListFilter(),
+                     "/filter=", request->filter(), "/order_by=", request->order_by());
     int64_t cursor = 0;
     if (!request->page_token().empty()) {
       ASSIGN_OR_RETURN(cursor, core_->DecodePageToken(kind, request->page_token()));
     }
-    ASSIGN_OR_RETURN(
-        storage::JobStore::Page page,
-        core_->jobs().List(caller.ListFilter(), static_cast<storage::JobState>(request->state()),
-                           page_size, cursor));
+    ASSIGN_OR_RETURN(storage::JobStore::Page page,
+                     core_->jobs().List(caller.ListFilter(), query, page_size, cursor));
     for (const auto& job : page.jobs) {
       ASSIGN_OR_RETURN(*response->add_jobs(), ToProto(job));
     }
-    if (page.next_before_seq != 0) {
-      response->set_next_page_token(core_->EncodePageToken(kind, page.next_before_seq));
+    if (page.next_cursor != 0) {
+      response->set_next_page_token(core_->EncodePageToken(kind, page.next_cursor));
     }
     return absl::OkStatus();
   }());
@@ -229,9 +244,71 @@ grpc::ServerUnaryReactor* DreamBoothService::ListCheckpoints(
     ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
     RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
     RETURN_IF_ERROR(core_->GetJobFor(caller, request->job_id()).status());
+    ASSIGN_OR_RETURN(int page_size, PageSize(request->page_size(), kDefaultCheckpointPageSize));
+    if (!v1::CheckpointKind_IsValid(request->kind())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("kind must be a known CheckpointKind, got ", request->kind()));
+    }
+    const std::string kind_key =
+        absl::StrCat("checkpoints/job=", request->job_id(), "/kind=", request->kind());
+    int64_t after_seq = 0;
+    if (!request->page_token().empty()) {
+      ASSIGN_OR_RETURN(after_seq, core_->DecodePageToken(kind_key, request->page_token()));
+    }
     ASSIGN_OR_RETURN(std::vector<storage::CheckpointRecord> ckpts,
                      core_->jobs().ListCheckpoints(request->job_id()));
-    for (const auto& c : ckpts) *response->add_checkpoints() = ToProto(c);
+    for (const auto& c : ckpts) {
+      if (c.seq <= after_seq) continue;
+      if (request->kind() != v1::CHECKPOINT_KIND_UNSPECIFIED &&
+          static_cast<int>(c.kind) != request->kind()) {
+        continue;
+      }
+      if (response->checkpoints_size() == page_size) {
+        response->set_next_page_token(core_->EncodePageToken(kind_key, after_seq));
+        break;
+      }
+      *response->add_checkpoints() = ToProto(c);
+      after_seq = c.seq;
+    }
+    return absl::OkStatus();
+  }());
+}
+
+grpc::ServerUnaryReactor* DreamBoothService::GetCheckpoint(grpc::CallbackServerContext* context,
+                                                           const v1::GetCheckpointRequest* request,
+                                                           v1::Checkpoint* response) {
+  return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
+    RETURN_IF_ERROR(CheckId("checkpoint_id", request->checkpoint_id()));
+    ASSIGN_OR_RETURN(storage::CheckpointRecord ckpt,
+                     core_->GetCheckpointFor(caller, request->checkpoint_id()));
+    *response = ToProto(ckpt);
+    return absl::OkStatus();
+  }());
+}
+
+grpc::ServerUnaryReactor* DreamBoothService::GetValidationImage(
+    grpc::CallbackServerContext* context, const v1::GetValidationImageRequest* request,
+    v1::ValidationImage* response) {
+  return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
+    RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
+    if (request->sequence() < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence must be >= 1, got ", request->sequence()));
+    }
+    ASSIGN_OR_RETURN(*response,
+                     core_->GetValidationImage(caller, request->job_id(), request->sequence()));
+    return absl::OkStatus();
+  }());
+}
+
+grpc::ServerUnaryReactor* DreamBoothService::ListBaseModels(grpc::CallbackServerContext* context,
+                                                            const v1::ListBaseModelsRequest*,
+                                                            v1::ListBaseModelsResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    RETURN_IF_ERROR(Authenticate(context).status());
+    ASSIGN_OR_RETURN(*response, core_->ListBaseModels());
     return absl::OkStatus();
   }());
 }

@@ -47,6 +47,15 @@ class DreamBoothService final : public v1::DreamBooth::CallbackService {
   grpc::ServerUnaryReactor* ListCheckpoints(grpc::CallbackServerContext* context,
                                             const v1::ListCheckpointsRequest* request,
                                             v1::ListCheckpointsResponse* response) override;
+  grpc::ServerUnaryReactor* GetCheckpoint(grpc::CallbackServerContext* context,
+                                          const v1::GetCheckpointRequest* request,
+                                          v1::Checkpoint* response) override;
+  grpc::ServerUnaryReactor* GetValidationImage(grpc::CallbackServerContext* context,
+                                               const v1::GetValidationImageRequest* request,
+                                               v1::ValidationImage* response) override;
+  grpc::ServerUnaryReactor* ListBaseModels(grpc::CallbackServerContext* context,
+                                           const v1::ListBaseModelsRequest* request,
+                                           v1::ListBaseModelsResponse* response) override;
   grpc::ServerWriteReactor<v1::DownloadCheckpointResponse>* DownloadCheckpoint(
       grpc::CallbackServerContext* context, const v1::DownloadCheckpointRequest* request) override;
   grpc::ServerWriteReactor<v1::SampleResponse>* Sample(grpc::CallbackServerContext* context,

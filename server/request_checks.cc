@@ -54,6 +54,47 @@ absl::Status CheckFileName(const std::string& field, const std::string& name) {
   return absl::OkStatus();
 }
 
+absl::Status CheckLabels(const std::string& field,
+                         const std::map<std::string, std::string>& labels) {
+  constexpr size_t kMaxLabels = 64;
+  constexpr size_t kMaxLength = 63;
+  if (labels.size() > kMaxLabels) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " has ", labels.size(), " labels, more than ", kMaxLabels));
+  }
+  const auto allowed = [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+  };
+  for (const auto& [key, value] : labels) {
+    if (key.empty() || key.size() > kMaxLength || key[0] < 'a' || key[0] > 'z' ||
+        !std::all_of(key.begin(), key.end(), allowed)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " key '", key.substr(0, 80),
+          "' must be 1..63 lower-case letters, digits, '_' or '-', starting with a letter"));
+    }
+    if (value.size() > kMaxLength || !std::all_of(value.begin(), value.end(), allowed)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "['", key, "'] value '", value.substr(0, 80),
+                       "' must be 0..63 lower-case letters, digits, '_' or '-'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRequestId(const std::string& field, const std::string& request_id) {
+  if (request_id.size() > 255) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " must be at most 255 bytes, got ", request_id.size()));
+  }
+  for (char c : request_id) {
+    if (c < 0x21 || c > 0x7e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " must be printable ASCII without spaces"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckHostPort(const std::string& field, const std::string& address) {
   RETURN_IF_ERROR(CheckRequired(field, address, 255));
   const auto invalid = [&](const std::string& why) {

@@ -4,6 +4,7 @@
 #define DREAMBOOTH_SERVER_REQUEST_CHECKS_H_
 
 #include <cstddef>
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
@@ -21,6 +22,12 @@ absl::Status CheckLeaseToken(const std::string& token);
 absl::Status CheckRelativePath(const std::string& field, const std::string& path);
 // A plain file name: 1..255 bytes, no '/', '\\' or NUL, not '.' or '..'.
 absl::Status CheckFileName(const std::string& field, const std::string& name);
+// Labels (AIP-style): at most 64; keys 1..63 bytes of lower-case letters, digits, '_' and '-'
+// starting with a letter; values 0..63 bytes of the same characters.
+absl::Status CheckLabels(const std::string& field,
+                         const std::map<std::string, std::string>& labels);
+// An idempotency key: "" or 1..255 printable ASCII characters without spaces.
+absl::Status CheckRequestId(const std::string& field, const std::string& request_id);
 // "host:port" (IPv6 hosts in brackets): at most 255 bytes, host letters, digits, '.', '-', ':'
 // (in brackets) or '_', port 1..65535.
 absl::Status CheckHostPort(const std::string& field, const std::string& address);

@@ -15,9 +15,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/status_macros.h"
+#include "server/request_checks.h"
 #include "server/sample_broker.h"
 #include "spec/builtin_models.h"
 #include "spec/job_spec_rules.h"
+#include "storage/labels.h"
 
 namespace dreambooth::server {
 namespace {
@@ -125,20 +127,14 @@ absl::StatusOr<storage::CheckpointRecord> ServiceCore::GetCheckpointFor(
 
 absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const Caller& caller,
                                                           const v1::JobSpec& request_spec,
-                                                          const std::string& request_id) {
+                                                          const std::string& request_id,
+                                                          const storage::Labels& labels) {
   // Fields this server does not know (a newer client's, or junk) are dropped, never stored or
   // echoed: they would inflate every Job and ListJobs page.
   v1::JobSpec spec = request_spec;
   spec.DiscardUnknownFields();
-  if (request_id.size() > 255) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("request_id must be at most 255 bytes, got ", request_id.size()));
-  }
-  for (char c : request_id) {
-    if (c < 0x21 || c > 0x7e) {
-      return absl::InvalidArgumentError("request_id must be printable ASCII without spaces");
-    }
-  }
+  RETURN_IF_ERROR(CheckRequestId("request_id", request_id));
+  RETURN_IF_ERROR(CheckLabels("labels", labels));
   ASSIGN_OR_RETURN(v1::JobSpec resolved, spec::ResolveJobSpec(spec));
   ASSIGN_OR_RETURN(bool known, IsKnownBaseModel(resolved.base_model()));
   if (!known) {
@@ -188,6 +184,10 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const Caller& caller,
   job.max_infra_attempts = resolved.max_infra_attempts();
   job.request_id = request_id;
   job.request_fingerprint = spec::SpecFingerprint(spec);
+  // Labels are part of the request: the same id with other labels is another request.
+  if (!labels.empty())
+    absl::StrAppend(&job.request_fingerprint, "|", storage::LabelsToJson(labels));
+  job.labels = labels;
   job.max_active_jobs_of_tenant = options_.tenant_max_active_jobs;
   // Over the storage quota a new job is refused, but a retry still gets the job it created.
   if (absl::Status quota = CheckStorageQuota(caller, 0); !quota.ok()) {

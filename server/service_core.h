@@ -59,8 +59,10 @@ class ServiceCore {
   // the caller's tenant (idempotent on the tenant's request_id). Wakes watchers. A
   // text-to-image job whose instance set has an image without a caption is FAILED_PRECONDITION
   // naming that image. Unknown fields of `spec` are dropped.
+  // `labels` are checked (INVALID_ARGUMENT naming "labels") and stored with the job.
   absl::StatusOr<storage::JobRecord> CreateJob(const Caller& caller, const v1::JobSpec& spec,
-                                               const std::string& request_id);
+                                               const std::string& request_id,
+                                               const storage::Labels& labels = {});
   // Cancels and wakes watchers.
   absl::StatusOr<storage::JobRecord> CancelJob(const Caller& caller, const std::string& job_id);
   // FAILED_PRECONDITION naming the largest registered worker when none registered within
@@ -75,6 +77,13 @@ class ServiceCore {
   absl::Status DeleteJob(const Caller& caller, const std::string& job_id);
   // Deletes one checkpoint of a job of `caller`.
   absl::Status DeleteCheckpoint(const Caller& caller, const std::string& checkpoint_id);
+  // The PNG of the caller's job's VALIDATION_IMAGE event `sequence` (NOT_FOUND naming the job
+  // and sequence when there is no such event).
+  absl::StatusOr<v1::ValidationImage> GetValidationImage(const Caller& caller,
+                                                         const std::string& job_id,
+                                                         int64_t sequence);
+  // Base models registered within --worker-registration-ttl, plus the built-in "tiny".
+  absl::StatusOr<v1::ListBaseModelsResponse> ListBaseModels();
 
   // ---- Retention ----
   // One blob garbage collection (storage/blob_gc.h) with the configured grace period, then
@@ -101,8 +110,10 @@ class ServiceCore {
                                                                 const std::string& caption);
   // Records stored `images` in set `set_id` of `caller` ("" creates a set of the caller's tenant
   // named `display_name`), within the per-set image limit.
+  // A new set (set_id "") gets `created`'s name and labels; with created.request_id seen for the
+  // tenant within --request-retention, the images go to the set that upload created.
   absl::StatusOr<storage::ImageSetRecord> AddImages(
-      const Caller& caller, const std::string& set_id, const std::string& display_name,
+      const Caller& caller, const std::string& set_id, const storage::NewImageSet& created,
       const std::vector<storage::StoredImageRecord>& images);
 
   // ---- Samples ----

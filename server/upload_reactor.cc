@@ -53,6 +53,10 @@ class UploadReactor : public ReadLoopReactor<v1::UploadImagesRequest, grpc::Byte
     if (target_.display_name().size() > 255) {
       return absl::InvalidArgumentError("target.display_name must be at most 255 bytes");
     }
+    RETURN_IF_ERROR(CheckLabels(
+        "target.labels",
+        std::map<std::string, std::string>(target_.labels().begin(), target_.labels().end())));
+    RETURN_IF_ERROR(CheckRequestId("target.request_id", target_.request_id()));
     if (!target_.image_set_id().empty()) {
       RETURN_IF_ERROR(CheckId("target.image_set_id", target_.image_set_id()));
       ASSIGN_OR_RETURN(existing_images_, core_->ImageCount(caller_, target_.image_set_id()));
@@ -126,9 +130,12 @@ class UploadReactor : public ReadLoopReactor<v1::UploadImagesRequest, grpc::Byte
     }
     RETURN_IF_ERROR(FinishFile());
     if (uploaded_.empty()) return absl::InvalidArgumentError("upload contains no files");
-    ASSIGN_OR_RETURN(
-        storage::ImageSetRecord set,
-        core_->AddImages(caller_, target_.image_set_id(), target_.display_name(), uploaded_));
+    storage::NewImageSet created;
+    created.display_name = target_.display_name();
+    created.labels = storage::Labels(target_.labels().begin(), target_.labels().end());
+    created.request_id = target_.request_id();
+    ASSIGN_OR_RETURN(storage::ImageSetRecord set,
+                     core_->AddImages(caller_, target_.image_set_id(), created, uploaded_));
     *response_->mutable_image_set() = ToProto(set);
     for (const auto& img : uploaded_) *response_->add_uploaded() = ToProto(img);
     return absl::OkStatus();

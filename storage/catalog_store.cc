@@ -3,13 +3,14 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/status_macros.h"
+#include "storage/labels.h"
 
 namespace dreambooth::storage {
 namespace {
 
 absl::StatusOr<ImageSetRecord> LoadSet(Connection& c, const std::string& set_id) {
-  ASSIGN_OR_RETURN(Statement s, c.Prepare("SELECT display_name, create_time_ms, tenant FROM "
-                                          "image_sets WHERE id = ?"));
+  ASSIGN_OR_RETURN(Statement s, c.Prepare("SELECT display_name, create_time_ms, tenant, labels "
+                                          "FROM image_sets WHERE id = ?"));
   s.Bind(1, set_id);
   ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return absl::NotFoundError(absl::StrCat("image set '", set_id, "' not found"));
@@ -18,6 +19,7 @@ absl::StatusOr<ImageSetRecord> LoadSet(Connection& c, const std::string& set_id)
   set.display_name = s.ColumnText(0);
   set.create_time_ms = s.ColumnInt(1);
   set.tenant = s.ColumnText(2);
+  set.labels = LabelsFromJson(s.ColumnText(3));
   ASSIGN_OR_RETURN(Statement images,
                    c.Prepare("SELECT name, digest, size_bytes, width, height, format, caption "
                              "FROM images WHERE set_id = ? ORDER BY position"));
@@ -45,17 +47,51 @@ absl::StatusOr<ImageSetRecord> CatalogStore::AddImages(const std::string& tenant
                                                        const std::string& display_name,
                                                        const std::vector<StoredImageRecord>& images,
                                                        int max_images, int64_t now_ms) {
+  NewImageSet created;
+  created.display_name = display_name;
+  return AddImages(tenant, set_id, created, images, max_images, now_ms, 0);
+}
+
+absl::StatusOr<ImageSetRecord> CatalogStore::AddImages(const std::string& tenant,
+                                                       const std::string& set_id,
+                                                       const NewImageSet& created,
+                                                       const std::vector<StoredImageRecord>& images,
+                                                       int max_images, int64_t now_ms,
+                                                       int64_t request_retention_ms) {
   ImageSetRecord result;
   RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
     std::string id = set_id;
+    if (id.empty() && !created.request_id.empty()) {
+      ASSIGN_OR_RETURN(Statement prune,
+                       c.Prepare("DELETE FROM upload_requests WHERE create_time_ms < ?"));
+      prune.Bind(1, now_ms - request_retention_ms);
+      RETURN_IF_ERROR(prune.Run());
+      ASSIGN_OR_RETURN(Statement find,
+                       c.Prepare("SELECT u.set_id FROM upload_requests u JOIN image_sets s ON "
+                                 "s.id = u.set_id WHERE u.tenant = ? AND u.request_id = ?"));
+      find.Bind(1, tenant).Bind(2, created.request_id);
+      ASSIGN_OR_RETURN(bool seen, find.Step());
+      if (seen) id = find.ColumnText(0);
+    }
     if (id.empty()) {
       id = absl::StrCat("is_", RandomHex(8));
       ASSIGN_OR_RETURN(Statement s,
                        c.Prepare("INSERT INTO image_sets (id, seq, display_name, create_time_ms, "
-                                 "tenant) VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM "
-                                 "image_sets), ?2, ?3, ?4)"));
-      s.Bind(1, id).Bind(2, display_name).Bind(3, now_ms).Bind(4, tenant);
+                                 "tenant, labels) VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 "
+                                 "FROM image_sets), ?2, ?3, ?4, ?5)"));
+      s.Bind(1, id)
+          .Bind(2, created.display_name)
+          .Bind(3, now_ms)
+          .Bind(4, tenant)
+          .Bind(5, LabelsToJson(created.labels));
       RETURN_IF_ERROR(s.Run());
+      if (!created.request_id.empty()) {
+        ASSIGN_OR_RETURN(Statement remember,
+                         c.Prepare("INSERT OR REPLACE INTO upload_requests (tenant, request_id, "
+                                   "set_id, create_time_ms) VALUES (?, ?, ?, ?)"));
+        remember.Bind(1, tenant).Bind(2, created.request_id).Bind(3, id).Bind(4, now_ms);
+        RETURN_IF_ERROR(remember.Run());
+      }
     }
     ASSIGN_OR_RETURN(ImageSetRecord set, LoadSet(c, id));
     int64_t position = static_cast<int64_t>(set.images.size());
@@ -101,19 +137,32 @@ absl::StatusOr<ImageSetRecord> CatalogStore::GetImageSet(const std::string& set_
   return set;
 }
 
-absl::StatusOr<CatalogStore::ImageSetPage> CatalogStore::ListImageSets(const std::string& tenant,
-                                                                       int page_size,
-                                                                       int64_t before_seq,
-                                                                       int max_images) {
+absl::StatusOr<CatalogStore::ImageSetPage> CatalogStore::ListImageSets(
+    const std::string& tenant, int page_size, int64_t before_seq, int max_images,
+    const Labels& labels, const std::vector<std::string>& label_keys) {
   if (page_size < 1) return absl::InvalidArgumentError("page_size must be >= 1");
+  std::string label_terms;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    absl::StrAppend(&label_terms, " AND json_extract(labels, ?) = ?");
+  }
+  for (size_t i = 0; i < label_keys.size(); ++i) {
+    absl::StrAppend(&label_terms, " AND json_type(labels, ?) IS NOT NULL");
+  }
   ImageSetPage page;
   RETURN_IF_ERROR(db_->Read([&](Connection& c) -> absl::Status {
     std::vector<std::pair<std::string, int64_t>> ids;
     {
-      ASSIGN_OR_RETURN(Statement s, c.Prepare("SELECT id, seq FROM image_sets WHERE (?1 = 0 OR "
-                                              "seq < ?1) AND (?3 = '' OR tenant = ?3) ORDER BY "
-                                              "seq DESC LIMIT ?2"));
+      ASSIGN_OR_RETURN(Statement s,
+                       c.Prepare(absl::StrCat("SELECT id, seq FROM image_sets WHERE (?1 = 0 OR "
+                                              "seq < ?1) AND (?3 = '' OR tenant = ?3)",
+                                              label_terms, " ORDER BY seq DESC LIMIT ?2")));
       s.Bind(1, before_seq).Bind(2, int64_t{page_size} + 1).Bind(3, tenant);
+      int n = 3;
+      for (const auto& [key, value] : labels) {
+        s.Bind(++n, LabelPath(key));
+        s.Bind(++n, value);
+      }
+      for (const std::string& key : label_keys) s.Bind(++n, LabelPath(key));
       while (true) {
         ASSIGN_OR_RETURN(bool row, s.Step());
         if (!row) break;
@@ -162,9 +211,32 @@ absl::Status CatalogStore::RememberBaseModels(const std::vector<std::string>& na
                                  "last_seen_ms = ?3"));
       s.Bind(1, name).Bind(2, worker_id).Bind(3, now_ms);
       RETURN_IF_ERROR(s.Run());
+      ASSIGN_OR_RETURN(Statement w, c.Prepare("INSERT INTO base_model_workers (name, worker_id, "
+                                              "last_seen_ms) VALUES (?1, ?2, ?3) ON "
+                                              "CONFLICT(name, worker_id) DO UPDATE SET "
+                                              "last_seen_ms = ?3"));
+      w.Bind(1, name).Bind(2, worker_id).Bind(3, now_ms);
+      RETURN_IF_ERROR(w.Run());
     }
     return absl::OkStatus();
   });
+}
+
+absl::StatusOr<std::vector<CatalogStore::BaseModelRecord>> CatalogStore::ListBaseModels(
+    int64_t since_ms) {
+  std::vector<BaseModelRecord> models;
+  RETURN_IF_ERROR(db_->Read([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(Statement s, c.Prepare("SELECT name, COUNT(*), MAX(last_seen_ms) FROM "
+                                            "base_model_workers WHERE last_seen_ms >= ? GROUP BY "
+                                            "name ORDER BY name"));
+    s.Bind(1, since_ms);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) return absl::OkStatus();
+      models.push_back({s.ColumnText(0), static_cast<int>(s.ColumnInt(1)), s.ColumnInt(2)});
+    }
+  }));
+  return models;
 }
 
 absl::StatusOr<bool> CatalogStore::IsKnownBaseModel(const std::string& name) {

@@ -31,6 +31,14 @@ class CatalogStore {
                                            const std::string& display_name,
                                            const std::vector<StoredImageRecord>& images,
                                            int max_images, int64_t now_ms);
+  // The same; a new set gets `created`'s name and labels, and with created.request_id seen for
+  // the tenant within `request_retention_ms`, the images go to the set that request created
+  // (older upload request ids are forgotten).
+  absl::StatusOr<ImageSetRecord> AddImages(const std::string& tenant, const std::string& set_id,
+                                           const NewImageSet& created,
+                                           const std::vector<StoredImageRecord>& images,
+                                           int max_images, int64_t now_ms,
+                                           int64_t request_retention_ms);
   absl::StatusOr<ImageSetRecord> GetImageSet(const std::string& set_id);
   struct ImageSetPage {
     std::vector<ImageSetRecord> sets;
@@ -39,9 +47,12 @@ class CatalogStore {
   // Sets of `tenant` ("" => every tenant's), newest first with seq < before_seq (0 => from the
   // newest): at most page_size sets, and fewer when the next set would take the page past
   // `max_images` images (but at least one set), so a page's size stays bounded.
+  // Only sets with each of `labels` (exact value) and each of `label_keys`.
   absl::StatusOr<ImageSetPage> ListImageSets(const std::string& tenant, int page_size,
                                              int64_t before_seq,
-                                             int max_images = std::numeric_limits<int>::max());
+                                             int max_images = std::numeric_limits<int>::max(),
+                                             const Labels& labels = {},
+                                             const std::vector<std::string>& label_keys = {});
   // NOT_FOUND when absent. The caller checks that no active job uses it.
   absl::Status DeleteImageSet(const std::string& set_id);
 
@@ -50,6 +61,13 @@ class CatalogStore {
   absl::Status RememberBaseModels(const std::vector<std::string>& names,
                                   const std::string& worker_id, int64_t now_ms);
   absl::StatusOr<bool> IsKnownBaseModel(const std::string& name);
+  struct BaseModelRecord {
+    std::string name;
+    int worker_count = 0;  // workers that reported it at or after since_ms
+    int64_t last_seen_ms = 0;
+  };
+  // The base models some worker reported at or after since_ms, by name.
+  absl::StatusOr<std::vector<BaseModelRecord>> ListBaseModels(int64_t since_ms);
 
   // ---- Server metadata ----
 

@@ -30,7 +30,7 @@ absl::StatusOr<std::optional<Lease>> JoinGang(Connection& c, const std::string& 
   if (!row) return lease;
   Lease granted;
   granted.job = ReadJobRow(find);
-  granted.job.gang_node = static_cast<int>(find.ColumnInt(29)) + 1;
+  granted.job.gang_node = static_cast<int>(find.ColumnInt(kJobColumnCount)) + 1;
   granted.job.worker_id = worker_id;
   granted.token = absl::StrCat("lt_", RandomHex(16));
   granted.expires_ms = now_ms + ttl_ms;

@@ -12,6 +12,9 @@ namespace dreambooth::storage {
 
 using internal::kJobColumns;
 
+// dreambooth.v1.JOB_STAGE_TRAINING: the stage whose progress carries the loss.
+constexpr int kTrainingStage = 4;
+
 absl::StatusOr<std::optional<Lease>> JobStore::Claim(const std::string& worker_id,
                                                      const std::vector<std::string>& base_models,
                                                      int64_t now_ms, int64_t ttl_ms,
@@ -315,6 +318,18 @@ absl::StatusOr<CheckpointRecord> JobStore::CommitCheckpoint(const std::string& t
         .Bind(6, now_ms)
         .Bind(7, ckpt.manifest_digest);
     RETURN_IF_ERROR(ins.Run());
+    // The metrics the job reported at this step (its progress is flushed before a commit).
+    ASSIGN_OR_RETURN(Statement metrics,
+                     c.Prepare("UPDATE checkpoints SET (loss, learning_rate) = (SELECT loss, "
+                               "learning_rate FROM events WHERE job_id = ?1 AND kind = ?2 AND "
+                               "stage = ?3 AND step = ?4 ORDER BY sequence DESC LIMIT 1) "
+                               "WHERE id = ?5"));
+    metrics.Bind(1, job.id)
+        .Bind(2, int64_t{static_cast<int>(EventKind::kProgress)})
+        .Bind(3, int64_t{kTrainingStage})
+        .Bind(4, step)
+        .Bind(5, ckpt.id);
+    RETURN_IF_ERROR(metrics.Run());
     for (const auto& f : files) {
       ASSIGN_OR_RETURN(Statement s, c.Prepare("INSERT INTO checkpoint_files (checkpoint_id, path, "
                                               "digest, size_bytes) VALUES (?,?,?,?)"));
@@ -373,7 +388,7 @@ absl::Status LoadFiles(Connection& c, CheckpointRecord* ckpt) {
 }
 
 constexpr char kCheckpointColumns[] =
-    "id, job_id, step, kind, attempt, create_time_ms, manifest_digest";
+    "id, job_id, step, kind, attempt, create_time_ms, manifest_digest, loss, learning_rate, seq";
 
 CheckpointRecord ReadCheckpointRow(const Statement& s) {
   CheckpointRecord c;
@@ -384,6 +399,9 @@ CheckpointRecord ReadCheckpointRow(const Statement& s) {
   c.attempt = static_cast<int>(s.ColumnInt(4));
   c.create_time_ms = s.ColumnInt(5);
   c.manifest_digest = s.ColumnText(6);
+  if (!s.ColumnIsNull(7)) c.loss = s.ColumnDouble(7);
+  if (!s.ColumnIsNull(8)) c.learning_rate = s.ColumnDouble(8);
+  c.seq = s.ColumnInt(9);
   return c;
 }
 

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "storage/labels.h"
 
 namespace dreambooth::storage::internal {
 
@@ -36,6 +37,7 @@ JobRecord ReadJobRow(const Statement& s) {
   j.priority = static_cast<int>(s.ColumnInt(26));
   j.num_nodes = static_cast<int>(s.ColumnInt(27));
   j.gang_rendezvous = s.ColumnText(28);
+  j.labels = LabelsFromJson(s.ColumnText(29));
   return j;
 }
 

@@ -17,7 +17,10 @@ inline constexpr char kJobColumns[] =
     "id, seq, spec, base_model, instance_set, regularization_set, request_id, state, stage, step, "
     "total_steps, create_time_ms, start_time_ms, end_time_ms, attempt, error_attempts, "
     "infra_attempts, max_attempts, max_infra_attempts, error, cancel_requested, worker_id, "
-    "lease_expires_ms, last_sequence, tenant, num_devices, priority, num_nodes, gang_rendezvous";
+    "lease_expires_ms, last_sequence, tenant, num_devices, priority, num_nodes, gang_rendezvous, "
+    "labels";
+// Number of columns in kJobColumns (the first column after them in a SELECT).
+inline constexpr int kJobColumnCount = 30;
 
 JobRecord ReadJobRow(const Statement& stmt);
 

@@ -4,9 +4,11 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/crypto.h"
 #include "common/status_macros.h"
 #include "storage/job_rows.h"
+#include "storage/labels.h"
 
 namespace dreambooth::storage {
 
@@ -54,7 +56,8 @@ absl::StatusOr<JobRecord> JobStore::Create(const NewJob& job, int64_t now_ms,
                      c.Prepare("INSERT INTO jobs (id, spec, base_model, instance_set, "
                                "regularization_set, request_id, state, create_time_ms, "
                                "max_attempts, max_infra_attempts, tenant, num_devices, "
-                               "priority, num_nodes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+                               "priority, num_nodes, labels) VALUES "
+                               "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
     ins.Bind(1, id)
         .BindBlob(2, job.spec)
         .Bind(3, job.base_model)
@@ -68,7 +71,8 @@ absl::StatusOr<JobRecord> JobStore::Create(const NewJob& job, int64_t now_ms,
         .Bind(11, job.tenant)
         .Bind(12, int64_t{job.num_devices})
         .Bind(13, int64_t{job.priority})
-        .Bind(14, int64_t{job.num_nodes});
+        .Bind(14, int64_t{job.num_nodes})
+        .Bind(15, LabelsToJson(job.labels));
     RETURN_IF_ERROR(ins.Run());
     if (!job.request_id.empty()) {
       ASSIGN_OR_RETURN(Statement remember,
@@ -101,19 +105,51 @@ absl::StatusOr<JobRecord> JobStore::Get(const std::string& job_id) {
 }
 
 absl::StatusOr<JobStore::Page> JobStore::List(const std::string& tenant, JobState state,
-                                              int page_size, int64_t before_seq) {
+                                              int page_size, int64_t cursor) {
+  Query query;
+  if (state != JobState::kUnspecified) query.states = {state};
+  return List(tenant, query, page_size, cursor);
+}
+
+absl::StatusOr<JobStore::Page> JobStore::List(const std::string& tenant, const Query& query,
+                                              int page_size, int64_t cursor) {
   if (page_size < 1) return absl::InvalidArgumentError("page_size must be >= 1");
+  // Conditions with positional parameters, bound below in the same order.
+  std::string where = "1";
+  if (cursor != 0) absl::StrAppend(&where, query.oldest_first ? " AND seq > ?" : " AND seq < ?");
+  if (!tenant.empty()) absl::StrAppend(&where, " AND tenant = ?");
+  if (!query.states.empty()) {
+    std::vector<std::string> marks(query.states.size(), "?");
+    absl::StrAppend(&where, " AND state IN (", absl::StrJoin(marks, ","), ")");
+  }
+  if (!query.base_model.empty()) absl::StrAppend(&where, " AND base_model = ?");
+  for (size_t i = 0; i < query.labels.size(); ++i) {
+    absl::StrAppend(&where, " AND json_extract(labels, ?) = ?");
+  }
+  for (size_t i = 0; i < query.label_keys.size(); ++i) {
+    absl::StrAppend(&where, " AND json_type(labels, ?) IS NOT NULL");
+  }
+  if (query.created_from_ms.has_value()) absl::StrAppend(&where, " AND create_time_ms >= ?");
+  if (query.created_to_ms.has_value()) absl::StrAppend(&where, " AND create_time_ms <= ?");
   Page page;
   RETURN_IF_ERROR(db_->Read([&](Connection& c) -> absl::Status {
-    ASSIGN_OR_RETURN(Statement s,
-                     c.Prepare(absl::StrCat("SELECT ", kJobColumns,
-                                            " FROM jobs WHERE (?1 = 0 OR seq < ?1) AND "
-                                            "(?2 = 0 OR state = ?2) AND (?4 = '' OR tenant = ?4) "
-                                            "ORDER BY seq DESC LIMIT ?3")));
-    s.Bind(1, before_seq)
-        .Bind(2, int64_t{static_cast<int>(state)})
-        .Bind(3, int64_t{page_size} + 1)
-        .Bind(4, tenant);
+    ASSIGN_OR_RETURN(
+        Statement s,
+        c.Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE ", where, " ORDER BY seq ",
+                               query.oldest_first ? "ASC" : "DESC", " LIMIT ?")));
+    int n = 0;
+    if (cursor != 0) s.Bind(++n, cursor);
+    if (!tenant.empty()) s.Bind(++n, tenant);
+    for (JobState state : query.states) s.Bind(++n, int64_t{static_cast<int>(state)});
+    if (!query.base_model.empty()) s.Bind(++n, query.base_model);
+    for (const auto& [key, value] : query.labels) {
+      s.Bind(++n, LabelPath(key));
+      s.Bind(++n, value);
+    }
+    for (const std::string& key : query.label_keys) s.Bind(++n, LabelPath(key));
+    if (query.created_from_ms.has_value()) s.Bind(++n, *query.created_from_ms);
+    if (query.created_to_ms.has_value()) s.Bind(++n, *query.created_to_ms);
+    s.Bind(++n, int64_t{page_size} + 1);
     while (true) {
       ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
@@ -123,7 +159,7 @@ absl::StatusOr<JobStore::Page> JobStore::List(const std::string& tenant, JobStat
   }));
   if (static_cast<int>(page.jobs.size()) > page_size) {
     page.jobs.pop_back();
-    page.next_before_seq = page.jobs.back().seq;
+    page.next_cursor = page.jobs.back().seq;
   }
   return page;
 }

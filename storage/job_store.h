@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "storage/database.h"
+#include "storage/labels.h"
 #include "storage/records.h"
 
 namespace dreambooth::storage {
@@ -38,13 +39,26 @@ class JobStore {
 
   struct Page {
     std::vector<JobRecord> jobs;
-    // Pass as before_seq for the next page; 0 when this was the last page.
-    int64_t next_before_seq = 0;
+    // Pass as the cursor of the next page; 0 when this was the last page.
+    int64_t next_cursor = 0;
   };
-  // Jobs of `tenant` ("" => every tenant's) newest first with seq < before_seq (0 => from the
-  // newest), optionally only in `state` (kUnspecified => all). page_size must be >= 1.
+  // Which jobs List returns (every condition holds), in which order.
+  struct Query {
+    std::vector<JobState> states;            // any of them; empty => any state
+    std::string base_model;                  // "" => any
+    Labels labels;                           // each label with exactly this value
+    std::vector<std::string> label_keys;     // each label present
+    std::optional<int64_t> created_from_ms;  // create_time_ms >= this
+    std::optional<int64_t> created_to_ms;    // create_time_ms <= this
+    bool oldest_first = false;               // else newest first
+  };
+  // Jobs of `tenant` ("" => every tenant's) matching `query`, after `cursor` (a previous page's
+  // next_cursor; 0 => from the first). page_size must be >= 1.
+  absl::StatusOr<Page> List(const std::string& tenant, const Query& query, int page_size,
+                            int64_t cursor);
+  // Newest first, optionally only in `state` (kUnspecified => all).
   absl::StatusOr<Page> List(const std::string& tenant, JobState state, int page_size,
-                            int64_t before_seq);
+                            int64_t cursor);
 
   // QUEUED => CANCELLED at once; RUNNING => cancel_requested (the worker sees it on heartbeat);
   // terminal => unchanged. Returns the job after the call.

@@ -275,10 +275,38 @@ CREATE TABLE gang_members (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 7: the API's labels (a JSON object on jobs and image sets, filtered with json_extract),
+// upload request ids, a checkpoint's metrics at its step, and which workers have which base
+// model (base_models keeps the newest one per name).
+constexpr std::string_view kV7 = R"sql(
+ALTER TABLE jobs ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE image_sets ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE checkpoints ADD COLUMN loss REAL;
+ALTER TABLE checkpoints ADD COLUMN learning_rate REAL;
+
+CREATE TABLE upload_requests (
+  tenant TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  set_id TEXT NOT NULL,
+  create_time_ms INTEGER NOT NULL,
+  PRIMARY KEY (tenant, request_id)
+) WITHOUT ROWID;
+
+CREATE TABLE base_model_workers (
+  name TEXT NOT NULL,
+  worker_id TEXT NOT NULL,
+  last_seen_ms INTEGER NOT NULL,
+  PRIMARY KEY (name, worker_id)
+) WITHOUT ROWID;
+INSERT INTO base_model_workers (name, worker_id, last_seen_ms)
+  SELECT name, worker_id, last_seen_ms FROM base_models;
+)sql";
+
 }  // namespace
 
 const std::vector<std::string_view>& Migrations() {
-  static const auto* migrations = new std::vector<std::string_view>{kV1, kV2, kV3, kV4, kV5, kV6};
+  static const auto* migrations =
+      new std::vector<std::string_view>{kV1, kV2, kV3, kV4, kV5, kV6, kV7};
   return *migrations;
 }
 

@@ -5,6 +5,8 @@
 #define DREAMBOOTH_STORAGE_RECORDS_H_
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,12 +80,25 @@ struct StoredImageRecord {
 // API keys.
 inline constexpr char kDefaultTenant[] = "default";
 
+// Labels of a job or an image set (the API's map<string, string>), sorted by key.
+using Labels = std::map<std::string, std::string>;
+
 struct ImageSetRecord {
   std::string id;
   std::string tenant;
   std::string display_name;
   int64_t create_time_ms = 0;
   std::vector<StoredImageRecord> images;  // in upload order
+  Labels labels;
+};
+
+// What a new image set is created with.
+struct NewImageSet {
+  std::string display_name;
+  Labels labels;
+  // Idempotency, per tenant: an upload with a request id seen within the retention adds to the
+  // set that id created instead of creating one ("" => none).
+  std::string request_id;
 };
 
 // What CreateJob stores.
@@ -98,6 +113,7 @@ struct NewJob {
   int num_devices = 1;  // devices of one worker the job trains on
   int priority = 0;     // higher first among queued jobs
   int num_nodes = 1;    // workers that train the job together (JobSpec.num_nodes)
+  Labels labels;
   // Idempotency, per tenant: "" for none. The fingerprint identifies the request body (same id +
   // other fingerprint => ALREADY_EXISTS).
   std::string request_id;
@@ -144,6 +160,7 @@ struct JobRecord {
   // node's (set when a job is loaded by token; worker_id and lease_expires_ms are then that
   // node's).
   int gang_node = 0;
+  Labels labels;
 };
 
 struct EventRecord {
@@ -184,6 +201,10 @@ struct CheckpointRecord {
   int64_t create_time_ms = 0;
   std::string manifest_digest;
   std::vector<CheckpointFileRecord> files;  // sorted by path
+  int64_t seq = 0;                          // commit order over all jobs
+  // The job's reported loss and learning rate at `step`, when it reported that step.
+  std::optional<double> loss;
+  std::optional<double> learning_rate;
 };
 
 struct CacheItemRecord {

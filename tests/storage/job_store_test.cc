@@ -106,7 +106,7 @@ TEST_F(JobStoreTest, ListPaginatesNewestFirstWithoutGapsWhileInserting) {
     auto page = store_->List("", JobState::kUnspecified, 7, cursor);
     ASSERT_TRUE(page.ok());
     for (const auto& j : page->jobs) EXPECT_TRUE(seen.insert(j.id).second) << "duplicate";
-    cursor = page->next_before_seq;
+    cursor = page->next_cursor;
     MustCreate("inserted during pagination " + std::to_string(pages));  // never appears
     ++pages;
   } while (cursor != 0);
