@@ -5,7 +5,10 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,6 +17,7 @@
 #include "absl/time/time.h"
 #include "common/crypto.h"
 #include "dreambooth/v1/service.grpc.pb.h"
+#include "google/protobuf/descriptor.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "tests/integration/e2e_support.h"
@@ -292,6 +296,36 @@ TEST_F(ApiE2eTest, BaseModelsCheckpointPagesMetricsAndValidationImages) {
   grpc::ClientContext wrong_context;
   EXPECT_EQ(stub_->GetValidationImage(&wrong_context, image_request, &image).error_code(),
             grpc::StatusCode::NOT_FOUND);
+}
+
+// The shipped gRPC service config (retry policy) names only methods that exist, and a channel
+// that uses it works.
+TEST_F(ApiE2eTest, TheShippedServiceConfigIsValid) {
+  std::ifstream in(std::string(DB_SOURCE_DIR) + "/proto/dreambooth/v1/service_config.json");
+  ASSERT_TRUE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  const nlohmann::json config = nlohmann::json::parse(text.str());
+  int names = 0;
+  for (const auto& method_config : config.at("methodConfig")) {
+    for (const auto& name : method_config.at("name")) {
+      const std::string full = absl::StrCat(name.at("service").get<std::string>(), ".",
+                                            name.at("method").get<std::string>());
+      EXPECT_NE(google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full), nullptr)
+          << full;
+      ++names;
+    }
+  }
+  EXPECT_GT(names, 10);
+  grpc::ChannelArguments args;
+  args.SetServiceConfigJSON(text.str());
+  auto stub = v1::DreamBooth::NewStub(
+      grpc::CreateCustomChannel(daemon_->address(), grpc::InsecureChannelCredentials(), args));
+  v1::GetJobRequest get;
+  get.set_job_id("job_nope");
+  v1::Job job;
+  grpc::ClientContext context;
+  EXPECT_EQ(stub->GetJob(&context, get, &job).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 }  // namespace
