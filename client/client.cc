@@ -10,8 +10,10 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "client/error_details.h"
 #include "common/crypto.h"
 
 namespace dreambooth::client {
@@ -30,7 +32,11 @@ bool IsStreamResumable(grpc::StatusCode code) {
 
 absl::Status FromGrpc(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  absl::Status out(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  if (!status.error_details().empty()) {
+    out.SetPayload(kStatusDetailsPayload, absl::Cord(status.error_details()));
+  }
+  return out;
 }
 
 std::string NewRequestId() {
@@ -46,6 +52,10 @@ std::string NewRequestId() {
 
 namespace {
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(const ClientOptions& options) {
+  if (options.api_key_provider && !options.security.api_key.empty()) {
+    return absl::InvalidArgumentError(
+        "ClientOptions: set security.api_key or api_key_provider, not both");
+  }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);  // sample PNGs can exceed gRPC's 4 MiB default
   args.SetMaxSendMessageSize(64 << 20);
@@ -74,11 +84,19 @@ Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
     : options_(std::move(options)),
       channel_(std::move(channel)),
       stub_(v1::DreamBooth::NewStub(channel_)),
-      gateway_(v1::WorkerGateway::NewStub(channel_)),
       health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
-void Client::SetDeadline(grpc::ClientContext* context, int64_t timeout_ms) const {
+absl::Status Client::Prepare(grpc::ClientContext* context, int64_t timeout_ms) const {
+  if (!channel_status_.ok()) return channel_status_;
   context->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  if (options_.call_credentials != nullptr) context->set_credentials(options_.call_credentials);
+  if (options_.api_key_provider) {
+    absl::StatusOr<std::string> key = options_.api_key_provider();
+    if (!key.ok()) return key.status();
+    if (!key->empty())
+      context->AddMetadata(kAuthorizationHeader, absl::StrCat(kBearerPrefix, *key));
+  }
+  return absl::OkStatus();
 }
 
 void Client::Backoff(int attempt) const {
@@ -90,12 +108,13 @@ void Client::Backoff(int attempt) const {
 }
 
 absl::Status Client::Retry(const std::function<grpc::Status(grpc::ClientContext*)>& attempt) {
-  if (!channel_status_.ok()) return channel_status_;
   grpc::Status status;
   for (int i = 0; i < std::max(1, options_.max_attempts); ++i) {
     if (i > 0) Backoff(i - 1);
     grpc::ClientContext context;
-    SetDeadline(&context, options_.call_timeout_ms);
+    if (absl::Status prepared = Prepare(&context, options_.call_timeout_ms); !prepared.ok()) {
+      return prepared;
+    }
     status = attempt(&context);
     if (!IsRetryable(status.error_code())) break;
   }
@@ -105,6 +124,23 @@ absl::Status Client::Retry(const std::function<grpc::Status(grpc::ClientContext*
 absl::StatusOr<v1::UploadImagesResponse> Client::UploadFiles(const std::vector<std::string>& paths,
                                                              const std::string& image_set_id,
                                                              const std::string& display_name) {
+  UploadOptions options;
+  options.image_set_id = image_set_id;
+  options.display_name = display_name;
+  return UploadFiles(paths, options);
+}
+
+absl::StatusOr<v1::UploadImagesResponse> Client::Upload(const std::vector<UploadFile>& files,
+                                                        const std::string& image_set_id,
+                                                        const std::string& display_name) {
+  UploadOptions options;
+  options.image_set_id = image_set_id;
+  options.display_name = display_name;
+  return Upload(files, options);
+}
+
+absl::StatusOr<v1::UploadImagesResponse> Client::UploadFiles(const std::vector<std::string>& paths,
+                                                             const UploadOptions& options) {
   const auto read = [](const std::string& path, std::string* bytes) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return false;
@@ -125,21 +161,22 @@ absl::StatusOr<v1::UploadImagesResponse> Client::UploadFiles(const std::vector<s
     }
     files.push_back(std::move(file));
   }
-  return Upload(files, image_set_id, display_name);
+  return Upload(files, options);
 }
 
 absl::StatusOr<v1::UploadImagesResponse> Client::Upload(const std::vector<UploadFile>& files,
-                                                        const std::string& image_set_id,
-                                                        const std::string& display_name) {
-  if (!channel_status_.ok()) return channel_status_;
+                                                        const UploadOptions& options) {
   grpc::ClientContext context;
-  SetDeadline(&context, options_.stream_timeout_ms);
+  if (absl::Status s = Prepare(&context, options_.stream_timeout_ms); !s.ok()) return s;
   v1::UploadImagesResponse response;
   std::unique_ptr<grpc::ClientWriter<v1::UploadImagesRequest>> writer =
       stub_->UploadImages(&context, &response);
   v1::UploadImagesRequest request;
-  request.mutable_target()->set_image_set_id(image_set_id);
-  request.mutable_target()->set_display_name(display_name);
+  v1::UploadTarget& target = *request.mutable_target();
+  target.set_image_set_id(options.image_set_id);
+  target.set_display_name(options.display_name);
+  target.mutable_labels()->insert(options.labels.begin(), options.labels.end());
+  target.set_request_id(options.request_id);
   bool ok = writer->Write(request);
   for (size_t f = 0; ok && f < files.size(); ++f) {
     request.Clear();
@@ -174,6 +211,11 @@ absl::StatusOr<v1::ListImageSetsResponse> Client::ListImageSets(int page_size,
   v1::ListImageSetsRequest request;
   request.set_page_size(page_size);
   request.set_page_token(page_token);
+  return ListImageSets(request);
+}
+
+absl::StatusOr<v1::ListImageSetsResponse> Client::ListImageSets(
+    const v1::ListImageSetsRequest& request) {
   v1::ListImageSetsResponse response;
   absl::Status s =
       Retry([&](grpc::ClientContext* c) { return stub_->ListImageSets(c, request, &response); });
@@ -189,10 +231,12 @@ absl::Status Client::DeleteImageSet(const std::string& image_set_id) {
       [&](grpc::ClientContext* c) { return stub_->DeleteImageSet(c, request, &response); });
 }
 
-absl::StatusOr<v1::Job> Client::CreateJob(const v1::JobSpec& spec, const std::string& request_id) {
+absl::StatusOr<v1::Job> Client::CreateJob(const v1::JobSpec& spec, const std::string& request_id,
+                                          const Labels& labels) {
   v1::CreateJobRequest request;
   request.set_request_id(request_id.empty() ? NewRequestId() : request_id);
   *request.mutable_spec() = spec;
+  request.mutable_labels()->insert(labels.begin(), labels.end());
   v1::Job response;
   absl::Status s =
       Retry([&](grpc::ClientContext* c) { return stub_->CreateJob(c, request, &response); });
@@ -216,6 +260,10 @@ absl::StatusOr<v1::ListJobsResponse> Client::ListJobs(int page_size, const std::
   request.set_page_size(page_size);
   request.set_page_token(page_token);
   request.set_state(state);
+  return ListJobs(request);
+}
+
+absl::StatusOr<v1::ListJobsResponse> Client::ListJobs(const v1::ListJobsRequest& request) {
   v1::ListJobsResponse response;
   absl::Status s =
       Retry([&](grpc::ClientContext* c) { return stub_->ListJobs(c, request, &response); });
@@ -250,12 +298,11 @@ absl::StatusOr<v1::Job> Client::CancelJob(const std::string& job_id) {
 
 absl::Status Client::WatchJob(const std::string& job_id, int64_t after_sequence,
                               const std::function<bool(const v1::JobEvent&)>& on_event) {
-  if (!channel_status_.ok()) return channel_status_;
   int64_t last = after_sequence;
   int failures = 0;
   while (true) {
     grpc::ClientContext context;
-    SetDeadline(&context, options_.stream_timeout_ms);
+    if (absl::Status s = Prepare(&context, options_.stream_timeout_ms); !s.ok()) return s;
     v1::WatchJobRequest request;
     request.set_job_id(job_id);
     request.set_after_sequence(last);
@@ -281,9 +328,26 @@ absl::Status Client::WatchJob(const std::string& job_id, int64_t after_sequence,
   }
 }
 
+absl::StatusOr<v1::ValidationImage> Client::GetValidationImage(const std::string& job_id,
+                                                               int64_t sequence) {
+  v1::GetValidationImageRequest request;
+  request.set_job_id(job_id);
+  request.set_sequence(sequence);
+  v1::ValidationImage response;
+  absl::Status s = Retry(
+      [&](grpc::ClientContext* c) { return stub_->GetValidationImage(c, request, &response); });
+  if (!s.ok()) return s;
+  return response;
+}
+
 absl::StatusOr<v1::ListCheckpointsResponse> Client::ListCheckpoints(const std::string& job_id) {
   v1::ListCheckpointsRequest request;
   request.set_job_id(job_id);
+  return ListCheckpoints(request);
+}
+
+absl::StatusOr<v1::ListCheckpointsResponse> Client::ListCheckpoints(
+    const v1::ListCheckpointsRequest& request) {
   v1::ListCheckpointsResponse response;
   absl::Status s =
       Retry([&](grpc::ClientContext* c) { return stub_->ListCheckpoints(c, request, &response); });
@@ -291,9 +355,18 @@ absl::StatusOr<v1::ListCheckpointsResponse> Client::ListCheckpoints(const std::s
   return response;
 }
 
+absl::StatusOr<v1::Checkpoint> Client::GetCheckpoint(const std::string& checkpoint_id) {
+  v1::GetCheckpointRequest request;
+  request.set_checkpoint_id(checkpoint_id);
+  v1::Checkpoint response;
+  absl::Status s =
+      Retry([&](grpc::ClientContext* c) { return stub_->GetCheckpoint(c, request, &response); });
+  if (!s.ok()) return s;
+  return response;
+}
+
 absl::StatusOr<v1::Checkpoint> Client::DownloadCheckpoint(const std::string& checkpoint_id,
                                                           const std::string& output_dir) {
-  if (!channel_status_.ok()) return channel_status_;
   v1::Checkpoint manifest;
   int64_t offset = 0;
   int failures = 0;
@@ -301,7 +374,7 @@ absl::StatusOr<v1::Checkpoint> Client::DownloadCheckpoint(const std::string& che
   std::string open_path;
   while (true) {
     grpc::ClientContext context;
-    SetDeadline(&context, options_.stream_timeout_ms);
+    if (absl::Status s = Prepare(&context, options_.stream_timeout_ms); !s.ok()) return s;
     v1::DownloadCheckpointRequest request;
     request.set_checkpoint_id(checkpoint_id);
     request.set_read_offset(offset);
@@ -362,23 +435,30 @@ absl::StatusOr<v1::Checkpoint> Client::DownloadCheckpoint(const std::string& che
 
 absl::Status Client::Sample(const v1::SampleRequest& request,
                             const std::function<void(const v1::SampleResponse&)>& on_response) {
-  if (!channel_status_.ok()) return channel_status_;
   grpc::ClientContext context;
-  SetDeadline(&context, options_.stream_timeout_ms);
+  if (absl::Status s = Prepare(&context, options_.stream_timeout_ms); !s.ok()) return s;
   auto reader = stub_->Sample(&context, request);
   v1::SampleResponse response;
   while (reader->Read(&response)) on_response(response);
   return FromGrpc(reader->Finish());
 }
 
+absl::StatusOr<v1::ListBaseModelsResponse> Client::ListBaseModels() {
+  v1::ListBaseModelsRequest request;
+  v1::ListBaseModelsResponse response;
+  absl::Status s =
+      Retry([&](grpc::ClientContext* c) { return stub_->ListBaseModels(c, request, &response); });
+  if (!s.ok()) return s;
+  return response;
+}
+
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Client::CheckHealth(
     const std::string& service) {
-  if (!channel_status_.ok()) return channel_status_;
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;
   grpc::ClientContext context;
-  SetDeadline(&context, options_.call_timeout_ms);
+  if (absl::Status s = Prepare(&context, options_.call_timeout_ms); !s.ok()) return s;
   absl::Status s = FromGrpc(health_->Check(&context, request, &response));
   if (!s.ok()) return s;
   return response.status();

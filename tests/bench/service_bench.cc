@@ -22,6 +22,7 @@
 #include "tests/testing/daemon.h"
 #include "tests/testing/image_files.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/worker_gateway_client.h"
 
 namespace {
 
@@ -129,7 +130,7 @@ int main(int argc, char** argv) {
     threads.emplace_back([&, w] {
       client::ClientOptions worker_options = client_options;
       worker_options.target = (*daemon)->worker_address();
-      client::Client c(worker_options);
+      testing::WorkerGatewayClient c(worker_options);
       while (done.load() < claims) {
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
@@ -207,7 +208,7 @@ int main(int argc, char** argv) {
   if (!client.CreateJob(spec).ok()) Die("create for heartbeats failed");
   client::ClientOptions worker_options = client_options;
   worker_options.target = (*daemon)->worker_address();
-  client::Client worker(worker_options);
+  testing::WorkerGatewayClient worker(worker_options);
   v1::LeaseTaskResponse leased;
   {
     grpc::ClientContext ctx;

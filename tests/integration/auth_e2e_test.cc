@@ -17,6 +17,7 @@
 #include "tests/testing/command_run.h"
 #include "tests/testing/daemon.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/worker_gateway_client.h"
 
 #ifndef DB_SOURCE_DIR
 #define DB_SOURCE_DIR "."
@@ -52,6 +53,16 @@ std::unique_ptr<client::Client> ClientFor(const std::string& target, const std::
   return std::make_unique<client::Client>(options);
 }
 
+// A client of the worker listener at `target` with `key`.
+std::unique_ptr<WorkerGatewayClient> WorkerFor(const std::string& target, const std::string& key) {
+  client::ClientOptions options;
+  options.target = target;
+  options.call_timeout_ms = 10'000;
+  options.max_attempts = 2;
+  options.security.api_key = key;
+  return std::make_unique<WorkerGatewayClient>(options);
+}
+
 grpc::ClientContext* WithDeadline(grpc::ClientContext* c) {
   c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   return c;
@@ -59,7 +70,8 @@ grpc::ClientContext* WithDeadline(grpc::ClientContext* c) {
 
 // Every WorkerGateway RPC once, with harmless arguments; returns each call's status.
 std::vector<std::pair<std::string, grpc::Status>> CallEveryWorkerRpc(client::Client& c) {
-  v1::WorkerGateway::Stub& g = c.gateway();
+  const std::unique_ptr<v1::WorkerGateway::Stub> stub = v1::WorkerGateway::NewStub(c.channel());
+  v1::WorkerGateway::Stub& g = *stub;
   std::vector<std::pair<std::string, grpc::Status>> out;
   auto unary = [&](const std::string& name,
                    const std::function<grpc::Status(grpc::ClientContext*)>& call) {
@@ -297,7 +309,7 @@ TEST_F(AuthE2eTest, CredentialsWorkOnlyOnTheirOwnListener) {
     EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << rpc << ": " << status;
   }
   // The worker key leases A's job on the worker listener.
-  std::unique_ptr<client::Client> worker = ClientFor(daemon_->worker_address(), worker_key_);
+  std::unique_ptr<WorkerGatewayClient> worker = WorkerFor(daemon_->worker_address(), worker_key_);
   grpc::ClientContext context;
   v1::LeaseTaskRequest lease;
   lease.set_worker_id("w1");
@@ -323,7 +335,7 @@ TEST_F(AuthE2eTest, CredentialsWorkOnlyOnTheirOwnListener) {
 // What a worker does under one lease, through the raw WorkerGateway stub.
 class LeaseCalls {
  public:
-  LeaseCalls(client::Client* worker, std::string token)
+  LeaseCalls(WorkerGatewayClient* worker, std::string token)
       : g_(worker->gateway()), token_(std::move(token)) {}
 
   grpc::Status Read(const std::string& digest) {
@@ -382,7 +394,7 @@ TEST_F(AuthE2eTest, ALeaseReachesOnlyItsOwnJobsBlobsAndItsTenantsCache) {
   absl::StatusOr<v1::UploadImagesResponse> up = b_->Upload({{"b.png", InstancePng(5)}}, "", "b");
   ASSERT_TRUE(up.ok()) << up.status();
   ASSERT_TRUE(b_->CreateJob(TinySpec(up->image_set().id(), 2, 0)).ok());
-  std::unique_ptr<client::Client> worker = ClientFor(daemon_->worker_address(), worker_key_);
+  std::unique_ptr<WorkerGatewayClient> worker = WorkerFor(daemon_->worker_address(), worker_key_);
   std::vector<v1::Task> tasks;
   for (int i = 0; i < 2; ++i) {
     grpc::ClientContext context;

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/image/image.h"
+#include "dreambooth/v1/worker_gateway.grpc.pb.h"
 #include "tests/integration/e2e_support.h"
 #include "tests/testing/daemon.h"
 #include "tests/testing/temp_dir.h"
@@ -100,14 +101,15 @@ class WorkerE2eTest : public ::testing::Test {
     CacheEntries entries;
     absl::StatusOr<v1::Job> probe = api_->CreateJob(spec);
     EXPECT_TRUE(probe.ok()) << probe.status();
-    std::unique_ptr<client::Client> gateway = MakeApiClient(daemon_->worker_address());
+    const std::unique_ptr<v1::WorkerGateway::Stub> gateway =
+        v1::WorkerGateway::NewStub(MakeApiClient(daemon_->worker_address())->channel());
     v1::LeaseTaskResponse leased;
     {
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
       v1::LeaseTaskRequest lease;
       lease.set_worker_id("cache-probe");
-      const grpc::Status status = gateway->gateway().LeaseTask(&context, lease, &leased);
+      const grpc::Status status = gateway->LeaseTask(&context, lease, &leased);
       EXPECT_TRUE(status.ok() && leased.has_task()) << status.error_message();
     }
     for (const auto& [key, unused] : like) {
@@ -117,7 +119,7 @@ class WorkerE2eTest : public ::testing::Test {
       request.set_key(key);
       request.set_lease_token(leased.task().lease_token());
       v1::GetCacheEntryResponse response;
-      const grpc::Status status = gateway->gateway().GetCacheEntry(&context, request, &response);
+      const grpc::Status status = gateway->GetCacheEntry(&context, request, &response);
       EXPECT_TRUE(status.ok()) << key << ": " << status.error_message();
       if (!response.found()) continue;
       for (const v1::CacheItem& item : response.items()) {

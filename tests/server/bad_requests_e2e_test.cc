@@ -72,7 +72,7 @@ class BadRequestsTest : public E2eTest, public ::testing::WithParamInterface<Bad
   }
 
   client::Client& client() { return *client_; }
-  client::Client& workers() { return *workers_; }
+  WorkerGatewayClient& workers() { return *workers_; }
   v1::JobSpec Spec() const { return MinimalSpec(set_); }
 
   std::string set_;

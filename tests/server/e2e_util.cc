@@ -21,7 +21,7 @@ void E2eTest::StartDaemon(std::vector<std::string> extra_args) {
   client_options.stream_timeout_ms = 60'000;
   client_ = std::make_unique<client::Client>(client_options);
   client_options.target = daemon_->worker_address();
-  workers_ = std::make_unique<client::Client>(client_options);
+  workers_ = std::make_unique<WorkerGatewayClient>(client_options);
 }
 
 void E2eTest::RestartDaemon() {

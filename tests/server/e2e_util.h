@@ -13,6 +13,7 @@
 #include "client/client.h"
 #include "tests/testing/daemon.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/worker_gateway_client.h"
 
 namespace dreambooth::testing {
 
@@ -34,13 +35,13 @@ class E2eTest : public ::testing::Test {
   std::unique_ptr<client::Client> client_;  // the public API
   // The worker listener: its gateway() reaches the WorkerGateway (the daemon runs on loopback
   // without API keys, so no worker key is needed).
-  std::unique_ptr<client::Client> workers_;
+  std::unique_ptr<WorkerGatewayClient> workers_;
 };
 
 // A scripted worker using the raw gateway stub.
 class TestWorker {
  public:
-  TestWorker(client::Client* client, std::string worker_id)
+  TestWorker(WorkerGatewayClient* client, std::string worker_id)
       : client_(client), worker_id_(std::move(worker_id)) {}
 
   // LeaseTask; nullopt when no task (or on error, which is recorded as a test failure).
@@ -63,7 +64,7 @@ class TestWorker {
 
  private:
   void Deadline(grpc::ClientContext* c) const;
-  client::Client* client_;
+  WorkerGatewayClient* client_;
   std::string worker_id_;
 };
 

@@ -26,7 +26,7 @@ absl::StatusOr<std::unique_ptr<TestServer>> TestServer::Start(server::ServerOpti
   api.stream_timeout_ms = 60'000;
   s->api_ = std::make_unique<client::Client>(api);
   api.target = s->worker_address();
-  s->workers_ = std::make_unique<client::Client>(api);
+  s->workers_ = std::make_unique<WorkerGatewayClient>(api);
   return s;
 }
 

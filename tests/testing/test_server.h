@@ -13,6 +13,7 @@
 #include "server/options.h"
 #include "server/server.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/worker_gateway_client.h"
 
 namespace dreambooth::testing {
 
@@ -45,7 +46,7 @@ class TestServer {
   // A client of the public API (its channel reconnects across Restart()).
   client::Client& api() { return *api_; }
   // A client of the worker listener: its gateway() stub reaches the WorkerGateway.
-  client::Client& workers() { return *workers_; }
+  WorkerGatewayClient& workers() { return *workers_; }
 
   // Uploads one small PNG into a new image set and creates a job on the built-in tiny model.
   absl::StatusOr<v1::Job> QueueJob();
@@ -63,7 +64,7 @@ class TestServer {
   int worker_port_ = 0;
   std::unique_ptr<server::Server> server_;
   std::unique_ptr<client::Client> api_;
-  std::unique_ptr<client::Client> workers_;
+  std::unique_ptr<WorkerGatewayClient> workers_;
 };
 
 }  // namespace dreambooth::testing
