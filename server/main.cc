@@ -91,6 +91,9 @@ void AddFlags(CLI::App& app, Flags& f) {
   cli::AddDuration(app, "--worker-registration-ttl", &f.worker_registration_ttl,
                    "a worker counts toward CreateJob's device check this long after it last "
                    "asked for work");
+  cli::AddString(app, "--metrics-listen", &f.server.metrics_listen,
+                 "HOST:PORT of a Prometheus /metrics endpoint (plain HTTP, no credentials: keep it "
+                 "on a private address); empty: none");
   cli::AddDuration(app, "--gang-formation-timeout", &f.gang_formation_timeout,
                    "a multi-node job (spec.num_nodes > 1) waits this long for all its workers, "
                    "then goes back to the queue");

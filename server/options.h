@@ -61,6 +61,9 @@ struct ServerOptions {
   // A multi-node job's ranks wait this long at the rendezvous for the other nodes to lease it;
   // then node 0 gives the attempt back (GangAssignment.formation_timeout_ms).
   int64_t gang_formation_timeout_ms = 10LL * 60 * 1000;
+  // host:port of the Prometheus metrics endpoint (/metrics, plain HTTP, no credentials); "" =>
+  // none; port 0 picks a free one (Server::metrics_port()).
+  std::string metrics_listen;
   // CreateJob request ids are remembered at least this long.
   int64_t request_retention_ms = 7LL * 24 * 3600 * 1000;
   // Retention (ServiceCore::RunMaintenance): how often it runs (0: never; the flag is positive),

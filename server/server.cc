@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,7 @@
 #include "common/crypto.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "server/rpc_metrics.h"
 
 namespace dreambooth::server {
 namespace {
@@ -76,8 +78,13 @@ absl::StatusOr<Transport> PlanTransport(const ServerOptions& options) {
 
 std::unique_ptr<grpc::Server> BuildServer(const ServerOptions& options, const std::string& address,
                                           const std::shared_ptr<grpc::ServerCredentials>& creds,
-                                          grpc::Service* service, int* port) {
+                                          grpc::Service* service, int* port, Metrics* metrics) {
   grpc::ServerBuilder builder;
+  if (metrics != nullptr) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(NewRpcMetricsFactory(metrics));
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   builder.AddListeningPort(address, creds, port);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
@@ -105,17 +112,25 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       std::make_unique<WorkerGatewayService>(server->core_.get(), server->auth_.get());
   server->core_->SetTaskAvailableCallback(
       [gateway = server->gateway_service_.get()] { gateway->WakeLongPolls(); });
+  if (!options.metrics_listen.empty()) {
+    server->metrics_ =
+        std::make_unique<Metrics>([core = server->core_.get()] { return core->MetricsSnapshot(); });
+    ASSIGN_OR_RETURN(server->metrics_port_, server->metrics_->Serve(options.metrics_listen));
+    server->core_->SetMetrics(server->metrics_.get());
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  server->grpc_server_ = BuildServer(options, options.listen, transport.credentials,
-                                     server->public_service_.get(), &server->port_);
+  server->grpc_server_ =
+      BuildServer(options, options.listen, transport.credentials, server->public_service_.get(),
+                  &server->port_, server->metrics_.get());
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen, " (address in use or invalid?)"));
   }
-  server->worker_server_ = BuildServer(options, options.worker_listen, transport.credentials,
-                                       server->gateway_service_.get(), &server->worker_port_);
+  server->worker_server_ =
+      BuildServer(options, options.worker_listen, transport.credentials,
+                  server->gateway_service_.get(), &server->worker_port_, server->metrics_.get());
   if (server->worker_server_ == nullptr || server->worker_port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on --worker-listen ",
                                                options.worker_listen,
@@ -138,6 +153,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                options.tls_cert_file.empty() ? "plaintext" : "TLS",
                transport.require_keys ? "API keys required" : "no credentials (loopback only)",
                options.data_dir);
+  if (server->metrics_ != nullptr) {
+    spdlog::info("metrics on http://{}/metrics (port {})", options.metrics_listen,
+                 server->metrics_port_);
+  }
   return server;
 }
 
@@ -190,7 +209,8 @@ void Server::Shutdown(int64_t grace_ms) {
   if (sweeper_.joinable()) sweeper_.join();
   if (maintainer_.joinable()) maintainer_.join();
   if (core_ != nullptr) core_->progress().FlushDue(core_->NowMs(), /*all=*/true);
-  core_.reset();  // closes the database
+  metrics_.reset();  // stops scrapes before the database closes
+  core_.reset();     // closes the database
   spdlog::info("shutdown complete; database closed");
 }
 

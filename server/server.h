@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/auth.h"
 #include "server/dreambooth_service.h"
+#include "server/metrics.h"
 #include "server/options.h"
 #include "server/service_core.h"
 #include "server/worker_gateway_service.h"
@@ -32,6 +33,8 @@ class Server {
   int port() const { return port_; }
   // The worker service's bound port.
   int worker_port() const { return worker_port_; }
+  // The metrics endpoint's bound port (0 without --metrics-listen).
+  int metrics_port() const { return metrics_port_; }
   // A worker credential valid for this process's lifetime: the daemon's local workers get it.
   const std::string& local_worker_key() const { return local_worker_key_; }
 
@@ -57,6 +60,8 @@ class Server {
   std::unique_ptr<grpc::Server> worker_server_;
   int port_ = 0;
   int worker_port_ = 0;
+  std::unique_ptr<Metrics> metrics_;  // with --metrics-listen; outlives the gRPC servers' calls
+  int metrics_port_ = 0;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

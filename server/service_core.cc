@@ -230,9 +230,10 @@ absl::Status ServiceCore::CheckWorkersCanRun(int num_devices, int num_nodes) {
 
 absl::StatusOr<storage::JobRecord> ServiceCore::CancelJob(const Caller& caller,
                                                           const std::string& job_id) {
-  RETURN_IF_ERROR(GetJobFor(caller, job_id).status());
+  ASSIGN_OR_RETURN(storage::JobRecord before, GetJobFor(caller, job_id));
   ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->Cancel(job_id, NowMs()));
   hub_.Notify(job_id);
+  if (!storage::IsTerminal(before.state)) NoteJobEnd(job_id);
   return job;
 }
 
@@ -280,6 +281,7 @@ absl::StatusOr<storage::GcReport> ServiceCore::RunMaintenance() {
   const int64_t now = NowMs();
   ASSIGN_OR_RETURN(storage::GcReport report,
                    storage::CollectGarbage(*db_, *blobs_, now, options_.gc_grace_ms));
+  BlobsChanged();
   ASSIGN_OR_RETURN(
       storage::JobStore::Pruned pruned,
       jobs_->PruneHistory(now - options_.request_retention_ms, now - options_.event_retention_ms));
@@ -328,7 +330,10 @@ void ServiceCore::SweepExpiredLeases() {
   for (const std::string& id : progress_->FlushDue(now)) hub_.Notify(id);
   absl::StatusOr<std::vector<std::string>> changed = jobs_->SweepExpired(now);
   if (changed.ok()) {
-    for (const std::string& id : *changed) hub_.Notify(id);
+    for (const std::string& id : *changed) {
+      hub_.Notify(id);
+      NoteJobEnd(id);
+    }
     if (!changed->empty()) NotifyTaskAvailable();
   } else {
     spdlog::warn("lease sweep failed: {}", changed.status().ToString());

@@ -22,6 +22,7 @@
 #include "dreambooth/v1/worker_gateway.pb.h"
 #include "server/caller.h"
 #include "server/event_hub.h"
+#include "server/metrics.h"
 #include "server/options.h"
 #include "server/progress_coalescer.h"
 #include "server/rate_limiter.h"
@@ -187,6 +188,16 @@ class ServiceCore {
   // Sweeps expired leases (jobs and sample tasks) and wakes watchers of changed jobs.
   void SweepExpiredLeases();
 
+  // Feeds `metrics` (may be null: none) from now on; it must outlive this object.
+  void SetMetrics(Metrics* metrics) { metrics_ = metrics; }
+  Metrics* metrics() const { return metrics_; }
+  // What a metrics scrape reads from the database.
+  absl::StatusOr<Metrics::Snapshot> MetricsSnapshot();
+  // Records in the metrics how `job_id` ended, when it has (no-op without metrics).
+  void NoteJobEnd(const std::string& job_id);
+  // The blob store changed: the next scrape walks it again.
+  void BlobsChanged();
+
   int64_t NowMs() const;
 
   const ServerOptions& options() const { return options_; }
@@ -243,6 +254,11 @@ class ServiceCore {
   EventHub hub_;
   std::string page_token_key_;            // constant after Open
   std::function<void()> task_available_;  // set once before serving
+  Metrics* metrics_ = nullptr;            // set once before serving
+  absl::Mutex blob_walk_mu_;              // the last blob store walk (MetricsSnapshot)
+  int64_t blob_walk_ms_ ABSL_GUARDED_BY(blob_walk_mu_) = 0;
+  int64_t blob_bytes_ ABSL_GUARDED_BY(blob_walk_mu_) = 0;
+  int64_t blob_count_ ABSL_GUARDED_BY(blob_walk_mu_) = 0;
 };
 
 }  // namespace dreambooth::server

@@ -59,6 +59,8 @@ absl::StatusOr<storage::ImageSetRecord> ServiceCore::AddImages(
   int64_t adding = 0;
   for (const storage::StoredImageRecord& image : images) adding += image.size_bytes;
   RETURN_IF_ERROR(CheckStorageQuota(caller, adding));
+  if (metrics_ != nullptr) metrics_->AddUploadBytes(adding);
+  BlobsChanged();
   return catalog_->AddImages(caller.tenant, set_id, created, images, options_.max_images_per_set,
                              NowMs(), options_.request_retention_ms);
 }

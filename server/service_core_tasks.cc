@@ -96,6 +96,7 @@ absl::Status ServiceCore::CheckLeaseMayRead(const std::string& token, const std:
 
 absl::Status ServiceCore::RecordBlobWrite(const std::string& token, const std::string& digest) {
   ASSIGN_OR_RETURN(storage::LeaseScope scope, ScopeOf(token));
+  BlobsChanged();
   return access_->RecordWrite(scope, digest, NowMs());
 }
 
@@ -208,6 +209,9 @@ absl::StatusOr<std::optional<v1::Task>> ServiceCore::TryLeaseTask(
                      std::max(1, request.device_count()), request.gang_address()));
     if (lease.has_value()) {
       hub_.Notify(lease->job.id);
+      if (metrics_ != nullptr && lease->job.attempt == 1 && lease->job.gang_node == 0) {
+        metrics_->ObserveQueueWait((NowMs() - lease->job.create_time_ms) / 1e3);
+      }
       // A gang that starts forming is work for the other parked gang workers.
       if (lease->job.num_nodes > 1 && lease->job.gang_node == 0) NotifyTaskAvailable();
       v1::Task task;
@@ -265,6 +269,12 @@ absl::StatusOr<int64_t> ServiceCore::ReportEvents(const std::string& token,
                                 "dropped");
     events.push_back(std::move(note));
   }
+  if (metrics_ != nullptr) {
+    for (const storage::EventRecord& e : events) {
+      if (e.kind != storage::EventKind::kProgress || e.stage != v1::JOB_STAGE_TRAINING) continue;
+      metrics_->ObserveTrainingProgress(job.id, e.step, e.images_per_second, NowMs());
+    }
+  }
   ASSIGN_OR_RETURN(int64_t last,
                    progress_->Report(job.id, token, job.last_sequence, NowMs(), events));
   hub_.Notify(job.id);
@@ -292,9 +302,12 @@ absl::StatusOr<storage::JobState> ServiceCore::CompleteTask(const std::string& t
     RETURN_IF_ERROR(samples_->Complete(token, NowMs()));
     return storage::JobState::kSucceeded;
   }
-  ASSIGN_OR_RETURN(storage::JobState state, WithJobLease(token, [&](const storage::JobRecord&) {
+  std::string job_id;
+  ASSIGN_OR_RETURN(storage::JobState state, WithJobLease(token, [&](const storage::JobRecord& job) {
+                     job_id = job.id;
                      return jobs_->Complete(token, NowMs());
                    }));
+  NoteJobEnd(job_id);
   // Under --tenant-max-running-jobs the tenant's next queued job may now run.
   if (options_.tenant_max_running_jobs > 0) NotifyTaskAvailable();
   return state;
@@ -306,9 +319,12 @@ absl::StatusOr<storage::JobState> ServiceCore::FailTask(const std::string& token
     RETURN_IF_ERROR(samples_->Fail(token, NowMs(), error, retryable));
     return storage::JobState::kFailed;
   }
-  ASSIGN_OR_RETURN(storage::JobState state, WithJobLease(token, [&](const storage::JobRecord&) {
+  std::string job_id;
+  ASSIGN_OR_RETURN(storage::JobState state, WithJobLease(token, [&](const storage::JobRecord& job) {
+                     job_id = job.id;
                      return jobs_->Fail(token, NowMs(), error, retryable);
                    }));
+  NoteJobEnd(job_id);
   if (state == storage::JobState::kQueued || options_.tenant_max_running_jobs > 0) {
     NotifyTaskAvailable();
   }
@@ -321,9 +337,12 @@ absl::StatusOr<storage::JobState> ServiceCore::ReleaseTask(const std::string& to
     RETURN_IF_ERROR(samples_->Release(token, NowMs(), reason));
     return storage::JobState::kQueued;
   }
-  ASSIGN_OR_RETURN(storage::JobState state, WithJobLease(token, [&](const storage::JobRecord&) {
+  std::string job_id;
+  ASSIGN_OR_RETURN(storage::JobState state, WithJobLease(token, [&](const storage::JobRecord& job) {
+                     job_id = job.id;
                      return jobs_->Release(token, NowMs(), reason);
                    }));
+  NoteJobEnd(job_id);
   if (state == storage::JobState::kQueued) NotifyTaskAvailable();
   return state;
 }

@@ -164,6 +164,19 @@ absl::StatusOr<JobStore::Page> JobStore::List(const std::string& tenant, const Q
   return page;
 }
 
+absl::StatusOr<std::map<JobState, int64_t>> JobStore::CountByState() {
+  std::map<JobState, int64_t> counts;
+  RETURN_IF_ERROR(db_->Read([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(Statement s, c.Prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state"));
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) return absl::OkStatus();
+      counts[static_cast<JobState>(s.ColumnInt(0))] = s.ColumnInt(1);
+    }
+  }));
+  return counts;
+}
+
 absl::StatusOr<JobRecord> JobStore::Cancel(const std::string& job_id, int64_t now_ms) {
   JobRecord job;
   RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {

@@ -11,6 +11,7 @@
 #define DREAMBOOTH_STORAGE_JOB_STORE_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,6 +82,9 @@ class JobStore {
   // Events with sequence > after_sequence, oldest first, at most `limit`.
   absl::StatusOr<std::vector<EventRecord>> ReadEvents(const std::string& job_id,
                                                       int64_t after_sequence, int limit);
+
+  // Number of jobs in each state (every tenant's).
+  absl::StatusOr<std::map<JobState, int64_t>> CountByState();
 
   // Number of QUEUED or RUNNING jobs that use image set `set_id` (instance or regularization).
   absl::StatusOr<int64_t> CountActiveJobsUsingSet(const std::string& set_id);

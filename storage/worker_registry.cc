@@ -62,4 +62,17 @@ absl::StatusOr<int> WorkerRegistry::CountGangCapable(int min_devices, int64_t si
   return count;
 }
 
+absl::StatusOr<int> WorkerRegistry::CountSeen(int64_t since_ms) {
+  int count = 0;
+  RETURN_IF_ERROR(db_->Read([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(Statement s,
+                     c.Prepare("SELECT COUNT(*) FROM workers WHERE last_seen_ms >= ?"));
+    s.Bind(1, since_ms);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) count = static_cast<int>(s.ColumnInt(0));
+    return absl::OkStatus();
+  }));
+  return count;
+}
+
 }  // namespace dreambooth::storage

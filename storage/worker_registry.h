@@ -34,6 +34,8 @@ class WorkerRegistry {
   // The worker seen at or after since_ms with the most devices (the most recently seen among
   // equals); nullopt when none was.
   absl::StatusOr<std::optional<WorkerRecord>> Largest(int64_t since_ms);
+  // How many workers were seen at or after since_ms.
+  absl::StatusOr<int> CountSeen(int64_t since_ms);
   // How many workers seen at or after since_ms take multi-node jobs (have a gang address) with
   // at least `min_devices` devices.
   absl::StatusOr<int> CountGangCapable(int min_devices, int64_t since_ms);
