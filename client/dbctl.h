@@ -8,38 +8,67 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "client/client.h"
 #include "common/cli_flags.h"
 
 namespace dreambooth::dbctl {
 
+// Exit status of every command (documented in the root --help and docs/api.md).
+inline constexpr int kExitOk = 0;
+// The request succeeded but its result is a failure: the watched job FAILED or was CANCELLED,
+// health is not SERVING; or a local file could not be written.
+inline constexpr int kExitFailed = 1;
+// The command line is wrong (nothing was sent).
+inline constexpr int kExitUsage = cli::kUsageExitCode;
+// The request failed: the server answered an error, or could not be reached in time.
+inline constexpr int kExitRpcError = 3;
+
+// -o / --output.
+enum class Format {
+  kTable,  // human-readable tables and key: value lines (the default)
+  kJson,   // one JSON object per line (proto field names)
+  kName,   // only the id (or name) of each resource, one per line
+};
+absl::StatusOr<Format> ParseFormat(const std::string& text);
+
 // Global output settings.
 struct Output {
-  bool json = false;
+  Format format = Format::kTable;
   bool tty = false;  // stdout is a terminal (live progress bar for watch)
+  bool json() const { return format == Format::kJson; }
+  bool name() const { return format == Format::kName; }
 };
 
-// A parsed command line's command: `run` returns the process exit code (0 ok, 1 request failed,
-// 2 usage) after printing. The options it reads are owned by the closure.
+// A parsed command line's command: `run` returns the process exit code (kExit*) after printing.
+// The options it reads are owned by the closure.
 struct Command {
   CLI::App* app = nullptr;
   std::function<int(client::Client& client, const Output& out)> run;
 };
 
-// dbctl upload [--set=ID] [--name=NAME] FILE_OR_DIR...
+// dbctl upload [--set=ID] [--name=NAME] [--label=K=V]... [--request-id=ID] FILE_OR_DIR...
 Command AddUpload(CLI::App& parent);
-// dbctl jobs submit|get|list|cancel|delete|watch (dbctl_jobs.cc); `jobs` is the group's
-// subcommand.
+// dbctl images list|get|delete (dbctl_images.cc); `images` is the group's subcommand.
+Command AddImagesList(CLI::App& images);
+Command AddImagesGet(CLI::App& images);
+Command AddImagesDelete(CLI::App& images);
+// dbctl models list (dbctl_images.cc).
+Command AddModelsList(CLI::App& models);
+// dbctl jobs submit|get|list|cancel|delete|watch|validation-image (dbctl_jobs.cc).
 Command AddJobsSubmit(CLI::App& jobs);
 Command AddJobsGet(CLI::App& jobs);
 Command AddJobsList(CLI::App& jobs);
 Command AddJobsCancel(CLI::App& jobs);
 Command AddJobsDelete(CLI::App& jobs);
 Command AddJobsWatch(CLI::App& jobs);
-// dbctl checkpoints list JOB_ID | download CHECKPOINT_ID --out=DIR | delete CHECKPOINT_ID
+Command AddJobsValidationImage(CLI::App& jobs);
+// dbctl checkpoints list|get|download|delete (dbctl_checkpoints.cc).
 Command AddCheckpointsList(CLI::App& checkpoints);
+Command AddCheckpointsGet(CLI::App& checkpoints);
 Command AddCheckpointsDownload(CLI::App& checkpoints);
 Command AddCheckpointsDelete(CLI::App& checkpoints);
 // dbctl health [SERVICE]
@@ -47,13 +76,29 @@ Command AddHealth(CLI::App& parent);
 // dbctl sample JOB_ID --prompt=TEXT [...] (dbctl_sample.cc)
 Command AddSample(CLI::App& parent);
 
+// What `dbctl completion bash` prints: a bash completion script generated from `root`'s command
+// tree (its visible commands and their options, parents' options included). dbctl_docs.cc.
+std::string BashCompletion(const CLI::App& root);
+// What the hidden `dbctl help-markdown` prints, the text of docs/dbctl.md: the --help of `root`
+// and of every visible command under it, as markdown.
+std::string HelpMarkdown(const CLI::App& root);
+
 // `m` as one line of proto JSON (proto field names).
 std::string Json(const google::protobuf::Message& m);
-// Prints "dbctl: CODE: message" to stderr and returns 1.
+// Prints "dbctl: CODE: message" (and the server's error details) to stderr and returns
+// kExitRpcError.
 int Fail(const absl::Status& status);
+// Prints `message` after "dbctl: " to stderr and returns kExitFailed.
+int LocalFailure(const std::string& message);
+// Adds a repeatable --label KEY=VALUE option whose values land in *labels.
+CLI::Option* AddLabels(CLI::App& app, client::Labels* labels, const std::string& help);
 // "QUEUED" for JOB_STATE_QUEUED; "-" / "TRAINING" for the job stage.
 std::string StateName(v1::JobState s);
 std::string StageName(v1::JobStage s);
+// "k=v,k2=v2" ("-" when none).
+std::string LabelsText(const google::protobuf::Map<std::string, std::string>& labels);
+// Writes `bytes` to `path` (truncating); false when it cannot.
+bool WriteFile(const std::string& path, const std::string& bytes);
 
 }  // namespace dreambooth::dbctl
 

@@ -1,21 +1,33 @@
-// dbctl's commands other than jobs and sample: upload, checkpoints, health, and the output
-// helpers every command shares. Each declares its options, calls the SDK and prints a table,
-// plain lines or JSON.
+// dbctl's upload and health commands, and the output helpers every command shares. Each command
+// declares its options, calls the SDK and prints a table, plain lines, names or JSON.
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "client/dbctl.h"
+#include "client/error_details.h"
 #include "common/cli_flags.h"
 
 namespace dreambooth::dbctl {
+
+absl::StatusOr<Format> ParseFormat(const std::string& text) {
+  if (text == "table") return Format::kTable;
+  if (text == "json") return Format::kJson;
+  if (text == "name") return Format::kName;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown output format '", text, "'; expected json|table|name"));
+}
 
 std::string Json(const google::protobuf::Message& m) {
   std::string out;
@@ -28,7 +40,35 @@ std::string Json(const google::protobuf::Message& m) {
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "dbctl: %s: %s\n", absl::StatusCodeToString(status.code()).c_str(),
                std::string(status.message()).c_str());
-  return 1;
+  const client::ErrorDetails details = client::GetErrorDetails(status);
+  if (!details.reason.empty()) std::fprintf(stderr, "  reason: %s\n", details.reason.c_str());
+  for (const client::FieldViolation& v : details.field_violations) {
+    if (v.description.empty() || v.description == status.message()) {
+      std::fprintf(stderr, "  field: %s\n", v.field.c_str());
+    } else {
+      std::fprintf(stderr, "  field: %s: %s\n", v.field.c_str(), v.description.c_str());
+    }
+  }
+  return kExitRpcError;
+}
+
+int LocalFailure(const std::string& message) {
+  std::fprintf(stderr, "dbctl: %s\n", message.c_str());
+  return kExitFailed;
+}
+
+CLI::Option* AddLabels(CLI::App& app, client::Labels* labels, const std::string& help) {
+  return cli::AddValue(
+             app, "--label", help, "KEY=VALUE", "",
+             [labels](const std::string& text) -> absl::Status {
+               const size_t eq = text.find('=');
+               if (eq == std::string::npos || eq == 0) {
+                 return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not KEY=VALUE"));
+               }
+               (*labels)[text.substr(0, eq)] = text.substr(eq + 1);
+               return absl::OkStatus();
+             })
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 }
 
 std::string StateName(v1::JobState s) {
@@ -41,11 +81,24 @@ std::string StageName(v1::JobStage s) {
   return v1::JobStage_Name(s).substr(std::string("JOB_STAGE_").size());
 }
 
+std::string LabelsText(const google::protobuf::Map<std::string, std::string>& labels) {
+  if (labels.empty()) return "-";
+  // google::protobuf::Map iterates in no fixed order; print sorted.
+  const std::map<std::string, std::string> sorted(labels.begin(), labels.end());
+  return absl::StrJoin(sorted, ",", absl::PairFormatter("="));
+}
+
+bool WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  file.close();
+  return static_cast<bool>(file);
+}
+
 namespace {
 
 struct UploadArgs {
-  std::string set;
-  std::string name;
+  client::UploadOptions options;
   std::vector<std::string> files_or_dirs;
 };
 
@@ -69,66 +122,40 @@ int Upload(client::Client& client, const CLI::App& command, const UploadArgs& ar
       paths.push_back(p);
     }
   }
-  auto response = client.UploadFiles(paths, args.set, args.name);
+  auto response = client.UploadFiles(paths, args.options);
   if (!response.ok()) return Fail(response.status());
-  if (out.json) {
+  const v1::ImageSet& set = response->image_set();
+  if (out.json()) {
     std::cout << Json(*response) << "\n";
-    return 0;
+    return kExitOk;
+  }
+  if (out.name()) {
+    std::cout << set.id() << "\n";
+    return kExitOk;
   }
   for (const auto& img : response->uploaded()) {
     std::printf("%-32s %5dx%-5d %-4s %s\n", img.name().c_str(), img.width(), img.height(),
                 img.format().c_str(), img.digest().substr(0, 16).c_str());
   }
-  const v1::ImageSet& set = response->image_set();
   const auto captioned =
       std::count_if(set.images().begin(), set.images().end(),
                     [](const v1::StoredImage& i) { return !i.caption().empty(); });
   std::printf("image set %s: %d images (%d captioned), %lld bytes\n", set.id().c_str(),
               set.images_size(), static_cast<int>(captioned),
               static_cast<long long>(set.total_bytes()));
-  return 0;
-}
-
-int CheckpointsList(client::Client& client, const std::string& job_id, const Output& out) {
-  auto list = client.ListCheckpoints(job_id);
-  if (!list.ok()) return Fail(list.status());
-  if (out.json) {
-    for (const auto& c : list->checkpoints()) std::cout << Json(c) << "\n";
-    return 0;
-  }
-  std::printf("%-22s %-8s %-11s %-6s %s\n", "ID", "STEP", "KIND", "FILES", "BYTES");
-  for (const auto& c : list->checkpoints()) {
-    std::printf("%-22s %-8lld %-11s %-6d %lld\n", c.id().c_str(), static_cast<long long>(c.step()),
-                v1::CheckpointKind_Name(c.kind()).substr(16).c_str(), c.files_size(),
-                static_cast<long long>(c.total_bytes()));
-  }
-  return 0;
-}
-
-int CheckpointsDownload(client::Client& client, const std::string& checkpoint_id,
-                        const std::string& dir, const Output& out) {
-  auto manifest = client.DownloadCheckpoint(checkpoint_id, dir);
-  if (!manifest.ok()) return Fail(manifest.status());
-  if (out.json) {
-    std::cout << Json(*manifest) << "\n";
-  } else {
-    std::printf("downloaded %d files (%lld bytes) to %s; digests verified\n",
-                manifest->files_size(), static_cast<long long>(manifest->total_bytes()),
-                dir.c_str());
-  }
-  return 0;
+  return kExitOk;
 }
 
 int Health(client::Client& client, const std::string& service, const Output& out) {
   auto status = client.CheckHealth(service);
   if (!status.ok()) return Fail(status.status());
   const std::string name = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(*status);
-  if (out.json) {
+  if (out.json()) {
     std::cout << "{\"status\":\"" << name << "\"}\n";
   } else {
     std::cout << name << "\n";
   }
-  return *status == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+  return *status == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk : kExitFailed;
 }
 
 }  // namespace
@@ -139,52 +166,18 @@ Command AddUpload(CLI::App& parent) {
       "Upload PNG/JPEG images (a folder: its .png/.jpg/.jpeg files) into an image set. A text "
       "file <stem>.txt next to an image (dog1.txt for dog1.jpg) is sent as its caption, which "
       "text-to-image jobs (jobs submit --mode=text-to-image) need on every image; uploading an "
-      "image the set already holds with a caption sets its caption");
+      "image the set already holds with a caption sets its caption. -o name prints the set's id");
   auto args = std::make_shared<UploadArgs>();
-  cli::AddString(*cmd, "--set", &args->set, "add to this image set (default: a new one)");
-  cli::AddString(*cmd, "--name", &args->name, "display name of a new set");
+  cli::AddString(*cmd, "--set", &args->options.image_set_id,
+                 "add to this image set (default: a new one)");
+  cli::AddString(*cmd, "--name", &args->options.display_name, "display name of a new set");
+  AddLabels(*cmd, &args->options.labels, "a label of a new set (repeatable)");
+  cli::AddString(*cmd, "--request-id", &args->options.request_id,
+                 "idempotency key of a new set's upload: the same id again adds to the set the "
+                 "first upload created (e.g. a UUID)");
   cmd->add_option("FILE_OR_DIR", args->files_or_dirs, "images, or folders of images")->required();
   return {cmd, [cmd, args](client::Client& client, const Output& out) {
             return Upload(client, *cmd, *args, out);
-          }};
-}
-
-Command AddCheckpointsList(CLI::App& checkpoints) {
-  CLI::App* cmd = checkpoints.add_subcommand("list", "List a job's checkpoints");
-  auto job_id = std::make_shared<std::string>();
-  cmd->add_option("JOB_ID", *job_id, "the job")->required();
-  return {cmd, [job_id](client::Client& client, const Output& out) {
-            return CheckpointsList(client, *job_id, out);
-          }};
-}
-
-Command AddCheckpointsDownload(CLI::App& checkpoints) {
-  CLI::App* cmd = checkpoints.add_subcommand(
-      "download", "Download a checkpoint's files into a folder (resumes; verifies SHA-256)");
-  struct Args {
-    std::string checkpoint_id;
-    std::string dir;
-  };
-  auto args = std::make_shared<Args>();
-  cmd->add_option("CHECKPOINT_ID", args->checkpoint_id, "the checkpoint")->required();
-  cli::AddString(*cmd, "--out", &args->dir, "destination folder")->required();
-  return {cmd, [args](client::Client& client, const Output& out) {
-            return CheckpointsDownload(client, args->checkpoint_id, args->dir, out);
-          }};
-}
-
-Command AddCheckpointsDelete(CLI::App& checkpoints) {
-  CLI::App* cmd = checkpoints.add_subcommand("delete", "Delete a checkpoint");
-  auto id = std::make_shared<std::string>();
-  cmd->add_option("CHECKPOINT_ID", *id, "the checkpoint")->required();
-  return {cmd, [id](client::Client& client, const Output& out) {
-            if (absl::Status s = client.DeleteCheckpoint(*id); !s.ok()) return Fail(s);
-            if (out.json) {
-              std::cout << "{\"checkpoint_id\":\"" << *id << "\",\"deleted\":true}\n";
-            } else {
-              std::printf("%s deleted\n", id->c_str());
-            }
-            return 0;
           }};
 }
 

@@ -1,4 +1,4 @@
-// dbctl jobs submit|get|list|cancel|delete|watch.
+// dbctl jobs submit|get|list|cancel|delete|watch|validation-image.
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
@@ -29,7 +29,8 @@ constexpr int32_t kInt32Max = std::numeric_limits<int32_t>::max();
 struct SubmitArgs {
   std::string spec_json;
   std::string request_id;
-  std::string base_model = "tiny";
+  std::string base_model;
+  client::Labels labels;
   v1::TrainingMode mode = v1::TRAINING_MODE_DREAMBOOTH;
   std::string image_set;
   std::string prompt;
@@ -54,6 +55,8 @@ struct SubmitArgs {
 
 struct ListArgs {
   v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
+  std::string filter;
+  std::string order_by;
   int32_t page_size = 0;
   std::string page_token;
   bool all = false;
@@ -88,8 +91,12 @@ std::string ModeName(v1::TrainingMode mode) {
 }
 
 void PrintJob(const v1::Job& job, const Output& out) {
-  if (out.json) {
+  if (out.json()) {
     std::cout << Json(job) << "\n";
+    return;
+  }
+  if (out.name()) {
+    std::cout << job.id() << "\n";
     return;
   }
   std::cout << "id:          " << job.id() << "\n"
@@ -101,6 +108,7 @@ void PrintJob(const v1::Job& job, const Output& out) {
             << "image_set:   " << job.spec().instance_image_set() << "\n"
             << "prompt:      " << job.spec().instance_prompt() << "\n"
             << "steps:       " << job.spec().max_train_steps() << "\n"
+            << "labels:      " << LabelsText(job.labels()) << "\n"
             << "devices:     " << std::max(1, job.spec().num_devices()) << " x "
             << std::max(1, job.spec().num_nodes()) << " node(s) (priority " << job.spec().priority()
             << ")\n"
@@ -123,7 +131,11 @@ int JobsSubmit(client::Client& client, const CLI::App& command, const SubmitArgs
   }
   const auto given = [&command](const char* flag) { return command.count(flag) > 0; };
   if (given("--base-model")) spec.set_base_model(args.base_model);
-  if (spec.base_model().empty()) spec.set_base_model("tiny");
+  if (spec.base_model().empty()) {
+    return cli::UsageError(command,
+                           "--base-model is required (or base_model in --spec-json); "
+                           "'dbctl models list' lists the server's models");
+  }
   if (given("--mode")) spec.set_training_mode(args.mode);
   if (given("--image-set")) spec.set_instance_image_set(args.image_set);
   if (given("--prompt")) spec.set_instance_prompt(args.prompt);
@@ -144,34 +156,44 @@ int JobsSubmit(client::Client& client, const CLI::App& command, const SubmitArgs
   if (given("--num-nodes")) spec.set_num_nodes(args.num_nodes);
   if (given("--priority")) spec.set_priority(args.priority);
   if (given("--memory-policy")) spec.set_memory_policy(args.memory_policy);
-  auto job = client.CreateJob(spec, args.request_id);
+  auto job = client.CreateJob(spec, args.request_id, args.labels);
   if (!job.ok()) return Fail(job.status());
-  if (out.json) {
+  if (out.json()) {
     std::cout << Json(*job) << "\n";
+  } else if (out.name()) {
+    std::cout << job->id() << "\n";
   } else {
     std::printf("%s %s\n", job->id().c_str(), StateName(job->state()).c_str());
   }
-  return 0;
+  return kExitOk;
 }
 
 int JobsGet(client::Client& client, const std::string& job_id, const Output& out) {
   auto job = client.GetJob(job_id);
   if (!job.ok()) return Fail(job.status());
   PrintJob(*job, out);
-  return 0;
+  return kExitOk;
 }
 
 int JobsList(client::Client& client, const ListArgs& args, const Output& out) {
+  v1::ListJobsRequest request;
+  request.set_state(args.state);
+  request.set_filter(args.filter);
+  request.set_order_by(args.order_by);
+  request.set_page_size(args.page_size);
   std::string token = args.page_token;
-  if (!out.json) {
+  if (out.format == Format::kTable) {
     std::printf("%-22s %-10s %-24s %-12s %s\n", "ID", "STATE", "STAGE", "PROGRESS", "PROMPT");
   }
   do {
-    auto page = client.ListJobs(args.page_size, token, args.state);
+    request.set_page_token(token);
+    auto page = client.ListJobs(request);
     if (!page.ok()) return Fail(page.status());
     for (const auto& job : page->jobs()) {
-      if (out.json) {
+      if (out.json()) {
         std::cout << Json(job) << "\n";
+      } else if (out.name()) {
+        std::cout << job.id() << "\n";
       } else {
         std::printf("%-22s %-10s %-24s %-12s %s\n", job.id().c_str(),
                     StateName(job.state()).c_str(), StageName(job.stage()).c_str(),
@@ -181,37 +203,41 @@ int JobsList(client::Client& client, const ListArgs& args, const Output& out) {
     }
     token = page->next_page_token();
     if (!args.all && !token.empty()) {
-      if (out.json) {
+      if (out.json()) {
         std::cout << "{\"next_page_token\":\"" << token << "\"}\n";
-      } else {
+      } else if (!out.name()) {
         std::printf("(more: --page-token=%s, or --all)\n", token.c_str());
       }
       break;
     }
   } while (!token.empty());
-  return 0;
+  return kExitOk;
 }
 
 int JobsCancel(client::Client& client, const std::string& job_id, const Output& out) {
   auto job = client.CancelJob(job_id);
   if (!job.ok()) return Fail(job.status());
-  if (out.json) {
+  if (out.json()) {
     std::cout << Json(*job) << "\n";
+  } else if (out.name()) {
+    std::cout << job->id() << "\n";
   } else {
     std::printf("%s %s%s\n", job->id().c_str(), StateName(job->state()).c_str(),
                 job->state() == v1::JOB_STATE_RUNNING ? " (cancel requested)" : "");
   }
-  return 0;
+  return kExitOk;
 }
 
 int JobsDelete(client::Client& client, const std::string& job_id, const Output& out) {
   if (absl::Status s = client.DeleteJob(job_id); !s.ok()) return Fail(s);
-  if (out.json) {
+  if (out.json()) {
     std::cout << "{\"job_id\":\"" << job_id << "\",\"deleted\":true}\n";
+  } else if (out.name()) {
+    std::cout << job_id << "\n";
   } else {
     std::printf("%s deleted\n", job_id.c_str());
   }
-  return 0;
+  return kExitOk;
 }
 
 int JobsWatch(client::Client& client, const std::string& job_id, int64_t after, const Output& out) {
@@ -219,10 +245,11 @@ int JobsWatch(client::Client& client, const std::string& job_id, int64_t after, 
   bool bar_open = false;
   absl::Status status = client.WatchJob(job_id, after, [&](const v1::JobEvent& e) {
     last_state = e.state();
-    if (out.json) {
+    if (out.json()) {
       std::cout << Json(e) << std::endl;
       return true;
     }
+    if (out.name()) return true;  // only the final state, below
     if (out.tty && e.kind() == v1::EVENT_KIND_PROGRESS && e.total() > 0) {
       constexpr int kWidth = 30;
       const int filled =
@@ -255,7 +282,28 @@ int JobsWatch(client::Client& client, const std::string& job_id, int64_t after, 
   });
   if (bar_open) std::printf("\n");
   if (!status.ok()) return Fail(status);
-  return last_state == v1::JOB_STATE_FAILED ? 1 : 0;
+  if (out.name()) std::printf("%s\n", StateName(last_state).c_str());
+  return last_state == v1::JOB_STATE_FAILED || last_state == v1::JOB_STATE_CANCELLED ? kExitFailed
+                                                                                     : kExitOk;
+}
+
+int JobsValidationImage(client::Client& client, const std::string& job_id, int64_t sequence,
+                        std::string path, const Output& out) {
+  auto image = client.GetValidationImage(job_id, sequence);
+  if (!image.ok()) return Fail(image.status());
+  if (path.empty()) path = absl::StrCat(job_id, "-", sequence, ".png");
+  if (!WriteFile(path, image->png())) return LocalFailure("cannot write " + path);
+  if (out.json()) {
+    std::cout << "{\"path\":\"" << path << "\",\"job_id\":\"" << image->job_id()
+              << "\",\"sequence\":" << image->sequence() << ",\"step\":" << image->step()
+              << ",\"digest\":\"" << image->digest() << "\"}\n";
+  } else if (out.name()) {
+    std::cout << path << "\n";
+  } else {
+    std::printf("%s  step %lld  %zu bytes\n", path.c_str(), static_cast<long long>(image->step()),
+                image->png().size());
+  }
+  return kExitOk;
 }
 
 // A subcommand of `jobs` taking one JOB_ID; `run` gets it.
@@ -281,7 +329,9 @@ Command AddJobsSubmit(CLI::App& jobs) {
   cli::AddString(*cmd, "--spec-json", &a->spec_json, "a JobSpec in proto JSON (any field)");
   cli::AddString(*cmd, "--request-id", &a->request_id,
                  "idempotency key (default: a fresh UUID per call)");
-  cli::AddString(*cmd, "--base-model", &a->base_model, "a base model the server knows");
+  cli::AddString(*cmd, "--base-model", &a->base_model,
+                 "a base model the server knows (required; 'dbctl models list' lists them)");
+  AddLabels(*cmd, &a->labels, "a label of the job (repeatable), for jobs list --filter");
   cli::AddParsed(*cmd, "--mode", &a->mode, ParseTrainingMode,
                  "dreambooth: learn a subject from --prompt (and --prior); text-to-image: train "
                  "every image with its own caption (every image of --image-set needs one; no "
@@ -338,6 +388,12 @@ Command AddJobsList(CLI::App& jobs) {
   auto a = std::make_shared<ListArgs>();
   cli::AddParsed(*cmd, "--state", &a->state, ParseJobState,
                  "only jobs in this state: queued|running|succeeded|failed|cancelled", "STATE");
+  cli::AddString(*cmd, "--filter", &a->filter,
+                 "terms joined by ' AND ': state=RUNNING, state=(FAILED OR CANCELLED), "
+                 "base_model=NAME, labels.KEY=VALUE, labels.KEY:*, create_time>=RFC3339 "
+                 "(also >, <, <=)");
+  cli::AddString(*cmd, "--order-by", &a->order_by,
+                 "'create_time desc' (the server's default: newest first) or 'create_time'");
   cli::AddInt(*cmd, "--page-size", &a->page_size, "jobs per page (0: the server's default)",
               kInt32Min, kInt32Max);
   cli::AddString(*cmd, "--page-token", &a->page_token, "continue from a previous page");
@@ -358,7 +414,9 @@ Command AddJobsDelete(CLI::App& jobs) {
 
 Command AddJobsWatch(CLI::App& jobs) {
   CLI::App* cmd = jobs.add_subcommand(
-      "watch", "Stream a job's events until it ends (exit status 1 when it failed)");
+      "watch",
+      "Stream a job's events until it ends; exit status 1 when it FAILED or was CANCELLED. -o "
+      "name prints only the final state");
   struct Args {
     std::string job_id;
     int64_t after = 0;
@@ -368,6 +426,27 @@ Command AddJobsWatch(CLI::App& jobs) {
   cli::AddInt(*cmd, "--after", &a->after, "start after this event sequence number", int64_t{0});
   return {cmd, [a](client::Client& client, const Output& out) {
             return JobsWatch(client, a->job_id, a->after, out);
+          }};
+}
+
+Command AddJobsValidationImage(CLI::App& jobs) {
+  CLI::App* cmd = jobs.add_subcommand(
+      "validation-image",
+      "Save a validation image the job's worker rendered (the SEQUENCE of its VALIDATION_IMAGE "
+      "event, from jobs watch) as a PNG file");
+  struct Args {
+    std::string job_id;
+    int64_t sequence = 0;
+    std::string out;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("JOB_ID", a->job_id, "the job")->required();
+  cli::AddInt(*cmd, "SEQUENCE", &a->sequence, "the event's sequence number", int64_t{1})
+      ->default_str("")
+      ->required();
+  cli::AddString(*cmd, "--out", &a->out, "the PNG file to write (default: JOB_ID-SEQUENCE.png)");
+  return {cmd, [a](client::Client& client, const Output& out) {
+            return JobsValidationImage(client, a->job_id, a->sequence, a->out, out);
           }};
 }
 

@@ -1,7 +1,7 @@
 // dbctl against a real dreamboothd: the README flow (upload a folder, submit, list, get, watch,
-// cancel), JSON output, non-zero exits with readable messages on failures, and a strict command
-// line (a misspelt flag, an integer its field cannot hold or a duration without a unit is a usage
-// error and sends nothing).
+// cancel), JSON output, exit status 3 with readable messages on failed requests, and a strict
+// command line (a misspelt flag, an integer its field cannot hold or a duration without a unit is
+// a usage error, exit status 2, and sends nothing).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -60,8 +60,8 @@ TEST_F(DbctlTest, UploadSubmitListWatchCancel) {
   ASSERT_EQ(set.rfind("is_", 0), 0u) << upload.out;
   EXPECT_EQ(client_->GetImageSet(set)->images_size(), 3);
 
-  CommandRun submit =
-      Dbctl("jobs submit --image-set=" + set + " --prompt='a photo of sks dog' --steps=20");
+  CommandRun submit = Dbctl("jobs submit --base-model=tiny --image-set=" + set +
+                            " --prompt='a photo of sks dog' --steps=20");
   ASSERT_EQ(submit.exit_code, 0) << submit.out;
   EXPECT_NE(submit.out.find("QUEUED"), std::string::npos) << submit.out;
   const std::string job = submit.out.substr(0, submit.out.find(' '));
@@ -78,9 +78,10 @@ TEST_F(DbctlTest, UploadSubmitListWatchCancel) {
   CommandRun cancel = Dbctl("jobs cancel " + job);
   EXPECT_EQ(cancel.exit_code, 0);
   EXPECT_NE(cancel.out.find("CANCELLED"), std::string::npos) << cancel.out;
-  // Not a terminal, so plain lines: one per event, ending with the terminal state.
+  // Not a terminal, so plain lines: one per event, ending with the terminal state; a cancelled
+  // job is not a success (exit status 1).
   CommandRun watch = Dbctl("jobs watch " + job);
-  EXPECT_EQ(watch.exit_code, 0) << watch.out;
+  EXPECT_EQ(watch.exit_code, 1) << watch.out;
   EXPECT_NE(watch.out.find("#1 QUEUED STATE_CHANGED"), std::string::npos) << watch.out;
   EXPECT_NE(watch.out.find("#2 CANCELLED STATE_CHANGED"), std::string::npos) << watch.out;
 }
@@ -103,9 +104,10 @@ TEST_F(DbctlTest, UploadSendsCaptionFilesAndSubmitTakesATrainingMode) {
   EXPECT_EQ(stored->images(0).caption(), "a red toy on a table");
   EXPECT_EQ(stored->images(1).caption(), "");
 
-  const std::string submit = "jobs submit --image-set=" + set + " --mode=text-to-image --steps=5";
+  const std::string submit =
+      "jobs submit --base-model=tiny --image-set=" + set + " --mode=text-to-image --steps=5";
   CommandRun refused = Dbctl(submit);
-  EXPECT_EQ(refused.exit_code, 1) << refused.out;
+  EXPECT_EQ(refused.exit_code, 3) << refused.out;
   EXPECT_NE(refused.out.find("FAILED_PRECONDITION"), std::string::npos) << refused.out;
   EXPECT_NE(refused.out.find("image 'p1.png'"), std::string::npos) << refused.out;
 
@@ -131,11 +133,11 @@ TEST_F(DbctlTest, UploadSendsCaptionFilesAndSubmitTakesATrainingMode) {
 
 TEST_F(DbctlTest, FailuresExitNonZeroWithAReadableMessage) {
   CommandRun missing = Dbctl("jobs get job_0000000000000000");
-  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.exit_code, 3);
   EXPECT_NE(missing.out.find("NOT_FOUND: job 'job_0000000000000000' not found"), std::string::npos)
       << missing.out;
-  CommandRun bad = Dbctl("jobs submit --image-set=is_x --prompt=p --steps=-3");
-  EXPECT_EQ(bad.exit_code, 1);
+  CommandRun bad = Dbctl("jobs submit --base-model=tiny --image-set=is_x --prompt=p --steps=-3");
+  EXPECT_EQ(bad.exit_code, 3);
   EXPECT_NE(bad.out.find("INVALID_ARGUMENT: spec.max_train_steps"), std::string::npos) << bad.out;
   CommandRun usage = Dbctl("jobs frobnicate");
   EXPECT_EQ(usage.exit_code, 2);
@@ -144,16 +146,16 @@ TEST_F(DbctlTest, FailuresExitNonZeroWithAReadableMessage) {
   const std::string bogus = dir_.Join("bogus.png");
   WriteFile(bogus, "PK\x03\x04 this is a zip");
   CommandRun upload = Dbctl("upload " + bogus);
-  EXPECT_EQ(upload.exit_code, 1);
+  EXPECT_EQ(upload.exit_code, 3);
   EXPECT_NE(upload.out.find("file 'bogus.png'"), std::string::npos) << upload.out;
   CommandRun down = Dbctl("--server=127.0.0.1:1 --timeout=2s health");
-  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_EQ(down.exit_code, 3);
   EXPECT_NE(down.out.find("UNAVAILABLE"), std::string::npos) << down.out;
 }
 
 TEST_F(DbctlTest, BadFlagsAreUsageErrorsAndSubmitNothing) {
   const std::string set = UploadImages(1);
-  const std::string submit = "jobs submit --image-set=" + set + " --prompt=p ";
+  const std::string submit = "jobs submit --base-model=tiny --image-set=" + set + " --prompt=p ";
   struct Case {
     std::string flags;
     std::string message;
@@ -194,7 +196,7 @@ TEST_F(DbctlTest, TimeoutTakesAUnit) {
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   const std::string silent = "--server=127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
   CommandRun seconds = Dbctl(silent + " --timeout=2s health");
-  EXPECT_EQ(seconds.exit_code, 1) << seconds.out;
+  EXPECT_EQ(seconds.exit_code, 3) << seconds.out;
   EXPECT_NE(seconds.out.find("DEADLINE_EXCEEDED"), std::string::npos) << seconds.out;
   // Two minutes, not two seconds: still waiting when `timeout` stops it after 5 s.
   const std::string minutes =
