@@ -1,7 +1,9 @@
 """Build hook of the `dreambooth` package: compiles the API's .proto files into `dreambooth.v1`.
 
 The stubs are never committed. At build time `build_py` runs grpc_tools.protoc on the repository's
-proto/ folder, so a wheel always matches the protos it was built from. protoc's generated imports
+proto/ folder, so a wheel always matches the protos it was built from. The gRPC service config
+(dreambooth/v1/service_config.json, the retry policy of the idempotent calls) is copied beside
+the stubs, where the clients load it from. protoc's generated imports
 (`from dreambooth.v1 import job_spec_pb2`) resolve because the output lands in the package's own
 `dreambooth/v1/` subpackage, which is the proto package's name.
 
@@ -26,6 +28,7 @@ from setuptools.command.sdist import sdist
 
 HERE = Path(__file__).resolve().parent
 PROTO_PACKAGE = Path("dreambooth") / "v1"
+SERVICE_CONFIG = "service_config.json"
 
 
 def find_proto_root() -> Path:
@@ -46,7 +49,8 @@ def find_proto_root() -> Path:
 
 
 def generate_stubs(out_dir: Path) -> None:
-    """Writes dreambooth/v1/*_pb2.py, *_pb2.pyi and *_pb2_grpc.py under out_dir."""
+    """Writes dreambooth/v1/*_pb2.py, *_pb2.pyi, *_pb2_grpc.py and service_config.json under
+    out_dir."""
     import grpc_tools
     from grpc_tools import protoc
 
@@ -68,6 +72,10 @@ def generate_stubs(out_dir: Path) -> None:
     ]
     if protoc.main(args) != 0:
         sys.exit(f"dreambooth: protoc failed on {', '.join(protos)} in {root}")
+    config = root / PROTO_PACKAGE / SERVICE_CONFIG
+    if not config.is_file():
+        sys.exit(f"dreambooth: {config} is missing (the gRPC service config the clients load)")
+    shutil.copyfile(config, target / SERVICE_CONFIG)
     (target / "__init__.py").write_text(
         f'"""The dreambooth.v1 API messages and stubs, generated from {", ".join(protos)}."""\n'
     )
@@ -86,7 +94,8 @@ class BuildPyWithStubs(build_py):
 
 
 class SdistWithProtos(sdist):
-    """sdist that carries the .proto files (as ./proto), so the sdist builds on its own."""
+    """sdist that carries the .proto files and the service config (as ./proto), so the sdist
+    builds on its own."""
 
     def make_release_tree(self, base_dir: str, files: List[str]) -> None:
         super().make_release_tree(base_dir, files)
@@ -103,7 +112,8 @@ def _version_of(distribution: str) -> Optional[str]:
 
 
 def runtime_requirements() -> List[str]:
-    """grpcio and protobuf at least as new as the stubs generated here need.
+    """grpcio and protobuf at least as new as the stubs generated here need, plus the health
+    stubs and the google.rpc error details (googleapis-common-protos, grpcio-status).
 
     Generated code refuses older runtimes (grpcio below the grpcio-tools version; a protobuf
     older than, or of another major version than, the one that generated it).
@@ -115,7 +125,13 @@ def runtime_requirements() -> List[str]:
     if protobuf and re.match(r"^\d+\.\d+", protobuf):
         major = int(protobuf.split(".")[0])
         pb = f"protobuf>={protobuf},<{major + 1}"
-    return [grpcio, pb, "grpcio-health-checking"]
+    return [
+        grpcio,
+        pb,
+        "grpcio-health-checking",
+        "grpcio-status>=1.51",
+        "googleapis-common-protos>=1.56",
+    ]
 
 
 setup(

@@ -3,14 +3,15 @@
 - :class:`Client`: the synchronous client; :mod:`dreambooth.aio` has the asyncio one.
 - :class:`JobSpec` (with :class:`SamplerSettings`, :class:`LoraSpec`): a job's settings; None
   fields are resolved by the server.
-- :mod:`dreambooth.errors`: one exception class per gRPC status code under DreamBoothError.
+- :mod:`dreambooth.errors`: one exception class per gRPC status code under DreamBoothError, with
+  the server's structured details (``.reason``, ``.field``, ``.field_violations``).
 - :mod:`dreambooth.v1`: the generated protobuf messages and stubs (``Job``, ``JobEvent``, ...).
 
 The full guide is docs/python-sdk.md in the repository.
 """
 
 from dreambooth._policy import RetryPolicy
-from dreambooth._requests import TERMINAL_STATES, is_terminal
+from dreambooth._requests import TERMINAL_STATES, Page, is_terminal
 from dreambooth.client import Client
 from dreambooth.errors import (
     AbortedError,
@@ -20,6 +21,7 @@ from dreambooth.errors import (
     DeadlineExceededError,
     DreamBoothError,
     FailedPreconditionError,
+    FieldViolation,
     InternalError,
     InvalidArgumentError,
     JobFailedError,
@@ -33,12 +35,14 @@ from dreambooth.errors import (
     UnknownError,
 )
 from dreambooth.progress import EventProgress, stage_name, state_name
-from dreambooth.sampling import SampledImage
+from dreambooth.sampling import SampledImage, ValidationImage
 from dreambooth.spec import JobSpec, LoraSpec, SamplerSettings
 from dreambooth.uploads import UploadFile
 from dreambooth.v1.resources_pb2 import (
+    BaseModel,
     Checkpoint,
     CheckpointKind,
+    CheckpointMetrics,
     EventKind,
     ImageSet,
     Job,
@@ -53,9 +57,11 @@ __version__ = "0.1.0"
 __all__ = [
     "AbortedError",
     "AlreadyExistsError",
+    "BaseModel",
     "CallCancelledError",
     "Checkpoint",
     "CheckpointKind",
+    "CheckpointMetrics",
     "Client",
     "DataLossError",
     "DeadlineExceededError",
@@ -63,6 +69,7 @@ __all__ = [
     "EventKind",
     "EventProgress",
     "FailedPreconditionError",
+    "FieldViolation",
     "ImageSet",
     "InternalError",
     "InvalidArgumentError",
@@ -75,6 +82,7 @@ __all__ = [
     "LoraSpec",
     "NotFoundError",
     "OutOfRangeError",
+    "Page",
     "PermissionDeniedError",
     "ResourceExhaustedError",
     "RetryPolicy",
@@ -87,6 +95,7 @@ __all__ = [
     "UnimplementedError",
     "UnknownError",
     "UploadFile",
+    "ValidationImage",
     "is_terminal",
     "stage_name",
     "state_name",

@@ -3,6 +3,8 @@
 The rules match dbctl's (docs/api.md, docs/security.md): the target defaults to
 $DREAMBOOTH_SERVER, then 127.0.0.1:50051; the API key to $DREAMBOOTH_API_KEY, and a value
 "@FILE" is read from FILE; the key travels as ``authorization: Bearer <key>`` on every call.
+The channel gets the package's gRPC service config (retries of the idempotent calls, see
+_service_config.py) unless the client is told otherwise.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import List, Optional, Tuple, Union
 
 import grpc
 
+from dreambooth._service_config import ChannelRetries, ServiceConfigOption, prepare
 from dreambooth.errors import InvalidArgumentError
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -31,12 +34,19 @@ _MAX_MESSAGE_BYTES = 64 << 20
 
 @dataclasses.dataclass(frozen=True)
 class Connection:
-    """A resolved connection: the address, per-call metadata and channel settings."""
+    """A resolved connection: the address, per-call metadata and channel settings.
+
+    Attributes:
+        options: the channel options (``grpc.service_config`` among them when one is used).
+        channel_retries: which calls the channel retries on UNAVAILABLE by the service config
+            (the SDK does not retry those again).
+    """
 
     target: str
     metadata: Metadata
     credentials: Optional[grpc.ChannelCredentials]
-    options: List[Tuple[str, int]]
+    options: List[Tuple[str, Union[int, str]]]
+    channel_retries: ChannelRetries
 
 
 def resolve_api_key(api_key: Optional[str]) -> Optional[str]:
@@ -55,23 +65,31 @@ def resolve_api_key(api_key: Optional[str]) -> Optional[str]:
     return value or None
 
 
-def resolve(target: Optional[str], api_key: Optional[str], tls: TlsOption) -> Connection:
+def resolve(
+    target: Optional[str],
+    api_key: Optional[str],
+    tls: TlsOption,
+    service_config: ServiceConfigOption = True,
+) -> Connection:
     """Resolves the client's connection arguments (see Client's constructor).
 
     Raises:
-        InvalidArgumentError: an unreadable CA bundle or API key file.
+        InvalidArgumentError: an unreadable CA bundle or API key file, a bad service config.
     """
     address = target or os.environ.get("DREAMBOOTH_SERVER") or DEFAULT_TARGET
     key = resolve_api_key(api_key)
     metadata: Metadata = (("authorization", f"Bearer {key}"),) if key else ()
-    options = [
+    config, channel_retries = prepare(service_config)
+    options: List[Tuple[str, Union[int, str]]] = [
         ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", 16 << 20),
         # Reconnect quickly after a dropped connection (a restarted daemon, a proxy).
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 5_000),
     ]
-    return Connection(address, metadata, _credentials(tls), options)
+    if config is not None:
+        options += [("grpc.enable_retries", 1), ("grpc.service_config", config)]
+    return Connection(address, metadata, _credentials(tls), options, channel_retries)
 
 
 def _credentials(tls: TlsOption) -> Optional[grpc.ChannelCredentials]:

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Union
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from dreambooth.errors import InvalidArgumentError
+from dreambooth.errors import invalid_field
 
 EnumValue = Union[str, int]
 """An enum value: its number, its full name ("SCHEDULER_KIND_DDIM") or its short name ("ddim")."""
@@ -29,7 +29,7 @@ def enum_number(enum: EnumDescriptor, value: EnumValue, path: str) -> int:
         InvalidArgumentError: naming `path` and the accepted names, for an unknown name.
     """
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise InvalidArgumentError(f"{path}: expected an {enum.name} name or number, got {value!r}")
+        raise invalid_field(path, f"{path}: expected an {enum.name} name or number, got {value!r}")
     if isinstance(value, int):
         return value
     name = value.strip().upper().replace("-", "_")
@@ -38,7 +38,7 @@ def enum_number(enum: EnumDescriptor, value: EnumValue, path: str) -> int:
         if candidate in enum.values_by_name:
             return enum.values_by_name[candidate].number
     names = ", ".join(v.name[len(prefix) :].lower() for v in enum.values if v.number != 0)
-    raise InvalidArgumentError(f"{path}: unknown {enum.name} {value!r} (one of {names})")
+    raise invalid_field(path, f"{path}: unknown {enum.name} {value!r} (one of {names})")
 
 
 def enum_prefix(enum: EnumDescriptor) -> str:
@@ -57,9 +57,7 @@ def as_mapping(value: Any, path: str) -> Mapping[str, Any]:
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         extra = fields.pop("extra", None) or {}
         return {**{k: v for k, v in fields.items() if v is not None}, **extra}
-    raise InvalidArgumentError(
-        f"{path}: expected a dict or a dataclass, got {type(value).__name__}"
-    )
+    raise invalid_field(path, f"{path}: expected a dict or a dataclass, got {type(value).__name__}")
 
 
 def fill_message(message: Message, values: Any, path: str) -> None:
@@ -73,8 +71,8 @@ def fill_message(message: Message, values: Any, path: str) -> None:
     """
     if isinstance(values, Message):
         if values.DESCRIPTOR.full_name != message.DESCRIPTOR.full_name:
-            raise InvalidArgumentError(
-                f"{path}: expected {message.DESCRIPTOR.name}, got {values.DESCRIPTOR.name}"
+            raise invalid_field(
+                path, f"{path}: expected {message.DESCRIPTOR.name}, got {values.DESCRIPTOR.name}"
             )
         message.CopyFrom(values)
         return
@@ -84,7 +82,9 @@ def fill_message(message: Message, values: Any, path: str) -> None:
             continue
         field = descriptor.fields_by_name.get(key) or descriptor.fields_by_camelcase_name.get(key)
         if field is None:
-            raise InvalidArgumentError(f"{path}.{key}: {descriptor.name} has no such field")
+            raise invalid_field(
+                f"{path}.{key}", f"{path}.{key}: {descriptor.name} has no such field"
+            )
         _set_field(message, field, value, f"{path}.{field.name}")
 
 
@@ -97,7 +97,7 @@ def _is_repeated(field: FieldDescriptor) -> bool:
 def _set_field(message: Message, field: FieldDescriptor, value: Any, path: str) -> None:
     if _is_repeated(field):
         if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
-            raise InvalidArgumentError(f"{path}: expected a list, got {type(value).__name__}")
+            raise invalid_field(path, f"{path}: expected a list, got {type(value).__name__}")
         container = getattr(message, field.name)
         del container[:]
         for i, item in enumerate(value):
@@ -115,7 +115,7 @@ def _set_field(message: Message, field: FieldDescriptor, value: Any, path: str) 
     try:
         setattr(message, field.name, _scalar(field, value, path))
     except (TypeError, ValueError) as e:
-        raise InvalidArgumentError(f"{path}: {e}") from None
+        raise invalid_field(path, f"{path}: {e}") from None
 
 
 def _scalar(field: FieldDescriptor, value: Any, path: str) -> Any:
@@ -128,4 +128,4 @@ def _append(container: Any, value: Any, path: str) -> None:
     try:
         container.append(value)
     except (TypeError, ValueError) as e:
-        raise InvalidArgumentError(f"{path}: {e}") from None
+        raise invalid_field(path, f"{path}: {e}") from None

@@ -1,7 +1,10 @@
-"""Retry rules of the clients, the same as the C++ SDK's (client/client.cc).
+"""Retry rules of the SDK's own retries (a RetryPolicy), on top of the channel's service config.
 
-- Unary calls are retried on UNAVAILABLE with exponential backoff and jitter. CreateJob always
-  carries a request_id, so its retries are idempotent. Uploads are never retried.
+- Unary calls are retried on UNAVAILABLE with exponential backoff and jitter: by the channel
+  when its service config names them (the idempotent reads, lists, CancelJob, Health.Check; see
+  _service_config.py), else by the SDK. CreateJob always carries a request_id, so its retries
+  are idempotent; so does an upload into a new set (UploadTarget.request_id), which the SDK
+  retries too. An upload that appends to an existing set is not retried.
 - Streams that resume (WatchJob from the last sequence, DownloadCheckpoint from the last offset)
   reconnect after UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL or UNKNOWN; the count of failed
   reconnects resets whenever a stream made progress.

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from typing import Any, Optional, cast
+from typing import Any, Dict, Generic, List, Mapping, Optional, TypeVar, cast
 
 from dreambooth._messages import EnumValue, enum_number
+from dreambooth.errors import invalid_field
 from dreambooth.spec import JobSpecLike, to_job_spec
 from dreambooth.v1 import resources_pb2, service_pb2
+
+T = TypeVar("T")
 
 TERMINAL_STATES = frozenset(
     {
@@ -17,26 +21,127 @@ TERMINAL_STATES = frozenset(
     }
 )
 
+Labels = Mapping[str, str]
+"""Labels of a job or a new image set: at most 64 ``key: value`` pairs (keys 1..63 of a-z 0-9 _ -
+starting with a letter; values 0..63 of the same). The server checks them."""
+
+LabelSelector = Mapping[str, Optional[str]]
+"""Labels a listing must have: ``{"team": "vision"}`` (that value), ``{"team": None}`` (the key,
+with any value)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing: its items and the token of the next page ("" after the last)."""
+
+    items: List[T]
+    next_page_token: str
+
+    def __iter__(self) -> Any:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
 
 def is_terminal(job: resources_pb2.Job) -> bool:
     """True when the job is SUCCEEDED, FAILED or CANCELLED."""
     return job.state in TERMINAL_STATES
 
 
+def new_request_id() -> str:
+    """A fresh idempotency key (a UUID4)."""
+    return str(uuid.uuid4())
+
+
+def labels_dict(labels: Optional[Labels], field: str = "labels") -> Dict[str, str]:
+    """`labels` as a dict of strings (None => {}).
+
+    Raises:
+        InvalidArgumentError: naming `field`, for a key or value that is not a string.
+    """
+    if labels is None:
+        return {}
+    if not isinstance(labels, Mapping):
+        raise invalid_field(field, f"{field}: expected a dict of strings, got {type(labels)}")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise invalid_field(
+                field, f"{field}: keys and values must be strings, got {key!r}: {value!r}"
+            )
+    return dict(labels)
+
+
 def create_job_request(
-    spec: JobSpecLike, request_id: Optional[str]
+    spec: JobSpecLike, request_id: Optional[str], labels: Optional[Labels] = None
 ) -> service_pb2.CreateJobRequest:
     """A CreateJobRequest; request_id None => a fresh UUID4 (so retries stay idempotent)."""
     return service_pb2.CreateJobRequest(
-        request_id=request_id or str(uuid.uuid4()), spec=to_job_spec(spec)
+        request_id=request_id or new_request_id(),
+        spec=to_job_spec(spec),
+        labels=labels_dict(labels),
     )
 
 
+def filter_string(filter: Optional[str], labels: Optional[LabelSelector]) -> str:
+    """`filter` and one term per label of `labels`, joined by " AND "."""
+    terms = [filter.strip()] if filter and filter.strip() else []
+    if labels is not None:
+        if not isinstance(labels, Mapping):
+            raise invalid_field("labels", f"labels: expected a dict, got {type(labels)}")
+        for key, value in labels.items():
+            if not isinstance(key, str) or not (value is None or isinstance(value, str)):
+                raise invalid_field(
+                    "labels", f"labels: expected str keys and str or None values, got {key!r}"
+                )
+            if value is None:
+                terms.append(f"labels.{key}:*")
+            else:
+                terms.append(f'labels.{key}="{value}"')
+    return " AND ".join(terms)
+
+
 def list_jobs_request(
-    state: Optional[EnumValue], page_size: int, page_token: str
+    state: Optional[EnumValue],
+    page_size: int,
+    page_token: str,
+    *,
+    filter: Optional[str] = None,
+    order_by: Optional[str] = None,
+    labels: Optional[LabelSelector] = None,
 ) -> service_pb2.ListJobsRequest:
     """A ListJobsRequest; `state` is a JobState number or name ("succeeded"), None => any."""
     number = 0 if state is None else enum_number(resources_pb2.JobState.DESCRIPTOR, state, "state")
     return service_pb2.ListJobsRequest(
-        page_size=page_size, page_token=page_token, state=cast(Any, number)
+        page_size=page_size,
+        page_token=page_token,
+        state=cast(Any, number),
+        filter=filter_string(filter, labels),
+        order_by=order_by or "",
+    )
+
+
+def list_image_sets_request(
+    page_size: int,
+    page_token: str,
+    *,
+    filter: Optional[str] = None,
+    labels: Optional[LabelSelector] = None,
+) -> service_pb2.ListImageSetsRequest:
+    """A ListImageSetsRequest."""
+    return service_pb2.ListImageSetsRequest(
+        page_size=page_size, page_token=page_token, filter=filter_string(filter, labels)
+    )
+
+
+def list_checkpoints_request(
+    job_id: str, kind: Optional[EnumValue], page_size: int, page_token: str
+) -> service_pb2.ListCheckpointsRequest:
+    """A ListCheckpointsRequest; `kind` is a CheckpointKind number or name ("final"), None =>
+    any."""
+    number = (
+        0 if kind is None else enum_number(resources_pb2.CheckpointKind.DESCRIPTOR, kind, "kind")
+    )
+    return service_pb2.ListCheckpointsRequest(
+        job_id=job_id, kind=cast(Any, number), page_size=page_size, page_token=page_token
     )

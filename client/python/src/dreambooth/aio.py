@@ -1,8 +1,9 @@
 """The asyncio client of dreamboothd's public API, on grpc.aio.
 
 The same methods, arguments, retries and errors as :class:`dreambooth.Client`, as coroutines;
-``watch``, ``list_jobs`` and ``list_image_sets`` are async iterators. Create and use a Client
-inside one running event loop (grpc.aio channels belong to the loop they were made in)::
+``watch``, ``list_jobs``, ``list_image_sets`` and ``iter_checkpoints`` are async iterators.
+Create and use a Client inside one running event loop (grpc.aio channels belong to the loop they
+were made in)::
 
     async with dreambooth.aio.Client("127.0.0.1:50051") as client:
         image_set = await client.upload_images("photos/")
@@ -24,6 +25,7 @@ from typing import (
     Callable,
     List,
     Optional,
+    Tuple,
     TypeVar,
     Union,
 )
@@ -36,17 +38,26 @@ from dreambooth import _connection, _requests
 from dreambooth._download import CheckpointWriter
 from dreambooth._messages import EnumValue
 from dreambooth._policy import DEFAULT_RETRY, RESUMABLE, RETRYABLE, RetryPolicy
-from dreambooth.client import DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT
+from dreambooth._requests import Labels, LabelSelector, Page
+from dreambooth._service_config import ServiceConfigOption
+from dreambooth.client import DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT, HEALTH_CHECK, SERVICE
 from dreambooth.errors import JobFailedError, from_rpc_error
 from dreambooth.progress import EventProgress
-from dreambooth.sampling import SampledImage, SampleProgressCallback, sample_request, sampled_image
+from dreambooth.sampling import (
+    SampledImage,
+    SampleProgressCallback,
+    ValidationImage,
+    sample_request,
+    sampled_image,
+    validation_image,
+)
 from dreambooth.spec import JobSpecLike, SamplerLike
 from dreambooth.uploads import (
     UploadEntry,
     UploadSource,
     file_requests,
     plan_upload,
-    target_request,
+    upload_target,
 )
 from dreambooth.v1 import resources_pb2, service_pb2, service_pb2_grpc
 
@@ -70,9 +81,10 @@ class Client:
         timeout: float = DEFAULT_TIMEOUT,
         stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY,
+        service_config: ServiceConfigOption = True,
     ) -> None:
         """Creates the channel; the arguments are dreambooth.Client's."""
-        self._conn = _connection.resolve(target, api_key, tls)
+        self._conn = _connection.resolve(target, api_key, tls, service_config)
         if self._conn.credentials is None:
             self._channel = grpc.aio.insecure_channel(self._conn.target, self._conn.options)
         else:
@@ -92,8 +104,14 @@ class Client:
 
     @property
     def stub(self) -> service_pb2_grpc.DreamBoothStub:
-        """The raw generated stub on the grpc.aio channel (no retries, deadlines or key added)."""
+        """The raw generated stub on the grpc.aio channel (no SDK retries, deadlines or key
+        added; the channel's service config still applies)."""
         return self._stub
+
+    @property
+    def channel_options(self) -> List[Tuple[str, Union[int, str]]]:
+        """The options the channel was created with (``grpc.service_config`` among them)."""
+        return list(self._conn.options)
 
     async def close(self) -> None:
         """Closes the channel; calls in flight are cancelled."""
@@ -108,7 +126,7 @@ class Client:
     async def health(self, service: str = "") -> str:
         """The grpc.health.v1 status of `service`: "SERVING", "NOT_SERVING", ..."""
         request = health_pb2.HealthCheckRequest(service=service)
-        response = await self._unary(self._health.Check, request)
+        response = await self._unary(self._health.Check, request, HEALTH_CHECK)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
     # ---- Image sets ----
@@ -119,34 +137,53 @@ class Client:
         *,
         image_set_id: Optional[str] = None,
         name: Optional[str] = None,
+        labels: Optional[Labels] = None,
+        request_id: Optional[str] = None,
     ) -> resources_pb2.ImageSet:
-        """Uploads images into a new set or `image_set_id`; files are read on a thread."""
+        """Uploads images into a new set (with `labels`, and `request_id`, default a fresh
+        UUID4, so a retry on UNAVAILABLE adds to the same set) or appends them to
+        `image_set_id` (not retried); files are read on a thread."""
         entries = plan_upload(source)
-        errors: List[BaseException] = []
-        requests = _upload_stream(entries, image_set_id, name, errors)
-        try:
-            response = await self._stub.UploadImages(
-                requests, timeout=self._stream_timeout, metadata=self._conn.metadata
-            )
-        except (grpc.RpcError, asyncio.CancelledError) as e:
-            if errors:  # reading a file failed; grpc.aio cancels the call for it
-                raise errors[0] from None
-            if isinstance(e, grpc.RpcError):
-                raise from_rpc_error(e) from None
-            raise
-        return response.image_set
+        target = upload_target(image_set_id, name, labels, request_id)
+        attempts = 1 if image_set_id else self._retry.max_attempts
+        failures = 0
+        while True:
+            errors: List[BaseException] = []
+            requests = _upload_stream(entries, target, errors)
+            try:
+                response = await self._stub.UploadImages(
+                    requests, timeout=self._stream_timeout, metadata=self._conn.metadata
+                )
+                return response.image_set
+            except (grpc.RpcError, asyncio.CancelledError) as e:
+                if errors:  # reading a file failed; grpc.aio cancels the call for it
+                    raise errors[0] from None
+                if not isinstance(e, grpc.RpcError):
+                    raise
+                failures += 1
+                if e.code() not in RETRYABLE or failures >= attempts:
+                    raise from_rpc_error(e) from None
+            await asyncio.sleep(self._retry.backoff(failures))
 
     async def get_image_set(self, image_set_id: str) -> resources_pb2.ImageSet:
         """The image set with its images."""
         request = service_pb2.GetImageSetRequest(image_set_id=image_set_id)
-        return await self._unary(self._stub.GetImageSet, request)
+        return await self._call("GetImageSet", request)
 
-    async def list_image_sets(self, *, page_size: int = 0) -> AsyncIterator[resources_pb2.ImageSet]:
-        """Every image set, page by page."""
+    async def list_image_sets(
+        self,
+        *,
+        filter: Optional[str] = None,
+        labels: Optional[LabelSelector] = None,
+        page_size: int = 0,
+    ) -> AsyncIterator[resources_pb2.ImageSet]:
+        """Every image set matching the label `filter` and `labels`, page by page."""
         token = ""
         while True:
-            request = service_pb2.ListImageSetsRequest(page_size=page_size, page_token=token)
-            response = await self._unary(self._stub.ListImageSets, request)
+            request = _requests.list_image_sets_request(
+                page_size, token, filter=filter, labels=labels
+            )
+            response = await self._call("ListImageSets", request)
             for image_set in response.image_sets:
                 yield image_set
             token = response.next_page_token
@@ -156,42 +193,81 @@ class Client:
     async def delete_image_set(self, image_set_id: str) -> None:
         """Deletes an image set."""
         request = service_pb2.DeleteImageSetRequest(image_set_id=image_set_id)
-        await self._unary(self._stub.DeleteImageSet, request)
+        await self._call("DeleteImageSet", request)
 
     # ---- Jobs ----
 
     async def create_job(
-        self, spec: JobSpecLike, *, request_id: Optional[str] = None
+        self,
+        spec: JobSpecLike,
+        *,
+        request_id: Optional[str] = None,
+        labels: Optional[Labels] = None,
     ) -> resources_pb2.Job:
-        """Validates and queues a job (None fields of `spec`: server defaults)."""
-        request = _requests.create_job_request(spec, request_id)
-        return await self._unary(self._stub.CreateJob, request)
+        """Validates and queues a job with `labels` (None fields of `spec`: server defaults)."""
+        request = _requests.create_job_request(spec, request_id, labels)
+        return await self._call("CreateJob", request)
 
     async def get_job(self, job_id: str) -> resources_pb2.Job:
         """The job."""
-        return await self._unary(self._stub.GetJob, service_pb2.GetJobRequest(job_id=job_id))
+        return await self._call("GetJob", service_pb2.GetJobRequest(job_id=job_id))
 
     async def list_jobs(
-        self, state: Optional[EnumValue] = None, *, page_size: int = 0
+        self,
+        state: Optional[EnumValue] = None,
+        *,
+        filter: Optional[str] = None,
+        order_by: Optional[str] = None,
+        labels: Optional[LabelSelector] = None,
+        page_size: int = 0,
     ) -> AsyncIterator[resources_pb2.Job]:
-        """Jobs newest first, following pages; `state` filters."""
+        """Every job matching `state`, `filter` and `labels`, in `order_by` order (default
+        newest first), following pages."""
         token = ""
         while True:
-            request = _requests.list_jobs_request(state, page_size, token)
-            response = await self._unary(self._stub.ListJobs, request)
-            for job in response.jobs:
+            page = await self.list_jobs_page(
+                state,
+                filter=filter,
+                order_by=order_by,
+                labels=labels,
+                page_size=page_size,
+                page_token=token,
+            )
+            for job in page.items:
                 yield job
-            token = response.next_page_token
+            token = page.next_page_token
             if not token:
                 return
 
+    async def list_jobs_page(
+        self,
+        state: Optional[EnumValue] = None,
+        *,
+        filter: Optional[str] = None,
+        order_by: Optional[str] = None,
+        labels: Optional[LabelSelector] = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[resources_pb2.Job]:
+        """One page of :meth:`list_jobs` from `page_token` ("" => the first)."""
+        request = _requests.list_jobs_request(
+            state,
+            page_size,
+            page_token,
+            filter=filter,
+            order_by=order_by,
+            labels=labels,
+        )
+        response = await self._call("ListJobs", request)
+        return Page(list(response.jobs), response.next_page_token)
+
     async def cancel_job(self, job_id: str) -> resources_pb2.Job:
         """Requests cancellation."""
-        return await self._unary(self._stub.CancelJob, service_pb2.CancelJobRequest(job_id=job_id))
+        return await self._call("CancelJob", service_pb2.CancelJobRequest(job_id=job_id))
 
     async def delete_job(self, job_id: str) -> None:
         """Deletes the job with its events and checkpoints."""
-        await self._unary(self._stub.DeleteJob, service_pb2.DeleteJobRequest(job_id=job_id))
+        await self._call("DeleteJob", service_pb2.DeleteJobRequest(job_id=job_id))
 
     async def watch(
         self, job_id: str, *, after_sequence: int = 0, progress: Union[bool, EventProgress] = False
@@ -243,10 +319,30 @@ class Client:
 
     # ---- Checkpoints ----
 
-    async def list_checkpoints(self, job_id: str) -> List[resources_pb2.Checkpoint]:
-        """The job's committed checkpoints, oldest first."""
-        request = service_pb2.ListCheckpointsRequest(job_id=job_id)
-        return list((await self._unary(self._stub.ListCheckpoints, request)).checkpoints)
+    async def list_checkpoints(
+        self, job_id: str, *, kind: Optional[EnumValue] = None, page_size: int = 0
+    ) -> List[resources_pb2.Checkpoint]:
+        """The job's committed checkpoints (of `kind`), oldest first, every page read."""
+        return [c async for c in self.iter_checkpoints(job_id, kind=kind, page_size=page_size)]
+
+    async def iter_checkpoints(
+        self, job_id: str, *, kind: Optional[EnumValue] = None, page_size: int = 0
+    ) -> AsyncIterator[resources_pb2.Checkpoint]:
+        """The job's checkpoints (of `kind`), oldest first, a page at a time."""
+        token = ""
+        while True:
+            request = _requests.list_checkpoints_request(job_id, kind, page_size, token)
+            response = await self._call("ListCheckpoints", request)
+            for checkpoint in response.checkpoints:
+                yield checkpoint
+            token = response.next_page_token
+            if not token:
+                return
+
+    async def get_checkpoint(self, checkpoint_id: str) -> resources_pb2.Checkpoint:
+        """One checkpoint with its files and ``metrics`` (loss, learning_rate at its step)."""
+        request = service_pb2.GetCheckpointRequest(checkpoint_id=checkpoint_id)
+        return await self._call("GetCheckpoint", request)
 
     async def download_checkpoint(
         self, checkpoint_id: str, out_dir: Union[str, "os.PathLike[str]"]
@@ -281,7 +377,7 @@ class Client:
     async def delete_checkpoint(self, checkpoint_id: str) -> None:
         """Deletes one checkpoint."""
         request = service_pb2.DeleteCheckpointRequest(checkpoint_id=checkpoint_id)
-        await self._unary(self._stub.DeleteCheckpoint, request)
+        await self._call("DeleteCheckpoint", request)
 
     # ---- Sampling ----
 
@@ -331,28 +427,45 @@ class Client:
             call.cancel()
         return sorted(images, key=lambda image: image.index)
 
+    async def get_validation_image(self, job_id: str, sequence: int) -> ValidationImage:
+        """The validation image of the job's VALIDATION_IMAGE event `sequence`."""
+        request = service_pb2.GetValidationImageRequest(job_id=job_id, sequence=sequence)
+        return validation_image(await self._call("GetValidationImage", request))
+
+    # ---- Base models ----
+
+    async def list_base_models(self) -> List[resources_pb2.BaseModel]:
+        """The base models workers registered, plus the built-in "tiny", by name."""
+        response = await self._call("ListBaseModels", service_pb2.ListBaseModelsRequest())
+        return list(response.base_models)
+
     # ---- Internals ----
 
-    async def _unary(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
+    async def _call(self, method: str, request: Any) -> Any:
+        """A unary call of the DreamBooth service by method name."""
+        return await self._unary(getattr(self._stub, method), request, f"/{SERVICE}/{method}")
+
+    async def _unary(self, method: Callable[..., Awaitable[T]], request: Any, name: str) -> T:
+        # The channel retries the calls its service config names; the SDK retries the others.
+        attempts = 1 if self._conn.channel_retries.covers(name) else self._retry.max_attempts
         failures = 0
         while True:
             try:
                 return await method(request, timeout=self._timeout, metadata=self._conn.metadata)
             except grpc.RpcError as e:
                 failures += 1
-                if e.code() not in RETRYABLE or failures >= self._retry.max_attempts:
+                if e.code() not in RETRYABLE or failures >= attempts:
                     raise from_rpc_error(e) from None
             await asyncio.sleep(self._retry.backoff(failures))
 
 
 async def _upload_stream(
     entries: List[UploadEntry],
-    image_set_id: Optional[str],
-    name: Optional[str],
+    target: service_pb2.UploadTarget,
     errors: List[BaseException],
 ) -> AsyncIterator[service_pb2.UploadImagesRequest]:
     """The UploadImages stream, reading each file on a thread; keeps a read error in `errors`."""
-    yield target_request(image_set_id, name)
+    yield service_pb2.UploadImagesRequest(target=target)
     for entry in entries:
         try:
             data = await asyncio.to_thread(entry.load)

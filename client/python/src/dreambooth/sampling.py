@@ -1,4 +1,5 @@
-"""Sampling: the request ``sample()`` sends and the images it returns.
+"""Sampling: the request ``sample()`` sends and the images it returns, and the validation images
+of ``get_validation_image()``.
 
 Unset arguments (None) stay unset in the SampleRequest, so the server's defaults apply
 (service.proto: one image, the job's resolution, its sampler defaults, a random seed).
@@ -38,21 +39,64 @@ class SampledImage:
 
     def to_pil(self) -> "Image.Image":
         """The image as a PIL image (needs pillow: ``pip install dreambooth[pil]``)."""
-        try:
-            from PIL import Image
-        except ImportError as e:
-            raise ImportError(
-                "SampledImage.to_pil needs pillow: pip install 'dreambooth[pil]'"
-            ) from e
-        image = Image.open(io.BytesIO(self.png))
-        image.load()
-        return image
+        return _decode_png(self.png, "SampledImage.to_pil")
 
     def save(self, path: Union[str, "os.PathLike[str]"]) -> Path:
         """Writes the PNG bytes to `path` (no pillow needed) and returns the path."""
-        out = Path(path)
-        out.write_bytes(self.png)
-        return out
+        return _write(path, self.png)
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationImage:
+    """A validation image a job's worker rendered (``get_validation_image()``): PNG bytes and
+    where in the job it comes from."""
+
+    job_id: str
+    sequence: int
+    """The sequence of its VALIDATION_IMAGE event."""
+    step: int
+    """The training step it was rendered at."""
+    attempt: int
+    digest: str
+    """SHA-256 of `png`, hex (the event's message)."""
+    png: bytes
+    """The PNG file."""
+
+    def to_pil(self) -> "Image.Image":
+        """The image as a PIL image (needs pillow: ``pip install dreambooth[pil]``)."""
+        return _decode_png(self.png, "ValidationImage.to_pil")
+
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> Path:
+        """Writes the PNG bytes to `path` (no pillow needed) and returns the path."""
+        return _write(path, self.png)
+
+
+def validation_image(message: resources_pb2.ValidationImage) -> ValidationImage:
+    """The SDK's view of one ValidationImage message."""
+    return ValidationImage(
+        message.job_id,
+        message.sequence,
+        message.step,
+        message.attempt,
+        message.digest,
+        message.png,
+    )
+
+
+def _decode_png(png: bytes, what: str) -> "Image.Image":
+    try:
+        from PIL import Image
+    except ImportError as e:
+        raise ImportError(f"{what} needs pillow: pip install 'dreambooth[pil]'") from e
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    return image
+
+
+def _write(path: Union[str, "os.PathLike[str]"], data: bytes) -> Path:
+    out = Path(path)
+    out.write_bytes(data)
+    return out
 
 
 def sample_request(

@@ -14,9 +14,10 @@ import functools
 import os
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Iterator, List, Optional, Union
+from typing import Callable, Iterable, Iterator, List, Mapping, Optional, Union
 
-from dreambooth.errors import InvalidArgumentError
+from dreambooth._requests import labels_dict, new_request_id
+from dreambooth.errors import InvalidArgumentError, invalid_field
 from dreambooth.v1 import service_pb2
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -80,22 +81,40 @@ def plan_upload(source: UploadSource) -> List[UploadEntry]:
 
 
 def upload_requests(
-    entries: List[UploadEntry], image_set_id: Optional[str], display_name: Optional[str]
+    entries: List[UploadEntry], target: service_pb2.UploadTarget
 ) -> Iterator[service_pb2.UploadImagesRequest]:
     """The UploadImages stream: the target, then each file's header and 1 MiB chunks."""
-    yield target_request(image_set_id, display_name)
+    yield service_pb2.UploadImagesRequest(target=target)
     for entry in entries:
         yield from file_requests(entry, entry.load())
 
 
-def target_request(
-    image_set_id: Optional[str], display_name: Optional[str]
-) -> service_pb2.UploadImagesRequest:
-    """The first message of an upload: the set to append to ("" => new) and a new set's name."""
-    target = service_pb2.UploadTarget(
-        image_set_id=image_set_id or "", display_name=display_name or ""
+def upload_target(
+    image_set_id: Optional[str],
+    display_name: Optional[str],
+    labels: Optional[Mapping[str, str]],
+    request_id: Optional[str],
+) -> service_pb2.UploadTarget:
+    """The first message of an upload: the set to append to ("" => new), or a new set's name,
+    labels and request_id (None => a fresh UUID4, so that a retried upload adds to the set the
+    first attempt created instead of creating another).
+
+    Raises:
+        InvalidArgumentError: labels or a request_id with `image_set_id` (they are a new set's;
+            the server would ignore them), or labels that are not strings.
+    """
+    if image_set_id:
+        for field, value in (("target.labels", labels), ("target.request_id", request_id)):
+            if value:
+                raise invalid_field(
+                    field, f"{field}: only a new image set takes it, not an upload to image_set_id"
+                )
+        return service_pb2.UploadTarget(image_set_id=image_set_id)
+    return service_pb2.UploadTarget(
+        display_name=display_name or "",
+        labels=labels_dict(labels, "target.labels"),
+        request_id=request_id or new_request_id(),
     )
-    return service_pb2.UploadImagesRequest(target=target)
 
 
 def file_requests(entry: UploadEntry, data: bytes) -> Iterator[service_pb2.UploadImagesRequest]:
