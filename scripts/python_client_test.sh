@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Tests the Python SDK (client/python) against a real dreamboothd with a real local worker from the
 # build folder: makes the venv .deps/pyclient-venv (python3 -m venv), pip installs
-# ./client/python[dev] into it from PyPI (grpcio, grpcio-tools, protobuf, pillow, pytest, tqdm; the
-# gRPC stubs are generated from proto/ while the package builds), then runs pytest on
-# client/python/tests (about 10-20 s of tests; the first install downloads about 30 MB).
+# ./client/python[dev] into it from PyPI (grpcio, grpcio-tools, grpcio-status, protobuf,
+# googleapis-common-protos, pillow, pytest, tqdm; the gRPC stubs are generated from proto/ while
+# the package builds), then runs pytest on client/python/tests (about 25 s of tests on 2 cores;
+# the first install downloads about 30 MB).
 # usage: scripts/python_client_test.sh [PYTEST_ARGS ...]   e.g. -k watch, -x
 #   DB_PYCLIENT_VENV      the venv (default .deps/pyclient-venv)
 #   DREAMBOOTH_BUILD_DIR  the build folder holding dreamboothd and dreambooth-worker (default ./build)
 set -euo pipefail
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 cd "$(dirname "$0")/.."
