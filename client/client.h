@@ -7,6 +7,8 @@
 // canonical code and message; the server's structured details (google.rpc.ErrorInfo,
 // BadRequest) ride along as a payload that client/error_details.h reads. Thread-safe: one Client
 // may be shared.
+//
+// Installed as the CMake package DreamBoothClient (target DreamBooth::client); docs/api.md#c-sdk.
 #ifndef DREAMBOOTH_CLIENT_CLIENT_H_
 #define DREAMBOOTH_CLIENT_CLIENT_H_
 
