@@ -359,6 +359,9 @@ absl::Status TrainTask::Prepare() {
   if (!options.ok()) return Annotate(options.status(), "job spec: ");
   options_ = *std::move(options);
   options_.verified_image_digests = verified_digests_;
+  options_.provenance = {{"job_id", task_.job_id()},
+                         {"attempt", absl::StrCat(task_.attempt())},
+                         {"spec_sha256", Sha256Hex(spec.SerializeAsString())}};
   for (const std::string& w : warnings) Log(v1::JOB_STAGE_PREPARING, w);
   rank_spec_ = spec;
   RETURN_IF_ERROR(AdmitMemory(paths));

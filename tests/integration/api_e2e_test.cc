@@ -22,6 +22,7 @@
 #include "google/rpc/status.pb.h"
 #include "tests/integration/e2e_support.h"
 #include "tests/integration/tiny_jobs_fixture.h"
+#include "worker/diffusion/io/safetensors.h"
 
 namespace dreambooth::testing {
 namespace {
@@ -296,6 +297,40 @@ TEST_F(ApiE2eTest, BaseModelsCheckpointPagesMetricsAndValidationImages) {
   grpc::ClientContext wrong_context;
   EXPECT_EQ(stub_->GetValidationImage(&wrong_context, image_request, &image).error_code(),
             grpc::StatusCode::NOT_FOUND);
+
+  // Provenance: the FINAL export's weights carry how they were made, and a model card.
+  absl::StatusOr<v1::ListCheckpointsResponse> all = api_->ListCheckpoints(job.id());
+  ASSERT_TRUE(all.ok()) << all.status();
+  std::string final_id;
+  for (const v1::Checkpoint& c : all->checkpoints()) {
+    if (c.kind() == v1::CHECKPOINT_KIND_FINAL) final_id = c.id();
+  }
+  ASSERT_FALSE(final_id.empty());
+  const std::string out = dir_.Join("final");
+  ASSERT_TRUE(api_->DownloadCheckpoint(final_id, out).ok());
+  std::map<std::string, std::string> metadata;
+  ASSERT_TRUE(
+      diffusion::ReadSafetensorsHeader(out + "/unet/diffusion_pytorch_model.safetensors", &metadata)
+          .ok());
+  EXPECT_EQ(metadata["dreambooth.job_id"], job.id());
+  EXPECT_EQ(metadata["dreambooth.attempt"], "1");
+  EXPECT_EQ(metadata["dreambooth.step"], "4");
+  EXPECT_EQ(metadata["dreambooth.seed"], "1234");
+  EXPECT_EQ(metadata["dreambooth.base_model"], "tiny");
+  EXPECT_TRUE(absl::StartsWith(metadata["dreambooth.base_model_digest"], "sha256:"));
+  EXPECT_EQ(metadata["dreambooth.spec_sha256"].size(), 64u);
+  // The two instance images of the fixture's set, by digest.
+  absl::StatusOr<v1::ImageSet> set = api_->GetImageSet(set_);
+  ASSERT_TRUE(set.ok());
+  for (const v1::StoredImage& img : set->images()) {
+    EXPECT_TRUE(absl::StrContains(metadata["dreambooth.instance_image_digests"], img.digest()));
+  }
+  EXPECT_EQ(metadata["format"], "pt");
+  std::ifstream card(out + "/README.md");
+  std::stringstream card_text;
+  card_text << card.rdbuf();
+  EXPECT_TRUE(absl::StartsWith(card_text.str(), "---\nbase_model: \"tiny\"\n")) << card_text.str();
+  EXPECT_TRUE(absl::StrContains(card_text.str(), job.id())) << card_text.str();
 }
 
 // The shipped gRPC service config (retry policy) names only methods that exist, and a channel

@@ -6,11 +6,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/image/image.h"
 
 namespace dreambooth::testing {
@@ -135,6 +138,27 @@ v1::JobSpec TinySpec(const std::string& instance_set, int max_train_steps,
   spec.set_seed(1234);
   spec.set_max_attempts(3);
   return spec;
+}
+
+std::string FinalUNetDataDigest(client::Client& api, const std::string& job_id,
+                                const std::string& scratch_dir) {
+  constexpr char kUNetFile[] = "unet/diffusion_pytorch_model.safetensors";
+  absl::StatusOr<v1::ListCheckpointsResponse> listed = api.ListCheckpoints(job_id);
+  if (!listed.ok()) return "";
+  for (const v1::Checkpoint& c : listed->checkpoints()) {
+    if (c.kind() != v1::CHECKPOINT_KIND_FINAL) continue;
+    const std::string dir = absl::StrCat(scratch_dir, "/final-", c.id());
+    if (!api.DownloadCheckpoint(c.id(), dir).ok()) return "";
+    std::ifstream in(absl::StrCat(dir, "/", kUNetFile), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // An 8-byte little-endian header length, the JSON header, then the tensor data.
+    if (bytes.size() < 8) return "";
+    uint64_t header = 0;
+    for (int i = 7; i >= 0; --i) header = (header << 8) | static_cast<uint8_t>(bytes[i]);
+    if (8 + header > bytes.size()) return "";
+    return Sha256Hex(std::string_view(bytes).substr(8 + header));
+  }
+  return "";
 }
 
 }  // namespace dreambooth::testing

@@ -58,6 +58,12 @@ std::string InstancePng(int index, int size = 64);
 // A JobSpec on the built-in tiny model sized for tests: resolution 64, constant LR, fixed seed.
 v1::JobSpec TinySpec(const std::string& instance_set, int max_train_steps, int checkpointing_steps);
 
+// SHA-256 of the tensor data of the job's FINAL UNet weights: the safetensors file without its
+// header (whose metadata names the job and attempt), downloaded under `scratch_dir`. "" when the
+// job has no FINAL checkpoint or the file cannot be read.
+std::string FinalUNetDataDigest(client::Client& api, const std::string& job_id,
+                                const std::string& scratch_dir);
+
 }  // namespace dreambooth::testing
 
 #endif  // DREAMBOOTH_TESTS_INTEGRATION_E2E_SUPPORT_H_

@@ -94,20 +94,12 @@ class TinyJobsTest : public ::testing::Test {
     return done;
   }
 
-  // SHA-256 of the job's final UNet weights ("" and a test failure when it has none).
+  // SHA-256 of the tensor data of the job's final UNet weights (FinalUNetDataDigest; "" and a
+  // test failure when it has none).
   std::string FinalUNetDigest(const std::string& job_id) {
-    constexpr char kUNetFile[] = "unet/diffusion_pytorch_model.safetensors";
-    absl::StatusOr<v1::ListCheckpointsResponse> listed = api_->ListCheckpoints(job_id);
-    EXPECT_TRUE(listed.ok()) << listed.status();
-    if (!listed.ok()) return "";
-    for (const v1::Checkpoint& c : listed->checkpoints()) {
-      if (c.kind() != v1::CHECKPOINT_KIND_FINAL) continue;
-      for (const v1::CheckpointFile& f : c.files()) {
-        if (f.path() == kUNetFile) return f.digest();
-      }
-    }
-    ADD_FAILURE() << "job " << job_id << " has no FINAL checkpoint with " << kUNetFile;
-    return "";
+    const std::string digest = FinalUNetDataDigest(*api_, job_id, dir_.path());
+    EXPECT_FALSE(digest.empty()) << "job " << job_id << " has no readable FINAL UNet";
+    return digest;
   }
 
   TempDir dir_;

@@ -64,15 +64,9 @@ class WorkerRecoveryTest : public ::testing::Test {
     return {list->checkpoints().begin(), list->checkpoints().end()};
   }
 
-  // Digest of the FINAL checkpoint's UNet weights.
+  // Digest of the FINAL checkpoint's UNet weights (tensor data: the metadata names the job).
   std::string FinalUnetDigest(const std::string& job_id) {
-    for (const v1::Checkpoint& c : Checkpoints(job_id)) {
-      if (c.kind() != v1::CHECKPOINT_KIND_FINAL) continue;
-      for (const v1::CheckpointFile& f : c.files()) {
-        if (f.path() == "unet/diffusion_pytorch_model.safetensors") return f.digest();
-      }
-    }
-    return "";
+    return FinalUNetDataDigest(*api_, job_id, dir_.path());
   }
 
   std::string Logs(const WorkerProcess* w) {

@@ -75,11 +75,22 @@ absl::StatusOr<std::vector<std::string>> WritePngs(const std::string& dir,
   return paths;
 }
 
+namespace {
+
+// README.md of a checkpoint folder (none when the provenance has no card).
+absl::Status WriteModelCard(const std::string& dir, const ModelProvenance& provenance) {
+  if (provenance.model_card.empty()) return absl::OkStatus();
+  return WriteFileAtomic((fs::path(dir) / "README.md").string(), provenance.model_card);
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> WriteSampleableCheckpoint(diffusion::StableDiffusion& model,
                                                       const std::string& root, int64_t step,
                                                       const std::vector<NamedImage>& images,
                                                       int keep,
-                                                      std::vector<std::string>* image_paths) {
+                                                      std::vector<std::string>* image_paths,
+                                                      const ModelProvenance& provenance) {
   const std::string final_dir = (fs::path(root) / absl::StrCat("checkpoint-", step)).string();
   const std::string staging = StagingPathFor(final_dir);
   std::error_code ec;
@@ -91,9 +102,11 @@ absl::StatusOr<std::string> WriteSampleableCheckpoint(diffusion::StableDiffusion
   };
   diffusion::SaveOptions save;
   save.dtype = at::kHalf;
+  save.metadata = provenance.metadata;
   if (absl::Status st = diffusion::SaveDiffusersFolder(model, staging, save); !st.ok()) {
     return fail(st);
   }
+  if (absl::Status st = WriteModelCard(staging, provenance); !st.ok()) return fail(st);
   absl::StatusOr<std::vector<std::string>> written =
       WritePngs((fs::path(staging) / "validation").string(), images);
   if (!written.ok()) return fail(written.status());
@@ -114,12 +127,16 @@ absl::StatusOr<std::string> WriteSampleableCheckpoint(diffusion::StableDiffusion
   return final_dir;
 }
 
-absl::Status ExportDiffusersFolder(diffusion::StableDiffusion& model, const std::string& dir) {
+absl::Status ExportDiffusersFolder(diffusion::StableDiffusion& model, const std::string& dir,
+                                   const ModelProvenance& provenance) {
   const std::string staging = StagingPathFor(dir);
   std::error_code ec;
   fs::create_directories(fs::path(staging), ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", staging, ": ", ec.message()));
-  absl::Status st = diffusion::SaveDiffusersFolder(model, staging);
+  diffusion::SaveOptions save;
+  save.metadata = provenance.metadata;
+  absl::Status st = diffusion::SaveDiffusersFolder(model, staging, save);
+  if (st.ok()) st = WriteModelCard(staging, provenance);
   if (st.ok()) st = CommitFolder(staging, dir);
   if (!st.ok()) fs::remove_all(staging, ec);
   return st;

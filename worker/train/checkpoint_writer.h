@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "worker/diffusion/io/model_loader.h"
+#include "worker/train/provenance.h"
 #include "worker/train/train_options.h"
 
 namespace dreambooth::train {
@@ -34,14 +35,18 @@ absl::StatusOr<std::vector<std::string>> WritePngs(const std::string& dir,
 // Writes <root>/checkpoint-<step>/ (diffusers folder in fp16, validation/ PNGs, and
 // training_step.json), then keeps only the newest `keep` checkpoints (0 = all). Returns the
 // folder and, through `image_paths`, the PNG paths inside it.
+// `provenance` goes into every weight file's metadata and the folder's README.md model card.
 absl::StatusOr<std::string> WriteSampleableCheckpoint(diffusion::StableDiffusion& model,
                                                       const std::string& root, int64_t step,
                                                       const std::vector<NamedImage>& images,
                                                       int keep,
-                                                      std::vector<std::string>* image_paths);
+                                                      std::vector<std::string>* image_paths,
+                                                      const ModelProvenance& provenance = {});
 
-// Writes the complete model as a float32 diffusers folder at `dir` (replacing an existing one).
-absl::Status ExportDiffusersFolder(diffusion::StableDiffusion& model, const std::string& dir);
+// Writes the complete model as a float32 diffusers folder at `dir` (replacing an existing one),
+// with `provenance` as for WriteSampleableCheckpoint.
+absl::Status ExportDiffusersFolder(diffusion::StableDiffusion& model, const std::string& dir,
+                                   const ModelProvenance& provenance = {});
 
 }  // namespace dreambooth::train
 

@@ -68,6 +68,9 @@ struct TrainOptions {
   // SHA-256 hex of image files the caller has just verified (path -> digest; the worker fills
   // it for the images it downloaded): the trainer uses them instead of hashing those files again.
   std::map<std::string, std::string> verified_image_digests;
+  // Facts about the run recorded in the checkpoints it writes (worker/train/provenance.h), e.g.
+  // {"job_id": "job_...", "spec_sha256": "..."}; keys get a "dreambooth." prefix.
+  std::map<std::string, std::string> provenance;
 
   // ---- Prior preservation ----
   bool with_prior_preservation = false;

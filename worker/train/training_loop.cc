@@ -427,7 +427,8 @@ absl::Status Loop::AfterStep(int64_t done) {
     RETURN_IF_ERROR(WithExportedWeights([&]() -> absl::Status {
       ASSIGN_OR_RETURN(e.path,
                        WriteSampleableCheckpoint(c_.model, o_.CheckpointRoot(), done, images,
-                                                 o_.checkpoints_total_limit, &e.validation_images));
+                                                 o_.checkpoints_total_limit, &e.validation_images,
+                                                 DescribeProvenance(o_, c_.model, done)));
       return absl::OkStatus();
     }));
   } else if (!images.empty()) {
@@ -499,8 +500,10 @@ absl::Status Loop::Export() {
     RETURN_IF_ERROR(c_.frozen.WithFloat32Weights(
         c_.model, [&] { return ExportMergedModel(c_.model, lora_, o_.FinalModelDir()); }));
   } else {
-    RETURN_IF_ERROR(
-        WithExportedWeights([&] { return ExportDiffusersFolder(c_.model, o_.FinalModelDir()); }));
+    RETURN_IF_ERROR(WithExportedWeights([&] {
+      return ExportDiffusersFolder(c_.model, o_.FinalModelDir(),
+                                   DescribeProvenance(o_, c_.model, o_.max_train_steps));
+    }));
   }
   result_.final_model_dir = o_.FinalModelDir();
   if (c_.callbacks.on_checkpoint) {

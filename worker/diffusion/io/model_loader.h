@@ -9,6 +9,7 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
@@ -82,6 +83,8 @@ struct SaveOptions {
   at::ScalarType dtype = at::kFloat;
   // When set, weight files are named <name>.<variant>.safetensors (diffusers variants).
   std::string variant;
+  // Added to every weight file's "__metadata__" (beside "format": "pt"), e.g. provenance.
+  std::map<std::string, std::string> metadata;
 };
 
 // Writes `model` as a diffusers folder at `dir` (created if needed; existing files replaced

@@ -25,8 +25,9 @@ absl::Status SaveComponent(const torch::nn::Module& module, const fs::path& fold
   RETURN_IF_ERROR(MakeDirectories(folder.string()));
   RETURN_IF_ERROR(WriteJsonFile((folder / "config.json").string(), config));
   ASSIGN_OR_RETURN(TensorMap weights, loader_internal::WeightsForSaving(module, options));
-  return WriteSafetensors((folder / WeightFileName(stem, options)).string(), weights,
-                          {{"format", "pt"}});
+  std::map<std::string, std::string> metadata = options.metadata;
+  metadata["format"] = "pt";
+  return WriteSafetensors((folder / WeightFileName(stem, options)).string(), weights, metadata);
 }
 
 }  // namespace
