@@ -14,6 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "client/dbctl.h"
+#include "client/nemo_config.h"
 #include "common/cli_flags.h"
 #include "spec/job_spec_defaults.h"
 
@@ -28,6 +29,8 @@ constexpr int32_t kInt32Max = std::numeric_limits<int32_t>::max();
 // fit the spec's fields: the server owns the bounds (INVALID_ARGUMENT names the field).
 struct SubmitArgs {
   std::string spec_json;
+  std::string nemo_config;
+  bool dry_run = false;
   std::string request_id;
   std::string base_model;
   client::Labels labels;
@@ -120,14 +123,26 @@ void PrintJob(const v1::Job& job, const Output& out) {
 
 int JobsSubmit(client::Client& client, const CLI::App& command, const SubmitArgs& args,
                const Output& out) {
+  // Layers, each over the one before: --nemo-config, --spec-json (the fields it sets), flags.
   v1::JobSpec spec;
+  if (!args.nemo_config.empty()) {
+    absl::StatusOr<client::NemoMapping> nemo = client::LoadNemoConfig(args.nemo_config);
+    if (!nemo.ok())
+      return cli::UsageError(command, "--nemo-config: " + std::string(nemo.status().message()));
+    for (const client::NemoUnmappedKey& key : nemo->unmapped) {
+      std::cerr << "dbctl: --nemo-config: not mapped: " << key.key << ": " << key.reason << "\n";
+    }
+    spec = std::move(nemo->spec);
+  }
   if (!args.spec_json.empty()) {
     std::ifstream in(args.spec_json);
     if (!in) return cli::UsageError(command, "cannot read " + args.spec_json);
     std::stringstream ss;
     ss << in.rdbuf();
-    auto parsed = google::protobuf::util::JsonStringToMessage(ss.str(), &spec);
+    v1::JobSpec json_spec;
+    auto parsed = google::protobuf::util::JsonStringToMessage(ss.str(), &json_spec);
     if (!parsed.ok()) return cli::UsageError(command, "--spec-json: " + parsed.ToString());
+    spec.MergeFrom(json_spec);
   }
   const auto given = [&command](const char* flag) { return command.count(flag) > 0; };
   if (given("--base-model")) spec.set_base_model(args.base_model);
@@ -156,6 +171,10 @@ int JobsSubmit(client::Client& client, const CLI::App& command, const SubmitArgs
   if (given("--num-nodes")) spec.set_num_nodes(args.num_nodes);
   if (given("--priority")) spec.set_priority(args.priority);
   if (given("--memory-policy")) spec.set_memory_policy(args.memory_policy);
+  if (args.dry_run) {
+    std::cout << Json(spec) << "\n";
+    return kExitOk;
+  }
   auto job = client.CreateJob(spec, args.request_id, args.labels);
   if (!job.ok()) return Fail(job.status());
   if (out.json()) {
@@ -326,7 +345,13 @@ Command AddJobsSubmit(CLI::App& jobs) {
       "Submit a DreamBooth or text-to-image job; flags override --spec-json (defaults: the "
       "server's)");
   auto a = std::make_shared<SubmitArgs>();
-  cli::AddString(*cmd, "--spec-json", &a->spec_json, "a JobSpec in proto JSON (any field)");
+  cli::AddString(*cmd, "--spec-json", &a->spec_json,
+                 "a JobSpec in proto JSON (any field; the fields it sets override --nemo-config)");
+  cli::AddString(*cmd, "--nemo-config", &a->nemo_config,
+                 "a NeMo DreamBooth config (dreambooth.yaml) mapped onto the spec; keys it cannot "
+                 "map are listed on stderr (docs/api.md#nemo-configs)");
+  cli::AddSwitch(*cmd, "--dry-run", &a->dry_run, true,
+                 "print the JobSpec that would be submitted, as proto JSON, and send nothing");
   cli::AddString(*cmd, "--request-id", &a->request_id,
                  "idempotency key (default: a fresh UUID per call)");
   cli::AddString(*cmd, "--base-model", &a->base_model,
