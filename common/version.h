@@ -1,11 +1,12 @@
-// The project's version, recorded in the artefacts it writes (checkpoint metadata, model cards)
-// and printed by --version.
+// The version of the service (dreamboothd, dreambooth-worker, dbtool), recorded in what training
+// writes (checkpoint metadata, model cards). The C++ SDK and dbctl have their own semantic version
+// (client/version.h).
 #ifndef DREAMBOOTH_COMMON_VERSION_H_
 #define DREAMBOOTH_COMMON_VERSION_H_
 
 namespace dreambooth {
 
-inline constexpr char kVersion[] = "0.11.0";
+inline constexpr char kServiceVersion[] = "0.11.0";
 
 }  // namespace dreambooth
 

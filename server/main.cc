@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/cli_flags.h"
@@ -58,7 +59,8 @@ struct Flags {
   std::string local_workers;  // "" => none
   std::string worker_cache_dir;
   std::string worker_binary;
-  int worker_threads = 0;   // 0 => the worker's default
+  int worker_threads = 0;  // 0 => the worker's default
+  int64_t readiness_min_free_mb = server.readiness_min_free_bytes >> 20;
   std::string tls_ca_cert;  // "" => --tls-cert's file
 };
 
@@ -91,6 +93,10 @@ void AddFlags(CLI::App& app, Flags& f) {
   cli::AddDuration(app, "--worker-registration-ttl", &f.worker_registration_ttl,
                    "a worker counts toward CreateJob's device check this long after it last "
                    "asked for work");
+  cli::AddInt(app, "--readiness-min-free-mb", &f.readiness_min_free_mb,
+              "the grpc.health.v1 service \"readiness\" is NOT_SERVING with less free space in "
+              "the data dir (it also needs the database and a worker)",
+              int64_t{0});
   cli::AddString(app, "--metrics-listen", &f.server.metrics_listen,
                  "HOST:PORT of a Prometheus /metrics endpoint (plain HTTP, no credentials: keep it "
                  "on a private address); empty: none");
@@ -144,6 +150,18 @@ int main(int argc, char** argv) {
   dreambooth::cli::ConfigureApp(app);
   Flags flags;
   AddFlags(app, flags);
+  // Every option may also come from a TOML file (--config) or a DREAMBOOTHD_<NAME> environment
+  // variable (e.g. DREAMBOOTHD_LEASE_TTL=45s); the command line wins, then the file, then the
+  // environment (CLI11's order).
+  app.set_config("--config", "",
+                 "a TOML file of options (`lease-ttl = \"45s\"`; names without the dashes)");
+  for (CLI::Option* option : app.get_options()) {
+    const std::string name = option->get_single_name();
+    if (name.empty() || name == "help" || name == "config") continue;
+    std::string env = "DREAMBOOTHD_";
+    for (char ch : name) env.push_back(ch == '-' ? '_' : absl::ascii_toupper(ch));
+    option->envname(env);
+  }
   dreambooth::server::KeyAdmin key_admin;
   key_admin.AddTo(app, &flags.server.data_dir);
   if (std::optional<int> exit_code = dreambooth::cli::ParseCommandLine(app, argc, argv)) {
@@ -158,6 +176,7 @@ int main(int argc, char** argv) {
   options.event_retention_ms = absl::ToInt64Milliseconds(flags.event_retention);
   options.worker_registration_ttl_ms = absl::ToInt64Milliseconds(flags.worker_registration_ttl);
   options.gang_formation_timeout_ms = absl::ToInt64Milliseconds(flags.gang_formation_timeout);
+  options.readiness_min_free_bytes = flags.readiness_min_free_mb << 20;
   options.sample_queue_timeout_ms = absl::ToInt64Milliseconds(flags.sample_queue_timeout);
   const int64_t grace_ms = absl::ToInt64Milliseconds(flags.shutdown_grace);
   if (absl::Status s = dreambooth::server::ConfigureLogging(flags.log_level, flags.log_format);

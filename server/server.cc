@@ -17,6 +17,11 @@
 #include "server/rpc_metrics.h"
 
 namespace dreambooth::server {
+
+// grpc.health.v1 service name whose status is the daemon's readiness (ServiceCore::CheckReadiness),
+// refreshed this often by the sweep loop.
+constexpr char kReadinessService[] = "readiness";
+constexpr absl::Duration kReadinessInterval = absl::Seconds(2);
 namespace {
 
 // True for 127.0.0.0/8, ::1, localhost and unix sockets: addresses only this host can reach.
@@ -143,6 +148,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     grpc::HealthCheckServiceInterface* health = s->GetHealthCheckService();
     health->SetServingStatus(true);
     health->SetServingStatus(name, true);
+    health->SetServingStatus(kReadinessService, false);  // until the first check (SweepLoop)
   }
   server->sweeper_ = std::thread([s = server.get()] { s->SweepLoop(); });
   if (options.gc_interval_ms > 0) {
@@ -164,12 +170,25 @@ Server::~Server() { Shutdown(); }
 
 void Server::SweepLoop() {
   const absl::Duration interval = absl::Milliseconds(core_->options().sweep_interval_ms);
+  absl::Time next_readiness = absl::InfinitePast();
+  std::string last_readiness = "unknown";
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) return;
     }
     core_->SweepExpiredLeases();
+    if (absl::Now() < next_readiness) continue;
+    next_readiness = absl::Now() + kReadinessInterval;
+    const absl::Status ready = core_->CheckReadiness();
+    for (grpc::Server* s : {grpc_server_.get(), worker_server_.get()}) {
+      s->GetHealthCheckService()->SetServingStatus(kReadinessService, ready.ok());
+    }
+    const std::string now = ready.ok() ? "ready" : std::string(ready.message());
+    if (now != last_readiness) {
+      spdlog::info("readiness: {}", now);
+      last_readiness = now;
+    }
   }
 }
 

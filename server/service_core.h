@@ -197,6 +197,10 @@ class ServiceCore {
   void NoteJobEnd(const std::string& job_id);
   // The blob store changed: the next scrape walks it again.
   void BlobsChanged();
+  // OK when the service can do work: the database answers, the data dir has at least
+  // --readiness-min-free-mb free, and a worker asked for work within three lease TTLs;
+  // UNAVAILABLE naming what is missing otherwise.
+  absl::Status CheckReadiness();
 
   int64_t NowMs() const;
 

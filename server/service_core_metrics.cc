@@ -1,8 +1,10 @@
-// ServiceCore: what the metrics read from the database, and how jobs ended.
+// ServiceCore: what the metrics read from the database, how jobs ended, and readiness.
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/service_core.h"
 
@@ -75,6 +77,27 @@ void ServiceCore::NoteJobEnd(const std::string& job_id) {
                              ? std::max<int64_t>(0, job->end_time_ms - job->start_time_ms) / 1e3
                              : 0.0;
   metrics_->ObserveJobEnd(StateLabel(job->state), seconds);
+}
+
+absl::Status ServiceCore::CheckReadiness() {
+  if (absl::Status db = jobs_->CountByState().status(); !db.ok()) {
+    return absl::UnavailableError(absl::StrCat("the database cannot be read: ", db.message()));
+  }
+  struct statvfs fs;
+  if (::statvfs(options_.data_dir.c_str(), &fs) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot stat the data dir ", options_.data_dir));
+  }
+  const int64_t free_bytes = static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+  if (free_bytes < options_.readiness_min_free_bytes) {
+    return absl::UnavailableError(absl::StrCat("the data dir has ", free_bytes >> 20,
+                                               " MiB free, under --readiness-min-free-mb ",
+                                               options_.readiness_min_free_bytes >> 20));
+  }
+  ASSIGN_OR_RETURN(int workers, workers_->CountSeen(NowMs() - 3 * options_.lease_ttl_ms));
+  if (workers == 0) {
+    return absl::UnavailableError("no worker asked for work within three lease TTLs");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace dreambooth::server

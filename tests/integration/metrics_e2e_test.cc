@@ -2,20 +2,24 @@
 // HTTP before and after a real worker trains a job: the queue, job, worker, lease, RPC, upload,
 // blob store and training metrics move as the job goes through.
 #include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/integration/e2e_support.h"
 #include "tests/integration/tiny_jobs_fixture.h"
 
@@ -118,6 +122,34 @@ TEST_F(MetricsE2eTest, MetricsMoveWithAJob) {
                   "dreambooth_rpc_duration_seconds_count{code=\"OK\",method=\"/"
                   "dreambooth.v1.WorkerGateway/CompleteTask\"}"),
             1);
+}
+
+// grpc.health.v1 "readiness" is NOT_SERVING until a worker asks for work (the database and the
+// disk are fine here), then SERVING; "" (liveness) is SERVING throughout.
+TEST_F(MetricsE2eTest, ReadinessWaitsForAWorker) {
+  auto health = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials()));
+  const auto status_of = [&](const std::string& service) {
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::ClientContext context;
+    const grpc::Status status = health->Check(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << service << ": " << status.error_message();
+    return response.status();
+  };
+  EXPECT_EQ(status_of(""), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(status_of("readiness"), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  std::unique_ptr<WorkerProcess> worker = StartWorker("w", {"--worker-id", "w"});
+  ASSERT_NE(worker, nullptr);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (status_of("readiness") != grpc::health::v1::HealthCheckResponse::SERVING &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(status_of("readiness"), grpc::health::v1::HealthCheckResponse::SERVING)
+      << daemon_->Log();
+  EXPECT_TRUE(absl::StrContains(daemon_->Log(), "readiness: ready")) << daemon_->Log();
 }
 
 }  // namespace

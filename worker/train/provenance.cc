@@ -45,7 +45,7 @@ ModelProvenance DescribeProvenance(const TrainOptions& options,
   ModelProvenance p;
   std::map<std::string, std::string>& m = p.metadata;
   for (const auto& [key, value] : options.provenance) m[absl::StrCat("dreambooth.", key)] = value;
-  m["dreambooth.software"] = absl::StrCat("dreambooth_service ", kVersion);
+  m["dreambooth.software"] = absl::StrCat("dreambooth_service ", kServiceVersion);
   m["dreambooth.step"] = absl::StrCat(step);
   m["dreambooth.seed"] = absl::StrCat(options.seed);
   m["dreambooth.base_model"] = model.source;
@@ -70,7 +70,7 @@ ModelProvenance DescribeProvenance(const TrainOptions& options,
        << "instance_prompt: " << YamlString(options.instance_prompt) << "\n"
        << "---\n\n"
        << "# DreamBooth fine-tune of " << model.source << "\n\n"
-       << "Trained by dreambooth_service " << kVersion << " for " << step
+       << "Trained by dreambooth_service " << kServiceVersion << " for " << step
        << " optimizer steps on the subject of `" << options.instance_prompt << "`"
        << (options.with_prior_preservation
                ? absl::StrCat(", with prior preservation on `", options.class_prompt, "`")
