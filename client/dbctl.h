@@ -43,6 +43,10 @@ struct Output {
   bool name() const { return format == Format::kName; }
 };
 
+// A list command stopped before the last page: prints how to get the next one (a JSON object
+// with next_page_token under -o json, nothing under -o name).
+void PrintNextPageHint(const Output& out, const std::string& next_page_token);
+
 // A parsed command line's command: `run` returns the process exit code (kExit*) after printing.
 // The options it reads are owned by the closure.
 struct Command {

@@ -29,6 +29,14 @@ absl::StatusOr<Format> ParseFormat(const std::string& text) {
       absl::StrCat("unknown output format '", text, "'; expected json|table|name"));
 }
 
+void PrintNextPageHint(const Output& out, const std::string& next_page_token) {
+  if (out.json()) {
+    std::cout << "{\"next_page_token\":\"" << next_page_token << "\"}\n";
+  } else if (!out.name()) {
+    std::printf("(more: --page-token=%s, or --all)\n", next_page_token.c_str());
+  }
+}
+
 std::string Json(const google::protobuf::Message& m) {
   std::string out;
   google::protobuf::util::JsonPrintOptions options;

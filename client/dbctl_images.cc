@@ -53,11 +53,7 @@ int ImagesList(client::Client& client, const ListArgs& args, const Output& out) 
     }
     if (page->next_page_token().empty()) break;
     if (!args.all) {
-      if (out.json()) {
-        std::cout << "{\"next_page_token\":\"" << page->next_page_token() << "\"}\n";
-      } else if (!out.name()) {
-        std::printf("(more: --page-token=%s, or --all)\n", page->next_page_token().c_str());
-      }
+      PrintNextPageHint(out, page->next_page_token());
       break;
     }
     request.set_page_token(page->next_page_token());

@@ -222,11 +222,7 @@ int JobsList(client::Client& client, const ListArgs& args, const Output& out) {
     }
     token = page->next_page_token();
     if (!args.all && !token.empty()) {
-      if (out.json()) {
-        std::cout << "{\"next_page_token\":\"" << token << "\"}\n";
-      } else if (!out.name()) {
-        std::printf("(more: --page-token=%s, or --all)\n", token.c_str());
-      }
+      PrintNextPageHint(out, token);
       break;
     }
   } while (!token.empty());
