@@ -97,6 +97,8 @@ void AddFlags(CLI::App& app, Flags& f) {
               "the grpc.health.v1 service \"readiness\" is NOT_SERVING with less free space in "
               "the data dir (it also needs the database and a worker)",
               int64_t{0});
+  cli::AddSwitch(app, "--access-log", &f.server.access_log, true,
+                 "log one line per RPC: method, status code, duration, peer");
   cli::AddString(app, "--metrics-listen", &f.server.metrics_listen,
                  "HOST:PORT of a Prometheus /metrics endpoint (plain HTTP, no credentials: keep it "
                  "on a private address); empty: none");

@@ -25,7 +25,25 @@ namespace {
 // A training job whose last progress is older than this no longer counts toward throughput.
 constexpr int64_t kProgressStaleMs = 60'000;
 
-const char* CodeName(int code) {
+prometheus::MetricFamily GaugeFamily(const std::string& name, const std::string& help) {
+  prometheus::MetricFamily family;
+  family.name = name;
+  family.help = help;
+  family.type = prometheus::MetricType::Gauge;
+  return family;
+}
+
+void AddGauge(prometheus::MetricFamily* family, double value,
+              std::vector<prometheus::ClientMetric::Label> labels = {}) {
+  prometheus::ClientMetric metric;
+  metric.label = std::move(labels);
+  metric.gauge.value = value;
+  family->metric.push_back(std::move(metric));
+}
+
+}  // namespace
+
+const char* RpcCodeName(int code) {
   static const char* const kNames[] = {"OK",
                                        "CANCELLED",
                                        "UNKNOWN",
@@ -45,24 +63,6 @@ const char* CodeName(int code) {
                                        "UNAUTHENTICATED"};
   return code >= 0 && code <= 16 ? kNames[code] : "UNKNOWN";
 }
-
-prometheus::MetricFamily GaugeFamily(const std::string& name, const std::string& help) {
-  prometheus::MetricFamily family;
-  family.name = name;
-  family.help = help;
-  family.type = prometheus::MetricType::Gauge;
-  return family;
-}
-
-void AddGauge(prometheus::MetricFamily* family, double value,
-              std::vector<prometheus::ClientMetric::Label> labels = {}) {
-  prometheus::ClientMetric metric;
-  metric.label = std::move(labels);
-  metric.gauge.value = value;
-  family->metric.push_back(std::move(metric));
-}
-
-}  // namespace
 
 class Metrics::Families {
  public:
@@ -174,7 +174,7 @@ absl::StatusOr<int> Metrics::Serve(const std::string& listen) {
 void Metrics::ObserveRpc(absl::string_view method, int code, double seconds) {
   static const auto* const kBuckets = new prometheus::Histogram::BucketBoundaries{
       0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300};
-  families_->rpc.Add({{"method", std::string(method)}, {"code", CodeName(code)}}, *kBuckets)
+  families_->rpc.Add({{"method", std::string(method)}, {"code", RpcCodeName(code)}}, *kBuckets)
       .Observe(seconds);
 }
 

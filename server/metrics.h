@@ -23,6 +23,9 @@ class Registry;
 
 namespace dreambooth::server {
 
+// The canonical name of a gRPC status code ("OK", "NOT_FOUND", ...).
+const char* RpcCodeName(int code);
+
 class Metrics {
  public:
   // What a scrape reads at that moment.

@@ -64,6 +64,8 @@ struct ServerOptions {
   // host:port of the Prometheus metrics endpoint (/metrics, plain HTTP, no credentials); "" =>
   // none; port 0 picks a free one (Server::metrics_port()).
   std::string metrics_listen;
+  // Log one line per RPC on either listener (method, code, duration, peer) at info level.
+  bool access_log = false;
   // Readiness (grpc.health.v1 service "readiness") needs this much free space in the data dir.
   int64_t readiness_min_free_bytes = int64_t{1} << 30;
   // CreateJob request ids are remembered at least this long.

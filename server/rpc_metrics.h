@@ -1,5 +1,6 @@
 // A gRPC server interceptor that records every call's method, status code and duration in
-// Metrics (dreambooth_rpc_duration_seconds).
+// Metrics (dreambooth_rpc_duration_seconds) and, with the access log on, logs one line per call
+// ("rpc <method> <code> <ms> ms peer <peer>") at info level.
 #ifndef DREAMBOOTH_SERVER_RPC_METRICS_H_
 #define DREAMBOOTH_SERVER_RPC_METRICS_H_
 
@@ -11,9 +12,10 @@
 
 namespace dreambooth::server {
 
-// For ServerBuilder::experimental().SetInterceptorCreators. `metrics` must outlive the server.
+// For ServerBuilder::experimental().SetInterceptorCreators. `metrics` (may be null: none) must
+// outlive the server.
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> NewRpcMetricsFactory(
-    Metrics* metrics);
+    Metrics* metrics, bool access_log);
 
 }  // namespace dreambooth::server
 

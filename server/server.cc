@@ -85,9 +85,9 @@ std::unique_ptr<grpc::Server> BuildServer(const ServerOptions& options, const st
                                           const std::shared_ptr<grpc::ServerCredentials>& creds,
                                           grpc::Service* service, int* port, Metrics* metrics) {
   grpc::ServerBuilder builder;
-  if (metrics != nullptr) {
+  if (metrics != nullptr || options.access_log) {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
-    creators.push_back(NewRpcMetricsFactory(metrics));
+    creators.push_back(NewRpcMetricsFactory(metrics, options.access_log));
     builder.experimental().SetInterceptorCreators(std::move(creators));
   }
   builder.AddListeningPort(address, creds, port);

@@ -68,7 +68,7 @@ double Value(const std::string& text, const std::string& series) {
 class MetricsE2eTest : public TinyJobsTest {
  protected:
   std::vector<std::string> DaemonArgs() const override {
-    return {"--lease-ttl=9s", "--sweep-interval=100ms",
+    return {"--lease-ttl=9s", "--sweep-interval=100ms", "--access-log",
             absl::StrCat("--metrics-listen=127.0.0.1:", metrics_port_)};
   }
 
@@ -98,6 +98,10 @@ TEST_F(MetricsE2eTest, MetricsMoveWithAJob) {
   v1::JobSpec bad = TinySpec(set_, 6, 0);
   bad.set_resolution(65);
   ASSERT_FALSE(api_->CreateJob(bad).ok());
+  // The access log has a line per call, with its code and peer.
+  EXPECT_TRUE(absl::StrContains(daemon_->Log(),
+                                "rpc /dreambooth.v1.DreamBooth/CreateJob INVALID_ARGUMENT "))
+      << daemon_->Log();
 
   std::unique_ptr<WorkerProcess> worker = StartWorker("w", {"--worker-id", "w"});
   ASSERT_NE(worker, nullptr);
