@@ -229,6 +229,9 @@ int main(int argc, char** argv) {
       wo.extra_args.insert(wo.extra_args.end(), {"--threads", absl::StrCat(flags.worker_threads)});
     }
     wo.grace_ms = 60'000;
+    // Through the daemon's logger: under --log-format=json every worker line is a JSON object
+    // whose msg is the line ("[worker-0] [train] job job_... attempt 1 started").
+    wo.log = [](const std::string& line) { spdlog::info("{}", line); };
     auto started = dreambooth::server::WorkerSupervisor::Start(wo, std::move(slots));
     if (!started.ok()) {
       spdlog::error("cannot start local workers: {}", started.status().ToString());

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -154,6 +156,37 @@ TEST_F(MetricsE2eTest, ReadinessWaitsForAWorker) {
   EXPECT_EQ(status_of("readiness"), grpc::health::v1::HealthCheckResponse::SERVING)
       << daemon_->Log();
   EXPECT_TRUE(absl::StrContains(daemon_->Log(), "readiness: ready")) << daemon_->Log();
+}
+
+// Under --log-format=json every line of the daemon's log is a JSON object, its local workers'
+// lines included.
+class JsonLogE2eTest : public TinyJobsTest {
+ protected:
+  std::vector<std::string> DaemonArgs() const override {
+    return {"--lease-ttl=9s", "--sweep-interval=100ms", "--log-format=json",
+            "--access-log",   "--local-workers=1",      "--worker-threads=1"};
+  }
+};
+
+TEST_F(JsonLogE2eTest, EveryLineIsJsonIncludingTheWorkers) {
+  absl::StatusOr<v1::Job> job = api_->CreateJob(TinySpec(set_, /*max_train_steps=*/2, 0));
+  ASSERT_TRUE(job.ok()) << job.status();
+  absl::StatusOr<v1::Job> done = WaitDone(job->id(), nullptr);
+  ASSERT_TRUE(done.ok()) << done.status();
+  std::ifstream in(dir_.Join("data") + "/dreamboothd.log");
+  std::string line;
+  int lines = 0;
+  bool worker_line = false;
+  while (std::getline(in, line)) {
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(j.is_object()) << "not JSON: " << line;
+    ASSERT_TRUE(j.contains("msg") && j.contains("level") && j.contains("time")) << line;
+    worker_line |= absl::StrContains(j["msg"].get<std::string>(),
+                                     absl::StrCat("[worker-0] [train] job ", job->id()));
+    ++lines;
+  }
+  EXPECT_GT(lines, 5);
+  EXPECT_TRUE(worker_line);
 }
 
 }  // namespace
