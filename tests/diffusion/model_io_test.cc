@@ -113,7 +113,10 @@ TEST(ModelLoaderTest, Fp16VariantIsPreferredWhenAsked) {
   absl::StatusOr<StableDiffusion> original = LoadStableDiffusion(TinyA());
   ASSERT_TRUE(original.ok());
   ASSERT_TRUE(SaveDiffusersFolder(*original, dir.path()).ok());
-  ASSERT_TRUE(SaveDiffusersFolder(*original, dir.path(), {at::kHalf, "fp16"}).ok());
+  SaveOptions fp16_variant;
+  fp16_variant.dtype = at::kHalf;
+  fp16_variant.variant = "fp16";
+  ASSERT_TRUE(SaveDiffusersFolder(*original, dir.path(), fp16_variant).ok());
   EXPECT_TRUE(FileExists(dir.Join("unet/diffusion_pytorch_model.fp16.safetensors")));
   absl::StatusOr<TensorMap> half =
       ReadSafetensors(dir.Join("unet/diffusion_pytorch_model.fp16.safetensors"));

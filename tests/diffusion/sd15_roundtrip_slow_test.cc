@@ -39,7 +39,8 @@ void ExpectIdentical(const TensorMap& a, const TensorMap& b, const std::string& 
 
 TEST(Sd15RoundTripTest, SaveReloadConvertAndBackGiveIdenticalTensors) {
   testing::TempDir dir;
-  const SaveOptions fp16{at::kHalf, ""};
+  SaveOptions fp16;
+  fp16.dtype = at::kHalf;
   {
     absl::StatusOr<CLIPTokenizer> tokenizer = CLIPTokenizer::BuiltIn();
     ASSERT_TRUE(tokenizer.ok());
