@@ -3,6 +3,7 @@
 #include <google/protobuf/descriptor.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -178,7 +179,12 @@ grpc::ServerUnaryReactor* DreamBoothService::ListJobs(grpc::CallbackServerContex
     ASSIGN_OR_RETURN(storage::JobStore::Query query,
                      ParseJobQuery(request->filter(), request->order_by()));
     if (request->state() != v1::JOB_STATE_UNSPECIFIED) {
-      query.states.push_back(static_cast<storage::JobState>(request->state()));
+      // `state` and the filter's states both hold: their intersection (nothing matches an empty
+      // one, so it is the unused state 0).
+      const auto state = static_cast<storage::JobState>(request->state());
+      const bool in_filter =
+          std::find(query.states.begin(), query.states.end(), state) != query.states.end();
+      query.states = {query.states.empty() || in_filter ? state : storage::JobState::kUnspecified};
     }
     // A page token is bound to the request it was issued for.
     const std::string kind =

@@ -95,6 +95,18 @@ TEST_F(ApiE2eTest, LabelsFiltersAndOrderOfListJobs) {
   EXPECT_EQ(ListIds("state=(QUEUED OR CANCELLED) AND labels.team=vision", "create_time", 1),
             (std::vector<std::string>{a.id(), b.id()}));
   EXPECT_EQ(ListIds("base_model=tiny AND labels.team=audio"), std::vector<std::string>{c.id()});
+  // The request's state field and the filter's states both hold.
+  v1::ListJobsRequest both;
+  both.set_state(v1::JOB_STATE_QUEUED);
+  both.set_filter("state=(QUEUED OR CANCELLED)");
+  v1::ListJobsResponse listed;
+  grpc::ClientContext both_context;
+  ASSERT_TRUE(stub_->ListJobs(&both_context, both, &listed).ok());
+  EXPECT_EQ(listed.jobs_size(), 2);  // a and c
+  both.set_filter("state=CANCELLED");
+  grpc::ClientContext none_context;
+  ASSERT_TRUE(stub_->ListJobs(&none_context, both, &listed).ok());
+  EXPECT_EQ(listed.jobs_size(), 0);
   EXPECT_TRUE(ListIds("base_model=sd15").empty());
   const std::string after = absl::FormatTime(
       absl::RFC3339_full, absl::FromUnixMillis(b.create_time_ms()), absl::UTCTimeZone());
