@@ -112,7 +112,7 @@ class ServiceCore {
   // Records stored `images` in set `set_id` of `caller` ("" creates a set of the caller's tenant
   // named `display_name`), within the per-set image limit.
   // A new set (set_id "") gets `created`'s name and labels; with created.request_id seen for the
-  // tenant within --request-retention, the images go to the set that upload created.
+  // tenant within the request retention (7 days), the images go to the set that upload created.
   absl::StatusOr<storage::ImageSetRecord> AddImages(
       const Caller& caller, const std::string& set_id, const storage::NewImageSet& created,
       const std::vector<storage::StoredImageRecord>& images);

@@ -239,12 +239,8 @@ absl::StatusOr<ServiceCore::HeartbeatResult> ServiceCore::Heartbeat(const std::s
 absl::StatusOr<int64_t> ServiceCore::ReportEvents(const std::string& token,
                                                   std::vector<storage::EventRecord> events) {
   ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->CheckLease(token, NowMs()));
-  for (const storage::EventRecord& e : events) {
-    if (job.gang_node == 0 || e.kind == storage::EventKind::kLog) continue;
-    return absl::InvalidArgumentError(
-        absl::StrCat("node ", job.gang_node, " of job ", job.id,
-                     "'s gang may report LOG events only; node 0 reports the job's progress"));
-  }
+  // Checked here too: a member's held progress would otherwise fail later, in the coalescer.
+  RETURN_IF_ERROR(storage::JobStore::CheckGangMemberEvents(job, events));
   const int64_t cap = options_.max_events_per_job;
   const int64_t room = cap > 0 ? cap - job.last_sequence : std::numeric_limits<int64_t>::max();
   if (room <= 0) {

@@ -121,14 +121,7 @@ absl::StatusOr<int64_t> JobStore::AppendEvents(const std::string& token, int64_t
   RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
     ASSIGN_OR_RETURN(JobRecord job, internal::LoadLeasedJob(c, token, now_ms));
     last = job.last_sequence;
-    if (job.gang_node > 0) {
-      for (const EventRecord& e : events) {
-        if (e.kind == EventKind::kLog) continue;
-        return absl::InvalidArgumentError(
-            absl::StrCat("node ", job.gang_node, " of job ", job.id,
-                         "'s gang may report LOG events only; node 0 reports the job's progress"));
-      }
-    }
+    RETURN_IF_ERROR(CheckGangMemberEvents(job, events));
     const EventRecord* progress = nullptr;
     for (EventRecord& e : events) {
       if (e.kind == EventKind::kProgress) progress = &e;
@@ -148,6 +141,18 @@ absl::StatusOr<int64_t> JobStore::AppendEvents(const std::string& token, int64_t
     return absl::OkStatus();
   }));
   return last;
+}
+
+absl::Status JobStore::CheckGangMemberEvents(const JobRecord& job,
+                                             const std::vector<EventRecord>& events) {
+  if (job.gang_node == 0) return absl::OkStatus();
+  for (const EventRecord& e : events) {
+    if (e.kind == EventKind::kLog) continue;
+    return absl::InvalidArgumentError(
+        absl::StrCat("node ", job.gang_node, " of job ", job.id,
+                     "'s gang may report LOG events only; node 0 reports the job's progress"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<JobState> JobStore::Complete(const std::string& token, int64_t now_ms) {

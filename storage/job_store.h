@@ -123,6 +123,11 @@ class JobStore {
   absl::StatusOr<int64_t> AppendEvents(const std::string& token, int64_t now_ms,
                                        std::vector<EventRecord> events);
 
+  // OK unless `job` was loaded by a gang member's token (JobRecord::gang_node > 0) and `events`
+  // has a kind other than LOG (INVALID_ARGUMENT: node 0 reports the job's progress).
+  static absl::Status CheckGangMemberEvents(const JobRecord& job,
+                                            const std::vector<EventRecord>& events);
+
   // Ends the attempt successfully: SUCCEEDED, or CANCELLED when cancel was requested. A job that
   // was not cancelled must have a FINAL checkpoint (FAILED_PRECONDITION, nothing changed). A gang
   // member's token ends only that node's part (the job stays RUNNING; returned).
