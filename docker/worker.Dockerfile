@@ -33,7 +33,7 @@ FROM debian:12.11-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libabsl20220623 libc-ares2 libgrpc++1.51 libgrpc29 libicu72 libjpeg62-turbo libpng16-16 \
-      libprotobuf32 libre2-9 libssl3 zlib1g \
+      libfmt9 libprotobuf32 libre2-9 libspdlog1.10 libssl3 zlib1g \
       ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 dreambooth \

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/service_core.h"
 
@@ -70,9 +71,17 @@ void ServiceCore::BlobsChanged() {
 }
 
 void ServiceCore::NoteJobEnd(const std::string& job_id) {
-  if (metrics_ == nullptr) return;
   absl::StatusOr<storage::JobRecord> job = jobs_->Get(job_id);
-  if (!job.ok() || !storage::IsTerminal(job->state)) return;
+  if (!job.ok()) return;
+  const bool ended = storage::IsTerminal(job->state);
+  if (ended || job->state == storage::JobState::kQueued) {
+    LogFields fields = {{"job_id", job->id}, {"attempt", job->attempt}};
+    if (!job->worker_id.empty()) fields.emplace_back("worker_id", job->worker_id);
+    if (!job->error.empty()) fields.emplace_back("error", job->error);
+    Log(job->state == storage::JobState::kFailed ? LogLevel::kWarn : LogLevel::kInfo,
+        ended ? absl::StrCat("job ", StateLabel(job->state)) : "job requeued", fields);
+  }
+  if (metrics_ == nullptr || !ended) return;
   const double seconds = job->start_time_ms > 0
                              ? std::max<int64_t>(0, job->end_time_ms - job->start_time_ms) / 1e3
                              : 0.0;

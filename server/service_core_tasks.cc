@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/crypto.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/convert.h"
 #include "server/service_core.h"
@@ -137,8 +138,18 @@ absl::Status ServiceCore::RegisterWorker(const v1::LeaseTaskRequest& request) {
   worker.device_free_memory_bytes = request.device_free_memory_bytes();
   worker.gang_address = request.gang_address();
   RETURN_IF_ERROR(workers_->Remember(worker, now));
-  absl::MutexLock lock(&registrations_mu_);
-  registrations_[request.worker_id()] = Registration{report, now};
+  bool changed = false;
+  {
+    absl::MutexLock lock(&registrations_mu_);
+    auto it = registrations_.find(request.worker_id());
+    changed = it == registrations_.end() || it->second.report != report;
+    registrations_[request.worker_id()] = Registration{report, now};
+  }
+  if (changed) {
+    LogInfo(absl::StrCat("worker registered: ", worker.device_count, " ", worker.device_kind,
+                         " device(s), base models ", absl::StrJoin(request.base_models(), ",")),
+            {{"worker_id", request.worker_id()}});
+  }
   return absl::OkStatus();
 }
 
@@ -189,6 +200,8 @@ absl::StatusOr<std::optional<v1::Task>> ServiceCore::TryLeaseTask(
         samples_->Lease(request.worker_id(), models, NowMs(), ttl);
     if (t.has_value()) {
       v1::Task task;
+      LogInfo("sample task leased",
+              {{"job_id", t->job_id}, {"task_id", t->id}, {"worker_id", request.worker_id()}});
       task.set_task_id(t->id);
       task.set_kind(v1::TASK_KIND_SAMPLE);
       task.set_job_id(t->job_id);
@@ -208,6 +221,12 @@ absl::StatusOr<std::optional<v1::Task>> ServiceCore::TryLeaseTask(
         jobs_->Claim(request.worker_id(), models, NowMs(), ttl, options_.tenant_max_running_jobs,
                      std::max(1, request.device_count()), request.gang_address()));
     if (lease.has_value()) {
+      LogFields fields = {{"job_id", lease->job.id},
+                          {"task_id", lease->job.id},
+                          {"worker_id", request.worker_id()},
+                          {"attempt", lease->job.attempt}};
+      if (lease->job.num_nodes > 1) fields.emplace_back("node", lease->job.gang_node);
+      LogInfo("job leased", fields);
       hub_.Notify(lease->job.id);
       if (metrics_ != nullptr && lease->job.attempt == 1 && lease->job.gang_node == 0) {
         metrics_->ObserveQueueWait((NowMs() - lease->job.create_time_ms) / 1e3);

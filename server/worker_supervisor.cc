@@ -216,11 +216,19 @@ absl::Status WorkerSupervisor::Spawn(Child& child) {
   child.pid = pid;
   ++child.starts;
   child.started = Clock::now();
-  const std::string prefix = absl::StrCat("[worker-", child.slot.index, "] ");
+  const int index = child.slot.index;
   Log(absl::StrCat("[supervisor] started worker-", child.slot.index, " (pid ", pid, ", device ",
                    child.slot.device, ", CUDA_VISIBLE_DEVICES='", child.slot.cuda_visible_devices,
                    "'): ", options_.worker_binary));
-  child.reader = std::thread([this, fd = fds[0], prefix] {
+  child.reader = std::thread([this, fd = fds[0], index] {
+    const std::string prefix = absl::StrCat("[worker-", index, "] ");
+    const auto emit = [&](const std::string& line) {
+      if (options_.worker_log) {
+        options_.worker_log(index, line);
+      } else {
+        Log(prefix + line);
+      }
+    };
     std::string pending;
     char buffer[4096];
     while (true) {
@@ -230,11 +238,11 @@ absl::Status WorkerSupervisor::Spawn(Child& child) {
       pending.append(buffer, static_cast<size_t>(n));
       size_t newline;
       while ((newline = pending.find('\n')) != std::string::npos) {
-        Log(prefix + pending.substr(0, newline));
+        emit(pending.substr(0, newline));
         pending.erase(0, newline + 1);
       }
     }
-    if (!pending.empty()) Log(prefix + pending);
+    if (!pending.empty()) emit(pending);
     close(fd);
   });
   return absl::OkStatus();

@@ -1,7 +1,8 @@
 // Local worker processes of dreamboothd (`--local-workers N|auto`): plans one worker per
 // visible GPU (or one CPU worker), spawns `dreambooth-worker` children pointed at this server,
-// prefixes their output with [worker-N], restarts a child that exits with exponential backoff,
-// and stops them on shutdown (SIGTERM, then SIGKILL after a grace period).
+// prefixes their output with [worker-N] (or hands it to a callback), restarts a child that exits
+// with exponential backoff, and stops them on shutdown (SIGTERM, then SIGKILL after a grace
+// period).
 #ifndef DREAMBOOTH_SERVER_WORKER_SUPERVISOR_H_
 #define DREAMBOOTH_SERVER_WORKER_SUPERVISOR_H_
 
@@ -58,6 +59,9 @@ struct WorkerSupervisorOptions {
   // Receives every output line of the children, already prefixed "[worker-N] ", and the
   // supervisor's own lines ("[supervisor] ..."). Default: stderr. Called from reader threads.
   std::function<void(const std::string&)> log;
+  // When set, receives the children's output lines instead of `log`: worker N's index and the
+  // line as it wrote it (no prefix). Called from reader threads.
+  std::function<void(int index, const std::string& line)> worker_log;
 };
 
 // Thread-safe. Stop() (or the destructor) ends every child.

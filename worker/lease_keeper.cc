@@ -1,23 +1,25 @@
 #include "worker/lease_keeper.h"
 
 #include <algorithm>
-#include <iostream>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 
 namespace dreambooth::worker {
 
 LeaseKeeper::LeaseKeeper(GatewayClient* client, std::string lease_token,
                          std::chrono::milliseconds ttl, std::function<TaskPosition()> position,
-                         std::atomic<bool>* stop, const std::atomic<bool>* shutdown)
+                         std::atomic<bool>* stop, const std::atomic<bool>* shutdown,
+                         LogFields log_fields)
     : client_(client),
       lease_token_(std::move(lease_token)),
       ttl_(ttl),
       interval_(std::max<std::chrono::milliseconds>(ttl / 3, std::chrono::milliseconds(100))),
       position_(std::move(position)),
       stop_flag_(stop),
-      shutdown_(shutdown) {
+      shutdown_(shutdown),
+      log_fields_(std::move(log_fields)) {
   // The task was leased just before: its lease runs a TTL from about now.
   const auto now = std::chrono::steady_clock::now();
   absl::MutexLock lock(&beat_mu_);
@@ -59,12 +61,14 @@ bool LeaseKeeper::BeatNow() {
                         std::chrono::steady_clock::now() - start)
                         .count();
   if (!response.ok() || took > interval_.count()) {
-    std::cerr << "heartbeat: " << (response.ok() ? "ok" : response.status().ToString()) << " after "
-              << took << " ms" << std::endl;
+    LogWarn(absl::StrCat("heartbeat: ", response.ok() ? "ok" : response.status().ToString(),
+                         " after ", took, " ms"),
+            log_fields_);
   }
   if (response.ok()) {
     expires_ = start + ttl_;
     if (response->cancel_requested()) {
+      if (!cancel_requested_.load()) LogInfo("heartbeat: cancel requested; stopping", log_fields_);
       cancel_requested_.store(true);
       if (stop_flag_ != nullptr) stop_flag_->store(true);
     }
@@ -77,10 +81,11 @@ bool LeaseKeeper::BeatNow() {
       code == absl::StatusCode::kFailedPrecondition || code == absl::StatusCode::kNotFound;
   const bool expired = std::chrono::steady_clock::now() >= expires_;
   if (rejected || expired) {
-    if (!rejected) {
-      std::cerr << "heartbeat: none got through in the lease's " << ttl_.count()
-                << " ms; the lease is lost" << std::endl;
-    }
+    LogWarn(rejected
+                ? absl::StrCat("heartbeat: ", response.status().ToString(), "; the lease is lost")
+                : absl::StrCat("heartbeat: none got through in the lease's ", ttl_.count(),
+                               " ms; the lease is lost"),
+            log_fields_);
     lease_lost_.store(true);
     if (stop_flag_ != nullptr) stop_flag_->store(true);
   }

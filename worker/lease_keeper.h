@@ -16,6 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "common/logging.h"
 #include "worker/event_reporter.h"
 #include "worker/gateway_client.h"
 
@@ -28,10 +29,11 @@ class LeaseKeeper {
   // (GatewayClient::ForgetLease), so destroy the keeper after the task's last call. `position` (may
   // be empty) is called from the heartbeat thread. When `stop` is set, the keeper raises it as soon
   // as the job is cancelled, the lease is lost, or `shutdown` (may be null) reads true (checked
-  // every 100 ms), so a runner polls a single flag.
+  // every 100 ms), so a runner polls a single flag. `log_fields` (the task's ids) go on every
+  // line it logs (slow or failed heartbeats, lease lost, cancel seen).
   LeaseKeeper(GatewayClient* client, std::string lease_token, std::chrono::milliseconds ttl,
               std::function<TaskPosition()> position, std::atomic<bool>* stop = nullptr,
-              const std::atomic<bool>* shutdown = nullptr);
+              const std::atomic<bool>* shutdown = nullptr, LogFields log_fields = {});
   ~LeaseKeeper();
   LeaseKeeper(const LeaseKeeper&) = delete;
   LeaseKeeper& operator=(const LeaseKeeper&) = delete;
@@ -59,6 +61,7 @@ class LeaseKeeper {
   const std::function<TaskPosition()> position_;
   std::atomic<bool>* const stop_flag_;
   const std::atomic<bool>* const shutdown_;
+  const LogFields log_fields_;
 
   std::atomic<bool> cancel_requested_{false};
   std::atomic<bool> lease_lost_{false};

@@ -5,11 +5,14 @@
 //                     [--device cpu|cuda|cuda:N] [--num-devices N] [--memory-budget-mb N]
 //                     [--sample-dtype auto|fp32|bf16|fp16]
 //                     [--worker-id ID] [--threads N] [--sample-cache-mb N] [--no-train]
-//                     [--no-sample] [--max-tasks N]
+//                     [--no-sample] [--max-tasks N] [--log-level LEVEL] [--log-format text|json]
 //
 // The worker key comes from --api-key or DREAMBOOTH_WORKER_KEY (a daemon's --local-workers get
 // theirs that way). `dreambooth-worker --help` lists the options with their defaults. Bad usage, or
 // a device this machine lacks, exits with status 2 at start.
+//
+// Logs go to stderr as text lines or, with --log-format json, one JSON object per line; every line
+// about a task carries its job_id, task_id, worker_id and attempt (common/logging.h).
 //
 // SIGTERM / SIGINT: a training task saves and commits a resume checkpoint and gives its lease
 // back; then the process exits 0.
@@ -34,6 +37,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/cli_flags.h"
 #include "common/grpc_channel.h"
+#include "common/logging.h"
 #include "kernels/caching_cpu_allocator.h"
 #include "worker/diffusion/device.h"
 #include "worker/diffusion/torch_status.h"
@@ -53,8 +57,14 @@ using dreambooth::worker::WorkerOptions;
 // `sample_cache_mb`.
 constexpr char kWorkerKeyEnv[] = "DREAMBOOTH_WORKER_KEY";
 
+// --log-level and --log-format, as dreamboothd has them.
+struct LogFlags {
+  std::string level = "info";
+  std::string format = "text";
+};
+
 void AddFlags(CLI::App& app, WorkerOptions& o, int64_t& sample_cache_mb, int64_t& memory_budget_mb,
-              dreambooth::ChannelSecurity& security) {
+              dreambooth::ChannelSecurity& security, LogFlags& log) {
   cli::AddString(app, "--server", &o.server,
                  "the dreamboothd worker service to pull tasks from (its --worker-listen)");
   cli::AddString(app, "--ca-cert", &security.ca_cert_file,
@@ -87,6 +97,9 @@ void AddFlags(CLI::App& app, WorkerOptions& o, int64_t& sample_cache_mb, int64_t
                  "HOST[:PORT] the other workers reach this one at: it then takes part in "
                  "multi-node jobs (spec.num_nodes > 1), serving their rendezvous on PORT when it "
                  "leads one (no PORT: a free one)");
+  cli::AddString(app, "--log-level", &log.level, "trace|debug|info|warn|error");
+  cli::AddString(app, "--log-format", &log.format,
+                 "text|json (json: one object per line, with job_id, task_id, worker_id fields)");
 }
 
 // --gang-address HOST[:PORT] as host:port, picking a free port when none is given.
@@ -142,6 +155,14 @@ int RunTrainRank(const char* plan_path) {
 
 int main(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "train-rank") return RunTrainRank(argv[2]);
+  // Signals are taken by one thread with sigwait; every other thread has them blocked. Blocked
+  // first thing: LibTorch starts threads early (at::set_num_threads, CUDA), and one without the
+  // mask would take a SIGTERM's default action, killing the process instead of checkpointing.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   CLI::App app("Runs the TRAIN and SAMPLE tasks of a dreamboothd on one device.",
                "dreambooth-worker");
   cli::ConfigureApp(app);
@@ -149,8 +170,14 @@ int main(int argc, char** argv) {
   int64_t sample_cache_mb = options.sample_cache_bytes >> 20;
   dreambooth::ChannelSecurity security;
   int64_t memory_budget_mb = 0;
-  AddFlags(app, options, sample_cache_mb, memory_budget_mb, security);
+  LogFlags log_flags;
+  AddFlags(app, options, sample_cache_mb, memory_budget_mb, security, log_flags);
   if (std::optional<int> exit_code = cli::ParseCommandLine(app, argc, argv)) return *exit_code;
+  if (absl::Status s =
+          dreambooth::ConfigureLogging("dreambooth-worker", log_flags.level, log_flags.format);
+      !s.ok()) {
+    return cli::UsageError(app, s.message());
+  }
   absl::StatusOr<std::string> key = dreambooth::ResolveApiKey(security.api_key, kWorkerKeyEnv);
   if (!key.ok()) return cli::UsageError(app, key.status().message());
   security.api_key = *std::move(key);
@@ -183,13 +210,6 @@ int main(int argc, char** argv) {
   dreambooth::kernels::InstallCachingCpuAllocator();
   if (options.num_threads > 0) at::set_num_threads(options.num_threads);
 
-  // Signals are taken by one thread with sigwait; every other thread has them blocked.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = dreambooth::MakeChannel(
       options.server, security, dreambooth::worker::GatewayChannelArguments());
   if (!channel.ok()) return cli::UsageError(app, channel.status().message());
@@ -200,22 +220,25 @@ int main(int argc, char** argv) {
   context.client = &client;
   context.models = &models;
   dreambooth::worker::WorkerLoops loops(context);
-  std::cerr << "dreambooth-worker " << options.worker_id << ": server " << options.server
-            << ", device " << options.device
-            << (options.num_devices > 1 ? absl::StrCat(" + ", options.num_devices - 1, " more")
-                                        : std::string())
-            << (options.gang_address.empty()
-                    ? std::string()
-                    : absl::StrCat(", gang address ", options.gang_address))
-            << " (samples in " << c10::toString(*sample_dtype) << "), model root '"
-            << options.model_root << "', cache " << options.cache_dir << std::endl;
+  const dreambooth::LogFields worker_fields = {{"worker_id", options.worker_id}};
+  dreambooth::LogInfo(
+      absl::StrCat(
+          "dreambooth-worker started: server ", options.server, ", device ", options.device,
+          options.num_devices > 1 ? absl::StrCat(" + ", options.num_devices - 1, " more")
+                                  : std::string(),
+          options.gang_address.empty() ? std::string()
+                                       : absl::StrCat(", gang address ", options.gang_address),
+          " (samples in ", c10::toString(*sample_dtype), "), model root '", options.model_root,
+          "', cache ", options.cache_dir),
+      worker_fields);
   loops.Start();
 
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    std::cerr << "dreambooth-worker: signal " << sig
-              << ": checkpointing and releasing the running task" << std::endl;
+    dreambooth::LogInfo(
+        absl::StrCat("signal ", sig, ": checkpointing and releasing the running task"),
+        worker_fields);
     loops.Shutdown();
   });
   const int64_t tasks = loops.Wait();
@@ -225,6 +248,7 @@ int main(int argc, char** argv) {
     kill(getpid(), SIGTERM);
   }
   signal_thread.join();
-  std::cerr << "dreambooth-worker: exiting after " << tasks << " task(s)" << std::endl;
+  dreambooth::LogInfo(absl::StrCat("dreambooth-worker exiting after ", tasks, " task(s)"),
+                      worker_fields);
   return 0;
 }

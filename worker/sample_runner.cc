@@ -183,7 +183,7 @@ absl::Status Render(const WorkerContext& context, const v1::Task& task, LeaseKee
 absl::Status RunSampleTask(const WorkerContext& context, const v1::Task& task) {
   LeaseKeeper keeper(context.client, task.lease_token(),
                      std::chrono::milliseconds(std::max<int64_t>(task.lease_ttl_ms(), 300)),
-                     nullptr, nullptr, nullptr);
+                     nullptr, nullptr, nullptr, TaskLogFields(context.options, task));
   keeper.Start();
   absl::Status status;
   try {

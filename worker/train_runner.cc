@@ -70,7 +70,8 @@ class TrainTask {
         keeper_(
             context.client, task.lease_token(),
             std::chrono::milliseconds(std::max<int64_t>(task.lease_ttl_ms(), 300)),
-            [this] { return reporter_.Position(); }, &stop_, context.shutting_down),
+            [this] { return reporter_.Position(); }, &stop_, context.shutting_down,
+            TaskLogFields(context.options, task)),
         shared_(context.client, task.lease_token()) {
     job_dir_ = (fs::path(context.options.cache_dir) / "jobs" / task.job_id()).string();
     if (task.has_gang()) node_ = task.gang().node_rank();
@@ -603,6 +604,9 @@ TrainOutcome TrainTask::Run() {
     outcome = TrainOutcome::kReleased;
   } else {
     const bool retryable = IsRetryable(status);
+    LogWarn(absl::StrCat(retryable ? "attempt failed (retryable): " : "job failed: ",
+                         status.ToString()),
+            TaskLogFields(context_.options, task_));
     Log(stage, absl::StrCat(retryable ? "attempt failed (retryable): " : "job failed: ",
                             status.message()));
     (void)reporter_.Flush();

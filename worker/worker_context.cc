@@ -13,6 +13,17 @@
 namespace dreambooth::worker {
 namespace fs = std::filesystem;
 
+std::string LoopWorkerId(const WorkerOptions& options, v1::TaskKind kind) {
+  return absl::StrCat(options.worker_id, kind == v1::TASK_KIND_TRAIN ? "/train" : "/sample");
+}
+
+LogFields TaskLogFields(const WorkerOptions& options, const v1::Task& task) {
+  return {{"job_id", task.job_id()},
+          {"task_id", task.task_id()},
+          {"worker_id", LoopWorkerId(options, task.kind())},
+          {"attempt", task.attempt()}};
+}
+
 std::string RankDevice(const WorkerOptions& options, int rank) {
   const c10::Device first(options.device);
   if (!first.is_cuda()) return first.str();

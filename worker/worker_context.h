@@ -10,6 +10,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/logging.h"
+#include "dreambooth/v1/worker_gateway.pb.h"
 #include "worker/gateway_client.h"
 #include "worker/model_cache.h"
 
@@ -51,6 +53,13 @@ struct WorkerContext {
   const std::atomic<bool>* shutting_down = nullptr;
   bool ShuttingDown() const { return shutting_down != nullptr && shutting_down->load(); }
 };
+
+// The worker id a loop leases `kind` tasks under: "<worker_id>/train" or "<worker_id>/sample"
+// (the Job's worker_id, and the worker_id field of the daemon's and the worker's log lines).
+std::string LoopWorkerId(const WorkerOptions& options, v1::TaskKind kind);
+
+// The fields of every log line about `task`: job_id, task_id, worker_id (LoopWorkerId), attempt.
+LogFields TaskLogFields(const WorkerOptions& options, const v1::Task& task);
 
 // The device rank `rank` of a multi-device TRAIN task runs on ("cpu", or cuda:<index + rank>).
 std::string RankDevice(const WorkerOptions& options, int rank);

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "kernels/caching_cpu_allocator.h"
 #include "worker/diffusion/device.h"
 #include "worker/sample_runner.h"
@@ -37,12 +37,12 @@ int64_t WorkerLoops::Wait() {
 }
 
 void WorkerLoops::Loop(v1::TaskKind kind) {
-  const char* name = kind == v1::TASK_KIND_TRAIN ? "train" : "sample";
+  const std::string worker_id = LoopWorkerId(context_.options, kind);
   std::chrono::milliseconds backoff(200);
   while (!shutdown_.load()) {
     if (context_.options.max_tasks > 0 && tasks_run_.load() >= context_.options.max_tasks) break;
     v1::LeaseTaskRequest request;
-    request.set_worker_id(absl::StrCat(context_.options.worker_id, "/", name));
+    request.set_worker_id(worker_id);
     request.add_kinds(kind);
     for (const std::string& model : ListBaseModels(context_.options.model_root)) {
       request.add_base_models(model);
@@ -69,8 +69,9 @@ void WorkerLoops::Loop(v1::TaskKind kind) {
     request.set_wait_ms(context_.options.lease_wait_ms);
     absl::StatusOr<std::optional<v1::Task>> task = context_.client->LeaseTask(request);
     if (!task.ok()) {
-      std::cerr << "[" << name << "] LeaseTask failed: " << task.status() << "; retrying in "
-                << backoff.count() << " ms" << std::endl;
+      LogWarn(absl::StrCat("LeaseTask failed: ", task.status().ToString(), "; retrying in ",
+                           backoff.count(), " ms"),
+              {{"worker_id", worker_id}});
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
       continue;
@@ -79,20 +80,26 @@ void WorkerLoops::Loop(v1::TaskKind kind) {
     if (!task->has_value()) continue;
     const v1::Task& t = **task;
     ++tasks_run_;
+    LogFields fields = TaskLogFields(context_.options, t);
     if (kind == v1::TASK_KIND_TRAIN) {
-      std::cerr << "[train] job " << t.job_id() << " attempt " << t.attempt() << " started"
-                << std::endl;
+      LogInfo("train task leased; starting", fields);
       const TrainOutcome outcome = RunTrainTask(context_, t);
       static const char* kNames[] = {"completed", "failed", "released", "lease lost"};
-      std::cerr << "[train] job " << t.job_id() << " attempt " << t.attempt() << ": "
-                << kNames[static_cast<int>(outcome)] << std::endl;
+      const char* name = kNames[static_cast<int>(outcome)];
+      fields.emplace_back("outcome", name);
+      LogInfo(absl::StrCat("attempt ended: ", name), fields);
       // The trainer's activations are gone: hand the allocator's idle blocks back to the system
       // so an idle worker does not hold a training step's peak memory.
       kernels::ReleaseCachedCpuMemory();
     } else {
+      LogInfo("sample task leased; starting", fields);
       const absl::Status status = RunSampleTask(context_, t);
-      std::cerr << "[sample] task " << t.task_id() << " for job " << t.job_id() << ": "
-                << (status.ok() ? "done" : status.ToString()) << std::endl;
+      fields.emplace_back("outcome", status.ok() ? "done" : "failed");
+      if (status.ok()) {
+        LogInfo("sample task ended: done", fields);
+      } else {
+        LogWarn(absl::StrCat("sample task ended: ", status.ToString()), fields);
+      }
     }
   }
 }

@@ -1,6 +1,7 @@
 // The Prometheus endpoint of a real dreamboothd (--metrics-listen on loopback), scraped over
 // HTTP before and after a real worker trains a job: the queue, job, worker, lease, RPC, upload,
-// blob store and training metrics move as the job goes through.
+// blob store and training metrics move as the job goes through. Also the logs as a log shipper
+// reads them: JSON lines with job and worker ids, the daemon's and the workers'.
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -158,8 +160,61 @@ TEST_F(MetricsE2eTest, ReadinessWaitsForAWorker) {
   EXPECT_TRUE(absl::StrContains(daemon_->Log(), "readiness: ready")) << daemon_->Log();
 }
 
+// Every whole line of the log at `path` (one still being written is left out), each parsed as a
+// JSON object (a test failure names a line that is not one, and the result is then empty).
+std::vector<nlohmann::json> JsonLines(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::vector<std::string> whole = absl::StrSplit(text.str(), '\n');
+  whole.pop_back();  // "" after the last newline, or an unfinished line
+  std::vector<nlohmann::json> lines;
+  for (const std::string& line : whole) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    EXPECT_TRUE(j.is_object()) << path << ": not a JSON object: " << line;
+    if (!j.is_object()) return {};
+    EXPECT_TRUE(j.contains("msg") && j.contains("level") && j.contains("time")) << line;
+    lines.push_back(std::move(j));
+  }
+  return lines;
+}
+
+// The first line whose msg starts with `msg` and, when given, whose "source" is `source`;
+// nullptr when there is none.
+const nlohmann::json* FindLine(const std::vector<nlohmann::json>& lines, const std::string& msg,
+                               const std::string& source = "") {
+  for (const nlohmann::json& j : lines) {
+    if (!absl::StartsWith(j.value("msg", ""), msg)) continue;
+    if (!source.empty() && j.value("source", "") != source) continue;
+    return &j;
+  }
+  return nullptr;
+}
+
+// The string field `key` of `line` ("" when absent or not a string).
+std::string Field(const nlohmann::json* line, const std::string& key) {
+  if (line == nullptr || !line->contains(key) || !(*line)[key].is_string()) return "";
+  return (*line)[key].get<std::string>();
+}
+
+// The lines of the log at `path` (JsonLines) once every one of `wanted` ({msg, source} pairs, as
+// FindLine takes them) is there: a job's end is visible before its last lines are written. Gives
+// up after 30 s, returning what is there.
+std::vector<nlohmann::json> JsonLinesOnceLogged(
+    const std::string& path, const std::vector<std::pair<std::string, std::string>>& wanted) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (true) {
+    std::vector<nlohmann::json> lines = JsonLines(path);
+    bool all = true;
+    for (const auto& [msg, source] : wanted) all &= FindLine(lines, msg, source) != nullptr;
+    if (all || lines.empty() || std::chrono::steady_clock::now() > deadline) return lines;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 // Under --log-format=json every line of the daemon's log is a JSON object, its local workers'
-// lines included.
+// lines included (passed through as their own objects, "source":"worker-0"), and the job's
+// lifecycle lines on both sides carry its id and the worker's.
 class JsonLogE2eTest : public TinyJobsTest {
  protected:
   std::vector<std::string> DaemonArgs() const override {
@@ -173,20 +228,63 @@ TEST_F(JsonLogE2eTest, EveryLineIsJsonIncludingTheWorkers) {
   ASSERT_TRUE(job.ok()) << job.status();
   absl::StatusOr<v1::Job> done = WaitDone(job->id(), nullptr);
   ASSERT_TRUE(done.ok()) << done.status();
-  std::ifstream in(dir_.Join("data") + "/dreamboothd.log");
-  std::string line;
-  int lines = 0;
-  bool worker_line = false;
-  while (std::getline(in, line)) {
-    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    ASSERT_TRUE(j.is_object()) << "not JSON: " << line;
-    ASSERT_TRUE(j.contains("msg") && j.contains("level") && j.contains("time")) << line;
-    worker_line |= absl::StrContains(j["msg"].get<std::string>(),
-                                     absl::StrCat("[worker-0] [train] job ", job->id()));
-    ++lines;
+  const std::vector<nlohmann::json> lines =
+      JsonLinesOnceLogged(dir_.Join("data") + "/dreamboothd.log",
+                          {{"job succeeded", ""}, {"attempt ended", "worker-0"}});
+  EXPECT_GT(lines.size(), 5u);
+  const std::string worker_id = "local-0/train";
+  for (const char* msg : {"job created", "job leased", "job succeeded"}) {
+    EXPECT_EQ(Field(FindLine(lines, msg), "job_id"), job->id()) << msg << " " << daemon_->Log();
   }
-  EXPECT_GT(lines, 5);
-  EXPECT_TRUE(worker_line);
+  EXPECT_EQ(Field(FindLine(lines, "job leased"), "worker_id"), worker_id);
+  for (const char* msg : {"train task leased", "attempt ended: completed"}) {
+    const nlohmann::json* line = FindLine(lines, msg, "worker-0");
+    ASSERT_NE(line, nullptr) << msg << " " << daemon_->Log();
+    EXPECT_EQ(Field(line, "job_id"), job->id()) << *line;
+    EXPECT_EQ(Field(line, "task_id"), job->id()) << *line;
+    EXPECT_EQ(Field(line, "worker_id"), worker_id) << *line;
+    EXPECT_EQ(line->value("attempt", 0), 1) << *line;
+  }
+}
+
+// A worker run on its own with --log-format=json writes only JSON lines to stderr; its task
+// lines carry the ids the daemon knows the job and the worker by.
+class WorkerJsonLogE2eTest : public TinyJobsTest {
+ protected:
+  std::vector<std::string> DaemonArgs() const override {
+    return {"--lease-ttl=9s", "--sweep-interval=100ms", "--log-format=json"};
+  }
+};
+
+TEST_F(WorkerJsonLogE2eTest, StandaloneWorkerLogsJsonWithIds) {
+  absl::StatusOr<v1::Job> job = api_->CreateJob(TinySpec(set_, /*max_train_steps=*/2, 0));
+  ASSERT_TRUE(job.ok()) << job.status();
+  std::unique_ptr<WorkerProcess> worker = StartWorker(
+      "w",
+      {"--worker-id", "w", "--log-format", "json", "--log-level", "debug", "--max-tasks", "1"});
+  ASSERT_NE(worker, nullptr);
+  absl::StatusOr<v1::Job> done = WaitDone(job->id(), worker.get());
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(worker->Stop(SIGTERM), 0) << worker->Log();  // --max-tasks 1: it exits on its own
+  const std::vector<nlohmann::json> lines = JsonLines(dir_.Join("w-1.log"));
+  ASSERT_FALSE(lines.empty()) << worker->Log();
+  for (const char* msg : {"train task leased", "attempt ended: completed"}) {
+    const nlohmann::json* line = FindLine(lines, msg);
+    ASSERT_NE(line, nullptr) << msg << " " << worker->Log();
+    EXPECT_EQ(Field(line, "job_id"), job->id()) << *line;
+    EXPECT_EQ(Field(line, "task_id"), job->id()) << *line;
+    EXPECT_EQ(Field(line, "worker_id"), "w/train") << *line;
+  }
+  EXPECT_EQ(Field(FindLine(lines, "attempt ended"), "outcome"), "completed");
+  for (const char* msg : {"dreambooth-worker started", "dreambooth-worker exiting"}) {
+    EXPECT_EQ(Field(FindLine(lines, msg), "worker_id"), "w") << msg << " " << worker->Log();
+  }
+  // The daemon's side of the same job, under the same ids.
+  const std::vector<nlohmann::json> daemon =
+      JsonLinesOnceLogged(dir_.Join("data") + "/dreamboothd.log", {{"job succeeded", ""}});
+  EXPECT_EQ(Field(FindLine(daemon, "job leased"), "worker_id"), "w/train") << daemon_->Log();
+  EXPECT_EQ(Field(FindLine(daemon, "worker registered"), "worker_id"), "w/train");
+  EXPECT_EQ(Field(FindLine(daemon, "job succeeded"), "job_id"), job->id());
 }
 
 }  // namespace
