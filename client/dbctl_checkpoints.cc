@@ -115,13 +115,19 @@ int CheckpointsGet(client::Client& client, const std::string& id, const Output& 
 }
 
 int CheckpointsDownload(client::Client& client, const std::string& checkpoint_id,
-                        const std::string& dir, const Output& out) {
-  auto manifest = client.DownloadCheckpoint(checkpoint_id, dir);
+                        const std::string& dir, bool single_file, const Output& out) {
+  auto manifest = client.DownloadCheckpoint(
+      checkpoint_id, dir,
+      single_file ? v1::CHECKPOINT_FORMAT_SINGLE_FILE : v1::CHECKPOINT_FORMAT_FILES);
   if (!manifest.ok()) return Fail(manifest.status());
   if (out.json()) {
     std::cout << Json(*manifest) << "\n";
   } else if (out.name()) {
     std::cout << dir << "\n";
+  } else if (single_file && manifest->files_size() == 1) {
+    std::printf("downloaded %s (%lld bytes) to %s; digest verified\n",
+                manifest->files(0).path().c_str(), static_cast<long long>(manifest->total_bytes()),
+                dir.c_str());
   } else {
     std::printf("downloaded %d files (%lld bytes) to %s; digests verified\n",
                 manifest->files_size(), static_cast<long long>(manifest->total_bytes()),
@@ -175,12 +181,17 @@ Command AddCheckpointsDownload(CLI::App& checkpoints) {
   struct Args {
     std::string checkpoint_id;
     std::string dir;
+    bool single_file = false;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("CHECKPOINT_ID", args->checkpoint_id, "the checkpoint")->required();
   cli::AddString(*cmd, "--out", &args->dir, "destination folder")->required();
+  cli::AddSwitch(*cmd, "--single-file", &args->single_file, true,
+                 "one .safetensors in the original Stable Diffusion layout (A1111, ComfyUI) "
+                 "instead of the diffusers folder; LoRA checkpoints: their adapter file");
   return {cmd, [args](client::Client& client, const Output& out) {
-            return CheckpointsDownload(client, args->checkpoint_id, args->dir, out);
+            return CheckpointsDownload(client, args->checkpoint_id, args->dir, args->single_file,
+                                       out);
           }};
 }
 

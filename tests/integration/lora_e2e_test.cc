@@ -15,9 +15,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "tests/integration/e2e_support.h"
 #include "tests/testing/daemon.h"
 #include "tests/testing/temp_dir.h"
+#include "worker/diffusion/io/safetensors.h"
 
 namespace dreambooth::testing {
 namespace {
@@ -139,6 +141,24 @@ TEST_F(LoraE2eTest, ALoraJobTrainsListsDownloadsAndSamplesWithItsAdapter) {
   // A LoRA file is a small fraction of the merged model.
   EXPECT_LT(fs::file_size(k + "/lora.safetensors") * 10,
             fs::file_size(m + "/unet/diffusion_pytorch_model.safetensors"));
+  // As one .safetensors: the merged model's file for the FINAL, the adapter file otherwise.
+  absl::StatusOr<v1::Checkpoint> single = api_->DownloadCheckpoint(
+      newest[v1::CHECKPOINT_KIND_FINAL], dir_.Join("sf-merged"), v1::CHECKPOINT_FORMAT_SINGLE_FILE);
+  ASSERT_TRUE(single.ok()) << single.status();
+  ASSERT_EQ(single->files_size(), 1);
+  EXPECT_EQ(single->files(0).path(), absl::StrCat(job->id(), "-step4.safetensors"));
+  EXPECT_EQ(single->files(0).digest(), Sha256File(m + "/merged.safetensors").value_or(""));
+  single = api_->DownloadCheckpoint(newest[v1::CHECKPOINT_KIND_LORA_KOHYA], dir_.Join("sf-kohya"),
+                                    v1::CHECKPOINT_FORMAT_SINGLE_FILE);
+  ASSERT_TRUE(single.ok()) << single.status();
+  ASSERT_EQ(single->files_size(), 1);
+  EXPECT_EQ(single->files(0).path(), "lora.safetensors");
+  EXPECT_TRUE(fs::is_regular_file(dir_.Join("sf-kohya/lora.safetensors")));
+  // The merged model carries the provenance of a full fine-tune's FINAL.
+  std::map<std::string, std::string> provenance;
+  ASSERT_TRUE(diffusion::ReadSafetensorsHeader(m + "/merged.safetensors", &provenance).ok());
+  EXPECT_EQ(provenance["dreambooth.job_id"], job->id());
+  EXPECT_TRUE(fs::is_regular_file(m + "/README.md"));
 
   // Sample with the adapter: the default checkpoint, scales 1 and 0 (= the base model), the
   // kohya file, and the merged model agree where they should.

@@ -17,6 +17,8 @@
 #include "tests/integration/e2e_support.h"
 #include "tests/testing/daemon.h"
 #include "tests/testing/temp_dir.h"
+#include "worker/diffusion/io/model_loader.h"
+#include "worker/diffusion/io/safetensors.h"
 
 namespace dreambooth::testing {
 namespace {
@@ -129,6 +131,80 @@ class WorkerE2eTest : public ::testing::Test {
     return entries;
   }
 
+  // The stream of a DownloadCheckpoint call from `read_offset` (raw stub: no resumption).
+  struct RawDownload {
+    v1::Checkpoint manifest;
+    std::string data;
+    absl::Status status;
+  };
+  RawDownload Download(const std::string& checkpoint_id, int64_t read_offset,
+                       v1::CheckpointFormat format) {
+    grpc::ClientContext context;
+    v1::DownloadCheckpointRequest request;
+    request.set_checkpoint_id(checkpoint_id);
+    request.set_read_offset(read_offset);
+    request.set_format(format);
+    auto reader = api_->stub().DownloadCheckpoint(&context, request);
+    RawDownload out;
+    v1::DownloadCheckpointResponse message;
+    while (reader->Read(&message)) {
+      if (message.has_checkpoint()) out.manifest = message.checkpoint();
+      if (message.data().empty()) continue;
+      EXPECT_EQ(message.offset(), read_offset + static_cast<int64_t>(out.data.size()));
+      out.data += message.data();
+    }
+    const grpc::Status status = reader->Finish();
+    out.status =
+        absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+    return out;
+  }
+
+  // A FINAL checkpoint as one LDM .safetensors: the manifest's one file and its digest, the same
+  // bytes from a middle read_offset, the folder's weights; FAILED_PRECONDITION for RESUME.
+  void ExpectSingleFileDownloads(const std::string& job_id, const std::string& final_id,
+                                 const std::string& folder,
+                                 const google::protobuf::RepeatedPtrField<v1::Checkpoint>& all) {
+    const std::string dir = dir_.Join("single");
+    absl::StatusOr<v1::Checkpoint> manifest =
+        api_->DownloadCheckpoint(final_id, dir, v1::CHECKPOINT_FORMAT_SINGLE_FILE);
+    ASSERT_TRUE(manifest.ok()) << manifest.status();
+    ASSERT_EQ(manifest->files_size(), 1);
+    const v1::CheckpointFile& file = manifest->files(0);
+    EXPECT_EQ(file.path(), absl::StrCat(job_id, "-step4.safetensors"));
+    EXPECT_EQ(manifest->total_bytes(), file.size_bytes());
+    const std::string path = dir + "/" + file.path();
+    EXPECT_EQ(Sha256File(path).value_or(""), file.digest());
+
+    RawDownload whole = Download(final_id, 0, v1::CHECKPOINT_FORMAT_SINGLE_FILE);
+    ASSERT_TRUE(whole.status.ok()) << whole.status;
+    ASSERT_EQ(static_cast<int64_t>(whole.data.size()), file.size_bytes());
+    const int64_t middle = file.size_bytes() / 2 + 7;
+    RawDownload rest = Download(final_id, middle, v1::CHECKPOINT_FORMAT_SINGLE_FILE);
+    ASSERT_TRUE(rest.status.ok()) << rest.status;
+    EXPECT_EQ(rest.manifest.files(0).digest(), file.digest());
+    EXPECT_TRUE(rest.data == whole.data.substr(middle));
+
+    absl::StatusOr<diffusion::StableDiffusion> from_file = diffusion::LoadStableDiffusion(path);
+    absl::StatusOr<diffusion::StableDiffusion> from_folder = diffusion::LoadStableDiffusion(folder);
+    ASSERT_TRUE(from_file.ok()) << from_file.status();
+    ASSERT_TRUE(from_folder.ok()) << from_folder.status();
+    const diffusion::TensorMap a = diffusion::ModuleStateDict(*from_file->unet);
+    const diffusion::TensorMap b = diffusion::ModuleStateDict(*from_folder->unet);
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [name, tensor] : b) EXPECT_TRUE(at::equal(a.at(name), tensor)) << name;
+    std::map<std::string, std::string> metadata;
+    ASSERT_TRUE(diffusion::ReadSafetensorsHeader(path, &metadata).ok());
+    EXPECT_EQ(metadata["dreambooth.job_id"], job_id);
+    EXPECT_EQ(metadata["dreambooth.step"], "4");
+
+    for (const v1::Checkpoint& c : all) {
+      if (c.kind() != v1::CHECKPOINT_KIND_RESUME) continue;
+      RawDownload refused = Download(c.id(), 0, v1::CHECKPOINT_FORMAT_SINGLE_FILE);
+      EXPECT_TRUE(absl::IsFailedPrecondition(refused.status)) << refused.status;
+      EXPECT_TRUE(absl::StrContains(refused.status.message(), "RESUME")) << refused.status;
+    }
+  }
+
   std::string Diagnostics(const WorkerProcess* worker) {
     return ProcessLogs(worker, daemon_ ? daemon_->Log() : "");
   }
@@ -213,6 +289,7 @@ TEST_F(WorkerE2eTest, FullJobRunsEveryStageCommitsCheckpointsAndSamples) {
     EXPECT_EQ(Sha256File(path).value_or(""), f.digest()) << f.path();
     EXPECT_EQ(static_cast<int64_t>(fs::file_size(path)), f.size_bytes()) << f.path();
   }
+  ExpectSingleFileDownloads(job->id(), final_id, out, checkpoints->checkpoints());
 
   // Sample from the final checkpoint: valid PNGs of the requested size.
   v1::SampleRequest sample;

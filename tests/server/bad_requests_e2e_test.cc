@@ -347,6 +347,32 @@ std::vector<BadCase> BadCases() {
          return reader->Finish();
        },
        StatusCode::NOT_FOUND, "checkpoint 'ckpt_nope' not found"},
+      {"download in an unknown format",
+       [](BadRequestsTest& t) {
+         grpc::ClientContext c;
+         v1::DownloadCheckpointRequest r;
+         r.set_checkpoint_id("ckpt_nope");
+         r.set_format(static_cast<v1::CheckpointFormat>(9));
+         auto reader = t.client().stub().DownloadCheckpoint(&c, r);
+         v1::DownloadCheckpointResponse m;
+         while (reader->Read(&m)) {
+         }
+         return reader->Finish();
+       },
+       StatusCode::INVALID_ARGUMENT, "format must be a known CheckpointFormat, got 9"},
+      {"single-file download of an unknown checkpoint",
+       [](BadRequestsTest& t) {
+         grpc::ClientContext c;
+         v1::DownloadCheckpointRequest r;
+         r.set_checkpoint_id("ckpt_nope");
+         r.set_format(v1::CHECKPOINT_FORMAT_SINGLE_FILE);
+         auto reader = t.client().stub().DownloadCheckpoint(&c, r);
+         v1::DownloadCheckpointResponse m;
+         while (reader->Read(&m)) {
+         }
+         return reader->Finish();
+       },
+       StatusCode::NOT_FOUND, "checkpoint 'ckpt_nope' not found"},
   };
 }
 

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
 
 #include "tests/train/test_util.h"
 #include "worker/diffusion/io/lora_file.h"
@@ -101,6 +104,20 @@ TEST(LoraTrainingTest, OnlyAdaptersTrainAndEveryFormatIsWritten) {
   ASSERT_TRUE(merged.ok()) << merged.status();
   auto single = diffusion::LoadStableDiffusion(o.FinalModelDir() + "/" + kMergedSingleFileName);
   ASSERT_TRUE(single.ok()) << single.status();
+  // The merged export carries the provenance and model card of a full fine-tune's FINAL.
+  for (const std::string& file :
+       {std::string(kMergedSingleFileName), std::string("unet/diffusion_pytorch_model.safetensors"),
+        std::string("vae/diffusion_pytorch_model.safetensors")}) {
+    std::map<std::string, std::string> provenance;
+    ASSERT_TRUE(diffusion::ReadSafetensorsHeader(o.FinalModelDir() + "/" + file, &provenance).ok());
+    EXPECT_EQ(provenance["dreambooth.step"], "6") << file;
+    EXPECT_EQ(provenance["dreambooth.instance_prompt"], o.instance_prompt) << file;
+    EXPECT_FALSE(provenance["dreambooth.training"].empty()) << file;
+  }
+  std::ifstream card(o.FinalModelDir() + "/README.md");
+  const std::string card_text((std::istreambuf_iterator<char>(card)), {});
+  EXPECT_NE(card_text.find("# DreamBooth fine-tune of"), std::string::npos) << card_text;
+  EXPECT_NE(card_text.find(o.instance_prompt), std::string::npos);
   auto adapters = diffusion::LoraAdapterSet::Bind((*t)->model(), file->adapters);
   ASSERT_TRUE(adapters.ok()) << adapters.status();
   at::NoGradGuard no_grad;

@@ -75,15 +75,10 @@ absl::StatusOr<std::vector<std::string>> WritePngs(const std::string& dir,
   return paths;
 }
 
-namespace {
-
-// README.md of a checkpoint folder (none when the provenance has no card).
 absl::Status WriteModelCard(const std::string& dir, const ModelProvenance& provenance) {
   if (provenance.model_card.empty()) return absl::OkStatus();
   return WriteFileAtomic((fs::path(dir) / "README.md").string(), provenance.model_card);
 }
-
-}  // namespace
 
 absl::StatusOr<std::string> WriteSampleableCheckpoint(diffusion::StableDiffusion& model,
                                                       const std::string& root, int64_t step,

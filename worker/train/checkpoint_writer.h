@@ -48,6 +48,9 @@ absl::StatusOr<std::string> WriteSampleableCheckpoint(diffusion::StableDiffusion
 absl::Status ExportDiffusersFolder(diffusion::StableDiffusion& model, const std::string& dir,
                                    const ModelProvenance& provenance = {});
 
+// Writes provenance.model_card as <dir>/README.md; nothing when the card is empty.
+absl::Status WriteModelCard(const std::string& dir, const ModelProvenance& provenance);
+
 }  // namespace dreambooth::train
 
 #endif  // DREAMBOOTH_WORKER_TRAIN_CHECKPOINT_WRITER_H_

@@ -65,7 +65,8 @@ absl::StatusOr<LoraCheckpointFolders> WriteLoraCheckpoint(const diffusion::LoraA
 }
 
 absl::Status ExportMergedModel(diffusion::StableDiffusion& model,
-                               const diffusion::LoraAdapterSet& adapters, const std::string& dir) {
+                               const diffusion::LoraAdapterSet& adapters, const std::string& dir,
+                               const ModelProvenance& provenance) {
   return GuardTorch("exporting the merged model", [&]() -> absl::Status {
     const diffusion::TensorMap unet = diffusion::ModuleStateDictOnHost(*model.unet);
     const diffusion::TensorMap text = diffusion::ModuleStateDictOnHost(*model.text_encoder);
@@ -73,12 +74,16 @@ absl::Status ExportMergedModel(diffusion::StableDiffusion& model,
     const std::string staging = StagingPathFor(dir);
     std::error_code ec;
     fs::create_directories(staging, ec);
+    diffusion::SaveOptions save;
+    save.metadata = provenance.metadata;
     absl::Status st =
         ec ? absl::InternalError(absl::StrCat("cannot create ", staging, ": ", ec.message()))
-           : diffusion::SaveDiffusersFolder(model, staging);
+           : diffusion::SaveDiffusersFolder(model, staging, save);
     if (st.ok()) {
-      st = diffusion::SaveSingleFile(model, (fs::path(staging) / kMergedSingleFileName).string());
+      st = diffusion::SaveSingleFile(model, (fs::path(staging) / kMergedSingleFileName).string(),
+                                     save);
     }
+    if (st.ok()) st = WriteModelCard(staging, provenance);
     if (st.ok()) st = CommitFolder(staging, dir);
     if (!st.ok()) fs::remove_all(staging, ec);
     // Unmerged weights back, whatever happened.

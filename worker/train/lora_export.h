@@ -33,10 +33,12 @@ absl::StatusOr<LoraCheckpointFolders> WriteLoraCheckpoint(const diffusion::LoraA
                                                           const std::string& kohya_stem);
 
 // Writes `model` with `adapters` merged into its weights at `dir`: a float32 diffusers folder and
-// <dir>/merged.safetensors. The model's own weights are restored afterwards (it is used in place
-// and must hold float32 weights during the call).
+// <dir>/merged.safetensors, with `provenance` in every weight file's metadata and as the folder's
+// README.md (as ExportDiffusersFolder). The model's own weights are restored afterwards (it is
+// used in place and must hold float32 weights during the call).
 absl::Status ExportMergedModel(diffusion::StableDiffusion& model,
-                               const diffusion::LoraAdapterSet& adapters, const std::string& dir);
+                               const diffusion::LoraAdapterSet& adapters, const std::string& dir,
+                               const ModelProvenance& provenance = {});
 
 }  // namespace dreambooth::train
 

@@ -497,8 +497,10 @@ absl::Status Loop::Export() {
   if (lora()) {
     RETURN_IF_ERROR(
         WriteLora((fs::path(o_.output_dir) / "lora").string(), o_.max_train_steps, {}, "lora"));
-    RETURN_IF_ERROR(c_.frozen.WithFloat32Weights(
-        c_.model, [&] { return ExportMergedModel(c_.model, lora_, o_.FinalModelDir()); }));
+    RETURN_IF_ERROR(c_.frozen.WithFloat32Weights(c_.model, [&] {
+      return ExportMergedModel(c_.model, lora_, o_.FinalModelDir(),
+                               DescribeProvenance(o_, c_.model, o_.max_train_steps));
+    }));
   } else {
     RETURN_IF_ERROR(WithExportedWeights([&] {
       return ExportDiffusersFolder(c_.model, o_.FinalModelDir(),

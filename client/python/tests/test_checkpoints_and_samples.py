@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import List
 
@@ -29,6 +30,28 @@ def test_list_and_download_the_final_checkpoint(
         assert len(data) == f.size_bytes
         assert hashlib.sha256(data).hexdigest() == f.digest
     assert sum(f.size_bytes for f in manifest.files) == final.total_bytes
+
+
+def test_download_the_final_checkpoint_as_one_single_file(
+    client: dreambooth.Client, trained_job: dreambooth.Job, tmp_path: Path
+) -> None:
+    checkpoints = client.list_checkpoints(trained_job.id)
+    final = checkpoints[-1]
+
+    manifest = client.download_checkpoint(final.id, tmp_path / "sf", single_file=True)
+
+    assert [f.path for f in manifest.files] == [f"{trained_job.id}-step4.safetensors"]
+    data = (tmp_path / "sf" / manifest.files[0].path).read_bytes()
+    assert len(data) == manifest.files[0].size_bytes == manifest.total_bytes
+    assert hashlib.sha256(data).hexdigest() == manifest.files[0].digest
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    assert "model.diffusion_model.input_blocks.0.0.weight" in header
+    assert header["__metadata__"]["dreambooth.job_id"] == trained_job.id
+    # The same request by enum name, and a contradiction refused before any call.
+    again = client.download_checkpoint(final.id, tmp_path / "sf2", format="single_file")
+    assert again.files[0].digest == manifest.files[0].digest
+    with pytest.raises(dreambooth.InvalidArgumentError):
+        client.download_checkpoint(final.id, tmp_path / "x", single_file=True, format="files")
 
 
 def test_delete_checkpoint(client: dreambooth.Client, trained_job: dreambooth.Job) -> None:

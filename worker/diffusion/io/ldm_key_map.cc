@@ -4,7 +4,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 
 namespace dreambooth::diffusion {
 namespace {
@@ -212,60 +211,13 @@ bool IsVaeAttentionProjection(const std::string& name) {
 
 }  // namespace
 
-absl::StatusOr<TensorMap> LdmKeyMap::MapToLdm(const TensorMap& diffusers) const {
-  TensorMap out;
-  for (const auto& [name, tensor] : diffusers) {
-    absl::StatusOr<std::string> mapped = ToLdm(name);
-    if (!mapped.ok()) return mapped.status();
-    at::Tensor value = tensor;
-    if (is_vae_ && IsVaeAttentionProjection(name) && value.dim() == 2) {
-      value = value.reshape({value.size(0), value.size(1), 1, 1});
-    }
-    if (!out.emplace(*mapped, value).second) {
-      return absl::InternalError(absl::StrCat("two tensors map to LDM name ", *mapped));
-    }
-  }
-  return out;
+bool LdmKeyMap::ReshapesToConv(const std::string& diffusers_name) const {
+  return is_vae_ && IsVaeAttentionProjection(diffusers_name) &&
+         !absl::StrContains(diffusers_name, "group_norm.");
 }
 
-absl::StatusOr<TensorMap> LdmKeyMap::MapFromLdm(const TensorMap& ldm) const {
-  TensorMap out;
-  for (const auto& [name, tensor] : ldm) {
-    absl::StatusOr<std::string> mapped = FromLdm(name);
-    if (!mapped.ok()) return mapped.status();
-    at::Tensor value = tensor;
-    if (is_vae_ && IsVaeAttentionProjection(name) && value.dim() == 4 && value.size(2) == 1 &&
-        value.size(3) == 1 && !absl::StrContains(name, ".norm.")) {
-      value = value.reshape({value.size(0), value.size(1)});
-    }
-    if (!out.emplace(*mapped, value).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("two tensors map to diffusers name ", *mapped));
-    }
-  }
-  return out;
-}
-
-TensorMap NormalizeVaeKeys(TensorMap vae) {
-  static const std::pair<const char*, const char*> kLegacy[] = {{".query.", ".to_q."},
-                                                                {".key.", ".to_k."},
-                                                                {".value.", ".to_v."},
-                                                                {".proj_attn.", ".to_out.0."}};
-  TensorMap out;
-  for (auto& [name, tensor] : vae) {
-    std::string renamed = name;
-    if (absl::StrContains(name, "mid_block.attentions.")) {
-      for (const auto& [from, to] : kLegacy) {
-        renamed = absl::StrReplaceAll(renamed, {{from, to}});
-      }
-      if (tensor.dim() == 4 && tensor.size(2) == 1 && tensor.size(3) == 1 &&
-          !absl::StrContains(renamed, "group_norm")) {
-        tensor = tensor.reshape({tensor.size(0), tensor.size(1)});
-      }
-    }
-    out.emplace(std::move(renamed), std::move(tensor));
-  }
-  return out;
+bool LdmKeyMap::ReshapesFromConv(const std::string& ldm_name) const {
+  return is_vae_ && IsVaeAttentionProjection(ldm_name) && !absl::StrContains(ldm_name, ".norm.");
 }
 
 }  // namespace dreambooth::diffusion

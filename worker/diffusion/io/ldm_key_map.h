@@ -1,7 +1,7 @@
 // Name maps between diffusers state dicts and the original LDM single-file checkpoint layout
 // (CompVis / Stability "model.diffusion_model.*", "first_stage_model.*",
-// "cond_stage_model.transformer.*"), following diffusers' conversion scripts. Internal to
-// worker/diffusion.
+// "cond_stage_model.transformer.*"), following diffusers' conversion scripts. Names only, free of
+// LibTorch (ldm_tensor_map.h applies them to state dicts).
 #ifndef DREAMBOOTH_WORKER_DIFFUSION_IO_LDM_KEY_MAP_H_
 #define DREAMBOOTH_WORKER_DIFFUSION_IO_LDM_KEY_MAP_H_
 
@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "worker/diffusion/io/safetensors.h"
 #include "worker/diffusion/models/autoencoder_kl_config.h"
 #include "worker/diffusion/models/unet_2d_condition_config.h"
 
@@ -32,10 +31,11 @@ class LdmKeyMap {
   // LDM name (without prefix) -> diffusers name; error when no rule applies.
   absl::StatusOr<std::string> FromLdm(const std::string& ldm_name) const;
 
-  // Whole state dicts. VAE attention weights are reshaped between [C, C] (diffusers Linear) and
-  // [C, C, 1, 1] (LDM 1x1 Conv2d).
-  absl::StatusOr<TensorMap> MapToLdm(const TensorMap& diffusers) const;
-  absl::StatusOr<TensorMap> MapFromLdm(const TensorMap& ldm) const;
+  // Whether the tensor `diffusers_name` is a [C, C] Linear weight in diffusers and a [C, C, 1, 1]
+  // 1x1 Conv2d weight (same bytes) in LDM: the VAE mid-block attention projections.
+  bool ReshapesToConv(const std::string& diffusers_name) const;
+  // The same question for the LDM name `ldm_name` (without prefix).
+  bool ReshapesFromConv(const std::string& ldm_name) const;
 
  private:
   enum class Kind { kPlain, kResnet, kVaeResnet, kVaeAttention };
@@ -50,10 +50,6 @@ class LdmKeyMap {
   std::vector<Rule> rules_;
   bool is_vae_ = false;
 };
-
-// Renames legacy diffusers VAE attention keys (query/key/value/proj_attn) to the current ones
-// (to_q/to_k/to_v/to_out.0), squeezing 1x1-conv shaped weights to [C, C].
-TensorMap NormalizeVaeKeys(TensorMap vae);
 
 }  // namespace dreambooth::diffusion
 

@@ -18,7 +18,7 @@
 #include "spec/builtin_models.h"
 #include "worker/diffusion/io/builtin_models.h"
 #include "worker/diffusion/io/file_util.h"
-#include "worker/diffusion/io/ldm_key_map.h"
+#include "worker/diffusion/io/ldm_tensor_map.h"
 #include "worker/diffusion/io/model_loader_internal.h"
 #include "worker/diffusion/models/tiny_model.h"
 #include "worker/diffusion/torch_status.h"

@@ -94,7 +94,7 @@ absl::Status SaveDiffusersFolder(const StableDiffusion& model, const std::string
 
 // Writes `model` as one LDM single-file checkpoint at `path` (.safetensors: the original
 // CompVis key names, as A1111 and ComfyUI load them; the configs in the metadata, so that
-// LoadStableDiffusion reads it back exactly).
+// LoadStableDiffusion reads it back exactly, beside options.metadata).
 absl::Status SaveSingleFile(const StableDiffusion& model, const std::string& path,
                             const SaveOptions& options = {});
 

@@ -43,24 +43,43 @@ int64_t SafetensorsDtypeSize(std::string_view dtype) {
   return 0;
 }
 
-absl::StatusOr<std::map<std::string, SafetensorsEntry>> ParseSafetensorsHeader(
-    std::string_view file, const std::string& path, uint64_t* data_start,
-    std::map<std::string, std::string>* metadata) {
-  if (file.size() < 8) {
-    return Malformed(path, absl::StrCat("file is ", file.size(),
-                                        " bytes, shorter than the 8-byte header length"));
+absl::StatusOr<uint64_t> SafetensorsHeaderLength(std::string_view head, uint64_t file_size,
+                                                 const std::string& path) {
+  if (file_size < 8 || head.size() < 8) {
+    return Malformed(
+        path, absl::StrCat("file is ", file_size, " bytes, shorter than the 8-byte header length"));
   }
   uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<uint8_t>(file[i]);
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<uint8_t>(head[i]);
   if (header_len > kMaxSafetensorsHeaderBytes) {
     return Malformed(path, absl::StrCat("header length ", header_len, " exceeds the limit of ",
                                         kMaxSafetensorsHeaderBytes, " bytes"));
   }
-  if (header_len > file.size() - 8) {
+  if (header_len > file_size - 8) {
     return Malformed(path, absl::StrCat("header length ", header_len, " runs past the end of the ",
-                                        file.size(), "-byte file (truncated?)"));
+                                        file_size, "-byte file (truncated?)"));
   }
-  const char* header = file.data() + 8;
+  return header_len;
+}
+
+absl::StatusOr<std::map<std::string, SafetensorsEntry>> ParseSafetensorsHeader(
+    std::string_view file, const std::string& path, uint64_t* data_start,
+    std::map<std::string, std::string>* metadata) {
+  return ParseSafetensorsHeader(file, file.size(), path, data_start, metadata);
+}
+
+absl::StatusOr<std::map<std::string, SafetensorsEntry>> ParseSafetensorsHeader(
+    std::string_view head, uint64_t file_size, const std::string& path, uint64_t* data_start,
+    std::map<std::string, std::string>* metadata) {
+  absl::StatusOr<uint64_t> length = SafetensorsHeaderLength(head, file_size, path);
+  if (!length.ok()) return length.status();
+  const uint64_t header_len = *length;
+  if (head.size() - 8 < header_len) {
+    return absl::InvalidArgumentError(absl::StrCat("safetensors file ", path, ": ", head.size(),
+                                                   " bytes given, the header needs ",
+                                                   8 + header_len));
+  }
+  const char* header = head.data() + 8;
   if (header_len < 2 || header[0] != '{') {
     return Malformed(path, "header is not a JSON object (must start with '{')");
   }
@@ -84,7 +103,7 @@ absl::StatusOr<std::map<std::string, SafetensorsEntry>> ParseSafetensorsHeader(
     return Malformed(path, absl::StrCat("duplicate tensor name '", duplicate, "'"));
 
   *data_start = 8 + header_len;
-  const uint64_t data_size = file.size() - *data_start;
+  const uint64_t data_size = file_size - *data_start;
   std::map<std::string, SafetensorsEntry> entries;
   for (auto it = json.begin(); it != json.end(); ++it) {
     const std::string& name = it.key();

@@ -39,6 +39,17 @@ absl::StatusOr<std::map<std::string, SafetensorsEntry>> ParseSafetensorsHeader(
     std::string_view file, const std::string& origin, uint64_t* data_start,
     std::map<std::string, std::string>* metadata);
 
+// The same checks for a file of `file_size` bytes of which `head` holds the beginning: at least
+// the first 8 + header-length bytes (SafetensorsHeaderLength); the data area is not needed.
+absl::StatusOr<std::map<std::string, SafetensorsEntry>> ParseSafetensorsHeader(
+    std::string_view head, uint64_t file_size, const std::string& origin, uint64_t* data_start,
+    std::map<std::string, std::string>* metadata);
+
+// The JSON header's length, read from the first 8 bytes in `head`, checked against the cap and
+// `file_size`; INVALID_ARGUMENT naming `origin` otherwise.
+absl::StatusOr<uint64_t> SafetensorsHeaderLength(std::string_view head, uint64_t file_size,
+                                                 const std::string& origin);
+
 }  // namespace dreambooth::diffusion
 
 #endif  // DREAMBOOTH_WORKER_DIFFUSION_IO_SAFETENSORS_HEADER_H_

@@ -1,6 +1,6 @@
 // Single-file LDM checkpoints (.safetensors with the original CompVis key names): loading and
-// writing. Files written here carry the component configs in their metadata so they convert
-// back exactly; files without them are read with the SD 1.x presets.
+// writing. Files written here (and by SingleFileLayout) carry the component configs in their
+// metadata so they convert back exactly; files without them are read with the SD 1.x presets.
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -8,17 +8,18 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "worker/diffusion/io/ldm_key_map.h"
+#include "worker/diffusion/io/ldm_tensor_map.h"
 #include "worker/diffusion/io/model_loader_internal.h"
+#include "worker/diffusion/io/single_file_layout.h"
 #include "worker/diffusion/models/sd15_config.h"
 
 namespace dreambooth::diffusion::loader_internal {
 namespace {
 
-constexpr char kMetaUNet[] = "dreambooth.unet_config";
-constexpr char kMetaVae[] = "dreambooth.vae_config";
-constexpr char kMetaText[] = "dreambooth.text_encoder_config";
-constexpr char kMetaScheduler[] = "dreambooth.scheduler_config";
+constexpr const char* kMetaUNet = kSingleFileUNetConfigKey;
+constexpr const char* kMetaVae = kSingleFileVaeConfigKey;
+constexpr const char* kMetaText = kSingleFileTextConfigKey;
+constexpr const char* kMetaScheduler = kSingleFileSchedulerConfigKey;
 
 // diffusers' SCHEDULER_DEFAULT_CONFIG for single files.
 nlohmann::json DefaultSchedulerJson() {
@@ -113,10 +114,10 @@ absl::StatusOr<StableDiffusion> LoadSingleFile(const std::string& path,
   ASSIGN_OR_RETURN(LdmKeyMap unet_map, LdmKeyMap::ForUNet(parts.unet_config));
   ASSIGN_OR_RETURN(LdmKeyMap vae_map, LdmKeyMap::ForVae(parts.vae_config));
   ComponentWeights weights;
-  absl::StatusOr<TensorMap> unet = unet_map.MapFromLdm(ldm.unet);
+  absl::StatusOr<TensorMap> unet = MapFromLdm(unet_map, ldm.unet);
   if (!unet.ok())
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", unet.status().message()));
-  absl::StatusOr<TensorMap> vae = vae_map.MapFromLdm(ldm.vae);
+  absl::StatusOr<TensorMap> vae = MapFromLdm(vae_map, ldm.vae);
   if (!vae.ok())
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", vae.status().message()));
   weights.unet = std::move(*unet);
@@ -133,18 +134,18 @@ absl::Status WriteSingleFile(const StableDiffusion& model, const std::string& pa
   ASSIGN_OR_RETURN(TensorMap unet, WeightsForSaving(*model.unet, options));
   ASSIGN_OR_RETURN(TensorMap vae, WeightsForSaving(*model.vae, options));
   ASSIGN_OR_RETURN(TensorMap text, WeightsForSaving(*model.text_encoder, options));
-  ASSIGN_OR_RETURN(TensorMap unet_ldm, unet_map.MapToLdm(unet));
-  ASSIGN_OR_RETURN(TensorMap vae_ldm, vae_map.MapToLdm(vae));
+  ASSIGN_OR_RETURN(TensorMap unet_ldm, MapToLdm(unet_map, unet));
+  ASSIGN_OR_RETURN(TensorMap vae_ldm, MapToLdm(vae_map, vae));
   TensorMap all;
   for (auto& [name, t] : unet_ldm) all.emplace(kLdmUNetPrefix + name, std::move(t));
   for (auto& [name, t] : vae_ldm) all.emplace(kLdmVaePrefix + name, std::move(t));
   for (auto& [name, t] : text) all.emplace(kLdmTextPrefix + name, std::move(t));
-  std::map<std::string, std::string> metadata = {
-      {"format", "pt"},
-      {kMetaUNet, model.unet_config.ToJson().dump()},
-      {kMetaVae, model.vae_config.ToJson().dump()},
-      {kMetaText, model.text_encoder_config.ToJson().dump()},
-      {kMetaScheduler, model.scheduler_config.ToJson().dump()}};
+  std::map<std::string, std::string> metadata = options.metadata;
+  metadata["format"] = "pt";
+  metadata[kMetaUNet] = model.unet_config.ToJson().dump();
+  metadata[kMetaVae] = model.vae_config.ToJson().dump();
+  metadata[kMetaText] = model.text_encoder_config.ToJson().dump();
+  metadata[kMetaScheduler] = model.scheduler_config.ToJson().dump();
   return WriteSafetensors(path, all, metadata);
 }
 
