@@ -234,12 +234,27 @@ absl::Status Client::DeleteImageSet(const std::string& image_set_id) {
 absl::StatusOr<v1::Job> Client::CreateJob(const v1::JobSpec& spec, const std::string& request_id,
                                           const Labels& labels) {
   v1::CreateJobRequest request;
-  request.set_request_id(request_id.empty() ? NewRequestId() : request_id);
+  request.set_request_id(request_id);
   *request.mutable_spec() = spec;
   request.mutable_labels()->insert(labels.begin(), labels.end());
+  return CreateJob(std::move(request));
+}
+
+absl::StatusOr<v1::Job> Client::CreateJob(v1::CreateJobRequest request) {
+  if (request.request_id().empty()) request.set_request_id(NewRequestId());
   v1::Job response;
   absl::Status s =
       Retry([&](grpc::ClientContext* c) { return stub_->CreateJob(c, request, &response); });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<v1::ListWebhookDeliveriesResponse> Client::ListWebhookDeliveries(
+    const v1::ListWebhookDeliveriesRequest& request) {
+  v1::ListWebhookDeliveriesResponse response;
+  absl::Status s = Retry([&](grpc::ClientContext* c) {
+    return stub_->ListWebhookDeliveries(c, request, &response);
+  });
   if (!s.ok()) return s;
   return response;
 }
@@ -366,7 +381,8 @@ absl::StatusOr<v1::Checkpoint> Client::GetCheckpoint(const std::string& checkpoi
 }
 
 absl::StatusOr<v1::Checkpoint> Client::DownloadCheckpoint(const std::string& checkpoint_id,
-                                                          const std::string& output_dir) {
+                                                          const std::string& output_dir,
+                                                          v1::CheckpointFormat format) {
   v1::Checkpoint manifest;
   int64_t offset = 0;
   int failures = 0;
@@ -378,6 +394,7 @@ absl::StatusOr<v1::Checkpoint> Client::DownloadCheckpoint(const std::string& che
     v1::DownloadCheckpointRequest request;
     request.set_checkpoint_id(checkpoint_id);
     request.set_read_offset(offset);
+    request.set_format(format);
     auto reader = stub_->DownloadCheckpoint(&context, request);
     v1::DownloadCheckpointResponse message;
     bool progressed = false;

@@ -120,6 +120,8 @@ class Client {
   // request_id "" => a fresh UUID4 (still making this call's own retries idempotent).
   absl::StatusOr<v1::Job> CreateJob(const v1::JobSpec& spec, const std::string& request_id = "",
                                     const Labels& labels = {});
+  // The whole request (labels, webhook); request.request_id "" => a fresh UUID4.
+  absl::StatusOr<v1::Job> CreateJob(v1::CreateJobRequest request);
   absl::StatusOr<v1::Job> GetJob(const std::string& job_id);
   // One page; request.filter and request.order_by as in service.proto (ListJobsRequest).
   absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request);
@@ -147,14 +149,21 @@ class Client {
   // One checkpoint's manifest and training metrics.
   absl::StatusOr<v1::Checkpoint> GetCheckpoint(const std::string& checkpoint_id);
   // Writes the checkpoint's files under output_dir (diffusers layout), resuming after dropped
-  // connections and verifying every file's SHA-256. Returns the manifest.
-  absl::StatusOr<v1::Checkpoint> DownloadCheckpoint(const std::string& checkpoint_id,
-                                                    const std::string& output_dir);
+  // connections and verifying every file's SHA-256. Returns the manifest. With format
+  // SINGLE_FILE, output_dir receives one .safetensors named by the manifest's one file
+  // (v1::CheckpointFormat); FAILED_PRECONDITION for a kind without that form.
+  absl::StatusOr<v1::Checkpoint> DownloadCheckpoint(
+      const std::string& checkpoint_id, const std::string& output_dir,
+      v1::CheckpointFormat format = v1::CHECKPOINT_FORMAT_FILES);
   absl::Status DeleteCheckpoint(const std::string& checkpoint_id);
 
   // Streams progress and images of a Sample call to on_response.
   absl::Status Sample(const v1::SampleRequest& request,
                       const std::function<void(const v1::SampleResponse&)>& on_response);
+
+  // One page of a job's webhook deliveries with their attempts, oldest first.
+  absl::StatusOr<v1::ListWebhookDeliveriesResponse> ListWebhookDeliveries(
+      const v1::ListWebhookDeliveriesRequest& request);
 
   // The base models CreateJob accepts (spec.base_model), by name.
   absl::StatusOr<v1::ListBaseModelsResponse> ListBaseModels();

@@ -70,6 +70,14 @@ Command AddJobsCancel(CLI::App& jobs);
 Command AddJobsDelete(CLI::App& jobs);
 Command AddJobsWatch(CLI::App& jobs);
 Command AddJobsValidationImage(CLI::App& jobs);
+// dbctl jobs webhooks JOB_ID (dbctl_webhooks.cc): the job's webhook deliveries.
+Command AddJobsWebhooks(CLI::App& jobs);
+// `jobs submit`'s repeatable --webhook-event state|checkpoint (dbctl_webhooks.cc).
+CLI::Option* AddWebhookEvents(CLI::App& app, std::vector<v1::WebhookEventType>* events);
+// The secret in `path` without one trailing newline; INVALID_ARGUMENT naming the file when it
+// cannot be read.
+absl::StatusOr<std::string> ReadWebhookSecret(const std::string& path);
+
 // dbctl checkpoints list|get|download|delete (dbctl_checkpoints.cc).
 Command AddCheckpointsList(CLI::App& checkpoints);
 Command AddCheckpointsGet(CLI::App& checkpoints);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -54,6 +55,9 @@ struct SubmitArgs {
   int32_t num_nodes = spec::kNumNodes;
   int32_t priority = 0;
   v1::MemoryPolicy memory_policy = v1::MEMORY_POLICY_ADAPT;
+  std::string webhook_url;
+  std::string webhook_secret_file;
+  std::vector<v1::WebhookEventType> webhook_events;
 };
 
 struct ListArgs {
@@ -119,6 +123,7 @@ void PrintJob(const v1::Job& job, const Output& out) {
             << ", infrastructure " << job.infra_attempts() << ")\n";
   if (!job.error().empty()) std::cout << "error:       " << job.error() << "\n";
   if (job.cancel_requested()) std::cout << "cancel:      requested\n";
+  if (job.has_webhook()) std::cout << "webhook:     " << job.webhook().url() << "\n";
 }
 
 int JobsSubmit(client::Client& client, const CLI::App& command, const SubmitArgs& args,
@@ -175,7 +180,23 @@ int JobsSubmit(client::Client& client, const CLI::App& command, const SubmitArgs
     std::cout << Json(spec) << "\n";
     return kExitOk;
   }
-  auto job = client.CreateJob(spec, args.request_id, args.labels);
+  v1::CreateJobRequest request;
+  request.set_request_id(args.request_id);
+  *request.mutable_spec() = std::move(spec);
+  request.mutable_labels()->insert(args.labels.begin(), args.labels.end());
+  if (!args.webhook_url.empty()) {
+    if (args.webhook_secret_file.empty()) {
+      return cli::UsageError(command, "--webhook-url needs --webhook-secret-file");
+    }
+    absl::StatusOr<std::string> secret = ReadWebhookSecret(args.webhook_secret_file);
+    if (!secret.ok()) return cli::UsageError(command, std::string(secret.status().message()));
+    request.mutable_webhook()->set_url(args.webhook_url);
+    request.mutable_webhook()->set_secret(*secret);
+    for (v1::WebhookEventType e : args.webhook_events) request.mutable_webhook()->add_events(e);
+  } else if (!args.webhook_secret_file.empty() || !args.webhook_events.empty()) {
+    return cli::UsageError(command, "--webhook-secret-file and --webhook-event need --webhook-url");
+  }
+  auto job = client.CreateJob(std::move(request));
   if (!job.ok()) return Fail(job.status());
   if (out.json()) {
     std::cout << Json(*job) << "\n";
@@ -397,6 +418,12 @@ Command AddJobsSubmit(CLI::App& jobs) {
   cli::AddParsed(*cmd, "--memory-policy", &a->memory_policy, ParseMemoryPolicy,
                  "when the job may not fit its device: adapt (turn on memory savers) or refuse",
                  "POLICY", "adapt");
+  cli::AddString(*cmd, "--webhook-url", &a->webhook_url,
+                 "POST the job's events to this http(s) URL, signed (docs/webhooks.md)");
+  cli::AddString(*cmd, "--webhook-secret-file", &a->webhook_secret_file,
+                 "a file holding the webhook's HMAC key, 16..256 bytes (one trailing newline is "
+                 "dropped)");
+  AddWebhookEvents(*cmd, &a->webhook_events);
   return {cmd, [cmd, a](client::Client& client, const Output& out) {
             return JobsSubmit(client, *cmd, *a, out);
           }};

@@ -77,7 +77,8 @@ int main(int argc, char** argv) {
   CLI::App* jobs = AddGroup(app, "jobs", "Submit, list, inspect, watch, cancel and delete jobs");
   for (auto add :
        {dbctl::AddJobsSubmit, dbctl::AddJobsGet, dbctl::AddJobsList, dbctl::AddJobsCancel,
-        dbctl::AddJobsDelete, dbctl::AddJobsWatch, dbctl::AddJobsValidationImage}) {
+        dbctl::AddJobsDelete, dbctl::AddJobsWatch, dbctl::AddJobsValidationImage,
+        dbctl::AddJobsWebhooks}) {
     commands.push_back(add(*jobs));
   }
   CLI::App* checkpoints =

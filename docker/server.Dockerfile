@@ -33,7 +33,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libabsl20220623 libc-ares2 libcivetweb1 libfmt9 libgrpc++1.51 libgrpc29 libjpeg62-turbo \
       libpng16-16 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libprotobuf32 libre2-9 \
-      libspdlog1.10 libsqlite3-0 libssl3 zlib1g \
+      libspdlog1.10 libsqlite3-0 libssl3 libcurl4 zlib1g \
       ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
 # A fixed uid, so that files in volumes and bind-mounted secrets can be given to it on the host.

@@ -19,7 +19,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsqlite3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
   libpng-dev libjpeg62-turbo-dev libturbojpeg0-dev libre2-dev nlohmann-json3-dev libssl-dev
-  libicu-dev libcli11-dev prometheus-cpp-dev libyaml-cpp-dev
+  libicu-dev libcli11-dev prometheus-cpp-dev libyaml-cpp-dev libcurl4-openssl-dev
   clang libclang-rt-dev
   python3 python3-venv
 )

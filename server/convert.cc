@@ -52,6 +52,15 @@ absl::StatusOr<v1::Job> ToProto(const storage::JobRecord& r) {
   job.set_last_sequence(r.last_sequence);
   job.set_request_id(r.request_id);
   job.mutable_labels()->insert(r.labels.begin(), r.labels.end());
+  if (!r.webhook_url.empty()) {
+    job.mutable_webhook()->set_url(r.webhook_url);
+    for (int type : {v1::WEBHOOK_EVENT_TYPE_JOB_STATE_CHANGED,
+                     v1::WEBHOOK_EVENT_TYPE_CHECKPOINT_CREATED}) {
+      if ((r.webhook_events & (1 << type)) != 0) {
+        job.mutable_webhook()->add_events(static_cast<v1::WebhookEventType>(type));
+      }
+    }
+  }
   return job;
 }
 
@@ -121,6 +130,29 @@ v1::Checkpoint ToProto(const storage::CheckpointRecord& r) {
   }
   c.set_total_bytes(total);
   return c;
+}
+
+v1::WebhookDelivery ToProto(const storage::WebhookDeliveryRecord& d) {
+  v1::WebhookDelivery delivery;
+  delivery.set_id(d.id);
+  delivery.set_job_id(d.job_id);
+  delivery.set_event_type(static_cast<v1::WebhookEventType>(d.event_type));
+  delivery.set_event_sequence(d.event_sequence);
+  delivery.set_state(static_cast<v1::WebhookDelivery::State>(d.state));
+  delivery.set_create_time_ms(d.create_time_ms);
+  if (d.state == storage::WebhookDeliveryState::kPending) {
+    delivery.set_next_attempt_time_ms(d.next_attempt_ms);
+  }
+  delivery.set_body(d.body);
+  for (const storage::WebhookAttemptRecord& a : d.attempts) {
+    v1::WebhookAttempt* attempt = delivery.add_attempts();
+    attempt->set_number(a.number);
+    attempt->set_start_time_ms(a.start_time_ms);
+    attempt->set_duration_ms(a.duration_ms);
+    attempt->set_http_status(a.http_status);
+    attempt->set_error(a.error);
+  }
+  return delivery;
 }
 
 std::optional<std::string> FieldOf(const absl::Status& status) {

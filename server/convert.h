@@ -25,6 +25,7 @@ v1::JobEvent ToProto(const storage::EventRecord& event);
 v1::ImageSet ToProto(const storage::ImageSetRecord& set);
 v1::StoredImage ToProto(const storage::StoredImageRecord& image);
 v1::Checkpoint ToProto(const storage::CheckpointRecord& checkpoint);
+v1::WebhookDelivery ToProto(const storage::WebhookDeliveryRecord& delivery);
 
 // Canonical codes map 1:1 (absl and gRPC share the numbering). A storage (SQLite) error keeps its
 // code, but its message, which names SQL, tables and columns, is logged under a random reference

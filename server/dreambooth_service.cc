@@ -58,6 +58,8 @@ DreamBoothService::DreamBoothService(ServiceCore* core, const Authenticator* aut
   install("GetCheckpoint", StrictUnaryHandler(this, &DreamBoothService::GetCheckpoint));
   install("GetValidationImage", StrictUnaryHandler(this, &DreamBoothService::GetValidationImage));
   install("ListBaseModels", StrictUnaryHandler(this, &DreamBoothService::ListBaseModels));
+  install("ListWebhookDeliveries",
+          StrictUnaryHandler(this, &DreamBoothService::ListWebhookDeliveries));
   install("WatchJob", StrictServerStreamingHandler(this, &DreamBoothService::WatchJob));
   install("DownloadCheckpoint",
           StrictServerStreamingHandler(this, &DreamBoothService::DownloadCheckpoint));
@@ -148,7 +150,8 @@ grpc::ServerUnaryReactor* DreamBoothService::CreateJob(grpc::CallbackServerConte
     ASSIGN_OR_RETURN(
         storage::JobRecord job,
         core_->CreateJob(caller, request->spec(), request->request_id(),
-                         storage::Labels(request->labels().begin(), request->labels().end())));
+                         storage::Labels(request->labels().begin(), request->labels().end()),
+                         request->webhook()));
     ASSIGN_OR_RETURN(*response, ToProto(job));
     return absl::OkStatus();
   }());
@@ -305,6 +308,29 @@ grpc::ServerUnaryReactor* DreamBoothService::GetValidationImage(
     }
     ASSIGN_OR_RETURN(*response,
                      core_->GetValidationImage(caller, request->job_id(), request->sequence()));
+    return absl::OkStatus();
+  }());
+}
+
+grpc::ServerUnaryReactor* DreamBoothService::ListWebhookDeliveries(
+    grpc::CallbackServerContext* context, const v1::ListWebhookDeliveriesRequest* request,
+    v1::ListWebhookDeliveriesResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
+    RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
+    RETURN_IF_ERROR(core_->GetJobFor(caller, request->job_id()).status());
+    ASSIGN_OR_RETURN(int page_size, PageSize(request->page_size(), kDefaultCheckpointPageSize));
+    const std::string kind = absl::StrCat("webhook_deliveries/job=", request->job_id());
+    int64_t cursor = 0;
+    if (!request->page_token().empty()) {
+      ASSIGN_OR_RETURN(cursor, core_->DecodePageToken(kind, request->page_token()));
+    }
+    ASSIGN_OR_RETURN(storage::WebhookStore::Page page,
+                     core_->webhooks().List(request->job_id(), page_size, cursor));
+    for (const auto& d : page.deliveries) *response->add_deliveries() = ToProto(d);
+    if (page.next_cursor != 0) {
+      response->set_next_page_token(core_->EncodePageToken(kind, page.next_cursor));
+    }
     return absl::OkStatus();
   }());
 }

@@ -56,6 +56,9 @@ class DreamBoothService final : public v1::DreamBooth::CallbackService {
   grpc::ServerUnaryReactor* ListBaseModels(grpc::CallbackServerContext* context,
                                            const v1::ListBaseModelsRequest* request,
                                            v1::ListBaseModelsResponse* response) override;
+  grpc::ServerUnaryReactor* ListWebhookDeliveries(
+      grpc::CallbackServerContext* context, const v1::ListWebhookDeliveriesRequest* request,
+      v1::ListWebhookDeliveriesResponse* response) override;
   grpc::ServerWriteReactor<v1::DownloadCheckpointResponse>* DownloadCheckpoint(
       grpc::CallbackServerContext* context, const v1::DownloadCheckpointRequest* request) override;
   grpc::ServerWriteReactor<v1::SampleResponse>* Sample(grpc::CallbackServerContext* context,

@@ -14,6 +14,8 @@
 //               [--log-level=info]
 //               [--log-format=text|json] [--local-workers=N|auto] [--worker-cache-dir=DIR]
 //               [--worker-binary=PATH] [--worker-threads=N]
+//               [--webhook-allowed-url-prefixes=P,...] [--webhook-max-attempts=8]
+//               [--webhook-initial-backoff=10s] [--webhook-timeout=10s] [--webhook-concurrency=4]
 //
 //   dreamboothd keys create --tenant=T [--role=tenant|admin|worker] | keys list | keys revoke ID
 //
@@ -33,10 +35,11 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/cli_flags.h"
+#include "common/logging.h"
 #include "server/key_admin.h"
-#include "server/logging.h"
 #include "server/server.h"
 #include "server/worker_supervisor.h"
 
@@ -62,6 +65,9 @@ struct Flags {
   int worker_threads = 0;  // 0 => the worker's default
   int64_t readiness_min_free_mb = server.readiness_min_free_bytes >> 20;
   std::string tls_ca_cert;  // "" => --tls-cert's file
+  std::string webhook_allowed_url_prefixes;  // comma-separated
+  absl::Duration webhook_initial_backoff = absl::Milliseconds(server.webhook_initial_backoff_ms);
+  absl::Duration webhook_timeout = absl::Milliseconds(server.webhook_timeout_ms);
 };
 
 void AddFlags(CLI::App& app, Flags& f) {
@@ -102,6 +108,17 @@ void AddFlags(CLI::App& app, Flags& f) {
   cli::AddString(app, "--metrics-listen", &f.server.metrics_listen,
                  "HOST:PORT of a Prometheus /metrics endpoint (plain HTTP, no credentials: keep it "
                  "on a private address); empty: none");
+  cli::AddString(app, "--webhook-allowed-url-prefixes", &f.webhook_allowed_url_prefixes,
+                 "comma-separated URL prefixes a job's webhook must start with (e.g. "
+                 "https://hooks.example.com/); empty: any http:// or https:// URL");
+  cli::AddInt(app, "--webhook-max-attempts", &f.server.webhook_max_attempts,
+              "POSTs per webhook delivery before it is FAILED", 1, 100);
+  cli::AddDuration(app, "--webhook-initial-backoff", &f.webhook_initial_backoff,
+                   "delay before a webhook delivery's first retry; doubles per retry, at most 1h");
+  cli::AddDuration(app, "--webhook-timeout", &f.webhook_timeout,
+                   "one webhook POST's time limit (connect + answer)");
+  cli::AddInt(app, "--webhook-concurrency", &f.server.webhook_concurrency,
+              "webhook POSTs in flight at once", 1, 64);
   cli::AddDuration(app, "--gang-formation-timeout", &f.gang_formation_timeout,
                    "a multi-node job (spec.num_nodes > 1) waits this long for all its workers, "
                    "then goes back to the queue");
@@ -180,8 +197,13 @@ int main(int argc, char** argv) {
   options.gang_formation_timeout_ms = absl::ToInt64Milliseconds(flags.gang_formation_timeout);
   options.readiness_min_free_bytes = flags.readiness_min_free_mb << 20;
   options.sample_queue_timeout_ms = absl::ToInt64Milliseconds(flags.sample_queue_timeout);
+  options.webhook_initial_backoff_ms = absl::ToInt64Milliseconds(flags.webhook_initial_backoff);
+  options.webhook_timeout_ms = absl::ToInt64Milliseconds(flags.webhook_timeout);
+  options.webhook_allowed_url_prefixes =
+      absl::StrSplit(flags.webhook_allowed_url_prefixes, ',', absl::SkipWhitespace());
   const int64_t grace_ms = absl::ToInt64Milliseconds(flags.shutdown_grace);
-  if (absl::Status s = dreambooth::server::ConfigureLogging(flags.log_level, flags.log_format);
+  if (absl::Status s =
+          dreambooth::ConfigureLogging("dreamboothd", flags.log_level, flags.log_format);
       !s.ok()) {
     return dreambooth::cli::UsageError(app, s.message());
   }
@@ -229,9 +251,14 @@ int main(int argc, char** argv) {
       wo.extra_args.insert(wo.extra_args.end(), {"--threads", absl::StrCat(flags.worker_threads)});
     }
     wo.grace_ms = 60'000;
-    // Through the daemon's logger: under --log-format=json every worker line is a JSON object
-    // whose msg is the line ("[worker-0] [train] job job_... attempt 1 started").
+    // The workers log as the daemon does; their lines join the daemon's stream: under
+    // --log-format=json each worker line is a JSON object of its own (with "source":"worker-N").
+    wo.extra_args.insert(wo.extra_args.end(),
+                         {"--log-format", flags.log_format, "--log-level", flags.log_level});
     wo.log = [](const std::string& line) { spdlog::info("{}", line); };
+    wo.worker_log = [](int index, const std::string& line) {
+      dreambooth::LogChildLine(absl::StrCat("worker-", index), line);
+    };
     auto started = dreambooth::server::WorkerSupervisor::Start(wo, std::move(slots));
     if (!started.ok()) {
       spdlog::error("cannot start local workers: {}", started.status().ToString());

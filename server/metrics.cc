@@ -91,13 +91,19 @@ class Metrics::Families {
                          .Name("dreambooth_upload_bytes_total")
                          .Help("Image bytes received by UploadImages (duplicates included)")
                          .Register(registry)
-                         .Add({})) {}
+                         .Add({})),
+        webhook_attempts(prometheus::BuildCounter()
+                             .Name("dreambooth_webhook_attempts_total")
+                             .Help("Webhook POSTs, by outcome: delivered (2xx), retry (will be "
+                                   "retried), failed (the delivery's last attempt)")
+                             .Register(registry)) {}
 
   prometheus::Family<prometheus::Histogram>& rpc;
   prometheus::Histogram& queue_wait;
   prometheus::Family<prometheus::Histogram>& job_duration;
   prometheus::Counter& training_steps;
   prometheus::Counter& upload_bytes;
+  prometheus::Family<prometheus::Counter>& webhook_attempts;
 };
 
 // The gauges read at scrape time.
@@ -208,6 +214,10 @@ double Metrics::ImagesPerSecond() {
     if (now - p.time_ms <= kProgressStaleMs) sum += p.images_per_second;
   }
   return sum;
+}
+
+void Metrics::ObserveWebhookAttempt(const std::string& outcome) {
+  families_->webhook_attempts.Add({{"outcome", outcome}}).Increment();
 }
 
 void Metrics::AddUploadBytes(int64_t bytes) {

@@ -54,6 +54,8 @@ class Metrics {
   void ObserveTrainingProgress(const std::string& job_id, int64_t step, double images_per_second,
                                int64_t now_ms);
   void AddUploadBytes(int64_t bytes);
+  // A webhook POST ended: "delivered", "retry" or "failed".
+  void ObserveWebhookAttempt(const std::string& outcome);
 
   // The exposition text a scrape gets.
   std::string Text() const;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace dreambooth::server {
 
@@ -82,6 +83,14 @@ struct ServerOptions {
   // gRPC's 4 MiB default so that a worker can relay a large sample PNG (a 2048x2048 image) in
   // one ReportSampleOutput call.
   int max_message_bytes = 16 << 20;
+  // Webhooks (docs/webhooks.md): the URL prefixes a job's webhook must start with (empty => any
+  // http:// or https:// URL), attempts per delivery, the delay before the first retry (doubling
+  // each time, at most 1 h), one POST's timeout, and how many POSTs run at once.
+  std::vector<std::string> webhook_allowed_url_prefixes;
+  int webhook_max_attempts = 8;
+  int64_t webhook_initial_backoff_ms = 10'000;
+  int64_t webhook_timeout_ms = 10'000;
+  int webhook_concurrency = 4;
 };
 
 }  // namespace dreambooth::server

@@ -150,6 +150,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     health->SetServingStatus(name, true);
     health->SetServingStatus(kReadinessService, false);  // until the first check (SweepLoop)
   }
+  WebhookDispatcher::Options webhook_options;
+  webhook_options.max_attempts = options.webhook_max_attempts;
+  webhook_options.initial_backoff_ms = options.webhook_initial_backoff_ms;
+  webhook_options.timeout_ms = options.webhook_timeout_ms;
+  webhook_options.concurrency = options.webhook_concurrency;
+  server->webhooks_ = std::make_unique<WebhookDispatcher>(
+      &server->core_->webhooks(), server->metrics_.get(), webhook_options);
+  server->webhooks_->Start();
   server->sweeper_ = std::thread([s = server.get()] { s->SweepLoop(); });
   if (options.gc_interval_ms > 0) {
     server->maintainer_ = std::thread([s = server.get()] { s->MaintenanceLoop(); });
@@ -227,6 +235,7 @@ void Server::Shutdown(int64_t grace_ms) {
   }
   if (sweeper_.joinable()) sweeper_.join();
   if (maintainer_.joinable()) maintainer_.join();
+  if (webhooks_ != nullptr) webhooks_->Stop();
   if (core_ != nullptr) core_->progress().FlushDue(core_->NowMs(), /*all=*/true);
   metrics_.reset();  // stops scrapes before the database closes
   core_.reset();     // closes the database

@@ -17,6 +17,7 @@
 #include "server/metrics.h"
 #include "server/options.h"
 #include "server/service_core.h"
+#include "server/webhook_dispatcher.h"
 #include "server/worker_gateway_service.h"
 
 namespace dreambooth::server {
@@ -61,6 +62,7 @@ class Server {
   int port_ = 0;
   int worker_port_ = 0;
   std::unique_ptr<Metrics> metrics_;  // with --metrics-listen; outlives the gRPC servers' calls
+  std::unique_ptr<WebhookDispatcher> webhooks_;
   int metrics_port_ = 0;
 
   absl::Mutex mu_;

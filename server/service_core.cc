@@ -14,9 +14,11 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/request_checks.h"
 #include "server/sample_broker.h"
+#include "server/webhook_request.h"
 #include "spec/builtin_models.h"
 #include "spec/job_spec_rules.h"
 #include "storage/labels.h"
@@ -66,6 +68,7 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Open(const ServerOptio
   db_options.path = options.data_dir + "/db.sqlite";
   ASSIGN_OR_RETURN(b->db_, storage::Database::Open(db_options));
   b->jobs_ = std::make_unique<storage::JobStore>(b->db_.get());
+  b->webhooks_ = std::make_unique<storage::WebhookStore>(b->db_.get());
   b->catalog_ = std::make_unique<storage::CatalogStore>(b->db_.get());
   b->workers_ = std::make_unique<storage::WorkerRegistry>(b->db_.get());
   b->keys_ = std::make_unique<storage::KeyStore>(b->db_.get());
@@ -128,13 +131,16 @@ absl::StatusOr<storage::CheckpointRecord> ServiceCore::GetCheckpointFor(
 absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const Caller& caller,
                                                           const v1::JobSpec& request_spec,
                                                           const std::string& request_id,
-                                                          const storage::Labels& labels) {
+                                                          const storage::Labels& labels,
+                                                          const v1::Webhook& webhook) {
   // Fields this server does not know (a newer client's, or junk) are dropped, never stored or
   // echoed: they would inflate every Job and ListJobs page.
   v1::JobSpec spec = request_spec;
   spec.DiscardUnknownFields();
   RETURN_IF_ERROR(CheckRequestId("request_id", request_id));
   RETURN_IF_ERROR(CheckLabels("labels", labels));
+  ASSIGN_OR_RETURN(storage::NewWebhook new_webhook,
+                   CheckWebhook(webhook, options_.webhook_allowed_url_prefixes));
   ASSIGN_OR_RETURN(v1::JobSpec resolved, spec::ResolveJobSpec(spec));
   ASSIGN_OR_RETURN(bool known, IsKnownBaseModel(resolved.base_model()));
   if (!known) {
@@ -188,6 +194,12 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const Caller& caller,
   if (!labels.empty())
     absl::StrAppend(&job.request_fingerprint, "|", storage::LabelsToJson(labels));
   job.labels = labels;
+  // So is the webhook (its secret by digest).
+  if (!new_webhook.url.empty()) {
+    absl::StrAppend(&job.request_fingerprint, "|webhook=", new_webhook.url, "|",
+                    new_webhook.events, "|", Sha256Hex(new_webhook.secret));
+  }
+  job.webhook = std::move(new_webhook);
   job.max_active_jobs_of_tenant = options_.tenant_max_active_jobs;
   // Over the storage quota a new job is refused, but a retry still gets the job it created.
   if (absl::Status quota = CheckStorageQuota(caller, 0); !quota.ok()) {
@@ -196,6 +208,11 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const Caller& caller,
   }
   ASSIGN_OR_RETURN(storage::JobRecord created,
                    jobs_->Create(job, NowMs(), options_.request_retention_ms));
+  // A retried request_id logs its job again, with the same job_id.
+  LogInfo("job created", {{"job_id", created.id},
+                          {"tenant", created.tenant},
+                          {"base_model", created.base_model},
+                          {"request_id", request_id}});
   hub_.Notify(created.id);
   NotifyTaskAvailable();
   return created;
@@ -232,6 +249,7 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CancelJob(const Caller& caller,
                                                           const std::string& job_id) {
   ASSIGN_OR_RETURN(storage::JobRecord before, GetJobFor(caller, job_id));
   ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->Cancel(job_id, NowMs()));
+  LogInfo("cancel requested", {{"job_id", job_id}, {"tenant", caller.tenant}});
   hub_.Notify(job_id);
   if (!storage::IsTerminal(before.state)) NoteJobEnd(job_id);
   return job;
@@ -264,7 +282,7 @@ absl::Status ServiceCore::DeleteJob(const Caller& caller, const std::string& job
   RETURN_IF_ERROR(GetJobFor(caller, job_id).status());
   progress_->Flush(job_id, NowMs());
   ASSIGN_OR_RETURN(storage::JobRecord job, jobs_->Delete(job_id));
-  spdlog::info("job {} deleted (was {})", job_id, static_cast<int>(job.state));
+  LogInfo("job deleted", {{"job_id", job_id}, {"tenant", caller.tenant}});
   hub_.Notify(job_id);
   if (job.state == storage::JobState::kRunning) NotifyTaskAvailable();
   return absl::OkStatus();
@@ -287,9 +305,10 @@ absl::StatusOr<storage::GcReport> ServiceCore::RunMaintenance() {
       jobs_->PruneHistory(now - options_.request_retention_ms, now - options_.event_retention_ms));
   spdlog::info(
       "maintenance: {} blobs ({} referenced, {} within the grace period), deleted {} ({} bytes); "
-      "dropped {} ended leases' write records, {} expired request ids, {} old events",
+      "dropped {} ended leases' write records, {} expired request ids, {} old events, {} settled "
+      "webhook deliveries",
       report.blobs, report.referenced, report.young, report.deleted, report.bytes_freed,
-      report.stale_lease_rows, pruned.request_ids, pruned.events);
+      report.stale_lease_rows, pruned.request_ids, pruned.events, pruned.webhook_deliveries);
   return report;
 }
 
@@ -331,6 +350,7 @@ void ServiceCore::SweepExpiredLeases() {
   absl::StatusOr<std::vector<std::string>> changed = jobs_->SweepExpired(now);
   if (changed.ok()) {
     for (const std::string& id : *changed) {
+      LogWarn("lease expired", {{"job_id", id}});
       hub_.Notify(id);
       NoteJobEnd(id);
     }

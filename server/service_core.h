@@ -29,6 +29,7 @@
 #include "server/sample_broker.h"
 #include "server/work_pool.h"
 #include "storage/blob_gc.h"
+#include "storage/webhook_store.h"
 #include "storage/blob_store.h"
 #include "storage/catalog_store.h"
 #include "storage/database.h"
@@ -60,10 +61,12 @@ class ServiceCore {
   // the caller's tenant (idempotent on the tenant's request_id). Wakes watchers. A
   // text-to-image job whose instance set has an image without a caption is FAILED_PRECONDITION
   // naming that image. Unknown fields of `spec` are dropped.
-  // `labels` are checked (INVALID_ARGUMENT naming "labels") and stored with the job.
+  // `labels` are checked (INVALID_ARGUMENT naming "labels") and stored with the job, and so is
+  // `webhook` when it has a url (INVALID_ARGUMENT naming the "webhook.*" field).
   absl::StatusOr<storage::JobRecord> CreateJob(const Caller& caller, const v1::JobSpec& spec,
                                                const std::string& request_id,
-                                               const storage::Labels& labels = {});
+                                               const storage::Labels& labels = {},
+                                               const v1::Webhook& webhook = {});
   // Cancels and wakes watchers.
   absl::StatusOr<storage::JobRecord> CancelJob(const Caller& caller, const std::string& job_id);
   // FAILED_PRECONDITION naming the largest registered worker when none registered within
@@ -193,7 +196,8 @@ class ServiceCore {
   Metrics* metrics() const { return metrics_; }
   // What a metrics scrape reads from the database.
   absl::StatusOr<Metrics::Snapshot> MetricsSnapshot();
-  // Records in the metrics how `job_id` ended, when it has (no-op without metrics).
+  // After an attempt of `job_id` ended: logs "job requeued" or the job's end ("job succeeded",
+  // ...) with its ids, and records an end in the metrics (when there are metrics).
   void NoteJobEnd(const std::string& job_id);
   // The blob store changed: the next scrape walks it again.
   void BlobsChanged();
@@ -206,6 +210,7 @@ class ServiceCore {
 
   const ServerOptions& options() const { return options_; }
   storage::JobStore& jobs() { return *jobs_; }
+  storage::WebhookStore& webhooks() { return *webhooks_; }
   storage::CatalogStore& catalog() { return *catalog_; }
   storage::KeyStore& keys() { return *keys_; }
   storage::BlobStore& blobs() { return *blobs_; }
@@ -238,6 +243,7 @@ class ServiceCore {
   int lock_fd_ = -1;
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<storage::JobStore> jobs_;
+  std::unique_ptr<storage::WebhookStore> webhooks_;
   std::unique_ptr<storage::CatalogStore> catalog_;
   std::unique_ptr<storage::WorkerRegistry> workers_;
   // What RegisterWorker last wrote per worker and when: every LeaseTask registers, but an

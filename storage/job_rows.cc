@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "storage/labels.h"
+#include "storage/webhook_rows.h"
 
 namespace dreambooth::storage::internal {
 
@@ -38,6 +39,8 @@ JobRecord ReadJobRow(const Statement& s) {
   j.num_nodes = static_cast<int>(s.ColumnInt(27));
   j.gang_rendezvous = s.ColumnText(28);
   j.labels = LabelsFromJson(s.ColumnText(29));
+  j.webhook_url = s.ColumnText(30);
+  j.webhook_events = static_cast<int>(s.ColumnInt(31));
   return j;
 }
 
@@ -82,7 +85,7 @@ absl::StatusOr<int64_t> AppendEvent(Connection& c, const std::string& job_id, Ev
                                     int64_t now_ms) {
   ASSIGN_OR_RETURN(Statement bump, c.Prepare("UPDATE jobs SET last_sequence = last_sequence + 1 "
                                              "WHERE id = ? RETURNING last_sequence, state, "
-                                             "attempt"));
+                                             "attempt, webhook_url, webhook_events"));
   bump.Bind(1, job_id);
   ASSIGN_OR_RETURN(bool row, bump.Step());
   if (!row) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
@@ -90,6 +93,8 @@ absl::StatusOr<int64_t> AppendEvent(Connection& c, const std::string& job_id, Ev
   e.state = static_cast<JobState>(bump.ColumnInt(1));
   e.attempt = static_cast<int>(bump.ColumnInt(2));
   e.time_ms = now_ms;
+  const bool has_webhook = !bump.ColumnText(3).empty();
+  const int webhook_events = static_cast<int>(bump.ColumnInt(4));
   RETURN_IF_ERROR(bump.Run());  // finish the RETURNING statement
   ASSIGN_OR_RETURN(Statement ins,
                    c.Prepare("INSERT INTO events (job_id, sequence, time_ms, kind, state, stage, "
@@ -110,6 +115,7 @@ absl::StatusOr<int64_t> AppendEvent(Connection& c, const std::string& job_id, Ev
       .Bind(13, e.message)
       .Bind(14, int64_t{e.attempt});
   RETURN_IF_ERROR(ins.Run());
+  if (has_webhook) RETURN_IF_ERROR(EnqueueWebhookDelivery(c, job_id, e, webhook_events));
   return e.sequence;
 }
 

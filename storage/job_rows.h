@@ -18,9 +18,9 @@ inline constexpr char kJobColumns[] =
     "total_steps, create_time_ms, start_time_ms, end_time_ms, attempt, error_attempts, "
     "infra_attempts, max_attempts, max_infra_attempts, error, cancel_requested, worker_id, "
     "lease_expires_ms, last_sequence, tenant, num_devices, priority, num_nodes, gang_rendezvous, "
-    "labels";
+    "labels, webhook_url, webhook_events";
 // Number of columns in kJobColumns (the first column after them in a SELECT).
-inline constexpr int kJobColumnCount = 30;
+inline constexpr int kJobColumnCount = 32;
 
 JobRecord ReadJobRow(const Statement& stmt);
 

@@ -56,8 +56,8 @@ absl::StatusOr<JobRecord> JobStore::Create(const NewJob& job, int64_t now_ms,
                      c.Prepare("INSERT INTO jobs (id, spec, base_model, instance_set, "
                                "regularization_set, request_id, state, create_time_ms, "
                                "max_attempts, max_infra_attempts, tenant, num_devices, "
-                               "priority, num_nodes, labels) VALUES "
-                               "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+                               "priority, num_nodes, labels, webhook_url, webhook_events, "
+                               "webhook_secret) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
     ins.Bind(1, id)
         .BindBlob(2, job.spec)
         .Bind(3, job.base_model)
@@ -72,7 +72,10 @@ absl::StatusOr<JobRecord> JobStore::Create(const NewJob& job, int64_t now_ms,
         .Bind(12, int64_t{job.num_devices})
         .Bind(13, int64_t{job.priority})
         .Bind(14, int64_t{job.num_nodes})
-        .Bind(15, LabelsToJson(job.labels));
+        .Bind(15, LabelsToJson(job.labels))
+        .Bind(16, job.webhook.url)
+        .Bind(17, int64_t{job.webhook.events})
+        .Bind(18, job.webhook.secret);
     RETURN_IF_ERROR(ins.Run());
     if (!job.request_id.empty()) {
       ASSIGN_OR_RETURN(Statement remember,
@@ -234,6 +237,14 @@ absl::StatusOr<JobStore::Pruned> JobStore::PruneHistory(int64_t request_ids_befo
     events.Bind(1, events_of_jobs_ended_before_ms);
     RETURN_IF_ERROR(events.Run());
     pruned.events = c.Changes();
+    // Their settled webhook deliveries go too (with their attempts); pending ones stay.
+    ASSIGN_OR_RETURN(Statement deliveries,
+                     c.Prepare("DELETE FROM webhook_deliveries WHERE state != 1 AND job_id IN "
+                               "(SELECT id FROM jobs WHERE state IN (3, 4, 5) AND end_time_ms > 0 "
+                               "AND end_time_ms < ?)"));
+    deliveries.Bind(1, events_of_jobs_ended_before_ms);
+    RETURN_IF_ERROR(deliveries.Run());
+    pruned.webhook_deliveries = c.Changes();
     return absl::OkStatus();
   }));
   return pruned;

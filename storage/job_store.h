@@ -73,9 +73,11 @@ class JobStore {
   struct Pruned {
     int64_t request_ids = 0;
     int64_t events = 0;
+    int64_t webhook_deliveries = 0;
   };
   // Forgets request ids created before `request_ids_before_ms`, and deletes the events of jobs
-  // that ended before `events_of_jobs_ended_before_ms` except each one's last (terminal) event.
+  // that ended before `events_of_jobs_ended_before_ms` except each one's last (terminal) event,
+  // and those jobs' webhook deliveries that are no longer PENDING.
   absl::StatusOr<Pruned> PruneHistory(int64_t request_ids_before_ms,
                                       int64_t events_of_jobs_ended_before_ms);
 

@@ -302,11 +302,45 @@ INSERT INTO base_model_workers (name, worker_id, last_seen_ms)
   SELECT name, worker_id, last_seen_ms FROM base_models;
 )sql";
 
+// Version 8: webhooks. A job's webhook (URL, event mask, HMAC secret) lives on its row; each
+// matching event queues a delivery in the transaction that stores the event (an outbox), and
+// the daemon's dispatcher POSTs it, recording every attempt. Both go with their job.
+constexpr std::string_view kV8 = R"sql(
+ALTER TABLE jobs ADD COLUMN webhook_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN webhook_events INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN webhook_secret TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE webhook_deliveries (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  event_type INTEGER NOT NULL,
+  event_sequence INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  create_time_ms INTEGER NOT NULL,
+  next_attempt_ms INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_ms);
+CREATE INDEX webhook_deliveries_of_job ON webhook_deliveries(job_id, seq);
+
+CREATE TABLE webhook_attempts (
+  delivery_seq INTEGER NOT NULL REFERENCES webhook_deliveries(seq) ON DELETE CASCADE,
+  number INTEGER NOT NULL,
+  start_time_ms INTEGER NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  http_status INTEGER NOT NULL,
+  error TEXT NOT NULL,
+  PRIMARY KEY (delivery_seq, number)
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 const std::vector<std::string_view>& Migrations() {
   static const auto* migrations =
-      new std::vector<std::string_view>{kV1, kV2, kV3, kV4, kV5, kV6, kV7};
+      new std::vector<std::string_view>{kV1, kV2, kV3, kV4, kV5, kV6, kV7, kV8};
   return *migrations;
 }
 

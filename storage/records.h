@@ -102,6 +102,23 @@ struct NewImageSet {
 };
 
 // What CreateJob stores.
+// Values equal dreambooth.v1.WebhookEventType.
+enum class WebhookEventType : int {
+  kUnspecified = 0,
+  kJobStateChanged = 1,
+  kCheckpointCreated = 2,
+};
+
+// A webhook's event mask has bit (1 << type) set for each type it wants; 0 => every type.
+inline int WebhookEventBit(WebhookEventType type) { return 1 << static_cast<int>(type); }
+
+// A job's webhook as created: url "" => none.
+struct NewWebhook {
+  std::string url;
+  int events = 0;  // event mask (WebhookEventBit); 0 => every type
+  std::string secret;
+};
+
 struct NewJob {
   std::string tenant = kDefaultTenant;
   std::string spec;  // serialized dreambooth.v1.JobSpec, defaults resolved
@@ -123,6 +140,7 @@ struct NewJob {
   // When set, a job that is not a retry of an earlier request is RESOURCE_EXHAUSTED with this
   // message (a quota the caller checked).
   std::string refuse_new_job;
+  NewWebhook webhook;
 };
 
 struct JobRecord {
@@ -161,6 +179,10 @@ struct JobRecord {
   // node's).
   int gang_node = 0;
   Labels labels;
+  // The job's webhook ("" => none) and its WebhookEventMask (0 => every event type). The secret
+  // is never loaded into a JobRecord.
+  std::string webhook_url;
+  int webhook_events = 0;
 };
 
 struct EventRecord {
@@ -177,6 +199,42 @@ struct EventRecord {
   float eta_seconds = -1;
   std::string message;
   int attempt = 0;  // assigned by the store
+};
+
+// Values equal dreambooth.v1.WebhookDelivery.State.
+enum class WebhookDeliveryState : int {
+  kUnspecified = 0,
+  kPending = 1,
+  kDelivered = 2,
+  kFailed = 3,
+};
+
+struct WebhookAttemptRecord {
+  int number = 0;  // 1-based
+  int64_t start_time_ms = 0;
+  int64_t duration_ms = 0;
+  int http_status = 0;  // 0 => no answer
+  std::string error;    // "" => delivered
+};
+
+struct WebhookDeliveryRecord {
+  int64_t seq = 0;  // insertion order (pagination cursor)
+  std::string id;   // "whd_<hex>"
+  std::string job_id;
+  WebhookEventType event_type = WebhookEventType::kUnspecified;
+  int64_t event_sequence = 0;
+  std::string body;  // the JSON POSTed
+  WebhookDeliveryState state = WebhookDeliveryState::kUnspecified;
+  int64_t create_time_ms = 0;
+  int64_t next_attempt_ms = 0;  // while PENDING
+  std::vector<WebhookAttemptRecord> attempts;
+};
+
+// A delivery claimed for an attempt, with where to send it and the key to sign it with.
+struct WebhookTask {
+  WebhookDeliveryRecord delivery;
+  std::string url;
+  std::string secret;
 };
 
 // A granted lease on a job.

@@ -73,7 +73,8 @@ TEST(DbctlCliTest, BashCompletionIsGeneratedFromTheCommandTree) {
     return std::string(absl::StripSuffix(run.out, "\n"));
   };
   EXPECT_EQ(complete("dbctl j"), "jobs");
-  EXPECT_EQ(complete("dbctl jobs \"\""), "submit get list cancel delete watch validation-image");
+  EXPECT_EQ(complete("dbctl jobs \"\""),
+            "submit get list cancel delete watch validation-image webhooks");
   EXPECT_EQ(complete("dbctl --server h:1 images l"), "list");
   EXPECT_EQ(complete("dbctl jobs list --fi"), "--filter");
   EXPECT_EQ(complete("dbctl jobs submit --base"), "--base-model");

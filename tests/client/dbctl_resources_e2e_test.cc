@@ -5,9 +5,11 @@
 // status of each outcome (0 ok, 1 a failed result, 2 usage, 3 a failed request).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -127,6 +129,54 @@ TEST_F(DbctlResourcesTest, JobsCarryLabelsAndListByFilterAndOrder) {
   EXPECT_EQ(bad.exit_code, 3) << bad.out;
   EXPECT_NE(bad.out.find("dbctl: INVALID_ARGUMENT: filter"), std::string::npos) << bad.out;
   EXPECT_NE(bad.out.find("  reason: INVALID_FIELD\n  field: filter"), std::string::npos) << bad.out;
+}
+
+TEST_F(DbctlResourcesTest, SubmitTakesAWebhookAndJobsWebhooksListsItsDeliveries) {
+  const std::string set = UploadImages(1);
+  const std::string secret_file = dir_.Join("hook.secret");
+  WriteFile(secret_file, "0123456789abcdef0123\n");
+  const std::string submit = "jobs submit -o name --base-model=tiny --image-set=" + set +
+                             " --prompt='a photo of sks dog' --steps=5 ";
+  // Nothing listens there: the first attempt fails and the delivery waits for its retry.
+  const std::string url = absl::StrCat("http://127.0.0.1:", PickFreePort(), "/hook");
+  CommandRun created = Dbctl(submit + "--webhook-url=" + url + " --webhook-secret-file=" +
+                             secret_file + " --webhook-event=state");
+  ASSERT_EQ(created.exit_code, 0) << created.out;
+  const std::string job = Lines(created.out).at(0);
+  absl::StatusOr<v1::Job> got = client_->GetJob(job);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->webhook().url(), url);
+  ASSERT_EQ(got->webhook().events_size(), 1);
+  EXPECT_EQ(got->webhook().events(0), v1::WEBHOOK_EVENT_TYPE_JOB_STATE_CHANGED);
+  EXPECT_NE(Dbctl("jobs get " + job).out.find("webhook:     " + url), std::string::npos);
+
+  CommandRun listed;
+  for (int i = 0; i < 100; ++i) {  // until the first attempt is recorded
+    listed = Dbctl("jobs webhooks " + job);
+    if (listed.out.find("PENDING    1 ") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(listed.exit_code, 0) << listed.out;
+  const std::vector<std::string> lines = Lines(listed.out);
+  ASSERT_EQ(lines.size(), 2u) << listed.out;  // the header and the QUEUED delivery
+  EXPECT_NE(lines[1].find("job.state_changed"), std::string::npos) << listed.out;
+  EXPECT_NE(lines[1].find("PENDING    1 "), std::string::npos) << listed.out;
+  CommandRun json = Dbctl("jobs webhooks -o json " + job);
+  EXPECT_NE(json.out.find("\"attempts\":[{\"number\":1"), std::string::npos) << json.out;
+
+  // Usage errors send nothing.
+  EXPECT_EQ(Dbctl(submit + "--webhook-url=" + url).exit_code, 2);
+  EXPECT_EQ(Dbctl(submit + "--webhook-secret-file=" + secret_file).exit_code, 2);
+  EXPECT_EQ(Dbctl(submit + "--webhook-url=" + url + " --webhook-secret-file=" + secret_file +
+                  " --webhook-event=everything")
+                .exit_code,
+            2);
+  // A bad webhook is the server's INVALID_ARGUMENT naming the field.
+  WriteFile(secret_file, "short");
+  CommandRun bad = Dbctl(submit + "--webhook-url=" + url + " --webhook-secret-file=" + secret_file);
+  EXPECT_EQ(bad.exit_code, 3) << bad.out;
+  EXPECT_NE(bad.out.find("field: webhook.secret"), std::string::npos) << bad.out;
+  EXPECT_EQ(Lines(Dbctl("jobs list -o name").out).size(), 1u);
 }
 
 TEST_F(DbctlResourcesTest, BaseModelIsRequiredAndModelsAreListed) {

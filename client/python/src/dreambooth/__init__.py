@@ -3,6 +3,9 @@
 - :class:`Client`: the synchronous client; :mod:`dreambooth.aio` has the asyncio one.
 - :class:`JobSpec` (with :class:`SamplerSettings`, :class:`LoraSpec`): a job's settings; None
   fields are resolved by the server.
+- :class:`Webhook`: where a job's events are POSTed (``create_job(webhook=...)``);
+  :mod:`dreambooth.webhooks` checks the signatures at the receiving end (:func:`verify_signature`,
+  :func:`parse_event`).
 - :mod:`dreambooth.errors`: one exception class per gRPC status code under DreamBoothError, with
   the server's structured details (``.reason``, ``.field``, ``.field_violations``).
 - :mod:`dreambooth.v1`: the generated protobuf messages and stubs (``Job``, ``JobEvent``, ...).
@@ -50,7 +53,11 @@ from dreambooth.v1.resources_pb2 import (
     JobStage,
     JobState,
     StoredImage,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEventType,
 )
+from dreambooth.webhooks import Webhook, WebhookSignatureError, parse_event, verify_signature
 
 __version__ = "0.1.0"
 
@@ -96,7 +103,14 @@ __all__ = [
     "UnknownError",
     "UploadFile",
     "ValidationImage",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEventType",
+    "WebhookSignatureError",
     "is_terminal",
+    "parse_event",
     "stage_name",
     "state_name",
+    "verify_signature",
 ]

@@ -10,6 +10,7 @@ from dreambooth._messages import EnumValue, enum_number
 from dreambooth.errors import invalid_field
 from dreambooth.spec import JobSpecLike, to_job_spec
 from dreambooth.v1 import resources_pb2, service_pb2
+from dreambooth.webhooks import WebhookLike, to_webhook
 
 T = TypeVar("T")
 
@@ -73,14 +74,21 @@ def labels_dict(labels: Optional[Labels], field: str = "labels") -> Dict[str, st
 
 
 def create_job_request(
-    spec: JobSpecLike, request_id: Optional[str], labels: Optional[Labels] = None
+    spec: JobSpecLike,
+    request_id: Optional[str],
+    labels: Optional[Labels] = None,
+    webhook: Optional[WebhookLike] = None,
 ) -> service_pb2.CreateJobRequest:
-    """A CreateJobRequest; request_id None => a fresh UUID4 (so retries stay idempotent)."""
-    return service_pb2.CreateJobRequest(
+    """A CreateJobRequest; request_id None => a fresh UUID4 (so retries stay idempotent);
+    webhook None => none."""
+    request = service_pb2.CreateJobRequest(
         request_id=request_id or new_request_id(),
         spec=to_job_spec(spec),
         labels=labels_dict(labels),
     )
+    if webhook is not None:
+        request.webhook.CopyFrom(to_webhook(webhook))
+    return request
 
 
 def filter_string(filter: Optional[str], labels: Optional[LabelSelector]) -> str:
@@ -134,6 +142,29 @@ def list_image_sets_request(
     )
 
 
+def download_checkpoint_request(
+    checkpoint_id: str, read_offset: int, single_file: bool, format: Optional[EnumValue]
+) -> service_pb2.DownloadCheckpointRequest:
+    """A DownloadCheckpointRequest; `format` is a CheckpointFormat number or name ("single_file"),
+    None => FILES unless `single_file`.
+
+    Raises:
+        InvalidArgumentError: `single_file` with a `format` other than SINGLE_FILE.
+    """
+    number = (
+        0
+        if format is None
+        else enum_number(resources_pb2.CheckpointFormat.DESCRIPTOR, format, "format")
+    )
+    if single_file:
+        if number not in (0, resources_pb2.CHECKPOINT_FORMAT_SINGLE_FILE):
+            raise invalid_field("format", "single_file=True contradicts format; give one of them")
+        number = resources_pb2.CHECKPOINT_FORMAT_SINGLE_FILE
+    return service_pb2.DownloadCheckpointRequest(
+        checkpoint_id=checkpoint_id, read_offset=read_offset, format=cast(Any, number)
+    )
+
+
 def list_checkpoints_request(
     job_id: str, kind: Optional[EnumValue], page_size: int, page_token: str
 ) -> service_pb2.ListCheckpointsRequest:
@@ -144,4 +175,13 @@ def list_checkpoints_request(
     )
     return service_pb2.ListCheckpointsRequest(
         job_id=job_id, kind=cast(Any, number), page_size=page_size, page_token=page_token
+    )
+
+
+def list_webhook_deliveries_request(
+    job_id: str, page_size: int, page_token: str
+) -> service_pb2.ListWebhookDeliveriesRequest:
+    """A ListWebhookDeliveriesRequest."""
+    return service_pb2.ListWebhookDeliveriesRequest(
+        job_id=job_id, page_size=page_size, page_token=page_token
     )

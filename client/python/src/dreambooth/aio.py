@@ -1,7 +1,8 @@
 """The asyncio client of dreamboothd's public API, on grpc.aio.
 
 The same methods, arguments, retries and errors as :class:`dreambooth.Client`, as coroutines;
-``watch``, ``list_jobs``, ``list_image_sets`` and ``iter_checkpoints`` are async iterators.
+``watch``, ``list_jobs``, ``list_image_sets``, ``iter_checkpoints`` and
+``iter_webhook_deliveries`` are async iterators.
 Create and use a Client inside one running event loop (grpc.aio channels belong to the loop they
 were made in)::
 
@@ -60,6 +61,7 @@ from dreambooth.uploads import (
     upload_target,
 )
 from dreambooth.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from dreambooth.webhooks import WebhookLike
 
 T = TypeVar("T")
 
@@ -203,9 +205,11 @@ class Client:
         *,
         request_id: Optional[str] = None,
         labels: Optional[Labels] = None,
+        webhook: Optional[WebhookLike] = None,
     ) -> resources_pb2.Job:
-        """Validates and queues a job with `labels` (None fields of `spec`: server defaults)."""
-        request = _requests.create_job_request(spec, request_id, labels)
+        """Validates and queues a job with `labels` and `webhook` (None fields of `spec`: server
+        defaults; see :meth:`dreambooth.Client.create_job`)."""
+        request = _requests.create_job_request(spec, request_id, labels, webhook)
         return await self._call("CreateJob", request)
 
     async def get_job(self, job_id: str) -> resources_pb2.Job:
@@ -345,15 +349,24 @@ class Client:
         return await self._call("GetCheckpoint", request)
 
     async def download_checkpoint(
-        self, checkpoint_id: str, out_dir: Union[str, "os.PathLike[str]"]
+        self,
+        checkpoint_id: str,
+        out_dir: Union[str, "os.PathLike[str]"],
+        *,
+        single_file: bool = False,
+        format: Optional[EnumValue] = None,
     ) -> resources_pb2.Checkpoint:
-        """Writes the checkpoint's files under `out_dir`, resuming and verifying SHA-256."""
+        """Writes the checkpoint's files under `out_dir`, resuming and verifying SHA-256.
+
+        ``single_file=True`` (or ``format="single_file"``) writes one .safetensors
+        in the original Stable Diffusion layout instead (see :meth:`Client.download_checkpoint`).
+        """
         writer = CheckpointWriter(Path(out_dir))
         failures = 0
         try:
             while True:
-                request = service_pb2.DownloadCheckpointRequest(
-                    checkpoint_id=checkpoint_id, read_offset=writer.offset
+                request = _requests.download_checkpoint_request(
+                    checkpoint_id, writer.offset, single_file, format
                 )
                 call = self._stub.DownloadCheckpoint(
                     request, timeout=self._stream_timeout, metadata=self._conn.metadata
@@ -378,6 +391,28 @@ class Client:
         """Deletes one checkpoint."""
         request = service_pb2.DeleteCheckpointRequest(checkpoint_id=checkpoint_id)
         await self._call("DeleteCheckpoint", request)
+
+    # ---- Webhooks ----
+
+    async def list_webhook_deliveries(
+        self, job_id: str, *, page_size: int = 0
+    ) -> List[resources_pb2.WebhookDelivery]:
+        """The job's webhook deliveries with their attempts, oldest first, every page read."""
+        return [d async for d in self.iter_webhook_deliveries(job_id, page_size=page_size)]
+
+    async def iter_webhook_deliveries(
+        self, job_id: str, *, page_size: int = 0
+    ) -> AsyncIterator[resources_pb2.WebhookDelivery]:
+        """The job's webhook deliveries, oldest first, a page at a time."""
+        token = ""
+        while True:
+            request = _requests.list_webhook_deliveries_request(job_id, page_size, token)
+            response = await self._call("ListWebhookDeliveries", request)
+            for delivery in response.deliveries:
+                yield delivery
+            token = response.next_page_token
+            if not token:
+                return
 
     # ---- Sampling ----
 

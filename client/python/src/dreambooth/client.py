@@ -36,6 +36,7 @@ from dreambooth.sampling import (
 from dreambooth.spec import JobSpecLike, SamplerLike
 from dreambooth.uploads import UploadSource, plan_upload, upload_requests, upload_target
 from dreambooth.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from dreambooth.webhooks import WebhookLike
 
 T = TypeVar("T")
 
@@ -237,23 +238,29 @@ class Client:
         *,
         request_id: Optional[str] = None,
         labels: Optional[Labels] = None,
+        webhook: Optional[WebhookLike] = None,
     ) -> resources_pb2.Job:
         """Validates and queues a job; returns it with every default resolved in ``job.spec``.
 
         Args:
             spec: a JobSpec (None fields: server defaults), a dict of proto field names, or a
                 ``dreambooth.v1.JobSpec`` message.
-            request_id: idempotency key; None => a fresh UUID4. A retry with the same id, spec
-                and labels returns the first job; the same id with another spec or other labels
-                is AlreadyExistsError.
+            request_id: idempotency key; None => a fresh UUID4. A retry with the same id, spec,
+                labels and webhook returns the first job; the same id with another spec, other
+                labels or another webhook is AlreadyExistsError.
             labels: the job's labels (``Job.labels``), e.g. ``{"team": "vision"}``: at most 64;
                 keys 1..63 of a-z 0-9 _ - starting with a letter, values 0..63 of the same.
+            webhook: where the job's events are POSTed: a :class:`dreambooth.Webhook` (``url``,
+                ``secret`` of 16..256 bytes, ``events`` such as ``["checkpoint.created"]``,
+                None => all), a dict of its fields, or a ``dreambooth.v1.Webhook`` message.
+                ``Job.webhook`` returns it without the secret; receivers check each POST with
+                :func:`dreambooth.webhooks.verify_signature`.
 
         Raises:
-            InvalidArgumentError: naming the field (``.field``: ``spec.<name>``, ``labels``)
-                that is wrong.
+            InvalidArgumentError: naming the field (``.field``: ``spec.<name>``, ``labels``,
+                ``webhook.url``, ``webhook.secret``) that is wrong.
         """
-        request = _requests.create_job_request(spec, request_id, labels)
+        request = _requests.create_job_request(spec, request_id, labels, webhook)
         return self._call("CreateJob", request)
 
     def get_job(self, job_id: str) -> resources_pb2.Job:
@@ -432,19 +439,30 @@ class Client:
         return self._call("GetCheckpoint", request)
 
     def download_checkpoint(
-        self, checkpoint_id: str, out_dir: Union[str, "os.PathLike[str]"]
+        self,
+        checkpoint_id: str,
+        out_dir: Union[str, "os.PathLike[str]"],
+        *,
+        single_file: bool = False,
+        format: Optional[EnumValue] = None,
     ) -> resources_pb2.Checkpoint:
         """Writes the checkpoint's files under `out_dir` (diffusers layout); returns the manifest.
 
         Resumes after dropped connections (read_offset) and verifies every file's SHA-256
         (DataLossError on a mismatch).
+
+        ``single_file=True`` (or ``format="single_file"``) asks for the checkpoint
+        as one .safetensors in the original Stable Diffusion layout (A1111, ComfyUI), composed by
+        the server: the manifest then lists that one file, written under `out_dir`. A LoRA job's
+        FINAL sends its merged model, LoRA checkpoints their adapter file; other kinds raise
+        FailedPreconditionError.
         """
         writer = CheckpointWriter(Path(out_dir))
         failures = 0
         try:
             while True:
-                request = service_pb2.DownloadCheckpointRequest(
-                    checkpoint_id=checkpoint_id, read_offset=writer.offset
+                request = _requests.download_checkpoint_request(
+                    checkpoint_id, writer.offset, single_file, format
                 )
                 call = self._stub.DownloadCheckpoint(
                     request, timeout=self._stream_timeout, metadata=self._conn.metadata
@@ -469,6 +487,36 @@ class Client:
         """Deletes one checkpoint."""
         request = service_pb2.DeleteCheckpointRequest(checkpoint_id=checkpoint_id)
         self._call("DeleteCheckpoint", request)
+
+    # ---- Webhooks ----
+
+    def list_webhook_deliveries(
+        self, job_id: str, *, page_size: int = 0
+    ) -> List[resources_pb2.WebhookDelivery]:
+        """The job's webhook deliveries, oldest first, every page read (see
+        :meth:`iter_webhook_deliveries`). NotFoundError for an unknown job.
+
+        Each ``WebhookDelivery`` has its ``state`` (PENDING, DELIVERED, FAILED), the ``body``
+        POSTed and its ``attempts`` (``http_status``, ``error``, ``start_time_ms``), oldest
+        first.
+
+        Args:
+            page_size: deliveries per request; 0 => the server's (100).
+        """
+        return list(self.iter_webhook_deliveries(job_id, page_size=page_size))
+
+    def iter_webhook_deliveries(
+        self, job_id: str, *, page_size: int = 0
+    ) -> Iterator[resources_pb2.WebhookDelivery]:
+        """The job's webhook deliveries, oldest first, a page at a time."""
+        token = ""
+        while True:
+            request = _requests.list_webhook_deliveries_request(job_id, page_size, token)
+            response = self._call("ListWebhookDeliveries", request)
+            yield from response.deliveries
+            token = response.next_page_token
+            if not token:
+                return
 
     # ---- Sampling ----
 
