@@ -7,6 +7,7 @@
 #include <google/protobuf/message.h>
 
 #include <functional>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,40 @@ struct Output {
 // A list command stopped before the last page: prints how to get the next one (a JSON object
 // with next_page_token under -o json, nothing under -o name).
 void PrintNextPageHint(const Output& out, const std::string& next_page_token);
+
+// `m` as one line of proto JSON (proto field names).
+std::string Json(const google::protobuf::Message& m);
+// Prints "dbctl: CODE: message" (and the server's error details) to stderr and returns
+// kExitRpcError.
+int Fail(const absl::Status& status);
+
+// A list command's output from `page_token` on: `fetch(token)` reads a page (a StatusOr of a
+// response with next_page_token), `items(page)` is its repeated field; each item prints as a JSON
+// line (-o json), its id (-o name) or `row(item)` (table). One page unless `all`, then
+// PrintNextPageHint. Returns kExitOk, or Fail's code when a page cannot be read.
+template <typename Fetch, typename Items, typename Row>
+int PrintPages(const Output& out, bool all, std::string page_token, Fetch fetch, Items items,
+               Row row) {
+  while (true) {
+    auto page = fetch(page_token);
+    if (!page.ok()) return Fail(page.status());
+    for (const auto& item : items(*page)) {
+      if (out.json()) {
+        std::cout << Json(item) << "\n";
+      } else if (out.name()) {
+        std::cout << item.id() << "\n";
+      } else {
+        row(item);
+      }
+    }
+    page_token = page->next_page_token();
+    if (page_token.empty()) return kExitOk;
+    if (!all) {
+      PrintNextPageHint(out, page_token);
+      return kExitOk;
+    }
+  }
+}
 
 // A parsed command line's command: `run` returns the process exit code (kExit*) after printing.
 // The options it reads are owned by the closure.
@@ -95,11 +130,6 @@ std::string BashCompletion(const CLI::App& root);
 // and of every visible command under it, as markdown.
 std::string HelpMarkdown(const CLI::App& root);
 
-// `m` as one line of proto JSON (proto field names).
-std::string Json(const google::protobuf::Message& m);
-// Prints "dbctl: CODE: message" (and the server's error details) to stderr and returns
-// kExitRpcError.
-int Fail(const absl::Status& status);
 // Prints `message` after "dbctl: " to stderr and returns kExitFailed.
 int LocalFailure(const std::string& message);
 // Adds a repeatable --label KEY=VALUE option whose values land in *labels.

@@ -58,32 +58,21 @@ int CheckpointsList(client::Client& client, const ListArgs& args, const Output& 
   request.set_job_id(args.job_id);
   request.set_kind(args.kind);
   request.set_page_size(args.page_size);
-  request.set_page_token(args.page_token);
   if (out.format == Format::kTable) {
     std::printf("%-22s %-8s %-16s %-6s %-12s %s\n", "ID", "STEP", "KIND", "FILES", "BYTES", "LOSS");
   }
-  while (true) {
-    auto page = client.ListCheckpoints(request);
-    if (!page.ok()) return Fail(page.status());
-    for (const auto& c : page->checkpoints()) {
-      if (out.json()) {
-        std::cout << Json(c) << "\n";
-      } else if (out.name()) {
-        std::cout << c.id() << "\n";
-      } else {
+  return PrintPages(
+      out, args.all, args.page_token,
+      [&](const std::string& token) {
+        request.set_page_token(token);
+        return client.ListCheckpoints(request);
+      },
+      [](const v1::ListCheckpointsResponse& page) -> const auto& { return page.checkpoints(); },
+      [](const v1::Checkpoint& c) {
         std::printf("%-22s %-8lld %-16s %-6d %-12lld %s\n", c.id().c_str(),
                     static_cast<long long>(c.step()), KindName(c.kind()).c_str(), c.files_size(),
                     static_cast<long long>(c.total_bytes()), LossText(c).c_str());
-      }
-    }
-    if (page->next_page_token().empty()) break;
-    if (!args.all) {
-      PrintNextPageHint(out, page->next_page_token());
-      break;
-    }
-    request.set_page_token(page->next_page_token());
-  }
-  return kExitOk;
+      });
 }
 
 int CheckpointsGet(client::Client& client, const std::string& id, const Output& out) {

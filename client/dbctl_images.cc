@@ -31,34 +31,23 @@ int ImagesList(client::Client& client, const ListArgs& args, const Output& out) 
   v1::ListImageSetsRequest request;
   request.set_filter(args.filter);
   request.set_page_size(args.page_size);
-  request.set_page_token(args.page_token);
   if (out.format == Format::kTable) {
     std::printf("%-20s %-7s %-12s %-20s %-24s %s\n", "ID", "IMAGES", "BYTES", "CREATED", "NAME",
                 "LABELS");
   }
-  while (true) {
-    auto page = client.ListImageSets(request);
-    if (!page.ok()) return Fail(page.status());
-    for (const v1::ImageSet& set : page->image_sets()) {
-      if (out.json()) {
-        std::cout << Json(set) << "\n";
-      } else if (out.name()) {
-        std::cout << set.id() << "\n";
-      } else {
+  return PrintPages(
+      out, args.all, args.page_token,
+      [&](const std::string& token) {
+        request.set_page_token(token);
+        return client.ListImageSets(request);
+      },
+      [](const v1::ListImageSetsResponse& page) -> const auto& { return page.image_sets(); },
+      [](const v1::ImageSet& set) {
         std::printf("%-20s %-7d %-12lld %-20s %-24s %s\n", set.id().c_str(), set.images_size(),
                     static_cast<long long>(set.total_bytes()),
                     TimeText(set.create_time_ms()).c_str(), set.display_name().c_str(),
                     LabelsText(set.labels()).c_str());
-      }
-    }
-    if (page->next_page_token().empty()) break;
-    if (!args.all) {
-      PrintNextPageHint(out, page->next_page_token());
-      break;
-    }
-    request.set_page_token(page->next_page_token());
-  }
-  return kExitOk;
+      });
 }
 
 int ImagesGet(client::Client& client, const std::string& id, const Output& out) {

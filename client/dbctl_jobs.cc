@@ -221,33 +221,22 @@ int JobsList(client::Client& client, const ListArgs& args, const Output& out) {
   request.set_filter(args.filter);
   request.set_order_by(args.order_by);
   request.set_page_size(args.page_size);
-  std::string token = args.page_token;
   if (out.format == Format::kTable) {
     std::printf("%-22s %-10s %-24s %-12s %s\n", "ID", "STATE", "STAGE", "PROGRESS", "PROMPT");
   }
-  do {
-    request.set_page_token(token);
-    auto page = client.ListJobs(request);
-    if (!page.ok()) return Fail(page.status());
-    for (const auto& job : page->jobs()) {
-      if (out.json()) {
-        std::cout << Json(job) << "\n";
-      } else if (out.name()) {
-        std::cout << job.id() << "\n";
-      } else {
+  return PrintPages(
+      out, args.all, args.page_token,
+      [&](const std::string& token) {
+        request.set_page_token(token);
+        return client.ListJobs(request);
+      },
+      [](const v1::ListJobsResponse& page) -> const auto& { return page.jobs(); },
+      [](const v1::Job& job) {
         std::printf("%-22s %-10s %-24s %-12s %s\n", job.id().c_str(),
                     StateName(job.state()).c_str(), StageName(job.stage()).c_str(),
                     absl::StrCat(job.step(), "/", job.total_steps()).c_str(),
                     job.spec().instance_prompt().c_str());
-      }
-    }
-    token = page->next_page_token();
-    if (!args.all && !token.empty()) {
-      PrintNextPageHint(out, token);
-      break;
-    }
-  } while (!token.empty());
-  return kExitOk;
+      });
 }
 
 int JobsCancel(client::Client& client, const std::string& job_id, const Output& out) {

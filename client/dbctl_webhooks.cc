@@ -44,20 +44,20 @@ int WebhooksList(client::Client& client, const ListArgs& args, const Output& out
   v1::ListWebhookDeliveriesRequest request;
   request.set_job_id(args.job_id);
   request.set_page_size(args.page_size);
-  request.set_page_token(args.page_token);
   if (out.format == Format::kTable) {
     std::printf("%-21s %-19s %-5s %-10s %-8s %-20s %s\n", "ID", "EVENT", "SEQ", "STATE", "ATTEMPTS",
                 "NEXT ATTEMPT", "LAST RESULT");
   }
-  while (true) {
-    auto page = client.ListWebhookDeliveries(request);
-    if (!page.ok()) return Fail(page.status());
-    for (const v1::WebhookDelivery& d : page->deliveries()) {
-      if (out.json()) {
-        std::cout << Json(d) << "\n";
-      } else if (out.name()) {
-        std::cout << d.id() << "\n";
-      } else {
+  return PrintPages(
+      out, args.all, args.page_token,
+      [&](const std::string& token) {
+        request.set_page_token(token);
+        return client.ListWebhookDeliveries(request);
+      },
+      [](const v1::ListWebhookDeliveriesResponse& page) -> const auto& {
+        return page.deliveries();
+      },
+      [](const v1::WebhookDelivery& d) {
         const std::string next =
             d.next_attempt_time_ms() == 0
                 ? "-"
@@ -68,16 +68,7 @@ int WebhooksList(client::Client& client, const ListArgs& args, const Output& out
                     EventName(d.event_type()).c_str(), static_cast<long long>(d.event_sequence()),
                     DeliveryStateName(d.state()).c_str(), d.attempts_size(), next.c_str(),
                     LastAttemptText(d).c_str());
-      }
-    }
-    if (page->next_page_token().empty()) break;
-    if (!args.all) {
-      PrintNextPageHint(out, page->next_page_token());
-      break;
-    }
-    request.set_page_token(page->next_page_token());
-  }
-  return kExitOk;
+      });
 }
 
 }  // namespace
