@@ -1,7 +1,5 @@
 #include "server/webhook_dispatcher.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <chrono>
 
@@ -9,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/crypto.h"
+#include "common/logging.h"
 #include "common/version.h"
 #include "server/http_post.h"
 #include "server/metrics.h"
@@ -88,7 +87,7 @@ bool WebhookDispatcher::DeliverOne() {
   absl::StatusOr<std::optional<storage::WebhookTask>> task =
       store_->ClaimDue(now_ms, options_.timeout_ms + 30'000);
   if (!task.ok()) {
-    spdlog::warn("webhooks: cannot read the outbox: {}", task.status().ToString());
+    LogWarn(absl::StrCat("webhooks: cannot read the outbox: ", task.status().ToString()));
     return false;
   }
   if (!task->has_value()) return false;
@@ -144,14 +143,18 @@ void WebhookDispatcher::Attempt(const storage::WebhookTask& task) {
   }
   if (metrics_ != nullptr) metrics_->ObserveWebhookAttempt(outcome);
   if (!delivered) {
-    spdlog::warn("webhook delivery {} of job {} attempt {} to {}: {}; {}", d.id, d.job_id,
-                 attempt.number, task.url, attempt.error,
-                 state == storage::WebhookDeliveryState::kFailed ? "giving up" : "will retry");
+    LogWarn(
+        absl::StrCat("webhook delivery failed: ", attempt.error, "; ",
+                     state == storage::WebhookDeliveryState::kFailed ? "giving up" : "will retry"),
+        {{"job_id", d.job_id},
+         {"delivery_id", d.id},
+         {"attempt", int64_t{attempt.number}},
+         {"url", task.url}});
   }
   absl::Status recorded = store_->RecordAttempt(d.seq, attempt, state, next_ms);
   if (!recorded.ok()) {
-    spdlog::warn("webhook delivery {}: cannot record attempt {}: {}", d.id, attempt.number,
-                 recorded.ToString());
+    LogWarn(absl::StrCat("webhook delivery: cannot record the attempt: ", recorded.ToString()),
+            {{"job_id", d.job_id}, {"delivery_id", d.id}, {"attempt", int64_t{attempt.number}}});
   }
 }
 
