@@ -196,8 +196,8 @@ absl::StatusOr<storage::JobRecord> ServiceCore::CreateJob(const Caller& caller,
   job.labels = labels;
   // So is the webhook (its secret by digest).
   if (!new_webhook.url.empty()) {
-    absl::StrAppend(&job.request_fingerprint, "|webhook=", new_webhook.url, "|",
-                    new_webhook.events, "|", Sha256Hex(new_webhook.secret));
+    absl::StrAppend(&job.request_fingerprint, "|webhook=", new_webhook.url, "|", new_webhook.events,
+                    "|", Sha256Hex(new_webhook.secret));
   }
   job.webhook = std::move(new_webhook);
   job.max_active_jobs_of_tenant = options_.tenant_max_active_jobs;
@@ -303,12 +303,18 @@ absl::StatusOr<storage::GcReport> ServiceCore::RunMaintenance() {
   ASSIGN_OR_RETURN(
       storage::JobStore::Pruned pruned,
       jobs_->PruneHistory(now - options_.request_retention_ms, now - options_.event_retention_ms));
+  // What workers reported is read only within --worker-registration-ttl.
+  const int64_t unseen_before = now - options_.worker_registration_ttl_ms;
+  ASSIGN_OR_RETURN(int64_t workers_forgotten, workers_->ForgetUnseen(unseen_before));
+  ASSIGN_OR_RETURN(int64_t model_rows_forgotten, catalog_->ForgetBaseModelWorkers(unseen_before));
   spdlog::info(
       "maintenance: {} blobs ({} referenced, {} within the grace period), deleted {} ({} bytes); "
       "dropped {} ended leases' write records, {} expired request ids, {} old events, {} settled "
-      "webhook deliveries",
+      "webhook deliveries, {} workers and {} of their model reports unseen for "
+      "--worker-registration-ttl",
       report.blobs, report.referenced, report.young, report.deleted, report.bytes_freed,
-      report.stale_lease_rows, pruned.request_ids, pruned.events, pruned.webhook_deliveries);
+      report.stale_lease_rows, pruned.request_ids, pruned.events, pruned.webhook_deliveries,
+      workers_forgotten, model_rows_forgotten);
   return report;
 }
 

@@ -239,6 +239,19 @@ absl::StatusOr<std::vector<CatalogStore::BaseModelRecord>> CatalogStore::ListBas
   return models;
 }
 
+absl::StatusOr<int64_t> CatalogStore::ForgetBaseModelWorkers(int64_t seen_before_ms) {
+  int64_t forgotten = 0;
+  RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(Statement s,
+                     c.Prepare("DELETE FROM base_model_workers WHERE last_seen_ms < ?"));
+    s.Bind(1, seen_before_ms);
+    RETURN_IF_ERROR(s.Run());
+    forgotten = c.Changes();
+    return absl::OkStatus();
+  }));
+  return forgotten;
+}
+
 absl::StatusOr<bool> CatalogStore::IsKnownBaseModel(const std::string& name) {
   bool known = false;
   RETURN_IF_ERROR(db_->Read([&](Connection& c) -> absl::Status {

@@ -68,6 +68,9 @@ class CatalogStore {
   };
   // The base models some worker reported at or after since_ms, by name.
   absl::StatusOr<std::vector<BaseModelRecord>> ListBaseModels(int64_t since_ms);
+  // Forgets which worker had which model when it last said so before `seen_before_ms`; returns
+  // how many such rows went. IsKnownBaseModel still knows every model once reported.
+  absl::StatusOr<int64_t> ForgetBaseModelWorkers(int64_t seen_before_ms);
 
   // ---- Server metadata ----
 

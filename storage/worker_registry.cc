@@ -62,6 +62,18 @@ absl::StatusOr<int> WorkerRegistry::CountGangCapable(int min_devices, int64_t si
   return count;
 }
 
+absl::StatusOr<int64_t> WorkerRegistry::ForgetUnseen(int64_t seen_before_ms) {
+  int64_t forgotten = 0;
+  RETURN_IF_ERROR(db_->Write([&](Connection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(Statement s, c.Prepare("DELETE FROM workers WHERE last_seen_ms < ?"));
+    s.Bind(1, seen_before_ms);
+    RETURN_IF_ERROR(s.Run());
+    forgotten = c.Changes();
+    return absl::OkStatus();
+  }));
+  return forgotten;
+}
+
 absl::StatusOr<int> WorkerRegistry::CountSeen(int64_t since_ms) {
   int count = 0;
   RETURN_IF_ERROR(db_->Read([&](Connection& c) -> absl::Status {

@@ -39,6 +39,8 @@ class WorkerRegistry {
   // How many workers seen at or after since_ms take multi-node jobs (have a gang address) with
   // at least `min_devices` devices.
   absl::StatusOr<int> CountGangCapable(int min_devices, int64_t since_ms);
+  // Forgets the workers last seen before `seen_before_ms`; returns how many went.
+  absl::StatusOr<int64_t> ForgetUnseen(int64_t seen_before_ms);
 
  private:
   Database* db_;

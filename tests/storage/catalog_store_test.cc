@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "storage/database.h"
+#include "storage/worker_registry.h"
 #include "tests/testing/temp_dir.h"
 
 namespace dreambooth::storage {
@@ -114,6 +115,32 @@ TEST_F(CatalogStoreTest, BaseModelsAndMetaPersist) {
   Open();  // a reopened database still has them
   EXPECT_TRUE(*store_->IsKnownBaseModel("sd15"));
   EXPECT_EQ(*store_->GetOrCreateMeta("secret", "third"), "first");
+}
+
+// Maintenance forgets the reports of workers unseen for the registration TTL, but not that a
+// model exists.
+TEST_F(CatalogStoreTest, UnseenWorkersAndTheirModelReportsAreForgotten) {
+  ASSERT_TRUE(store_->RememberBaseModels({"sd15", "tiny"}, "old", 1000).ok());
+  ASSERT_TRUE(store_->RememberBaseModels({"tiny"}, "new", 5000).ok());
+  WorkerRegistry workers(db_.get());
+  WorkerRecord old_worker;
+  old_worker.id = "old";
+  old_worker.device_kind = "cpu";
+  ASSERT_TRUE(workers.Remember(old_worker, 1000).ok());
+  WorkerRecord new_worker = old_worker;
+  new_worker.id = "new";
+  ASSERT_TRUE(workers.Remember(new_worker, 5000).ok());
+
+  EXPECT_EQ(*store_->ForgetBaseModelWorkers(/*seen_before_ms=*/3000), 2);
+  EXPECT_EQ(*workers.ForgetUnseen(/*seen_before_ms=*/3000), 1);
+  EXPECT_EQ(*workers.CountSeen(0), 1);
+  auto models = store_->ListBaseModels(0);
+  ASSERT_TRUE(models.ok());
+  ASSERT_EQ(models->size(), 1u);
+  EXPECT_EQ((*models)[0].name, "tiny");
+  EXPECT_EQ((*models)[0].worker_count, 1);
+  EXPECT_TRUE(*store_->IsKnownBaseModel("sd15"));
+  EXPECT_EQ(*store_->ForgetBaseModelWorkers(3000), 0);
 }
 
 TEST_F(CatalogStoreTest, APageEndsBeforeTheSetThatWouldTakeItPastTheImageBudget) {
