@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/diffusion/test_util.h"
+#include "tests/diffusion/weights_util.h"
 #include "worker/diffusion/io/model_loader.h"
 #include "worker/diffusion/io/safetensors.h"
 
@@ -19,6 +20,7 @@ namespace dreambooth::diffusion {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::ExpectSameWeights;
 using testing::TempDir;
 
 std::string TinyA() { return absl::StrCat(testing::FixturesDir(), "/tiny-a"); }
@@ -65,17 +67,6 @@ std::string Compose(const SingleFileLayout& layout) {
     out += *piece;
   }
   return out;
-}
-
-void ExpectSameWeights(const torch::nn::Module& a, const torch::nn::Module& b,
-                       const std::string& what) {
-  TensorMap wa = ModuleStateDict(a);
-  TensorMap wb = ModuleStateDict(b);
-  ASSERT_EQ(wa.size(), wb.size()) << what;
-  for (const auto& [name, tensor] : wa) {
-    ASSERT_EQ(wb.count(name), 1u) << what << " " << name;
-    EXPECT_TRUE(at::equal(tensor, wb.at(name))) << what << " " << name;
-  }
 }
 
 class SingleFileLayoutTest : public ::testing::Test {
