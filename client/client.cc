@@ -252,9 +252,8 @@ absl::StatusOr<v1::Job> Client::CreateJob(v1::CreateJobRequest request) {
 absl::StatusOr<v1::ListWebhookDeliveriesResponse> Client::ListWebhookDeliveries(
     const v1::ListWebhookDeliveriesRequest& request) {
   v1::ListWebhookDeliveriesResponse response;
-  absl::Status s = Retry([&](grpc::ClientContext* c) {
-    return stub_->ListWebhookDeliveries(c, request, &response);
-  });
+  absl::Status s = Retry(
+      [&](grpc::ClientContext* c) { return stub_->ListWebhookDeliveries(c, request, &response); });
   if (!s.ok()) return s;
   return response;
 }

@@ -75,10 +75,9 @@ int main(int argc, char** argv) {
   CLI::App* models = AddGroup(app, "models", "The base models jobs may use");
   commands.push_back(dbctl::AddModelsList(*models));
   CLI::App* jobs = AddGroup(app, "jobs", "Submit, list, inspect, watch, cancel and delete jobs");
-  for (auto add :
-       {dbctl::AddJobsSubmit, dbctl::AddJobsGet, dbctl::AddJobsList, dbctl::AddJobsCancel,
-        dbctl::AddJobsDelete, dbctl::AddJobsWatch, dbctl::AddJobsValidationImage,
-        dbctl::AddJobsWebhooks}) {
+  for (auto add : {dbctl::AddJobsSubmit, dbctl::AddJobsGet, dbctl::AddJobsList,
+                   dbctl::AddJobsCancel, dbctl::AddJobsDelete, dbctl::AddJobsWatch,
+                   dbctl::AddJobsValidationImage, dbctl::AddJobsWebhooks}) {
     commands.push_back(add(*jobs));
   }
   CLI::App* checkpoints =

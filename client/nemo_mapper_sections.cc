@@ -1,7 +1,6 @@
 // The optim.* (optimizer and learning-rate schedule) and infer.* (class image generation) keys.
-#include "client/nemo_mapper.h"
-
 #include "absl/strings/ascii.h"
+#include "client/nemo_mapper.h"
 
 namespace dreambooth::client::nemo_internal {
 

@@ -64,7 +64,7 @@ struct Flags {
   std::string worker_binary;
   int worker_threads = 0;  // 0 => the worker's default
   int64_t readiness_min_free_mb = server.readiness_min_free_bytes >> 20;
-  std::string tls_ca_cert;  // "" => --tls-cert's file
+  std::string tls_ca_cert;                   // "" => --tls-cert's file
   std::string webhook_allowed_url_prefixes;  // comma-separated
   absl::Duration webhook_initial_backoff = absl::Milliseconds(server.webhook_initial_backoff_ms);
   absl::Duration webhook_timeout = absl::Milliseconds(server.webhook_timeout_ms);

@@ -155,8 +155,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   webhook_options.initial_backoff_ms = options.webhook_initial_backoff_ms;
   webhook_options.timeout_ms = options.webhook_timeout_ms;
   webhook_options.concurrency = options.webhook_concurrency;
-  server->webhooks_ = std::make_unique<WebhookDispatcher>(
-      &server->core_->webhooks(), server->metrics_.get(), webhook_options);
+  server->webhooks_ = std::make_unique<WebhookDispatcher>(&server->core_->webhooks(),
+                                                          server->metrics_.get(), webhook_options);
   server->webhooks_->Start();
   server->sweeper_ = std::thread([s = server.get()] { s->SweepLoop(); });
   if (options.gc_interval_ms > 0) {

@@ -29,7 +29,6 @@
 #include "server/sample_broker.h"
 #include "server/work_pool.h"
 #include "storage/blob_gc.h"
-#include "storage/webhook_store.h"
 #include "storage/blob_store.h"
 #include "storage/catalog_store.h"
 #include "storage/database.h"
@@ -37,6 +36,7 @@
 #include "storage/key_store.h"
 #include "storage/lease_access.h"
 #include "storage/tenant_usage.h"
+#include "storage/webhook_store.h"
 #include "storage/worker_registry.h"
 
 namespace dreambooth::server {

@@ -139,8 +139,8 @@ TEST_F(DbctlResourcesTest, SubmitTakesAWebhookAndJobsWebhooksListsItsDeliveries)
                              " --prompt='a photo of sks dog' --steps=5 ";
   // Nothing listens there: the first attempt fails and the delivery waits for its retry.
   const std::string url = absl::StrCat("http://127.0.0.1:", PickFreePort(), "/hook");
-  CommandRun created = Dbctl(submit + "--webhook-url=" + url + " --webhook-secret-file=" +
-                             secret_file + " --webhook-event=state");
+  CommandRun created = Dbctl(submit + "--webhook-url=" + url +
+                             " --webhook-secret-file=" + secret_file + " --webhook-event=state");
   ASSERT_EQ(created.exit_code, 0) << created.out;
   const std::string job = Lines(created.out).at(0);
   absl::StatusOr<v1::Job> got = client_->GetJob(job);
