@@ -56,7 +56,8 @@ absl::StatusOr<v1::Job> ToProto(const storage::JobRecord& r) {
     job.mutable_webhook()->set_url(r.webhook_url);
     for (int type :
          {v1::WEBHOOK_EVENT_TYPE_JOB_STATE_CHANGED, v1::WEBHOOK_EVENT_TYPE_CHECKPOINT_CREATED}) {
-      if ((r.webhook_events & (1 << type)) != 0) {
+      if ((r.webhook_events &
+           storage::WebhookEventBit(static_cast<storage::WebhookEventType>(type))) != 0) {
         job.mutable_webhook()->add_events(static_cast<v1::WebhookEventType>(type));
       }
     }

@@ -19,6 +19,7 @@ namespace {
 
 constexpr int kDefaultPageSize = 50;
 constexpr int kDefaultCheckpointPageSize = 100;
+constexpr int kDefaultWebhookDeliveryPageSize = 100;
 constexpr int kMaxPageSize = 1000;
 
 // A ListImageSets page ends before the set that would take it past this many images: at most
@@ -319,7 +320,8 @@ grpc::ServerUnaryReactor* DreamBoothService::ListWebhookDeliveries(
     ASSIGN_OR_RETURN(Caller caller, Authenticate(context));
     RETURN_IF_ERROR(CheckId("job_id", request->job_id()));
     RETURN_IF_ERROR(core_->GetJobFor(caller, request->job_id()).status());
-    ASSIGN_OR_RETURN(int page_size, PageSize(request->page_size(), kDefaultCheckpointPageSize));
+    ASSIGN_OR_RETURN(int page_size,
+                     PageSize(request->page_size(), kDefaultWebhookDeliveryPageSize));
     const std::string kind = absl::StrCat("webhook_deliveries/job=", request->job_id());
     int64_t cursor = 0;
     if (!request->page_token().empty()) {

@@ -17,11 +17,6 @@ namespace {
 
 constexpr int64_t kMaxBackoffMs = 3600LL * 1000;
 
-const char* EventTypeHeader(storage::WebhookEventType type) {
-  return type == storage::WebhookEventType::kCheckpointCreated ? "checkpoint.created"
-                                                               : "job.state_changed";
-}
-
 }  // namespace
 
 std::string WebhookSignature(const std::string& secret, int64_t unix_seconds,
@@ -49,11 +44,6 @@ void WebhookDispatcher::Start() {
   }
 }
 
-void WebhookDispatcher::Wake() {
-  absl::MutexLock lock(&mu_);
-  ++wakeups_;
-}
-
 void WebhookDispatcher::Stop() {
   {
     absl::MutexLock lock(&mu_);
@@ -67,16 +57,14 @@ void WebhookDispatcher::Stop() {
 
 void WebhookDispatcher::Loop() {
   while (true) {
-    int64_t seen;
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
-      seen = wakeups_;
     }
     if (DeliverOne()) continue;
     absl::MutexLock lock(&mu_);
-    auto woken = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || wakeups_ != seen; };
-    mu_.AwaitWithTimeout(absl::Condition(&woken), absl::Milliseconds(options_.poll_interval_ms));
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_),
+                         absl::Milliseconds(options_.poll_interval_ms));
   }
 }
 
@@ -108,7 +96,7 @@ void WebhookDispatcher::Attempt(const storage::WebhookTask& task) {
   post.headers = {
       {"Content-Type", "application/json"},
       {"User-Agent", absl::StrCat("dreamboothd/", kServiceVersion)},
-      {"X-Dreambooth-Event", EventTypeHeader(d.event_type)},
+      {"X-Dreambooth-Event", storage::WebhookEventTypeName(d.event_type)},
       {"X-Dreambooth-Delivery", d.id},
       {"X-Dreambooth-Attempt", absl::StrCat(attempt.number)},
       {"X-Dreambooth-Signature", WebhookSignature(task.secret, absl::ToUnixSeconds(start), d.body)},

@@ -44,8 +44,6 @@ class WebhookDispatcher {
 
   // Starts the delivery threads.
   void Start() ABSL_LOCKS_EXCLUDED(mu_);
-  // Wakes the threads to look for due deliveries now (after an event was stored).
-  void Wake() ABSL_LOCKS_EXCLUDED(mu_);
   // Stops and joins the threads; a POST in flight finishes first (at most timeout_ms).
   // Idempotent.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
@@ -61,7 +59,6 @@ class WebhookDispatcher {
   const Options options_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t wakeups_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::thread> threads_;
 };
 

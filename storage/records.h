@@ -109,6 +109,11 @@ enum class WebhookEventType : int {
   kCheckpointCreated = 2,
 };
 
+// "job.state_changed" or "checkpoint.created": the type as the POST's body and headers name it.
+inline const char* WebhookEventTypeName(WebhookEventType type) {
+  return type == WebhookEventType::kCheckpointCreated ? "checkpoint.created" : "job.state_changed";
+}
+
 // A webhook's event mask has bit (1 << type) set for each type it wants; 0 => every type.
 inline int WebhookEventBit(WebhookEventType type) { return 1 << static_cast<int>(type); }
 

@@ -28,10 +28,6 @@ const char* JobStateProtoName(JobState state) {
   return "JOB_STATE_UNSPECIFIED";
 }
 
-const char* EventTypeName(WebhookEventType type) {
-  return type == WebhookEventType::kCheckpointCreated ? "checkpoint.created" : "job.state_changed";
-}
-
 }  // namespace
 
 WebhookEventType WebhookEventTypeOf(EventKind kind) {
@@ -52,7 +48,7 @@ absl::Status EnqueueWebhookDelivery(Connection& c, const std::string& job_id, co
   if (event_mask != 0 && (event_mask & WebhookEventBit(type)) == 0) return absl::OkStatus();
   const std::string id = absl::StrCat("whd_", RandomHex(8));
   nlohmann::json body = {{"delivery_id", id},
-                         {"type", EventTypeName(type)},
+                         {"type", WebhookEventTypeName(type)},
                          {"job_id", job_id},
                          {"sequence", e.sequence},
                          {"time_ms", e.time_ms},
