@@ -13,11 +13,13 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "evaluation/image_tensor.h"
+#include "evaluation/vae_round_trip.h"
 #include "worker/diffusion/io/model_loader.h"
 #include "worker/diffusion/io/safetensors.h"
 #include "worker/diffusion/torch_status.h"
@@ -139,10 +141,12 @@ absl::Status SaveAttributeClassifier(AttributeClassifier& model, const std::stri
                                      {{"format", "pt"}, {"model", "toy attribute classifier"}});
 }
 
-absl::StatusOr<Accuracy> HeldOutAccuracy(AttributeClassifier& model, int count) {
+absl::StatusOr<Accuracy> HeldOutAccuracy(AttributeClassifier& model, int count,
+                                         VaeRoundTrip* round_trip) {
   return GuardTorch("attribute classifier evaluation", [&]() -> absl::StatusOr<Accuracy> {
     at::NoGradGuard no_grad;
     model->eval();
+    at::Generator gen = at::detail::createCPUGenerator(kHeldOutDatasetSeed);
     Accuracy acc;
     int shape = 0, colour = 0, pattern = 0, background = 0, all = 0;
     for (int start = 0; start < count; start += 64) {
@@ -151,6 +155,7 @@ absl::StatusOr<Accuracy> HeldOutAccuracy(AttributeClassifier& model, int count) 
         seeds.push_back(world::SceneSeed(kHeldOutDatasetSeed, i));
       }
       ASSIGN_OR_RETURN(auto batch, RenderBatch(seeds));
+      if (round_trip != nullptr) batch.first = (*round_trip)(batch.first, gen);
       AttributeClassifierImpl::Output out = model->forward(batch.first);
       at::Tensor s = out.shape.argmax(1), c = out.colour.argmax(1), p = out.pattern.argmax(1),
                  g = out.background.argmax(1);
@@ -187,7 +192,17 @@ absl::StatusOr<Accuracy> TrainAttributeClassifier(
     return absl::InvalidArgumentError(
         "steps, batch_size and held_out_count must be >= 1 and learning_rate > 0");
   }
+  if (!options.round_trip_model.empty() &&
+      (options.round_trip_per_batch < 0 || options.round_trip_per_batch > options.batch_size)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "round_trip_per_batch must be in [0, batch_size], got ", options.round_trip_per_batch));
+  }
   if (options.num_threads > 0) at::set_num_threads(options.num_threads);
+  std::optional<VaeRoundTrip> round_trip;
+  if (!options.round_trip_model.empty()) {
+    ASSIGN_OR_RETURN(round_trip,
+                     VaeRoundTrip::Load(options.round_trip_model, options.round_trip_max_noise));
+  }
   at::manual_seed(options.seed);  // the initial weights
   AttributeClassifier model;
   if (!options.init_path.empty()) {
@@ -207,7 +222,12 @@ absl::StatusOr<Accuracy> TrainAttributeClassifier(
       }
       ASSIGN_OR_RETURN(auto batch, RenderBatch(seeds));
       at::Generator gen = at::detail::createCPUGenerator(options.seed * 7919 + step);
-      at::Tensor x = Augment(batch.first, gen);
+      at::Tensor x = batch.first;
+      if (round_trip.has_value() && options.round_trip_per_batch > 0) {
+        const int64_t k = options.round_trip_per_batch;
+        x = at::cat({(*round_trip)(x.slice(0, 0, k), gen), x.slice(0, k)});
+      }
+      x = Augment(x, gen);
       AttributeClassifierImpl::Output out = model->forward(x);
       at::Tensor loss =
           CrossEntropy(out.shape, LabelTensor(batch.second, &Attributes::shape)) +

@@ -67,9 +67,13 @@ struct Accuracy {
   int count = 0;
 };
 
+class VaeRoundTrip;
+
 // The fixed held-out set: `count` renders drawn from seeds no training step uses (the subject
-// included as chance has it), unaugmented.
-absl::StatusOr<Accuracy> HeldOutAccuracy(AttributeClassifier& model, int count);
+// included as chance has it), unaugmented; with `round_trip`, each render is passed through it
+// first (its noise from a fixed seed), which measures how the classifier reads generated images.
+absl::StatusOr<Accuracy> HeldOutAccuracy(AttributeClassifier& model, int count,
+                                         VaeRoundTrip* round_trip = nullptr);
 
 struct ClassifierTrainOptions {
   std::string out_path;   // safetensors file written at the end
@@ -80,6 +84,12 @@ struct ClassifierTrainOptions {
   uint64_t seed = 1;
   int num_threads = 0;
   int held_out_count = 2000;
+  // When set ("toy" or a model folder): `round_trip_per_batch` images of every batch go through
+  // that model's VAE with latent noise up to `round_trip_max_noise` (vae_round_trip.h) before the
+  // usual augmentation, so the classifier learns to read decoded, slightly-off latents.
+  std::string round_trip_model;
+  int round_trip_per_batch = 16;
+  double round_trip_max_noise = 0.3;
 };
 
 struct ClassifierTrainProgress {

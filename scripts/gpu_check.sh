@@ -45,22 +45,8 @@ while [[ $# -gt 0 ]]; do
     *) echo "gpu_check.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-if [[ -z "$PY" ]]; then
-  if python3 -c 'import torch' 2>/dev/null; then PY="$(command -v python3)";
-  else PY="$ROOT/.deps/venv/bin/python3"; fi
-fi
-if [[ -z "$DEPS" && -d .gpu-deps/debs ]]; then
-  DEPS="$ROOT/.gpu-deps/root"
-  if [[ ! -d "$DEPS" ]]; then
-    mkdir -p "$DEPS"
-    for deb in .gpu-deps/debs/*.deb; do dpkg-deb -x "$deb" "$DEPS"; done
-    # Absolute links (libz.so -> /lib/.../libz.so.1.2.13) point into the unpacked tree instead.
-    find "$DEPS" -type l | while read -r link; do
-      target="$(readlink "$link")"
-      if [[ "$target" == /* && -e "$DEPS$target" ]]; then ln -sfn "$DEPS$target" "$link"; fi
-    done
-  fi
-fi
+# shellcheck source=scripts/gpu_build_env.sh
+source scripts/gpu_build_env.sh
 mkdir -p "$(dirname "$RESULTS")"
 : >"$RESULTS"
 FAILED=0
@@ -82,16 +68,7 @@ log "host: $(uname -sr), $(nproc) cores; python: $PY"
 "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count())' 2>&1 | tee -a "$RESULTS"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$RESULTS"
 
-CMAKE_ARGS=(-S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDB_BUILD_SERVICE=OFF
-            -DDB_BUILD_BENCH=OFF -DDB_TORCH_PYTHON="$PY")
-if [[ -n "$DEPS" ]]; then
-  LIBDIR="$DEPS/usr/lib/x86_64-linux-gnu"
-  CMAKE_ARGS+=(-DCMAKE_PREFIX_PATH="$DEPS/usr;$LIBDIR/cmake" -DCMAKE_INCLUDE_PATH="$DEPS/usr/include"
-               -DCMAKE_LIBRARY_PATH="$LIBDIR" -DICU_ROOT="$DEPS/usr" -DOPENSSL_ROOT_DIR="$DEPS/usr")
-  export LD_LIBRARY_PATH="$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  export PKG_CONFIG_SYSROOT_DIR="$DEPS" PKG_CONFIG_LIBDIR="$LIBDIR/pkgconfig:$DEPS/usr/share/pkgconfig"
-fi
-step configure cmake "${CMAKE_ARGS[@]}"
+step configure cmake "${GPU_CMAKE_ARGS[@]}"
 TEST_TARGETS=(diffusion_device_test diffusion_cuda_graph_unet_test)
 for t in tests/kernels/*_test.cc; do [[ -e "$t" ]] && TEST_TARGETS+=("kernels_$(basename "$t" .cc)"); done
 step build cmake --build "$BUILD" -j "$JOBS" --target dbtool "${TEST_TARGETS[@]}"

@@ -13,10 +13,18 @@
 #   UNET_STEPS        UNet + text-encoder steps (default 3000, batch 32)
 #   PRETRAIN_THREADS  CPU threads (default: all cores)
 #   PRETRAIN_DEVICE   cpu | cuda (default cpu)
+#   PRETRAIN_BATCH    UNet-stage batch size (default 32)
+#   PRETRAIN_LR       UNet-stage peak learning rate (default 5e-4)
+#   PRETRAIN_EMA      EMA decay of the exported UNet weights (default 0.999)
+#   PRETRAIN_WARMUP   UNet-stage warmup steps (default 200, at most a tenth of the steps)
+#   PRETRAIN_INIT     a trained toy model (diffusers folder, fp32) to continue from: skips the
+#                     init and VAE stages and trains its UNet and text encoder on a new schedule
+#   PRETRAIN_DEST     where the fp16 export goes (default assets/models/toy)
+#   PRETRAIN_DBTOOL   the dbtool binary (default build/tools/dbtool)
 #   --export-only     only export the newest checkpoint of the UNet stage (e.g. mid-run)
 set -euo pipefail
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 cd "$(dirname "$0")/.."
@@ -31,14 +39,19 @@ for arg in "$@"; do
   esac
 done
 [[ $BUILD == 1 ]] && bash scripts/build.sh dbtool
-DBTOOL="$ROOT/build/tools/dbtool"
+DBTOOL="${PRETRAIN_DBTOOL:-$ROOT/build/tools/dbtool}"
 WORK="${PRETRAIN_DIR:-$ROOT/.deps/toy-pretrain}"
 IMAGES="${PRETRAIN_IMAGES:-20000}"
 VAE_STEPS="${VAE_STEPS:-4000}"
 UNET_STEPS="${UNET_STEPS:-3000}"
 THREADS="${PRETRAIN_THREADS:-$(nproc)}"
 DEVICE="${PRETRAIN_DEVICE:-cpu}"
-DEST="$ROOT/assets/models/toy"
+BATCH="${PRETRAIN_BATCH:-32}"
+LR="${PRETRAIN_LR:-5e-4}"
+EMA="${PRETRAIN_EMA:-0.999}"
+WARMUP="${PRETRAIN_WARMUP:-$((UNET_STEPS / 10 < 200 ? UNET_STEPS / 10 : 200))}"
+INIT="${PRETRAIN_INIT:-}"
+DEST="${PRETRAIN_DEST:-$ROOT/assets/models/toy}"
 mkdir -p "$WORK"
 
 if [[ $EXPORT_ONLY == 0 ]]; then
@@ -48,6 +61,12 @@ if [[ $EXPORT_ONLY == 0 ]]; then
     "$DBTOOL" render --out "$WORK/data" --count "$IMAGES" --seed 1 --subject exclude \
       --captions random
     touch "$WORK/data/.complete"
+  fi
+  if [[ -n "$INIT" && ! -f "$WORK/model/model_index.json" ]]; then
+    [[ -f "$INIT/model_index.json" ]] || { echo "PRETRAIN_INIT: no model in $INIT" >&2; exit 2; }
+    echo "==> continuing from $INIT (no init or VAE stage)"
+    cp -r "$INIT" "$WORK/model.tmp" && mv "$WORK/model.tmp" "$WORK/model"
+    touch "$WORK/vae.complete"
   fi
   if [[ ! -f "$WORK/model/model_index.json" ]]; then
     echo "==> initialising the toy architecture in $WORK/model"
@@ -63,10 +82,10 @@ if [[ $EXPORT_ONLY == 0 ]]; then
   fi
   echo "==> training the UNet and text encoder, text-to-image ($UNET_STEPS steps)"
   "$DBTOOL" train --mode text-to-image --base-model "$WORK/model" --instance-dir "$WORK/data" \
-    --output "$WORK/t2i" --resume --resolution 64 --train-batch-size 32 \
-    --max-train-steps "$UNET_STEPS" --learning-rate 5e-4 --lr-scheduler cosine \
-    --lr-warmup-steps 200 --train-text-encoder --snr-gamma 5 --caption-dropout 0.1 \
-    --use-ema --ema-decay 0.999 --adam-weight-decay 0.01 --max-grad-norm 1 --seed 1 \
+    --output "$WORK/t2i" --resume --resolution 64 --train-batch-size "$BATCH" \
+    --max-train-steps "$UNET_STEPS" --learning-rate "$LR" --lr-scheduler cosine \
+    --lr-warmup-steps "$WARMUP" --train-text-encoder --snr-gamma 5 --caption-dropout 0.1 \
+    --use-ema --ema-decay "$EMA" --adam-weight-decay 0.01 --max-grad-norm 1 --seed 1 \
     --checkpointing-steps 250 --checkpoints-total-limit 1 --resume-states-to-keep 1 \
     --threads "$THREADS" --device "$DEVICE" | tee -a "$WORK/t2i.log"
 fi

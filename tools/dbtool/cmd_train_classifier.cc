@@ -8,6 +8,7 @@
 
 #include "common/cli_flags.h"
 #include "evaluation/attribute_classifier.h"
+#include "evaluation/vae_round_trip.h"
 #include "tools/dbtool/command_registry.h"
 #include "worker/diffusion/io/builtin_models.h"
 
@@ -17,9 +18,37 @@ namespace {
 std::atomic<bool> g_stop{false};
 void OnSignal(int) { g_stop.store(true); }
 
+void PrintAccuracy(const char* what, const evaluation::Accuracy& a) {
+  std::printf("%s on %d renders: shape %.4f colour %.4f pattern %.4f background %.4f all %.4f\n",
+              what, a.count, a.shape, a.colour, a.pattern, a.background, a.all);
+}
+
+// Held-out accuracy of the weights in `path` on renders passed through the VAE round trip.
+int PrintRoundTripAccuracy(const char* what, const std::string& path,
+                           const evaluation::ClassifierTrainOptions& o) {
+  absl::StatusOr<evaluation::AttributeClassifier> model = evaluation::LoadAttributeClassifier(path);
+  absl::StatusOr<evaluation::VaeRoundTrip> round_trip =
+      model.ok() ? evaluation::VaeRoundTrip::Load(o.round_trip_model, o.round_trip_max_noise)
+                 : absl::StatusOr<evaluation::VaeRoundTrip>(model.status());
+  absl::StatusOr<evaluation::Accuracy> acc =
+      round_trip.ok() ? evaluation::HeldOutAccuracy(*model, o.held_out_count, &*round_trip)
+                      : absl::StatusOr<evaluation::Accuracy>(round_trip.status());
+  if (!acc.ok()) {
+    std::fprintf(stderr, "dbtool train-classifier: %s\n", acc.status().ToString().c_str());
+    return 1;
+  }
+  PrintAccuracy(what, *acc);
+  return 0;
+}
+
 int RunTrainClassifier(const evaluation::ClassifierTrainOptions& o, int log_every) {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
+  if (!o.init_path.empty() && !o.round_trip_model.empty() &&
+      PrintRoundTripAccuracy("before: held-out accuracy through the VAE round trip", o.init_path,
+                             o) != 0) {
+    return 1;
+  }
   absl::StatusOr<evaluation::Accuracy> acc = evaluation::TrainAttributeClassifier(
       o, [log_every](const evaluation::ClassifierTrainProgress& p) {
         if (p.step % log_every == 0 || p.step == p.steps) {
@@ -33,11 +62,12 @@ int RunTrainClassifier(const evaluation::ClassifierTrainOptions& o, int log_ever
     std::fprintf(stderr, "dbtool train-classifier: %s\n", acc.status().ToString().c_str());
     return acc.status().code() == absl::StatusCode::kCancelled ? 130 : 1;
   }
-  std::printf(
-      "held-out accuracy on %d renders: shape %.4f colour %.4f pattern %.4f background %.4f "
-      "all %.4f; weights in %s\n",
-      acc->count, acc->shape, acc->colour, acc->pattern, acc->background, acc->all,
-      o.out_path.c_str());
+  PrintAccuracy("held-out accuracy", *acc);
+  if (!o.round_trip_model.empty() &&
+      PrintRoundTripAccuracy("held-out accuracy through the VAE round trip", o.out_path, o) != 0) {
+    return 1;
+  }
+  std::printf("weights in %s\n", o.out_path.c_str());
   return 0;
 }
 
@@ -54,6 +84,13 @@ Runner DeclareTrainClassifier(CLI::App& app) {
   cli::AddInt(app, "--held-out", &o->held_out_count, "held-out renders to measure accuracy on");
   cli::AddInt(app, "--threads", &o->num_threads, "CPU threads (0: LibTorch's default)");
   cli::AddInt(app, "--log-every", log_every.get(), "steps between progress lines");
+  cli::AddString(app, "--round-trip-model", &o->round_trip_model,
+                 "also train on renders passed through this model's VAE with latent noise "
+                 "(e.g. toy), and report the held-out accuracy on such images");
+  cli::AddInt(app, "--round-trip-per-batch", &o->round_trip_per_batch,
+              "images of each batch that take the VAE round trip");
+  cli::AddDouble(app, "--round-trip-noise", &o->round_trip_max_noise,
+                 "largest latent noise std of the round trip (scaled latent units)");
   return [o, log_every] { return RunTrainClassifier(*o, *log_every); };
 }
 

@@ -77,20 +77,13 @@ absl::Status SaveDiffusersFolder(const StableDiffusion& model, const std::string
 absl::Status ConvertModel(const std::string& src, const std::string& dst,
                           const SaveOptions& options) {
   if (src == dst) return absl::InvalidArgumentError("convert: source and destination are equal");
-  const bool src_is_folder = IsDirectory(src) || src == "tiny";
   ASSIGN_OR_RETURN(StableDiffusion model, LoadStableDiffusion(src));
-  // A .safetensors destination is a single file; anything else a diffusers folder (so a folder
-  // can be re-saved in another dtype, e.g. fp16 for shipping).
+  // A .safetensors destination is a single file; anything else a diffusers folder in the given
+  // dtype (e.g. fp16 for shipping, or fp32 from an fp16 folder).
   if (fs::path(dst).extension() == ".safetensors") {
     return loader_internal::WriteSingleFile(model, dst, options);
   }
-  if (!src_is_folder || options.dtype != at::kFloat || !options.variant.empty()) {
-    return SaveDiffusersFolder(model, dst, options);
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "convert: a folder converts to a single .safetensors file, or to a folder of another dtype "
-      "or variant (--dtype / --variant); got ",
-      dst));
+  return SaveDiffusersFolder(model, dst, options);
 }
 
 absl::Status SaveSingleFile(const StableDiffusion& model, const std::string& path,
