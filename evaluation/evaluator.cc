@@ -71,10 +71,17 @@ GroupScores ScoreGroup(const std::string& name, const std::vector<std::string>& 
     const PromptIntent intent = ParsePrompt(i < prompts.size() ? prompts[i] : "");
     const int requested = intent.requested();
     int present = 0;
-    present += intent.shape && *intent.shape == v.predicted.shape;
-    present += intent.colour && *intent.colour == v.predicted.colour;
-    present += intent.pattern && *intent.pattern == v.predicted.pattern;
-    present += intent.background && *intent.background == v.predicted.background;
+    auto check = [&present](const auto& asked, int predicted, AttributeHits& hits) {
+      if (!asked) return;
+      ++hits.asked;
+      const bool hit = *asked == predicted;
+      hits.present += hit;
+      present += hit;
+    };
+    check(intent.shape, v.predicted.shape, s.shape_hits);
+    check(intent.colour, v.predicted.colour, s.colour_hits);
+    check(intent.pattern, v.predicted.pattern, s.pattern_hits);
+    check(intent.background, v.predicted.background, s.background_hits);
     s.requested += requested;
     fidelity += requested > 0 ? static_cast<double>(present) / requested : 1.0;
     all += present == requested;

@@ -30,6 +30,12 @@ absl::StatusOr<std::vector<ImageVerdict>> Classify(AttributeClassifier& model,
 // images). Errors name the file.
 absl::StatusOr<at::Tensor> LoadImages(const std::vector<std::string>& paths);
 
+// How often the images asked for one attribute (shape, colour, ...) show what was asked.
+struct AttributeHits {
+  int asked = 0;
+  int present = 0;
+};
+
 // The scores of a group of generated images (e.g. the samples of one prompt).
 struct GroupScores {
   std::string name;
@@ -42,6 +48,7 @@ struct GroupScores {
   double instance_similarity = 0;  // mean feature cosine similarity to the instances (0: none)
   double diversity = 0;            // mean pairwise feature distance
   std::vector<int> shapes, colours, patterns, backgrounds;  // predicted labels
+  AttributeHits shape_hits, colour_hits, pattern_hits, background_hits;
 };
 
 // Scores `images`, image i generated from prompts[i] (same sizes), against `instances` (may be

@@ -124,6 +124,10 @@ nlohmann::json Histogram(const std::vector<int>& labels, absl::Span<const std::s
   return counts;
 }
 
+nlohmann::json HitsJson(const AttributeHits& h) {
+  return {{"asked", h.asked}, {"present", h.present}};
+}
+
 nlohmann::json GroupJson(const GroupScores& g) {
   return {{"name", g.name},
           {"prompt", g.prompt},
@@ -133,6 +137,11 @@ nlohmann::json GroupJson(const GroupScores& g) {
           {"subject_rate", g.subject_rate},
           {"instance_similarity", g.instance_similarity},
           {"diversity", g.diversity},
+          {"asked_present",
+           {{"shape", HitsJson(g.shape_hits)},
+            {"colour", HitsJson(g.colour_hits)},
+            {"pattern", HitsJson(g.pattern_hits)},
+            {"background", HitsJson(g.background_hits)}}},
           {"predicted",
            {{"shape", Histogram(g.shapes, world::ShapeNames())},
             {"colour", Histogram(g.colours, world::ColourNames())},
@@ -245,6 +254,15 @@ std::string ReportTable(const EvalReport& r) {
   for (const GroupScores& g : r.groups) row(g);
   if (r.reference_subject) row(*r.reference_subject);
   if (r.reference_class) row(*r.reference_class);
+  absl::StrAppend(&out, "asked-for attributes present (present/asked):\n");
+  auto hits = [](const char* name, const AttributeHits& h) {
+    return h.asked > 0 ? absl::StrFormat(" %s %d/%d", name, h.present, h.asked) : std::string();
+  };
+  for (const GroupScores& g : r.groups) {
+    absl::StrAppend(&out, absl::StrFormat("  %-18s", g.name.substr(0, 18)),
+                    hits("shape", g.shape_hits), hits("colour", g.colour_hits),
+                    hits("pattern", g.pattern_hits), hits("background", g.background_hits), "\n");
+  }
   if (r.prior_drift) {
     absl::StrAppendFormat(&out, "class-prior drift KL(class || reference class) = %.4f nats\n",
                           *r.prior_drift);

@@ -26,6 +26,17 @@ def main():
     for g in base["groups"]:
         print(f"| {g['name']} | {g['count']} | {g['prompt_fidelity']:.3f} | "
               f"{g['all_present']:.3f} | {g['subject_rate']:.3f} |")
+    if a and "asked_present" in a:
+        print()
+        print("Base model, the attributes group per attribute (present / asked):\n")
+        print("| shape | colour | pattern | background |")
+        print("| --- | --- | --- | --- |")
+        cells = []
+        for k in ("shape", "colour", "pattern", "background"):
+            h = a["asked_present"][k]
+            rate = h["present"] / h["asked"] if h["asked"] else float("nan")
+            cells.append(f"{h['present']}/{h['asked']} = {rate:.3f}")
+        print("| " + " | ".join(cells) + " |")
     print()
     print("DreamBooth on the held-out subject (5 instance images, \"a photo of sks toy\"):\n")
     print("| prior | lr | steps | train s | subject | subject inst-sim | beach: subject+scene "

@@ -45,6 +45,13 @@ TEST(ScoreGroupTest, CountsAskedForAttributesSubjectAndSimilarity) {
   EXPECT_NEAR(s.subject_rate, 2.0 / 3, 1e-12);
   EXPECT_NEAR(s.instance_similarity, 2.0 / 3, 1e-12);  // cosines 1, 1, 0
   EXPECT_NEAR(s.diversity, (0.0 + 1.0 + 1.0) / 3, 1e-12);
+  // Per attribute: every image asked for all four; the misses are one colour and one place.
+  EXPECT_EQ(s.shape_hits.asked, 3);
+  EXPECT_EQ(s.shape_hits.present, 3);
+  EXPECT_EQ(s.colour_hits.present, 2);
+  EXPECT_EQ(s.pattern_hits.present, 3);
+  EXPECT_EQ(s.background_hits.asked, 3);
+  EXPECT_EQ(s.background_hits.present, 2);
 }
 
 TEST(ScoreGroupTest, MixedPromptsHaveNoCommonPromptAndUnaskedImagesScoreFull) {
@@ -57,6 +64,11 @@ TEST(ScoreGroupTest, MixedPromptsHaveNoCommonPromptAndUnaskedImagesScoreFull) {
   EXPECT_EQ(s.prompt, "");
   EXPECT_NEAR(s.prompt_fidelity, 1.0, 1e-12);  // 2/2 and nothing asked
   EXPECT_EQ(s.instance_similarity, 0.0);
+  EXPECT_EQ(s.shape_hits.asked, 1);  // only "a red star" asks for anything
+  EXPECT_EQ(s.shape_hits.present, 1);
+  EXPECT_EQ(s.colour_hits.asked, 1);
+  EXPECT_EQ(s.pattern_hits.asked, 0);
+  EXPECT_EQ(s.background_hits.asked, 0);
 }
 
 TEST(PriorDriftTest, IsZeroForEqualDistributionsAndSumsPerAttributeKl) {
