@@ -13,15 +13,16 @@
 # usage: scripts/gpu_pretrain_toy.sh [--device cuda|cpu] [--budget-s S] [--batch N] [--lr LR]
 #                                    [--images N] [--jobs N] [--out DIR]
 #   --device    where it trains (default cuda; cpu runs the same flow here, for a dry run)
-#   --budget-s  seconds of UNet training after the probe (default 240)
+#   --budget-s  seconds of UNet training after the probe (default 150: with the build, the
+#               rendering, the latent cache and the scoring, meant to fit a 10-minute call)
 #   --batch     batch size (default 256)
-#   --lr        peak learning rate (default 5e-4, 200 warmup steps, cosine decay)
+#   --lr        peak learning rate (default 5e-4, up to 200 warmup steps, cosine decay)
 #   --images    rendered training scenes (default 20000)
 #   --jobs      build parallelism (default: all cores)
 #   --out       where the results go (default $OUT, else ./toy-gpu-out)
 set -euo pipefail
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 cd "$(dirname "$0")/.."
@@ -41,7 +42,7 @@ if [[ "${1:-}" == "--install" ]]; then
 fi
 
 DEVICE=cuda
-BUDGET=240
+BUDGET=150
 BATCH=256
 LR=5e-4
 IMAGES=20000
