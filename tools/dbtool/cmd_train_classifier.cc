@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/cli_flags.h"
+#include "common/status_macros.h"
 #include "evaluation/attribute_classifier.h"
 #include "evaluation/vae_round_trip.h"
 #include "tools/dbtool/command_registry.h"
@@ -24,15 +25,18 @@ void PrintAccuracy(const char* what, const evaluation::Accuracy& a) {
 }
 
 // Held-out accuracy of the weights in `path` on renders passed through the VAE round trip.
+absl::StatusOr<evaluation::Accuracy> RoundTripAccuracy(
+    const std::string& path, const evaluation::ClassifierTrainOptions& o) {
+  ASSIGN_OR_RETURN(evaluation::AttributeClassifier model,
+                   evaluation::LoadAttributeClassifier(path));
+  ASSIGN_OR_RETURN(evaluation::VaeRoundTrip round_trip,
+                   evaluation::VaeRoundTrip::Load(o.round_trip_model, o.round_trip_max_noise));
+  return evaluation::HeldOutAccuracy(model, o.held_out_count, &round_trip);
+}
+
 int PrintRoundTripAccuracy(const char* what, const std::string& path,
                            const evaluation::ClassifierTrainOptions& o) {
-  absl::StatusOr<evaluation::AttributeClassifier> model = evaluation::LoadAttributeClassifier(path);
-  absl::StatusOr<evaluation::VaeRoundTrip> round_trip =
-      model.ok() ? evaluation::VaeRoundTrip::Load(o.round_trip_model, o.round_trip_max_noise)
-                 : absl::StatusOr<evaluation::VaeRoundTrip>(model.status());
-  absl::StatusOr<evaluation::Accuracy> acc =
-      round_trip.ok() ? evaluation::HeldOutAccuracy(*model, o.held_out_count, &*round_trip)
-                      : absl::StatusOr<evaluation::Accuracy>(round_trip.status());
+  absl::StatusOr<evaluation::Accuracy> acc = RoundTripAccuracy(path, o);
   if (!acc.ok()) {
     std::fprintf(stderr, "dbtool train-classifier: %s\n", acc.status().ToString().c_str());
     return 1;
