@@ -259,9 +259,9 @@ std::string ReportTable(const EvalReport& r) {
     return h.asked > 0 ? absl::StrFormat(" %s %d/%d", name, h.present, h.asked) : std::string();
   };
   for (const GroupScores& g : r.groups) {
-    absl::StrAppend(&out, absl::StrFormat("  %-18s", g.name.substr(0, 18)),
-                    hits("shape", g.shape_hits), hits("colour", g.colour_hits),
-                    hits("pattern", g.pattern_hits), hits("background", g.background_hits), "\n");
+    absl::StrAppend(&out, "  ", g.name, ":", hits("shape", g.shape_hits),
+                    hits("colour", g.colour_hits), hits("pattern", g.pattern_hits),
+                    hits("background", g.background_hits), "\n");
   }
   if (r.prior_drift) {
     absl::StrAppendFormat(&out, "class-prior drift KL(class || reference class) = %.4f nats\n",
