@@ -24,6 +24,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Added to the class group's seeds for the reference's reseeded class samples (the drift floor);
+// far above the seeds any group uses.
+constexpr uint64_t kFloorSeedOffset = 500000;
 // Dataset seed of the attribute prompts' scenes.
 constexpr uint64_t kAttributePromptSeed = 0x617474726962ULL;  // "attrib"
 constexpr int kSampleBatch = 16;
@@ -192,6 +195,15 @@ absl::StatusOr<EvalReport> EvaluateModel(const ModelEvalOptions& o) {
       GroupScores scores =
           ScoreGroup("reference " + suite[g].name, suite[g].prompts, verdicts, instances);
       (suite[g].name == "class" ? report.reference_class : report.reference_subject) = scores;
+      if (suite[g].name == "class") {
+        ASSIGN_OR_RETURN(at::Tensor reseeded, Sample(reference, suite[g].prompts, o,
+                                                     o.seed + 1000 * g + kFloorSeedOffset));
+        ASSIGN_OR_RETURN(std::vector<ImageVerdict> floor_verdicts,
+                         Classify(classifier, reseeded.cpu()));
+        report.prior_drift_floor = PriorDrift(
+            ScoreGroup("reference class, reseeded", suite[g].prompts, floor_verdicts, instances),
+            scores);
+      }
     }
   }
   if (const GroupScores* c = FindGroup(report, "class")) {
@@ -239,6 +251,7 @@ nlohmann::json ReportJson(const EvalReport& r) {
   if (r.reference_class) j["reference_class"] = GroupJson(*r.reference_class);
   if (r.reference_subject) j["reference_subject"] = GroupJson(*r.reference_subject);
   if (r.prior_drift) j["prior_drift_kl"] = *r.prior_drift;
+  if (r.prior_drift_floor) j["prior_drift_floor_kl"] = *r.prior_drift_floor;
   if (r.subject_leak) j["subject_leak"] = *r.subject_leak;
   return j;
 }
@@ -259,6 +272,7 @@ std::string ReportTable(const EvalReport& r) {
     return h.asked > 0 ? absl::StrFormat(" %s %d/%d", name, h.present, h.asked) : std::string();
   };
   for (const GroupScores& g : r.groups) {
+    if (g.requested == 0) continue;
     absl::StrAppend(&out, "  ", g.name, ":", hits("shape", g.shape_hits),
                     hits("colour", g.colour_hits), hits("pattern", g.pattern_hits),
                     hits("background", g.background_hits), "\n");
@@ -266,6 +280,12 @@ std::string ReportTable(const EvalReport& r) {
   if (r.prior_drift) {
     absl::StrAppendFormat(&out, "class-prior drift KL(class || reference class) = %.4f nats\n",
                           *r.prior_drift);
+  }
+  if (r.prior_drift_floor) {
+    absl::StrAppendFormat(&out,
+                          "drift floor KL(reference class, other seeds || reference class) = %.4f "
+                          "nats\n",
+                          *r.prior_drift_floor);
   }
   if (r.subject_leak) {
     absl::StrAppendFormat(&out, "subject leak (class samples that are the subject) = %.3f\n",

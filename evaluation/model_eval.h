@@ -43,6 +43,9 @@ struct EvalReport {
   std::optional<GroupScores> reference_class;
   std::optional<GroupScores> reference_subject;
   std::optional<double> prior_drift;
+  // The drift estimate's noise at this sample count: the reference's class samples drawn with
+  // other seeds, against its class samples above (no fine-tuning, so only sampling differs).
+  std::optional<double> prior_drift_floor;
   std::optional<double> subject_leak;  // share of class samples classified as the subject
 };
 

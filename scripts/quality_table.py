@@ -16,6 +16,12 @@ def group(report, name):
     return None
 
 
+def floor(report):
+    """' (floor F)' after a drift when the report has its noise floor (newer dbtool eval)."""
+    f = report.get("prior_drift_floor_kl")
+    return "" if f is None else f" (floor {f:.3f})"
+
+
 def main():
     w = sys.argv[1]
     base = json.load(open(os.path.join(w, "base.json")))
@@ -59,7 +65,8 @@ def main():
         print(f"| {'yes' if prior else 'no'} | {lr:g} | {steps} | {t.get('train_seconds', '')} | "
               f"{s['subject_rate']:.3f} | {s['instance_similarity']:.3f} | "
               f"{b['all_present']:.3f} | {n['all_present']:.3f} | "
-              f"{r.get('prior_drift_kl', float('nan')):.3f} | {r.get('subject_leak', 0):.3f} | "
+              f"{r.get('prior_drift_kl', float('nan')):.3f}{floor(r)} | "
+              f"{r.get('subject_leak', 0):.3f} | "
               f"{c['diversity']:.3f} | {at['prompt_fidelity'] if at else float('nan'):.3f} |")
     return 0
 

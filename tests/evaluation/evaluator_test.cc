@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
+#include <string>
 
 #include "evaluation/metrics.h"
+#include "evaluation/model_eval.h"
 #include "world/subject.h"
 #include "world/vocabulary.h"
 
@@ -69,6 +72,36 @@ TEST(ScoreGroupTest, MixedPromptsHaveNoCommonPromptAndUnaskedImagesScoreFull) {
   EXPECT_EQ(s.colour_hits.asked, 1);
   EXPECT_EQ(s.pattern_hits.asked, 0);
   EXPECT_EQ(s.background_hits.asked, 0);
+}
+
+TEST(ReportTest, NamesPerAttributeHitsAndTheDriftFloor) {
+  EvalReport r;
+  GroupScores asked;
+  asked.name = "a photo of sks toy on a beach";
+  asked.count = 2;
+  asked.requested = 8;
+  asked.shape_hits = {2, 1};
+  asked.colour_hits = {2, 2};
+  asked.pattern_hits = {2, 0};
+  asked.background_hits = {2, 1};
+  GroupScores unasked;
+  unasked.name = "class";
+  unasked.count = 2;
+  r.groups = {asked, unasked};
+  r.prior_drift = 0.25;
+  r.prior_drift_floor = 0.5;
+  const std::string table = ReportTable(r);
+  EXPECT_NE(table.find("  a photo of sks toy on a beach: shape 1/2 colour 2/2 pattern 0/2 "
+                       "background 1/2\n"),
+            std::string::npos)
+      << table;
+  EXPECT_EQ(table.find("  class:"), std::string::npos) << table;  // asked for nothing
+  EXPECT_NE(table.find("other seeds || reference class) = 0.5000 nats"), std::string::npos)
+      << table;
+  const nlohmann::json j = ReportJson(r);
+  EXPECT_EQ(j["prior_drift_floor_kl"].get<double>(), 0.5);
+  EXPECT_EQ(j["groups"][0]["asked_present"]["pattern"]["asked"].get<int>(), 2);
+  EXPECT_EQ(j["groups"][0]["asked_present"]["colour"]["present"].get<int>(), 2);
 }
 
 TEST(PriorDriftTest, IsZeroForEqualDistributionsAndSumsPerAttributeKl) {
