@@ -1,5 +1,6 @@
 #include "evaluation/model_eval.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -267,7 +268,10 @@ std::string ReportTable(const EvalReport& r) {
   for (const GroupScores& g : r.groups) row(g);
   if (r.reference_subject) row(*r.reference_subject);
   if (r.reference_class) row(*r.reference_class);
-  absl::StrAppend(&out, "asked-for attributes present (present/asked):\n");
+  if (std::any_of(r.groups.begin(), r.groups.end(),
+                  [](const GroupScores& g) { return g.requested > 0; })) {
+    absl::StrAppend(&out, "asked-for attributes present (present/asked):\n");
+  }
   auto hits = [](const char* name, const AttributeHits& h) {
     return h.asked > 0 ? absl::StrFormat(" %s %d/%d", name, h.present, h.asked) : std::string();
   };

@@ -96,6 +96,9 @@ TEST(ReportTest, NamesPerAttributeHitsAndTheDriftFloor) {
             std::string::npos)
       << table;
   EXPECT_EQ(table.find("  class:"), std::string::npos) << table;  // asked for nothing
+  EvalReport nothing_asked;
+  nothing_asked.groups = {unasked};
+  EXPECT_EQ(ReportTable(nothing_asked).find("asked-for"), std::string::npos);
   EXPECT_NE(table.find("other seeds || reference class) = 0.5000 nats"), std::string::npos)
       << table;
   const nlohmann::json j = ReportJson(r);
