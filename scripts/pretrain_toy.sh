@@ -17,7 +17,7 @@
 #   PRETRAIN_LR       UNet-stage peak learning rate (default 5e-4)
 #   PRETRAIN_EMA      EMA decay of the exported UNet weights (default 0.999)
 #   PRETRAIN_WARMUP   UNet-stage warmup steps (default 200, at most a tenth of the steps)
-#   PRETRAIN_INIT     a trained toy model (diffusers folder, fp32) to continue from: skips the
+#   PRETRAIN_INIT     a trained toy model (diffusers folder) to continue from: skips the
 #                     init and VAE stages and trains its UNet and text encoder on a new schedule
 #   PRETRAIN_DEST     where the fp16 export goes (default assets/models/toy)
 #   PRETRAIN_DBTOOL   the dbtool binary (default build/tools/dbtool)

@@ -1,6 +1,6 @@
 // Model loading, saving and conversion: the tiny-a fixture folder, the built-in tiny model,
 // diffusers folder <-> single file round trips with identical tensors and digests, fp16 variants,
-// and broken model folders / files that must give clear errors.
+// fp16 -> fp32 folders, and broken model folders / files that must give clear errors.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -88,6 +88,26 @@ TEST(ModelLoaderTest, FolderSingleFileFolderRoundTripIsExact) {
   ASSERT_TRUE(vae.ok() && vae0.ok());
   ASSERT_EQ(vae->size(), vae0->size());
   for (const auto& [name, tensor] : *vae0) EXPECT_TRUE(at::equal(vae->at(name), tensor)) << name;
+}
+
+TEST(ModelLoaderTest, AnFp16FolderConvertsToAnFp32Folder) {
+  TempDir dir;
+  SaveOptions fp16;
+  fp16.dtype = at::kHalf;
+  ASSERT_TRUE(ConvertModel(TinyA(), dir.Join("half"), fp16).ok());
+  absl::Status up = ConvertModel(dir.Join("half"), dir.Join("full"));
+  ASSERT_TRUE(up.ok()) << up;
+  absl::StatusOr<TensorMap> unet =
+      ReadSafetensors(dir.Join("full/unet/diffusion_pytorch_model.safetensors"));
+  ASSERT_TRUE(unet.ok()) << unet.status();
+  for (const auto& [name, tensor] : *unet) EXPECT_EQ(tensor.scalar_type(), at::kFloat) << name;
+  // Both load as float32; the fp32 folder holds exactly the fp16 folder's values.
+  absl::StatusOr<StableDiffusion> half = LoadStableDiffusion(dir.Join("half"));
+  absl::StatusOr<StableDiffusion> full = LoadStableDiffusion(dir.Join("full"));
+  ASSERT_TRUE(half.ok() && full.ok());
+  ExpectSameWeights(*half->unet, *full->unet, "unet");
+  ExpectSameWeights(*half->text_encoder, *full->text_encoder, "text_encoder");
+  ExpectSameWeights(*half->vae, *full->vae, "vae");
 }
 
 TEST(ModelLoaderTest, BuiltInTinyModelIsDeterministic) {
